@@ -1,0 +1,46 @@
+# Two commands matter: `make run` and `make test`. Both set up what is missing first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: setup run test lint gen check-gen bench migrate
+
+$(VENV)/.installed: pyproject.toml gen/python/pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e gen/python -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+## Start user_svc, order_svc and the gateway on SQLite under ./data; Ctrl-C stops all.
+run: setup
+	$(PY) -m tools.run
+
+## Lint, type-check and every test (PostgreSQL tests run when TEST_DATABASE_URL is set).
+test: setup lint
+	$(PY) -m pytest
+
+lint: setup
+	ruff check .
+	ruff format --check .
+	mypy
+	buf lint
+
+## Regenerate the stubs in gen/ from protos/.
+gen: setup
+	$(PY) tools/gen.py
+
+## Fail if the committed stubs differ from what `make gen` writes.
+check-gen: gen
+	@git diff --exit-code --stat -- gen/ && test -z "$$(git status --porcelain -- gen/)" \
+	  || { echo "gen/ is stale: run 'make gen' and commit"; exit 1; }
+
+## Apply schema migrations to the configured databases (also done at start-up).
+migrate: setup
+	$(PY) -m user_svc migrate
+	$(PY) -m order_svc migrate
+
+## Throughput and latency of the running system (not a test).
+bench: setup
+	$(PY) -m tools.bench
