@@ -1,0 +1,1 @@
+"""What every service needs once: config helpers, the server bootstrap, storage, errors."""

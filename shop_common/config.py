@@ -1,0 +1,79 @@
+"""Reading configuration from the environment: once, at start-up, into frozen objects.
+
+Each service defines its own settings dataclass with a `from_env` built on these
+helpers; nothing else in the code base reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class ConfigError(ValueError):
+    """A setting is present but unusable; the message names the variable."""
+
+
+def text(env: Mapping[str, str], name: str, default: str) -> str:
+    return env.get(name, "").strip() or default
+
+
+def optional(env: Mapping[str, str], name: str) -> str | None:
+    return env.get(name, "").strip() or None
+
+
+def number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def address(env: Mapping[str, str], name: str, default: str) -> str:
+    """A `host:port` (port 0 picks a free one)."""
+    value = text(env, name, default)
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"{name}={value!r} is not host:port")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Common:
+    """Settings every service shares."""
+
+    data_dir: pathlib.Path
+    log_level: str
+    grace_seconds: float
+    """How long in-flight calls may run on after SIGTERM."""
+    drain_seconds: float
+    """How long a stopping service reports NOT_SERVING before it stops accepting calls."""
+    page_token_key: str | None
+    """Hex key that signs page tokens; set it when several replicas serve one database."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Common:
+        key = optional(env, "SHOP_PAGE_TOKEN_KEY")
+        if key is not None:
+            try:
+                if len(bytes.fromhex(key)) < 16:
+                    raise ValueError
+            except ValueError:
+                raise ConfigError("SHOP_PAGE_TOKEN_KEY must be at least 32 hex digits") from None
+        return cls(
+            data_dir=pathlib.Path(text(env, "SHOP_DATA_DIR", "data")),
+            log_level=text(env, "SHOP_LOG_LEVEL", "INFO").upper(),
+            grace_seconds=number(env, "SHOP_GRACE_SECONDS", 5.0),
+            drain_seconds=number(env, "SHOP_DRAIN_SECONDS", 0.0),
+            page_token_key=key,
+        )
+
+    def sqlite_url(self, service: str) -> str:
+        return f"sqlite:///{self.data_dir / f'{service}.db'}"

@@ -1,0 +1,99 @@
+"""Idempotency keys (`request_id`): a repeated request returns the first result.
+
+Checked and recorded inside the write transaction that performs the request, so a
+retry racing the original cannot create twice. The same key with a different
+request is INVALID_ARGUMENT. Keys are kept for `RETENTION_SECONDS` at least.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shop_common.errors import FieldViolation, InvalidArgument
+
+RETENTION_SECONDS = 48 * 3600
+MAX_REQUEST_ID_LENGTH = 128
+
+
+def idempotency_table(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "idempotency_keys",
+        metadata,
+        sa.Column("scope", sa.String(64), primary_key=True),
+        sa.Column("request_id", sa.String(MAX_REQUEST_ID_LENGTH), primary_key=True),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("response", sa.Text, nullable=False),
+        sa.Column("create_time_us", sa.BigInteger, nullable=False, index=True),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyKey:
+    scope: str
+    """The operation, e.g. `CreateUser`: keys of different operations never collide."""
+    request_id: str
+    fingerprint: str
+    """A digest of the request without its request_id."""
+
+    @classmethod
+    def of(cls, scope: str, request_id: str, canonical_request: bytes) -> IdempotencyKey | None:
+        if not request_id:
+            return None
+        if len(request_id) > MAX_REQUEST_ID_LENGTH or not request_id.isprintable():
+            raise InvalidArgument.of(
+                FieldViolation(
+                    "request_id", f"must be at most {MAX_REQUEST_ID_LENGTH} printable characters"
+                )
+            )
+        return cls(scope, request_id, hashlib.sha256(canonical_request).hexdigest())
+
+
+class IdempotencyStore:
+    def __init__(self, table: sa.Table) -> None:
+        self._table = table
+
+    async def recall(self, conn: AsyncConnection, key: IdempotencyKey) -> str | None:
+        """The stored response of an earlier identical request, or None."""
+        t = self._table
+        row = (
+            await conn.execute(
+                sa.select(t.c.fingerprint, t.c.response).where(
+                    t.c.scope == key.scope, t.c.request_id == key.request_id
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        if row.fingerprint != key.fingerprint:
+            raise InvalidArgument.of(
+                FieldViolation(
+                    "request_id", "was already used with a different request", "REQUEST_ID_REUSED"
+                ),
+                reason="REQUEST_ID_REUSED",
+            )
+        return str(row.response)
+
+    async def remember(
+        self, conn: AsyncConnection, key: IdempotencyKey, response: str, now_us: int
+    ) -> None:
+        await conn.execute(
+            self._table.insert().values(
+                scope=key.scope,
+                request_id=key.request_id,
+                fingerprint=key.fingerprint,
+                response=response,
+                create_time_us=now_us,
+            )
+        )
+
+    async def expire(self, conn: AsyncConnection, now_us: int) -> int:
+        """Deletes keys older than the retention; returns how many."""
+        cutoff = now_us - RETENTION_SECONDS * 1_000_000
+        result = await conn.execute(
+            sa.delete(self._table).where(self._table.c.create_time_us < cutoff)
+        )
+        return int(result.rowcount)

@@ -1,0 +1,111 @@
+"""The boundary every call crosses: who is calling, and errors → statuses.
+
+One server interceptor wraps each method handler once (cached per method) so that
+handlers run with the caller in `identity.current_caller()` and may raise domain
+errors; the table in `grpc_errors` turns those into statuses with details.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, cast
+
+import grpc
+
+from shop_common import identity
+from shop_common.errors import DomainError
+from shop_common.grpc_errors import internal_status, status_for
+
+log = logging.getLogger(__name__)
+
+Unary = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+Streaming = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
+
+
+async def _abort_for(error: Exception, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    # grpc-stubs lacks the aio context's abort_with_status; it exists since grpcio 1.38.
+    abort = cast(Any, context).abort_with_status
+    if isinstance(error, DomainError):
+        await abort(status_for(error))
+    log.exception("unhandled error in %s", type(error).__name__, exc_info=error)
+    await abort(internal_status())
+
+
+def _unary(behavior: Unary) -> Unary:
+    async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            token = identity.set_caller(identity.authenticate(context.invocation_metadata() or ()))
+        except DomainError as error:
+            await _abort_for(error, context)
+        try:
+            return await behavior(request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as error:
+            await _abort_for(error, context)
+        finally:
+            identity.reset_caller(token)
+
+    return handle
+
+
+def _streaming(behavior: Streaming) -> Streaming:
+    async def handle(
+        request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        try:
+            token = identity.set_caller(identity.authenticate(context.invocation_metadata() or ()))
+        except DomainError as error:
+            await _abort_for(error, context)
+        try:
+            async for response in behavior(request, context):
+                yield response
+        except grpc.aio.AbortError:
+            raise
+        except Exception as error:
+            await _abort_for(error, context)
+        finally:
+            identity.reset_caller(token)
+
+    return handle
+
+
+def _wrap(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+    if handler.request_streaming:
+        return handler  # no client-streaming RPC in the contracts yet
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(
+            _streaming(cast(Streaming, handler.unary_stream)),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    return grpc.unary_unary_rpc_method_handler(
+        _unary(cast(Unary, handler.unary_unary)),
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+class BoundaryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Applied to the application's services; health and reflection pass through."""
+
+    def __init__(self, service_names: frozenset[str]) -> None:
+        self._services = service_names
+        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any] | None] = {}
+
+    async def intercept_service(  # type: ignore[override]  # grpc-stubs omits the None
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        method = handler_call_details.method
+        if method in self._wrapped:
+            return self._wrapped[method]
+        handler = await continuation(handler_call_details)
+        if handler is None or method.split("/")[1] not in self._services:
+            return handler
+        wrapped = self._wrapped[method] = _wrap(handler)
+        return wrapped

@@ -1,0 +1,105 @@
+"""The server bootstrap every service shares: one grpc.aio server with health,
+reflection and the boundary interceptor; graceful stop on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from shop_common.interceptor import BoundaryInterceptor
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+SERVER_OPTIONS: Sequence[tuple[str, int]] = (
+    # A busy port must fail to bind, not be shared silently with another process.
+    ("grpc.so_reuseport", 0),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    # Long-lived streams (WatchUsers) keep their connections alive with client pings.
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.http2.max_ping_strikes", 2),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+)
+
+
+@dataclass
+class Service:
+    """One gRPC service of the application: its descriptor and how to add it."""
+
+    descriptor: ServiceDescriptor
+    register: Callable[[grpc.aio.Server], None]
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    health: Any  # grpc_health.v1.health.aio.HealthServicer (untyped package)
+    port: int
+    services: Sequence[Service]
+    on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def stop(self, *, grace: float, drain: float = 0.0) -> None:
+        """NOT_SERVING first, a moment for load balancers, then a graceful stop."""
+        await self.health.enter_graceful_shutdown()
+        if drain:
+            await asyncio.sleep(drain)
+        await self.server.stop(grace)
+        for hook in self.on_stop:
+            await hook()
+
+
+async def start(name: str, listen: str, services: Sequence[Service]) -> RunningServer:
+    """Starts serving `services` on `listen` (port 0 picks one) and logs where."""
+    names = frozenset(s.descriptor.full_name for s in services)
+    server = grpc.aio.server(
+        interceptors=[BoundaryInterceptor(names)], options=list(SERVER_OPTIONS)
+    )
+    for service in services:
+        service.register(server)
+    health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]  # stubs lag
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [
+            *sorted(names),
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
+        server,
+    )
+    port = server.add_insecure_port(listen)
+    if port == 0:
+        raise OSError(f"{name} could not bind {listen}")
+    await server.start()
+    serving = health_pb2.HealthCheckResponse.SERVING
+    await health_servicer.set("", serving)
+    for service_name in names:
+        await health_servicer.set(service_name, serving)
+    host = listen.rpartition(":")[0]
+    log.info("%s listening on %s:%d", name, host, port)
+    return RunningServer(server=server, health=health_servicer, port=port, services=services)
+
+
+async def serve_until_signal(running: RunningServer, *, grace: float, drain: float) -> None:
+    """Serves until SIGTERM or SIGINT, then stops gracefully."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    log.info("stopping: draining for %.1fs, then a %.1fs grace period", drain, grace)
+    await running.stop(grace=grace, drain=drain)
+    log.info("stopped")

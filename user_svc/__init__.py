@@ -1,0 +1,1 @@
+"""The user service: users, and the change feed other services follow."""

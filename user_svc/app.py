@@ -1,0 +1,48 @@
+"""Wires the user service together: storage, use cases, servicer, server."""
+
+from __future__ import annotations
+
+import grpc
+
+from shop.user.v1 import user_pb2, user_pb2_grpc
+from shop_common import server
+from shop_common.db import Database
+from shop_common.migrations import migrate
+from shop_common.page_token import PageTokens, load_or_create_key
+from user_svc.config import Settings
+from user_svc.schema import MIGRATIONS
+from user_svc.service import UserUseCases
+from user_svc.servicer import UserServicer
+from user_svc.store import UserStore
+
+NAME = "user_svc"
+DESCRIPTOR = user_pb2.DESCRIPTOR.services_by_name["UserService"]
+
+
+async def run_migrations(settings: Settings) -> list[int]:
+    db = Database(settings.database_url)
+    try:
+        return await migrate(db, MIGRATIONS)
+    finally:
+        await db.close()
+
+
+async def start(settings: Settings) -> server.RunningServer:
+    """Migrates the database and starts serving; the caller stops the result."""
+    db = Database(settings.database_url)
+    try:
+        await migrate(db, MIGRATIONS)
+        key = load_or_create_key(
+            settings.common.page_token_key, settings.common.data_dir / f"{NAME}.page_token.key"
+        )
+        servicer = UserServicer(UserUseCases(UserStore(db), PageTokens(key)))
+
+        def register(grpc_server: grpc.aio.Server) -> None:
+            user_pb2_grpc.add_UserServiceServicer_to_server(servicer, grpc_server)
+
+        running = await server.start(NAME, settings.listen, [server.Service(DESCRIPTOR, register)])
+    except BaseException:
+        await db.close()
+        raise
+    running.on_stop.append(db.close)
+    return running

@@ -1,0 +1,15 @@
+"""Between the domain's `User` and the contract's messages."""
+
+from __future__ import annotations
+
+from shop.user.v1 import user_pb2
+from user_svc.domain import User
+
+
+def user_message(user: User) -> user_pb2.User:
+    message = user_pb2.User(
+        id=user.id, email=user.email, display_name=user.display_name, etag=user.etag
+    )
+    message.create_time.FromDatetime(user.create_time)
+    message.update_time.FromDatetime(user.update_time)
+    return message
