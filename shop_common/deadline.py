@@ -1,30 +1,38 @@
-"""Deadlines that propagate: an outbound call never outlives its caller."""
+"""Deadlines that propagate: an outbound call never outlives the call it serves."""
 
 from __future__ import annotations
 
-from typing import Protocol
+import time
+from dataclasses import dataclass
 
 from shop_common.errors import DeadlineExceeded
 
-# Time kept back for answering our own caller after the outbound call returns.
-_REPLY_MARGIN_SECONDS = 0.005
+# Kept back for answering our own caller after the outbound call returns.
+REPLY_MARGIN_SECONDS = 0.005
+# grpc's sync API reports a huge float, not None, when the client set no deadline.
+_NO_DEADLINE_ABOVE = 1e9
 
 
-class HasTimeRemaining(Protocol):
-    def time_remaining(self) -> float | None: ...
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    expires_at: float | None
+    """`time.monotonic()` at which the caller stops waiting; None if it never does."""
+
+    @classmethod
+    def after(cls, remaining: float | None) -> Deadline:
+        """From `context.time_remaining()` of the call being served."""
+        if remaining is None or remaining > _NO_DEADLINE_ABOVE:
+            return cls(None)
+        return cls(time.monotonic() + remaining)
+
+    def timeout(self, default: float) -> float:
+        """The timeout for an outbound call: what is left less a margin, at most `default`."""
+        if self.expires_at is None:
+            return default
+        budget = self.expires_at - time.monotonic() - REPLY_MARGIN_SECONDS
+        if budget <= 0:
+            raise DeadlineExceeded("the caller's deadline has passed")
+        return min(budget, default)
 
 
-def outbound_timeout(caller: HasTimeRemaining | None, default: float) -> float:
-    """The timeout for a call made on behalf of `caller`.
-
-    The caller's remaining time (less a small margin) when it has a deadline,
-    never more than `default`. grpc.aio reports None without a client deadline;
-    the sync API reports a huge float, so anything above `default` is capped.
-    """
-    remaining = caller.time_remaining() if caller is not None else None
-    if remaining is None:
-        return default
-    budget = remaining - _REPLY_MARGIN_SECONDS
-    if budget <= 0:
-        raise DeadlineExceeded("the caller's deadline has passed", reason="DEADLINE_EXCEEDED")
-    return min(budget, default)
+NO_DEADLINE = Deadline(None)

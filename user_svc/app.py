@@ -13,7 +13,7 @@ from user_svc.config import Settings
 from user_svc.schema import MIGRATIONS
 from user_svc.service import UserUseCases
 from user_svc.servicer import UserServicer
-from user_svc.store import UserStore
+from user_svc.store import user_store
 
 NAME = "user_svc"
 DESCRIPTOR = user_pb2.DESCRIPTOR.services_by_name["UserService"]
@@ -35,7 +35,7 @@ async def start(settings: Settings) -> server.RunningServer:
         key = load_or_create_key(
             settings.common.page_token_key, settings.common.data_dir / f"{NAME}.page_token.key"
         )
-        servicer = UserServicer(UserUseCases(UserStore(db), PageTokens(key)))
+        servicer = UserServicer(UserUseCases(user_store(db), PageTokens(key)))
 
         def register(grpc_server: grpc.aio.Server) -> None:
             user_pb2_grpc.add_UserServiceServicer_to_server(servicer, grpc_server)

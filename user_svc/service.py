@@ -12,9 +12,10 @@ from shop_common import ids
 from shop_common.errors import FieldViolation, InvalidArgument
 from shop_common.idempotency import IdempotencyKey
 from shop_common.page_token import PageTokens, page_size
+from shop_common.resource_store import ResourceStore
 from user_svc import domain
 from user_svc.domain import User
-from user_svc.store import UserStore, not_found
+from user_svc.store import not_found
 
 Clock = Callable[[], datetime]
 
@@ -39,7 +40,9 @@ class Page:
 
 
 class UserUseCases:
-    def __init__(self, store: UserStore, tokens: PageTokens, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, store: ResourceStore[User], tokens: PageTokens, clock: Clock = utc_now
+    ) -> None:
         self._store = store
         self._tokens = tokens
         self._clock = clock
@@ -47,6 +50,7 @@ class UserUseCases:
     async def create(self, email: str, display_name: str, request_id: str) -> User:
         key = IdempotencyKey.of("CreateUser", request_id, orjson.dumps([email, display_name]))
         draft = domain.new_user(ids.new_id(), email, display_name, self._clock())
+        # The store checks the key again inside the write: a racing retry cannot create twice.
         return await self._store.create(draft, key)
 
     async def get(self, user_id: str) -> User:

@@ -1,0 +1,1 @@
+"""The order service: orders for known users, and their change feed."""

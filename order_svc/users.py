@@ -1,0 +1,74 @@
+"""Whether a user exists, asked of the user service with a deadline-bound call."""
+
+from __future__ import annotations
+
+import json
+from typing import Protocol
+
+import grpc
+
+from shop.user.v1 import user_pb2, user_pb2_grpc
+from shop_common.deadline import Deadline
+from shop_common.errors import DeadlineExceeded, FailedPrecondition, Unavailable
+
+# Reads may be retried by gRPC itself, on UNAVAILABLE only, with throttling.
+_SERVICE_CONFIG = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [{"service": "shop.user.v1.UserService", "method": "GetUser"}],
+                "retryPolicy": {
+                    "maxAttempts": 3,
+                    "initialBackoff": "0.05s",
+                    "maxBackoff": "0.5s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ],
+        "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1},
+    }
+)
+
+CHANNEL_OPTIONS = (
+    ("grpc.enable_retries", 1),
+    ("grpc.service_config", _SERVICE_CONFIG),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+)
+
+
+class UserDirectory(Protocol):
+    async def require(self, user_id: str, deadline: Deadline) -> None:
+        """Returns if the user exists; raises FailedPrecondition(USER_NOT_FOUND) if not."""
+
+
+def user_not_found(user_id: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"user {user_id} does not exist",
+        reason="USER_NOT_FOUND",
+        metadata={"user_id": user_id},
+    )
+
+
+class GrpcUserDirectory:
+    def __init__(self, channel: grpc.aio.Channel, max_timeout: float) -> None:
+        self._stub = user_pb2_grpc.UserServiceStub(channel)
+        self._max_timeout = max_timeout
+
+    async def require(self, user_id: str, deadline: Deadline) -> None:
+        timeout = deadline.timeout(self._max_timeout)
+        try:
+            await self._stub.GetUser(user_pb2.GetUserRequest(id=user_id), timeout=timeout)
+        except grpc.aio.AioRpcError as error:
+            code = error.code()
+            if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                raise user_not_found(user_id) from None
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise DeadlineExceeded(
+                    "the user service did not answer in time", reason="USER_SERVICE_TIMEOUT"
+                ) from None
+            raise Unavailable(
+                f"the user service could not check the user: {code.name}",
+                reason="USER_SERVICE_UNAVAILABLE",
+            ) from None

@@ -1,0 +1,187 @@
+"""A table of resources in SQL, each write recorded in the changelog in its own transaction.
+
+Both services keep their resources this way; a `RowCodec` says how one kind of
+resource maps to its table's columns. Every write takes the next revision first
+(see `changelog`), so the resource's `revision` is the revision of the write that
+last changed it and doubles as its etag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from shop_common.changelog import Changelog, ChangelogTables, ChangeType
+from shop_common.db import Database
+from shop_common.errors import DomainError
+from shop_common.idempotency import IdempotencyKey, IdempotencyStore
+
+
+class Resource(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def revision(self) -> int: ...
+    @property
+    def update_time(self) -> datetime: ...
+
+
+R = TypeVar("R", bound=Resource)
+
+
+def to_us(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def from_us(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, UTC)
+
+
+class RowCodec(Protocol[R]):
+    def to_row(self, resource: R) -> dict[str, Any]: ...
+    def from_row(self, row: Mapping[Any, Any]) -> R: ...
+
+
+class _Replay(Exception):
+    """Rolls back a transaction whose request was done before, carrying that result."""
+
+    def __init__(self, response: str) -> None:
+        self.response = response
+
+
+class ResourceStore(Generic[R]):
+    def __init__(
+        self,
+        db: Database,
+        table: sa.Table,
+        codec: RowCodec[R],
+        *,
+        changelog: ChangelogTables,
+        idempotency_keys: sa.Table,
+        not_found: Callable[[str], DomainError],
+        conflict: Callable[[IntegrityError], DomainError],
+    ) -> None:
+        self._db = db
+        self._table = table
+        self._codec = codec
+        self._log = Changelog(changelog)
+        self._keys = IdempotencyStore(idempotency_keys)
+        self._not_found = not_found
+        self._conflict = conflict
+        self._get = sa.select(table).where(table.c.id == sa.bindparam("id"))
+
+    async def create(self, draft: R, key: IdempotencyKey | None) -> R:
+        """Stores `draft`; with a key already used by the same request, returns that result."""
+        try:
+            async with self._db.write() as conn:
+                revision = await self._log.next_revision(conn)
+                if key is not None and (earlier := await self._keys.recall(conn, key)):
+                    raise _Replay(earlier)
+                resource: R = dataclasses.replace(draft, revision=revision)  # type: ignore[type-var]
+                row = self._codec.to_row(resource)
+                await conn.execute(self._table.insert().values(**row))
+                data = orjson.dumps(row).decode()
+                await self._append(conn, revision, resource, ChangeType.PUT, data, None)
+                if key is not None:
+                    await self._keys.remember(conn, key, data, to_us(resource.update_time))
+                return resource
+        except _Replay as replay:
+            return self._codec.from_row(orjson.loads(replay.response))
+        except IntegrityError as error:
+            raise self._conflict(error) from None
+
+    @property
+    def columns(self) -> sa.ColumnCollection[str, sa.Column[Any]]:
+        return self._table.c
+
+    async def recall(self, key: IdempotencyKey) -> R | None:
+        """The result of an earlier request with this key, if there was one (and it matches)."""
+        async with self._db.read() as conn:
+            earlier = await self._keys.recall(conn, key)
+        return None if earlier is None else self._codec.from_row(orjson.loads(earlier))
+
+    async def get(self, resource_id: str) -> R | None:
+        async with self._db.read() as conn:
+            row = (await conn.execute(self._get, {"id": resource_id})).mappings().first()
+        return None if row is None else self._codec.from_row(row)
+
+    async def page(
+        self, after: str | None, limit: int, where: sa.ColumnElement[bool] | None = None
+    ) -> tuple[list[R], bool, int]:
+        """Up to `limit` resources after id `after` in id order, whether more follow,
+        and the revision of the snapshot they were read from."""
+        query = sa.select(self._table).order_by(self._table.c.id).limit(limit + 1)
+        if after is not None:
+            query = query.where(self._table.c.id > after)
+        if where is not None:
+            query = query.where(where)
+        async with self._db.read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+            revision = (await conn.execute(sa.select(self._log.current_revision_query))).scalar()
+        found = [self._codec.from_row(r) for r in rows[:limit]]
+        return found, len(rows) > limit, int(revision or 0)
+
+    async def update(self, resource_id: str, change: Callable[[R], R]) -> R:
+        """Applies `change` (which may refuse by raising) to the current value, atomically."""
+        try:
+            async with self._db.write() as conn:
+                revision = await self._log.next_revision(conn)
+                before = await self._locked(conn, resource_id)
+                after: R = dataclasses.replace(change(before), revision=revision)  # type: ignore[type-var]
+                row = self._codec.to_row(after)
+                await conn.execute(
+                    self._table.update().where(self._table.c.id == resource_id).values(**row)
+                )
+                prev = orjson.dumps(self._codec.to_row(before)).decode()
+                await self._append(
+                    conn, revision, after, ChangeType.PUT, orjson.dumps(row).decode(), prev
+                )
+                return after
+        except IntegrityError as error:
+            raise self._conflict(error) from None
+
+    async def delete(self, resource_id: str, check: Callable[[R], None], now: datetime) -> R:
+        """Deletes the resource if `check` (which may refuse by raising) allows it."""
+        async with self._db.write() as conn:
+            revision = await self._log.next_revision(conn)
+            resource = await self._locked(conn, resource_id)
+            check(resource)
+            await conn.execute(self._table.delete().where(self._table.c.id == resource_id))
+            gone = orjson.dumps({"id": resource_id, "revision": revision}).decode()
+            prev = orjson.dumps(self._codec.to_row(resource)).decode()
+            await self._append(conn, revision, resource, ChangeType.DELETE, gone, prev, now)
+            return resource
+
+    async def _locked(self, conn: Any, resource_id: str) -> R:
+        # The counter row taken by next_revision already serializes writers.
+        row = (await conn.execute(self._get, {"id": resource_id})).mappings().first()
+        if row is None:
+            raise self._not_found(resource_id)
+        return self._codec.from_row(row)
+
+    async def _append(
+        self,
+        conn: Any,
+        revision: int,
+        resource: R,
+        change: ChangeType,
+        data: str,
+        prev: str | None,
+        at: datetime | None = None,
+    ) -> None:
+        await self._log.append(
+            conn,
+            revision=revision,
+            seq=0,
+            resource_id=resource.id,
+            change=change,
+            data=data,
+            prev=prev,
+            commit_time_us=to_us(at or resource.update_time),
+        )
