@@ -15,7 +15,7 @@ setup: $(VENV)/.installed
 
 ## Start user_svc, order_svc and the gateway on SQLite under ./data; Ctrl-C stops all.
 run: setup
-	$(PY) -m tools.run
+	$(PY) tools/run.py
 
 ## Lint, type-check and every test (PostgreSQL tests run when TEST_DATABASE_URL is set).
 test: setup lint
@@ -43,4 +43,4 @@ migrate: setup
 
 ## Throughput and latency of the running system (not a test).
 bench: setup
-	$(PY) -m tools.bench
+	$(PY) tools/bench.py

@@ -29,7 +29,11 @@ def generate(request: plugin_pb2.CodeGeneratorRequest) -> plugin_pb2.CodeGenerat
         )
         out = root / "out"
         out.mkdir()
-        args = ["grpc_tools.protoc", f"--descriptor_set_in={descriptors}", f"--grpc_python_out={out}"]
+        args = [
+            "grpc_tools.protoc",
+            f"--descriptor_set_in={descriptors}",
+            f"--grpc_python_out={out}",
+        ]
         if request.parameter:
             args[-1] = f"--grpc_python_out={request.parameter}:{out}"
         code = protoc.main([*args, *request.file_to_generate])
