@@ -91,9 +91,9 @@ class OrderUseCases:
         if after is not None and not ids.is_valid_id(after):
             raise InvalidArgument.of(FieldViolation("page_token", "is not a valid page token"))
         where = self._store.columns.user_id == user_id if user_id else None
-        orders, more, revision = await self._store.page(after, size, where)
-        token = self._tokens.encode(orders[-1].id, query=query) if more else ""
-        return Page(orders, token, revision)
+        page = await self._store.page(after, size, where)
+        token = self._tokens.encode(page.items[-1].id, query=query) if page.more else ""
+        return Page(page.items, token, page.revision)
 
     async def cancel(self, order_id: str, expected_etag: str) -> Order:
         check_id(order_id, "id", "order")

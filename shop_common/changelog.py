@@ -14,7 +14,6 @@ from enum import IntEnum
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 class ChangeType(IntEnum):
@@ -71,13 +70,13 @@ class Changelog:
         """For embedding in a read, so the revision comes from the same snapshot."""
         return self._current.scalar_subquery()
 
-    async def next_revision(self, conn: AsyncConnection) -> int:
+    def next_revision(self, conn: Connection) -> int:
         """Allocates the revision of this transaction (and locks the counter until commit)."""
-        return int((await conn.execute(self._next)).scalar_one())
+        return int(conn.execute(self._next).scalar_one())
 
-    async def append(
+    def append(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         *,
         revision: int,
         seq: int,
@@ -87,7 +86,7 @@ class Changelog:
         prev: str | None,
         commit_time_us: int,
     ) -> None:
-        await conn.execute(
+        conn.execute(
             self._changes.insert().values(
                 revision=revision,
                 seq=seq,

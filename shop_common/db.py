@@ -1,24 +1,31 @@
 """The storage engine: one code path over SQLite (embedded default) and PostgreSQL.
 
-SQLAlchemy Core on asyncio drivers (aiosqlite runs SQLite in a thread of its
-own, asyncpg is native), so no query ever blocks the event loop.
+Repositories write SQLAlchemy Core against a plain (synchronous) connection, and
+every unit of work runs whole in a worker thread: one hop off the event loop per
+operation, so no driver call ever blocks the loop. (SQLAlchemy's asyncio layer
+over aiosqlite measured ~1.2 ms of CPU per primary-key read here, against ~0.25 ms
+for the same read this way.)
 
-SQLite: WAL mode; writes go through a single connection that opens its
-transactions with BEGIN IMMEDIATE, so writers queue instead of failing on a
-lock upgrade, and reads use a small pool of their own. PostgreSQL: one pool;
+SQLite: WAL mode; a single writer thread and connection whose transactions open
+with BEGIN IMMEDIATE, so writers queue instead of failing on a lock upgrade, and
+a few reader threads with connections of their own. PostgreSQL (psycopg): one
+pool; reads run in REPEATABLE READ so all their statements see one snapshot;
 writers serialize on the revision counter row (see `changelog`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import pathlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
-from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+
+T = TypeVar("T")
 
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -26,65 +33,80 @@ _SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=10000",
     "PRAGMA foreign_keys=ON",
 )
+SQLITE_READERS = 4
+POSTGRES_POOL = 8
 
 
-def async_url(url: str) -> URL:
-    """`sqlite:///…` and `postgresql://…` with the asyncio driver filled in."""
+def driver_url(url: str) -> URL:
+    """`sqlite:///…` and `postgresql://…` with the driver this module uses filled in."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return parsed.set(drivername="sqlite+aiosqlite")
+        return parsed.set(drivername="sqlite+pysqlite")
     if backend == "postgresql":
-        return parsed.set(drivername="postgresql+asyncpg")
+        return parsed.set(drivername="postgresql+psycopg")
     raise ValueError(f"unsupported database URL {parsed.render_as_string()!r}")
 
 
-def _sqlite_engine(url: URL, begin: str, pool_size: int) -> AsyncEngine:
-    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=False)
+def _sqlite_engine(url: URL, begin: str, pool_size: int) -> Engine:
+    engine = sa.create_engine(
+        url, pool_size=pool_size, max_overflow=0, connect_args={"check_same_thread": False}
+    )
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions begin.
         dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
         for pragma in _SQLITE_PRAGMAS:
-            cursor.execute(pragma)
-        cursor.close()
+            dbapi_connection.execute(pragma)
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection: Any) -> None:
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
         connection.exec_driver_sql(begin)
 
     return engine
 
 
+def _in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
+    with engine.begin() as conn:
+        return work(conn)
+
+
 class Database:
     def __init__(self, url: str) -> None:
-        self.url = async_url(url)
+        self.url = driver_url(url)
         self.is_postgres = self.url.get_backend_name() == "postgresql"
         if self.is_postgres:
-            self._writer = create_async_engine(self.url, pool_size=10, max_overflow=10)
-            # Same pool; reads see one snapshot across their statements.
-            self._reader = self._writer.execution_options(isolation_level="REPEATABLE READ")
+            self._writer = sa.create_engine(self.url, pool_size=POSTGRES_POOL, max_overflow=0)
+            self._reader: Engine = self._writer.execution_options(isolation_level="REPEATABLE READ")
+            self._write_threads = ThreadPoolExecutor(POSTGRES_POOL // 2, "db-write")
+            self._read_threads = ThreadPoolExecutor(POSTGRES_POOL // 2, "db-read")
         else:
             if self.url.database and self.url.database != ":memory:":
                 pathlib.Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
             self._writer = _sqlite_engine(self.url, "BEGIN IMMEDIATE", pool_size=1)
-            self._reader = _sqlite_engine(self.url, "BEGIN", pool_size=4)
+            self._reader = _sqlite_engine(self.url, "BEGIN", pool_size=SQLITE_READERS)
+            self._write_threads = ThreadPoolExecutor(1, "db-write")
+            self._read_threads = ThreadPoolExecutor(SQLITE_READERS, "db-read")
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction that may write; committed when the block exits cleanly."""
-        async with self._writer.begin() as conn:
-            yield conn
+    async def write(self, work: Callable[[Connection], T]) -> T:
+        """Runs `work` in one transaction that may write; commits unless it raises."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._write_threads, functools.partial(_in_transaction, self._writer, work)
+        )
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A read-only transaction: one consistent snapshot for all its statements."""
-        async with self._reader.begin() as conn:
-            yield conn
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """Runs `work` in one read transaction: one consistent snapshot for its statements."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._read_threads, functools.partial(_in_transaction, self._reader, work)
+        )
 
     async def close(self) -> None:
-        await self._writer.dispose()
-        if not self.is_postgres:
-            await self._reader.dispose()
+        def dispose() -> None:
+            self._writer.dispose()
+            if not self.is_postgres:
+                self._reader.dispose()
+
+        await asyncio.get_running_loop().run_in_executor(self._write_threads, dispose)
+        self._write_threads.shutdown(wait=True)
+        self._read_threads.shutdown(wait=True)

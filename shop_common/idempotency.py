@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from shop_common.errors import FieldViolation, InvalidArgument
 
@@ -56,14 +56,12 @@ class IdempotencyStore:
     def __init__(self, table: sa.Table) -> None:
         self._table = table
 
-    async def recall(self, conn: AsyncConnection, key: IdempotencyKey) -> str | None:
+    def recall(self, conn: Connection, key: IdempotencyKey) -> str | None:
         """The stored response of an earlier identical request, or None."""
         t = self._table
-        row = (
-            await conn.execute(
-                sa.select(t.c.fingerprint, t.c.response).where(
-                    t.c.scope == key.scope, t.c.request_id == key.request_id
-                )
+        row = conn.execute(
+            sa.select(t.c.fingerprint, t.c.response).where(
+                t.c.scope == key.scope, t.c.request_id == key.request_id
             )
         ).first()
         if row is None:
@@ -77,10 +75,8 @@ class IdempotencyStore:
             )
         return str(row.response)
 
-    async def remember(
-        self, conn: AsyncConnection, key: IdempotencyKey, response: str, now_us: int
-    ) -> None:
-        await conn.execute(
+    def remember(self, conn: Connection, key: IdempotencyKey, response: str, now_us: int) -> None:
+        conn.execute(
             self._table.insert().values(
                 scope=key.scope,
                 request_id=key.request_id,
@@ -90,10 +86,8 @@ class IdempotencyStore:
             )
         )
 
-    async def expire(self, conn: AsyncConnection, now_us: int) -> int:
+    def expire(self, conn: Connection, now_us: int) -> int:
         """Deletes keys older than the retention; returns how many."""
         cutoff = now_us - RETENTION_SECONDS * 1_000_000
-        result = await conn.execute(
-            sa.delete(self._table).where(self._table.c.create_time_us < cutoff)
-        )
+        result = conn.execute(sa.delete(self._table).where(self._table.c.create_time_us < cutoff))
         return int(result.rowcount)

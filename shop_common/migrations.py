@@ -41,19 +41,20 @@ async def migrate(db: Database, migrations: Sequence[Migration]) -> list[int]:
     versions = [m.version for m in migrations]
     if versions != sorted(set(versions)):
         raise ValueError("migration versions must be unique and increasing")
-    async with db.write() as conn:
+
+    def apply(conn: Connection) -> list[int]:
         if db.is_postgres:
-            await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
-        await conn.run_sync(lambda sync: _versions.create(sync, checkfirst=True))
-        done = set((await conn.execute(sa.select(_versions.c.version))).scalars())
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+        _versions.create(conn, checkfirst=True)
+        done = set(conn.execute(sa.select(_versions.c.version)).scalars())
         applied = []
         for migration in migrations:
             if migration.version in done:
                 continue
-            await conn.run_sync(migration.apply)
-            await conn.execute(
-                _versions.insert().values(version=migration.version, name=migration.name)
-            )
-            log.info("applied migration %d %s", migration.version, migration.name)
+            migration.apply(conn)
+            conn.execute(_versions.insert().values(version=migration.version, name=migration.name))
             applied.append(migration.version)
-    return applied
+            log.info("applied migration %d %s", migration.version, migration.name)
+        return applied
+
+    return await db.write(apply)

@@ -3,7 +3,8 @@
 Both services keep their resources this way; a `RowCodec` says how one kind of
 resource maps to its table's columns. Every write takes the next revision first
 (see `changelog`), so the resource's `revision` is the revision of the write that
-last changed it and doubles as its etag.
+last changed it and doubles as its etag. Each public method is one unit of work,
+run whole in a database thread (see `db`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from shop_common.changelog import Changelog, ChangelogTables, ChangeType
@@ -55,6 +57,15 @@ class _Replay(Exception):
         self.response = response
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Page(Generic[R]):
+    items: list[R]
+    more: bool
+    """Whether resources follow the last one."""
+    revision: int
+    """The revision of the snapshot the page was read from."""
+
+
 class ResourceStore(Generic[R]):
     def __init__(
         self,
@@ -75,99 +86,108 @@ class ResourceStore(Generic[R]):
         self._not_found = not_found
         self._conflict = conflict
         self._get = sa.select(table).where(table.c.id == sa.bindparam("id"))
-
-    async def create(self, draft: R, key: IdempotencyKey | None) -> R:
-        """Stores `draft`; with a key already used by the same request, returns that result."""
-        try:
-            async with self._db.write() as conn:
-                revision = await self._log.next_revision(conn)
-                if key is not None and (earlier := await self._keys.recall(conn, key)):
-                    raise _Replay(earlier)
-                resource: R = dataclasses.replace(draft, revision=revision)  # type: ignore[type-var]
-                row = self._codec.to_row(resource)
-                await conn.execute(self._table.insert().values(**row))
-                data = orjson.dumps(row).decode()
-                await self._append(conn, revision, resource, ChangeType.PUT, data, None)
-                if key is not None:
-                    await self._keys.remember(conn, key, data, to_us(resource.update_time))
-                return resource
-        except _Replay as replay:
-            return self._codec.from_row(orjson.loads(replay.response))
-        except IntegrityError as error:
-            raise self._conflict(error) from None
+        self._revision = sa.select(self._log.current_revision_query)
 
     @property
     def columns(self) -> sa.ColumnCollection[str, sa.Column[Any]]:
         return self._table.c
 
+    async def create(self, draft: R, key: IdempotencyKey | None) -> R:
+        """Stores `draft`; with a key already used by the same request, returns that result."""
+
+        def work(conn: Connection) -> R:
+            revision = self._log.next_revision(conn)
+            if key is not None and (earlier := self._keys.recall(conn, key)):
+                raise _Replay(earlier)
+            resource: R = dataclasses.replace(draft, revision=revision)  # type: ignore[type-var]
+            row = self._codec.to_row(resource)
+            conn.execute(self._table.insert().values(**row))
+            data = orjson.dumps(row).decode()
+            self._append(conn, revision, resource, ChangeType.PUT, data, None)
+            if key is not None:
+                self._keys.remember(conn, key, data, to_us(resource.update_time))
+            return resource
+
+        try:
+            return await self._db.write(work)
+        except _Replay as replay:
+            return self._codec.from_row(orjson.loads(replay.response))
+        except IntegrityError as error:
+            raise self._conflict(error) from None
+
     async def recall(self, key: IdempotencyKey) -> R | None:
         """The result of an earlier request with this key, if there was one (and it matches)."""
-        async with self._db.read() as conn:
-            earlier = await self._keys.recall(conn, key)
+        earlier = await self._db.read(lambda conn: self._keys.recall(conn, key))
         return None if earlier is None else self._codec.from_row(orjson.loads(earlier))
 
     async def get(self, resource_id: str) -> R | None:
-        async with self._db.read() as conn:
-            row = (await conn.execute(self._get, {"id": resource_id})).mappings().first()
-        return None if row is None else self._codec.from_row(row)
+        def work(conn: Connection) -> R | None:
+            row = conn.execute(self._get, {"id": resource_id}).mappings().first()
+            return None if row is None else self._codec.from_row(row)
+
+        return await self._db.read(work)
 
     async def page(
         self, after: str | None, limit: int, where: sa.ColumnElement[bool] | None = None
-    ) -> tuple[list[R], bool, int]:
-        """Up to `limit` resources after id `after` in id order, whether more follow,
-        and the revision of the snapshot they were read from."""
+    ) -> Page[R]:
+        """Up to `limit` resources after id `after`, in id order."""
         query = sa.select(self._table).order_by(self._table.c.id).limit(limit + 1)
         if after is not None:
             query = query.where(self._table.c.id > after)
         if where is not None:
             query = query.where(where)
-        async with self._db.read() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-            revision = (await conn.execute(sa.select(self._log.current_revision_query))).scalar()
-        found = [self._codec.from_row(r) for r in rows[:limit]]
-        return found, len(rows) > limit, int(revision or 0)
+
+        def work(conn: Connection) -> Page[R]:
+            rows = conn.execute(query).mappings().all()
+            revision = conn.execute(self._revision).scalar()
+            found = [self._codec.from_row(r) for r in rows[:limit]]
+            return Page(found, len(rows) > limit, int(revision or 0))
+
+        return await self._db.read(work)
 
     async def update(self, resource_id: str, change: Callable[[R], R]) -> R:
         """Applies `change` (which may refuse by raising) to the current value, atomically."""
+
+        def work(conn: Connection) -> R:
+            revision = self._log.next_revision(conn)
+            before = self._current(conn, resource_id)
+            after: R = dataclasses.replace(change(before), revision=revision)  # type: ignore[type-var]
+            row = self._codec.to_row(after)
+            conn.execute(self._table.update().where(self._table.c.id == resource_id).values(**row))
+            prev = orjson.dumps(self._codec.to_row(before)).decode()
+            self._append(conn, revision, after, ChangeType.PUT, orjson.dumps(row).decode(), prev)
+            return after
+
         try:
-            async with self._db.write() as conn:
-                revision = await self._log.next_revision(conn)
-                before = await self._locked(conn, resource_id)
-                after: R = dataclasses.replace(change(before), revision=revision)  # type: ignore[type-var]
-                row = self._codec.to_row(after)
-                await conn.execute(
-                    self._table.update().where(self._table.c.id == resource_id).values(**row)
-                )
-                prev = orjson.dumps(self._codec.to_row(before)).decode()
-                await self._append(
-                    conn, revision, after, ChangeType.PUT, orjson.dumps(row).decode(), prev
-                )
-                return after
+            return await self._db.write(work)
         except IntegrityError as error:
             raise self._conflict(error) from None
 
     async def delete(self, resource_id: str, check: Callable[[R], None], now: datetime) -> R:
         """Deletes the resource if `check` (which may refuse by raising) allows it."""
-        async with self._db.write() as conn:
-            revision = await self._log.next_revision(conn)
-            resource = await self._locked(conn, resource_id)
+
+        def work(conn: Connection) -> R:
+            revision = self._log.next_revision(conn)
+            resource = self._current(conn, resource_id)
             check(resource)
-            await conn.execute(self._table.delete().where(self._table.c.id == resource_id))
+            conn.execute(self._table.delete().where(self._table.c.id == resource_id))
             gone = orjson.dumps({"id": resource_id, "revision": revision}).decode()
             prev = orjson.dumps(self._codec.to_row(resource)).decode()
-            await self._append(conn, revision, resource, ChangeType.DELETE, gone, prev, now)
+            self._append(conn, revision, resource, ChangeType.DELETE, gone, prev, now)
             return resource
 
-    async def _locked(self, conn: Any, resource_id: str) -> R:
-        # The counter row taken by next_revision already serializes writers.
-        row = (await conn.execute(self._get, {"id": resource_id})).mappings().first()
+        return await self._db.write(work)
+
+    def _current(self, conn: Connection, resource_id: str) -> R:
+        # No row lock needed: the counter row taken by next_revision serializes writers.
+        row = conn.execute(self._get, {"id": resource_id}).mappings().first()
         if row is None:
             raise self._not_found(resource_id)
         return self._codec.from_row(row)
 
-    async def _append(
+    def _append(
         self,
-        conn: Any,
+        conn: Connection,
         revision: int,
         resource: R,
         change: ChangeType,
@@ -175,7 +195,7 @@ class ResourceStore(Generic[R]):
         prev: str | None,
         at: datetime | None = None,
     ) -> None:
-        await self._log.append(
+        self._log.append(
             conn,
             revision=revision,
             seq=0,

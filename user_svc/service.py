@@ -64,9 +64,9 @@ class UserUseCases:
         after = self._tokens.decode(page_token, query="users")
         if after is not None and not ids.is_valid_id(after):
             raise InvalidArgument.of(FieldViolation("page_token", "is not a valid page token"))
-        users, more, revision = await self._store.page(after, size)
-        token = self._tokens.encode(users[-1].id, query="users") if more else ""
-        return Page(users, token, revision)
+        page = await self._store.page(after, size)
+        token = self._tokens.encode(page.items[-1].id, query="users") if page.more else ""
+        return Page(page.items, token, page.revision)
 
     async def update(
         self,
