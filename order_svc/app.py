@@ -6,12 +6,12 @@ import grpc
 
 from order_svc.config import Settings
 from order_svc.schema import MIGRATIONS
-from order_svc.service import OrderUseCases
+from order_svc.service import OrderUseCases, utc_now
 from order_svc.servicer import OrderServicer
 from order_svc.store import order_store
 from order_svc.users import CHANNEL_OPTIONS, GrpcUserDirectory
 from shop.order.v1 import order_pb2, order_pb2_grpc
-from shop_common import server
+from shop_common import periodic, server
 from shop_common.db import Database
 from shop_common.migrations import migrate
 from shop_common.page_token import PageTokens, load_or_create_key
@@ -43,7 +43,8 @@ async def start(settings: Settings) -> server.RunningServer:
             settings.common.page_token_key, settings.common.data_dir / f"{NAME}.page_token.key"
         )
         users = GrpcUserDirectory(channel, settings.user_svc_timeout_seconds)
-        servicer = OrderServicer(OrderUseCases(order_store(db), users, PageTokens(key)))
+        store = order_store(db)
+        servicer = OrderServicer(OrderUseCases(store, users, PageTokens(key)))
 
         def register(grpc_server: grpc.aio.Server) -> None:
             order_pb2_grpc.add_OrderServiceServicer_to_server(servicer, grpc_server)
@@ -52,5 +53,5 @@ async def start(settings: Settings) -> server.RunningServer:
     except BaseException:
         await close()
         raise
-    running.on_stop.append(close)
+    running.on_stop.extend([periodic.every(3600, lambda: store.expire_keys(utc_now())), close])
     return running

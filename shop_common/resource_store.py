@@ -120,6 +120,10 @@ class ResourceStore(Generic[R]):
         earlier = await self._db.read(lambda conn: self._keys.recall(conn, key))
         return None if earlier is None else self._codec.from_row(orjson.loads(earlier))
 
+    async def expire_keys(self, now: datetime) -> int:
+        """Forgets idempotency keys past their retention; returns how many."""
+        return await self._db.write(lambda conn: self._keys.expire(conn, to_us(now)))
+
     async def get(self, resource_id: str) -> R | None:
         def work(conn: Connection) -> R | None:
             row = conn.execute(self._get, {"id": resource_id}).mappings().first()

@@ -5,13 +5,13 @@ from __future__ import annotations
 import grpc
 
 from shop.user.v1 import user_pb2, user_pb2_grpc
-from shop_common import server
+from shop_common import periodic, server
 from shop_common.db import Database
 from shop_common.migrations import migrate
 from shop_common.page_token import PageTokens, load_or_create_key
 from user_svc.config import Settings
 from user_svc.schema import MIGRATIONS
-from user_svc.service import UserUseCases
+from user_svc.service import UserUseCases, utc_now
 from user_svc.servicer import UserServicer
 from user_svc.store import user_store
 
@@ -35,7 +35,8 @@ async def start(settings: Settings) -> server.RunningServer:
         key = load_or_create_key(
             settings.common.page_token_key, settings.common.data_dir / f"{NAME}.page_token.key"
         )
-        servicer = UserServicer(UserUseCases(user_store(db), PageTokens(key)))
+        store = user_store(db)
+        servicer = UserServicer(UserUseCases(store, PageTokens(key)))
 
         def register(grpc_server: grpc.aio.Server) -> None:
             user_pb2_grpc.add_UserServiceServicer_to_server(servicer, grpc_server)
@@ -44,5 +45,6 @@ async def start(settings: Settings) -> server.RunningServer:
     except BaseException:
         await db.close()
         raise
-    running.on_stop.append(db.close)
+    stop_janitor = periodic.every(3600, lambda: store.expire_keys(utc_now()))
+    running.on_stop.extend([stop_janitor, db.close])
     return running
