@@ -1,0 +1,65 @@
+"""Reading a request body under a size limit: refused from `Content-Length` before a byte
+is read, and counted while reading when the length is not declared (chunked)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import grpc
+
+from gateway.errors import GatewayError, bad_request, refusal
+from gateway.types import Receive
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request was read: there is no one to answer."""
+
+
+def too_large(limit: int) -> GatewayError:
+    return refusal(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "BODY_TOO_LARGE",
+        f"the request body is larger than {limit} bytes",
+        field="",
+        http=413,
+        metadata={"limit": str(limit)},
+        # The rest of the body stays unread: the connection cannot be reused.
+        headers=[(b"connection", b"close")],
+    )
+
+
+def declared_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name == b"content-length":
+            if not value.isdigit():
+                raise bad_request("INVALID_HEADER", "content-length", "not a length")
+            return int(value)
+    return None
+
+
+async def read_body(headers: Iterable[tuple[bytes, bytes]], receive: Receive, limit: int) -> bytes:
+    """The whole body, or `GatewayError` 413 as soon as it is known to exceed `limit`."""
+    declared = declared_length(headers)
+    if declared is not None and declared > limit:
+        raise too_large(limit)
+    first = await receive()
+    if first["type"] == "http.disconnect":
+        raise ClientGone
+    body: bytes = first.get("body", b"")
+    if not first.get("more_body", False):
+        if len(body) > limit:
+            raise too_large(limit)
+        return body
+    chunks = [body]
+    size = len(body)
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)

@@ -1,0 +1,138 @@
+"""Errors as HTTP sees them: the one gRPC code → HTTP status table, and google.rpc.Status
+JSON bodies for the backends' errors and for the gateway's own refusals.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Mapping
+from typing import cast
+
+import grpc
+import orjson
+from google.protobuf import any_pb2, json_format
+from google.rpc import error_details_pb2, status_pb2
+
+from gateway.types import Headers, MetadataPairs
+from shop_common.errors import ERROR_DOMAIN
+
+C = grpc.StatusCode
+HTTP_STATUS: Mapping[grpc.StatusCode, int] = {
+    C.OK: 200,
+    C.CANCELLED: 499,
+    C.UNKNOWN: 500,
+    C.INVALID_ARGUMENT: 400,
+    C.DEADLINE_EXCEEDED: 504,
+    C.NOT_FOUND: 404,
+    C.ALREADY_EXISTS: 409,
+    C.PERMISSION_DENIED: 403,
+    C.RESOURCE_EXHAUSTED: 429,
+    C.FAILED_PRECONDITION: 400,
+    C.ABORTED: 409,
+    C.OUT_OF_RANGE: 400,
+    C.UNIMPLEMENTED: 501,
+    C.INTERNAL: 500,
+    C.UNAVAILABLE: 503,
+    C.DATA_LOSS: 500,
+    C.UNAUTHENTICATED: 401,
+}
+_BY_NUMBER: Mapping[int, grpc.StatusCode] = {code.value[0]: code for code in HTTP_STATUS}
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
+JSON_HEADERS: Headers = [(b"content-type", b"application/json")]
+
+
+def http_status(code: int) -> int:
+    """The HTTP status of a gRPC status code (a number outside the table is a 500)."""
+    known = _BY_NUMBER.get(code)
+    return 500 if known is None else HTTP_STATUS[known]
+
+
+class GatewayError(Exception):
+    """A request that ends in an error response: the Status, its HTTP status and headers."""
+
+    def __init__(
+        self, status: status_pb2.Status, http: int | None = None, headers: Headers | None = None
+    ) -> None:
+        super().__init__(status.message)
+        self.status = status
+        self.http_status = http_status(status.code) if http is None else http
+        self.headers: Headers = list(headers or ())
+        if status.code == C.UNAUTHENTICATED.value[0]:
+            self.headers.append((b"www-authenticate", b"Bearer"))
+
+    def body(self) -> bytes:
+        return status_json(self.status)
+
+
+def refusal(
+    code: grpc.StatusCode,
+    reason: str,
+    message: str,
+    *,
+    field: str | None = None,
+    http: int | None = None,
+    headers: Headers | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> GatewayError:
+    """The gateway's own error: an ErrorInfo, and a BadRequest when a field is to blame."""
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata)
+    details = [_pack(info)]
+    if field is not None:
+        violation = error_details_pb2.BadRequest.FieldViolation(
+            field=field, description=message, reason=reason
+        )
+        details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
+    status = status_pb2.Status(code=code.value[0], message=message, details=details)
+    return GatewayError(status, http, headers)
+
+
+def bad_request(reason: str, field: str, message: str) -> GatewayError:
+    return refusal(C.INVALID_ARGUMENT, reason, message, field=field)
+
+
+def from_rpc_error(error: grpc.aio.AioRpcError, headers: Headers | None = None) -> GatewayError:
+    """A backend's error as it came: code, message and the details of its trailer."""
+    code = error.code().value[0]
+    status = status_pb2.Status(code=code, message=error.details() or "")
+    for key, value in pairs(error.trailing_metadata()):
+        if key == STATUS_DETAILS_KEY and isinstance(value, bytes):
+            carried = status_pb2.Status.FromString(value)
+            if carried.code == code:  # a mismatch means a broken trailer: keep the code
+                status.details.extend(carried.details)
+            break
+    return GatewayError(status, headers=headers)
+
+
+def pairs(metadata: object) -> MetadataPairs:
+    """grpc's metadata (aio `Metadata`, or a tuple of pairs) as the pairs it iterates as."""
+    return cast(MetadataPairs, metadata or ())
+
+
+def status_json(status: status_pb2.Status) -> bytes:
+    return orjson.dumps(status_dict(status))
+
+
+def status_dict(status: status_pb2.Status) -> dict[str, object]:
+    return {
+        "code": status.code,
+        "message": status.message,
+        "details": [_detail(detail) for detail in status.details],
+    }
+
+
+def _detail(detail: any_pb2.Any) -> object:
+    try:
+        return json_format.MessageToDict(detail, always_print_fields_with_no_presence=True)
+    except (TypeError, KeyError, json_format.Error):
+        # A detail type this gateway does not know: pass it on in the Any's JSON form.
+        return {"@type": detail.type_url, "value": base64.b64encode(detail.value).decode()}
+
+
+def _pack(message: error_details_pb2.ErrorInfo | error_details_pb2.BadRequest) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def allow_header(methods: Iterable[str]) -> Headers:
+    return [(b"allow", ", ".join(sorted(methods)).encode())]

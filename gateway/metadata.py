@@ -1,0 +1,106 @@
+"""HTTP headers ↔ gRPC metadata, and `Grpc-Timeout` → the call's deadline.
+
+In: `Authorization`, every `Grpc-Metadata-<key>` (prefix stripped; `-bin` keys base64),
+`X-Forwarded-For` (with the client appended) and `X-Forwarded-Host` (or `Host`).
+Out: response header metadata as `Grpc-Metadata-<key>`, trailers as `Grpc-Trailer-<key>`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterable
+
+from gateway.types import Headers
+
+MetadataValue = str | bytes
+Metadata = list[tuple[str, MetadataValue]]
+
+_PREFIX = b"grpc-metadata-"
+_KEY = re.compile(r"[0-9a-z_.\-]+\Z")
+_VALUE = re.compile(rb"[\x20-\x7e]*\Z")
+# Keys HTTP/2 or gRPC own: a client must not set them, a backend's are not passed on.
+_RESERVED = frozenset({"content-type", "te", "host", "connection", "user-agent", "authority"})
+_TIMEOUT = re.compile(r"([0-9]{1,8})([HMSmun])\Z")
+_TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+
+
+class HeaderError(ValueError):
+    """A request header that cannot be passed on: `header` is its name as received."""
+
+    def __init__(self, header: str, description: str) -> None:
+        super().__init__(f"{header}: {description}")
+        self.header = header
+        self.description = description
+
+
+def parse_timeout(text: str) -> float:
+    """A gRPC timeout (`500m`, `2S`, `1H`: 1-8 digits and a unit) in seconds."""
+    match = _TIMEOUT.match(text)
+    if match is None:
+        raise HeaderError("grpc-timeout", f"not a gRPC timeout: {text!r} (e.g. 500m or 2S)")
+    return int(match.group(1)) * _TIMEOUT_UNITS[match.group(2)]
+
+
+def request_metadata(
+    headers: Iterable[tuple[bytes, bytes]], client: tuple[str, int] | None
+) -> tuple[Metadata, float | None]:
+    """The metadata to send with the call, and the client's `Grpc-Timeout` if any."""
+    metadata: Metadata = []
+    timeout: float | None = None
+    forwarded_for = b""
+    forwarded_host = b""
+    host = b""
+    for name, value in headers:
+        if name.startswith(_PREFIX):
+            metadata.append(_incoming(name[len(_PREFIX) :].decode("latin-1"), value))
+        elif name == b"authorization":
+            metadata.append(("authorization", _ascii("authorization", value)))
+        elif name == b"grpc-timeout":
+            timeout = parse_timeout(value.decode("latin-1"))
+        elif name == b"x-forwarded-for":
+            forwarded_for = value
+        elif name == b"x-forwarded-host":
+            forwarded_host = value
+        elif name == b"host":
+            host = value
+    if client is not None:
+        chain = forwarded_for.decode("latin-1")
+        metadata.append(("x-forwarded-for", f"{chain}, {client[0]}" if chain else client[0]))
+    if forwarded_host or host:
+        metadata.append(("x-forwarded-host", _ascii("host", forwarded_host or host)))
+    return metadata, timeout
+
+
+def _incoming(key: str, value: bytes) -> tuple[str, MetadataValue]:
+    header = f"grpc-metadata-{key}"
+    if not _KEY.match(key) or key.startswith("grpc-") or key in _RESERVED:
+        raise HeaderError(header, f"{key!r} cannot be sent as gRPC metadata")
+    if key.endswith("-bin"):
+        try:
+            return key, base64.b64decode(value + b"=" * (-len(value) % 4), validate=True)
+        except binascii.Error:
+            raise HeaderError(header, "a -bin value must be base64") from None
+    return key, _ascii(header, value)
+
+
+def _ascii(header: str, value: bytes) -> str:
+    if not _VALUE.match(value):
+        raise HeaderError(header, "gRPC metadata values are printable ASCII")
+    return value.decode("ascii")
+
+
+def response_headers(
+    initial: Iterable[tuple[str, MetadataValue]] | None,
+    trailing: Iterable[tuple[str, MetadataValue]] | None,
+) -> Headers:
+    """The backend's metadata as `Grpc-Metadata-*` and `Grpc-Trailer-*` headers."""
+    headers: Headers = []
+    for prefix, pairs in ((b"grpc-metadata-", initial), (b"grpc-trailer-", trailing)):
+        for key, value in pairs or ():
+            if key.startswith("grpc-") or key in _RESERVED:
+                continue
+            raw = base64.b64encode(value) if isinstance(value, bytes) else value.encode("latin-1")
+            headers.append((prefix + key.encode("latin-1"), raw))
+    return headers

@@ -1,0 +1,201 @@
+"""The route table: every `google.api.http` rule of the served services, read from their
+descriptors at start-up, and the match of a request's method and path against them.
+
+Patterns are tried from the most specific (literal before `*` before `**`, segment by
+segment), not in registration order. A path ending in `:verb`, for a verb some rule
+declares, goes to the rules with that verb. A path that matches but not for the method
+is a 405 with the methods it has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+from google.api import annotations_pb2, http_pb2
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
+
+from gateway import pattern as patterns
+from gateway.codec import BodyDecoder, ResponseEncoder
+from gateway.fields import Binding, BindingError, binding, is_text_field, resolve
+from gateway.query import QueryParser
+
+HTTP_METHODS = ("get", "put", "post", "delete", "patch")
+
+
+class RouteError(ValueError):
+    """A rule the gateway refuses to serve (invalid, or ambiguous with another)."""
+
+
+class NoRoute(LookupError):
+    """No route for the request: `allowed` lists the methods the path has (none: 404)."""
+
+    def __init__(self, allowed: frozenset[str] = frozenset()) -> None:
+        super().__init__(", ".join(sorted(allowed)) or "no route")
+        self.allowed = allowed
+
+
+class PathError(ValueError):
+    def __init__(self, variable: str, description: str) -> None:
+        super().__init__(f"{variable}: {description}")
+        self.variable = variable
+        self.description = description
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Route:
+    """One HTTP binding of one RPC, with everything a request needs precomputed."""
+
+    http_method: str
+    pattern: patterns.Pattern
+    method: MethodDescriptor
+    full_method: str
+    """`/package.Service/Method`, the gRPC path."""
+    request_class: type[Message]
+    response_class: type[Message]
+    server_streaming: bool
+    path_bindings: tuple[Binding, ...]
+    body: BodyDecoder | None
+    query: QueryParser | None
+    encoder: ResponseEncoder
+
+    def bind_path(self, message: Message, captures: Sequence[str]) -> None:
+        for bound, text in zip(self.path_bindings, captures, strict=True):
+            try:
+                bound.set(message, text)
+            except BindingError as error:
+                raise PathError(bound.path, str(error)) from None
+
+    def __str__(self) -> str:
+        return f"{self.http_method} {self.pattern.template} → {self.full_method[1:]}"
+
+
+def routes_of(
+    services: Iterable[ServiceDescriptor], *, ignore_unknown_fields: bool = True
+) -> list[Route]:
+    """A route for each HTTP rule (and additional binding) of the services' methods."""
+    found: list[Route] = []
+    for service in services:
+        for method in service.methods:
+            options = method.GetOptions()
+            if not options.HasExtension(annotations_pb2.http):
+                continue
+            rule = options.Extensions[annotations_pb2.http]
+            for each in (rule, *rule.additional_bindings):
+                found.append(route_for(method, each, ignore_unknown_fields=ignore_unknown_fields))
+    return found
+
+
+def route_for(
+    method: MethodDescriptor, rule: http_pb2.HttpRule, *, ignore_unknown_fields: bool = True
+) -> Route:
+    """The route of one rule of `method`; `RouteError` says what is wrong with the rule."""
+    try:
+        return _route(method, rule, ignore_unknown_fields)
+    except RouteError as error:
+        raise RouteError(f"{method.full_name}: {error}") from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise RouteError(f"{method.full_name}: {error}") from error
+
+
+def _route(method: MethodDescriptor, rule: http_pb2.HttpRule, ignore_unknown: bool) -> Route:
+    if method.client_streaming:
+        raise RouteError("client-streaming methods cannot be served over HTTP/JSON")
+    kind = rule.WhichOneof("pattern")
+    if kind in HTTP_METHODS:
+        http_method, template = kind.upper(), getattr(rule, kind)
+    elif kind == "custom":
+        http_method, template = rule.custom.kind.upper(), rule.custom.path
+    else:
+        raise RouteError("the rule has no pattern")
+    pattern = patterns.parse(template)
+    request = method.input_type
+    bindings: list[Binding] = []
+    for variable in pattern.variables:
+        fields = resolve(request, variable.field_path)
+        if not is_text_field(fields[-1]) or fields[-1].is_repeated:
+            raise RouteError(f"path variable {variable.name} must be a singular scalar field")
+        bindings.append(binding(fields))
+    body = (
+        BodyDecoder(request, rule.body, ignore_unknown_fields=ignore_unknown) if rule.body else None
+    )
+    bound = {b.path for b in bindings} | ({rule.body} if rule.body else set())
+    query = QueryParser(request, bound)
+    return Route(
+        http_method=http_method,
+        pattern=pattern,
+        method=method,
+        full_method=f"/{method.containing_service.full_name}/{method.name}",
+        request_class=GetMessageClass(request),
+        response_class=GetMessageClass(method.output_type),
+        server_streaming=method.server_streaming,
+        path_bindings=tuple(bindings),
+        body=body,
+        query=None if query.empty else query,
+        encoder=ResponseEncoder(method.output_type, rule.response_body),
+    )
+
+
+@dataclass(slots=True)
+class _Entry:
+    """The routes of one path shape, by HTTP method."""
+
+    pattern: patterns.Pattern
+    by_method: dict[str, Route] = field(default_factory=dict)
+
+
+class Router:
+    """Matches a method and a raw (percent-encoded) path to a route and its captures."""
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        self.routes = tuple(routes)
+        shapes: dict[object, _Entry] = {}
+        for route in self.routes:
+            entry = shapes.setdefault(route.pattern.shape, _Entry(route.pattern))
+            other = entry.by_method.get(route.http_method)
+            if other is not None:
+                raise RouteError(f"{route} is ambiguous with {other}")
+            entry.by_method[route.http_method] = route
+        ordered = sorted(shapes.values(), key=lambda e: e.pattern.specificity)
+        self._plain = [e for e in ordered if not e.pattern.verb]
+        self._by_verb: dict[str, list[_Entry]] = {}
+        for entry in ordered:
+            if entry.pattern.verb:
+                self._by_verb.setdefault(entry.pattern.verb, []).append(entry)
+
+    def match(self, method: str, path: str) -> tuple[Route, list[str]]:
+        """Raises `NoRoute`; `UnicodeDecodeError` for a path that is not UTF-8."""
+        parts = path[1:].split("/")
+        if "%" in path:
+            parts = [unquote(p, errors="strict") if "%" in p else p for p in parts]
+        allowed: set[str] = set()
+        last = parts[-1]
+        colon = last.rfind(":")
+        if colon >= 0:
+            entries = self._by_verb.get(last[colon + 1 :])
+            if entries is not None:
+                trimmed = [*parts[:-1], last[:colon]]
+                found = _find(entries, method, trimmed, allowed)
+                if found is not None:
+                    return found
+                if allowed:
+                    raise NoRoute(frozenset(allowed))
+        found = _find(self._plain, method, parts, allowed)
+        if found is not None:
+            return found
+        raise NoRoute(frozenset(allowed))
+
+
+def _find(
+    entries: list[_Entry], method: str, parts: list[str], allowed: set[str]
+) -> tuple[Route, list[str]] | None:
+    for entry in entries:
+        if entry.pattern.matches(parts):
+            route = entry.by_method.get(method)
+            if route is not None:
+                return route, route.pattern.captures(parts)
+            allowed.update(entry.by_method)
+    return None

@@ -1,0 +1,109 @@
+"""Serving the gateway with uvicorn (httptools) on a socket we bind ourselves, so that port 0
+works and the real port is known and logged."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import signal
+import socket
+from dataclasses import dataclass
+
+import uvicorn
+
+from gateway.app import Gateway
+from gateway.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunningGateway:
+    app: Gateway
+    server: uvicorn.Server
+    sockets: list[socket.socket]
+    host: str
+    port: int
+    _main_loop: asyncio.Task[None]
+    _stopped: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def stop(self) -> None:
+        """Ends open streams, stops accepting, lets requests finish (up to the grace
+        period), then closes the backend channels. Calling it again waits for the same stop."""
+        if self._stopped is None:
+            self._stopped = asyncio.ensure_future(self._stop())
+        await asyncio.shield(self._stopped)
+
+    async def _stop(self) -> None:
+        self.app.begin_stop()
+        self.server.should_exit = True
+        await self._main_loop
+        await self.server.shutdown(sockets=self.sockets)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+async def start(settings: Settings, app: Gateway | None = None) -> RunningGateway:
+    """Binds `settings.listen`, starts serving, and logs the address really bound."""
+    app = app or Gateway(settings)
+    sock = bind(settings.host, settings.port)
+    port: int = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        http="httptools",
+        loop="uvloop",
+        ws="none",
+        lifespan="on",
+        interface="asgi3",
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,  # the gateway forwards X-Forwarded-* itself
+        server_header=False,
+        timeout_graceful_shutdown=math.ceil(settings.grace_seconds),
+    )
+    config.load()
+    server = uvicorn.Server(config)
+    server.lifespan = config.lifespan_class(config)
+    try:
+        await server.startup(sockets=[sock])
+    except BaseException:
+        sock.close()
+        raise
+    main_loop = asyncio.create_task(server.main_loop())
+    running = RunningGateway(app, server, [sock], settings.host, port, main_loop)
+    log.info("gateway listening on %s", running.url)
+    return running
+
+
+async def serve(settings: Settings) -> None:
+    """Serves until SIGTERM or SIGINT, then stops cleanly."""
+    running = await start(settings)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        await stopping.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        log.info("stopping")
+        await running.stop()
+        log.info("stopped")

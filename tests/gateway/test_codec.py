@@ -1,0 +1,136 @@
+"""Proto3 JSON in and out, with `body` and `response_body` applied."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from gateway.codec import BodyDecoder, CodecError, ResponseEncoder
+from shop.order.v1 import order_pb2
+from shop.user.v1 import user_pb2
+from tests.gateway.sample import SAMPLE, Sample
+
+CREATE_ORDER = order_pb2.CreateOrderRequest.DESCRIPTOR
+
+
+def decode(body: bytes, selector: str = "order", *, strict: bool = False) -> object:
+    message = order_pb2.CreateOrderRequest()
+    BodyDecoder(CREATE_ORDER, selector, ignore_unknown_fields=not strict).decode(body, message)
+    return message
+
+
+def test_body_field_takes_the_whole_json_object() -> None:
+    assert decode(b'{"userId": "u", "items": [{"sku": "A", "quantity": 2}]}') == (
+        order_pb2.CreateOrderRequest(
+            order=order_pb2.Order(user_id="u", items=[order_pb2.LineItem(sku="A", quantity=2)])
+        )
+    )
+
+
+def test_star_body_is_the_whole_request() -> None:
+    assert decode(b'{"order": {"user_id": "u"}, "requestId": "r"}', "*") == (
+        order_pb2.CreateOrderRequest(order=order_pb2.Order(user_id="u"), request_id="r")
+    )
+
+
+def test_a_scalar_body_field_takes_the_json_value() -> None:
+    assert decode(b'"r-1"', "request_id") == order_pb2.CreateOrderRequest(request_id="r-1")
+
+
+def test_empty_body_is_an_empty_but_present_message() -> None:
+    message = decode(b"  ")
+    assert isinstance(message, order_pb2.CreateOrderRequest)
+    assert message.HasField("order")
+
+
+def test_unknown_fields_are_ignored_unless_strict() -> None:
+    assert decode(b'{"userId": "u", "colour": 1}') == order_pb2.CreateOrderRequest(
+        order=order_pb2.Order(user_id="u")
+    )
+    with pytest.raises(CodecError) as raised:
+        decode(b'{"userId": "u", "colour": 1}', strict=True)
+    assert raised.value.field == "colour"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason", "field"),
+    [
+        (b'{"userId": ', "INVALID_JSON", ""),
+        (b"not json", "INVALID_JSON", ""),
+        (b"[1, 2]", "INVALID_JSON", ""),
+        (b'"text"', "INVALID_JSON", ""),
+        (b'{"userId": 5}', "INVALID_FIELD", "userId"),
+        (b'{"user_id": []}', "INVALID_FIELD", "user_id"),
+        (b'{"items": {"sku": "A"}}', "INVALID_FIELD", "items"),
+        (b'{"items": [{"sku": "A"}, {"quantity": "many"}]}', "INVALID_FIELD", "items.quantity"),
+        (b'{"items": [{"quantity": 1.5}]}', "INVALID_FIELD", "items[0].quantity"),
+        (b'{"items": [{"unitPrice": {"units": "x"}}]}', "INVALID_FIELD", "items.unitPrice.units"),
+        (b'{"createTime": "yesterday"}', "INVALID_FIELD", "createTime"),
+        (b'{"total": 5}', "INVALID_FIELD", "total"),
+    ],
+)
+def test_bad_bodies_name_the_field_as_sent(body: bytes, reason: str, field: str) -> None:
+    with pytest.raises(CodecError) as raised:
+        decode(body)
+    assert (raised.value.reason, raised.value.field) == (reason, field)
+    assert raised.value.description
+    assert not raised.value.description.startswith(f"Failed to parse {field} field")
+
+
+def test_the_description_is_the_innermost_reason() -> None:
+    with pytest.raises(CodecError) as raised:
+        decode(b'{"items": [{"quantity": "many"}]}')
+    assert raised.value.description == "invalid literal for int() with base 10: 'many'"
+
+
+def test_unknown_enum_names_are_ignored_unless_strict() -> None:
+    # As proto3 JSON parsers do when they ignore unknown fields (protojson's DiscardUnknown).
+    assert decode(b'{"state": "OPEN"}') == order_pb2.CreateOrderRequest(order=order_pb2.Order())
+    with pytest.raises(CodecError) as raised:
+        decode(b'{"state": "OPEN"}', strict=True)
+    assert raised.value.field == "state"
+
+
+def test_output_is_camel_case_with_int64_as_strings_and_unpopulated_fields() -> None:
+    message = Sample(i64=2**60, display_name="Lin", tags=["a"])
+    assert orjson.loads(ResponseEncoder(SAMPLE).encode(message)) == {
+        "text": "",
+        "i32": 0,
+        "i64": str(2**60),
+        "u32": 0,
+        "u64": "0",
+        "flag": False,
+        "ratio": 0.0,
+        "value": 0.0,
+        "blob": "",
+        "color": "COLOR_UNSPECIFIED",
+        "tags": ["a"],
+        "numbers": [],
+        "displayName": "Lin",
+        "labels": {},
+        "s32": 0,
+    }
+
+
+def test_response_body_returns_the_field_alone() -> None:
+    response = user_pb2.CreateUserResponse(user=user_pb2.User(id="u", display_name="D"))
+    encoder = ResponseEncoder(user_pb2.CreateUserResponse.DESCRIPTOR, "user")
+    assert orjson.loads(encoder.encode(response)) == {
+        "id": "u",
+        "email": "",
+        "displayName": "D",
+        "etag": "",
+    }
+
+
+def test_response_body_of_a_repeated_field_is_the_json_array() -> None:
+    response = user_pb2.ListUsersResponse(users=[user_pb2.User(id="a")])
+    encoder = ResponseEncoder(user_pb2.ListUsersResponse.DESCRIPTOR, "users")
+    assert [u["id"] for u in orjson.loads(encoder.encode(response))] == ["a"]
+
+
+def test_unknown_selectors_are_refused() -> None:
+    with pytest.raises(ValueError, match="no such field"):
+        ResponseEncoder(user_pb2.ListUsersResponse.DESCRIPTOR, "nope")
+    with pytest.raises(ValueError, match="no such field"):
+        BodyDecoder(CREATE_ORDER, "nope", ignore_unknown_fields=True)

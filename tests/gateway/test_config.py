@@ -1,0 +1,64 @@
+"""Settings read once from the environment."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.config import Settings
+from shop_common.config import ConfigError
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.listen == "127.0.0.1:8080"
+    assert (settings.host, settings.port) == ("127.0.0.1", 8080)
+    assert settings.backends == {
+        "shop.user.v1.UserService": "127.0.0.1:50051",
+        "shop.order.v1.OrderService": "127.0.0.1:50052",
+    }
+    assert settings.max_body_bytes == 4 * 1024 * 1024
+    assert settings.timeout_seconds == 10.0
+    assert settings.max_timeout_seconds == 60.0
+
+
+def test_everything_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "GATEWAY_LISTEN": "[::1]:0",
+            "GATEWAY_USER_SVC_ADDR": "users:1",
+            "GATEWAY_ORDER_SVC_ADDR": "orders:2",
+            "GATEWAY_MAX_BODY_BYTES": "1000",
+            "GATEWAY_TIMEOUT_SECONDS": "2.5",
+            "GATEWAY_MAX_TIMEOUT_SECONDS": "30",
+            "SHOP_GRACE_SECONDS": "1",
+            "SHOP_LOG_LEVEL": "debug",
+        }
+    )
+    assert (settings.host, settings.port) == ("::1", 0)
+    assert set(settings.backends.values()) == {"users:1", "orders:2"}
+    assert settings.max_body_bytes == 1000
+    assert settings.timeout_seconds == 2.5
+    assert settings.max_timeout_seconds == 30.0
+    assert settings.grace_seconds == 1.0
+    assert settings.log_level == "DEBUG"
+
+
+def test_the_cap_is_never_below_the_default_deadline() -> None:
+    settings = Settings.from_env({"GATEWAY_TIMEOUT_SECONDS": "90"})
+    assert settings.max_timeout_seconds == 90.0
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("GATEWAY_LISTEN", "8080"),
+        ("GATEWAY_USER_SVC_ADDR", "nowhere"),
+        ("GATEWAY_MAX_BODY_BYTES", "1.5"),
+        ("GATEWAY_MAX_BODY_BYTES", "0"),
+        ("GATEWAY_TIMEOUT_SECONDS", "0"),
+        ("GATEWAY_TIMEOUT_SECONDS", "soon"),
+    ],
+)
+def test_bad_values_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: value})

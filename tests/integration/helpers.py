@@ -1,0 +1,119 @@
+"""Building requests and reading rich error statuses in integration tests."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import cast
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from google.type import money_pb2
+from grpc_status import rpc_status
+
+from shop.order.v1 import order_pb2, order_pb2_grpc
+from shop.user.v1 import user_pb2, user_pb2_grpc
+from shop_common.ids import is_valid_id
+
+DOMAIN = "shop.dev"
+UNKNOWN_ID = "01a21966-e263-7607-918a-d4d32f874249"  # well formed, never issued here
+
+
+@dataclass
+class Failure:
+    """What a client learns from a failed call: the code and the status details."""
+
+    code: grpc.StatusCode
+    message: str
+    reason: str | None = None
+    domain: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    violations: list[tuple[str, str]] = field(default_factory=list)
+    """(field, reason) of each BadRequest field violation."""
+
+
+def failure_of(error: grpc.aio.AioRpcError) -> Failure:
+    found = Failure(code=error.code(), message=error.details() or "")
+    # AioRpcError has the methods from_call reads (code, details, trailing_metadata).
+    status = rpc_status.from_call(cast(grpc.Call, error))
+    if status is None:
+        return found
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            found.reason, found.domain = info.reason, info.domain
+            found.metadata = dict(info.metadata)
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            found.violations.extend((v.field, v.reason) for v in bad.field_violations)
+    return found
+
+
+async def fails(call: Awaitable[object], code: grpc.StatusCode, reason: str) -> Failure:
+    """Awaits `call`, which must fail with `code` and an ErrorInfo of `reason` in shop.dev."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    found = failure_of(caught.value)
+    assert (found.code, found.reason, found.domain) == (code, reason, DOMAIN), found
+    return found
+
+
+def fields_of(found: Failure) -> set[str]:
+    return {name for name, _reason in found.violations}
+
+
+def new_email() -> str:
+    return f"u-{uuid.uuid4().hex[:12]}@example.com"
+
+
+async def create_user(
+    users: user_pb2_grpc.UserServiceAsyncStub,
+    email: str | None = None,
+    display_name: str = "Ada Lovelace",
+    request_id: str = "",
+) -> user_pb2.User:
+    response = await users.CreateUser(
+        user_pb2.CreateUserRequest(
+            user=user_pb2.User(email=email or new_email(), display_name=display_name),
+            request_id=request_id,
+        )
+    )
+    assert is_valid_id(response.user.id)
+    return response.user
+
+
+async def all_users(users: user_pb2_grpc.UserServiceAsyncStub) -> list[user_pb2.User]:
+    response = await users.ListUsers(user_pb2.ListUsersRequest(page_size=1000))
+    assert not response.next_page_token
+    return list(response.users)
+
+
+def price(units: int, nanos: int = 0, currency: str = "EUR") -> money_pb2.Money:
+    return money_pb2.Money(currency_code=currency, units=units, nanos=nanos)
+
+
+def item(
+    sku: str = "TEA-1", quantity: int = 1, unit_price: money_pb2.Money | None = None
+) -> order_pb2.LineItem:
+    return order_pb2.LineItem(sku=sku, quantity=quantity, unit_price=unit_price or price(3))
+
+
+def order_request(
+    user_id: str, *items: order_pb2.LineItem, request_id: str = ""
+) -> order_pb2.CreateOrderRequest:
+    return order_pb2.CreateOrderRequest(
+        order=order_pb2.Order(user_id=user_id, items=list(items) or [item()]),
+        request_id=request_id,
+    )
+
+
+async def all_orders(
+    orders: order_pb2_grpc.OrderServiceAsyncStub, user_id: str = ""
+) -> list[order_pb2.Order]:
+    response = await orders.ListOrders(order_pb2.ListOrdersRequest(page_size=1000, user_id=user_id))
+    assert not response.next_page_token
+    return list(response.orders)

@@ -1,0 +1,223 @@
+"""Storage on each backend: migrations (once, under a lock) and the changelog of writes."""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+import sqlite3
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import orjson
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+import order_svc.schema
+import user_svc.schema
+from shop.order.v1 import order_pb2, order_pb2_grpc
+from shop.user.v1 import user_pb2, user_pb2_grpc
+from shop_common.changelog import ChangeType
+from shop_common.db import Database
+from shop_common.migrations import Migration, migrate
+from tests.integration.helpers import create_user, order_request
+from tests.support import Databases, Services, channel_to, running_user_svc
+
+SCHEMAS = [
+    pytest.param(user_svc.schema, id="users"),
+    pytest.param(order_svc.schema, id="orders"),
+]
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+def table_names(conn: Connection) -> set[str]:
+    return set(sa.inspect(conn).get_table_names())
+
+
+@pytest.mark.parametrize("schema", SCHEMAS)
+async def test_second_migration_run_applies_nothing(db: Database, schema: Any) -> None:
+    assert await migrate(db, schema.MIGRATIONS) == [1]
+    assert await migrate(db, schema.MIGRATIONS) == []
+    tables = await db.read(table_names)
+    assert set(schema.metadata.tables) | {"schema_migrations"} <= tables
+
+
+@pytest.mark.parametrize("schema", SCHEMAS)
+async def test_concurrent_migrations_apply_once(databases: Databases, schema: Any) -> None:
+    # Replicas starting together on a fresh database: the race is short, so it is run
+    # several times, each on a new database.
+    for _ in range(3 if databases.is_postgres else 40):
+        url = await databases.new()
+        migrators = [Database(url) for _ in range(3)]
+        try:
+            results = await asyncio.gather(*(migrate(d, schema.MIGRATIONS) for d in migrators))
+            assert sorted(results) == [[], [], [1]]
+            versions = await migrators[0].read(
+                lambda conn: conn.execute(sa.text("SELECT version FROM schema_migrations")).all()
+            )
+            assert [tuple(v) for v in versions] == [(1,)]
+        finally:
+            for migrator in migrators:
+                await migrator.close()
+
+
+async def test_migration_on_a_fresh_sqlite_file_waits_for_another_writer(
+    tmp_path: pathlib.Path,
+) -> None:
+    # Another replica is inside its write transaction on a database that is not in WAL mode
+    # yet: this one must queue behind it (busy timeout), not fail with "database is locked".
+    path = tmp_path / "fresh.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("CREATE TABLE other_replica (x INTEGER)")
+        db = Database(f"sqlite:///{path}")
+        try:
+            migrating = asyncio.create_task(migrate(db, user_svc.schema.MIGRATIONS))
+            # Long enough for a migrator that gives up at once to have done so.
+            done, _ = await asyncio.wait({migrating}, timeout=0.5)
+            assert not done, f"gave up instead of waiting: {migrating.exception()!r}"
+            other.execute("COMMIT")
+            assert await migrating == [1]
+        finally:
+            await db.close()
+    finally:
+        other.close()
+
+
+async def test_new_migrations_apply_after_old_ones(db: Database) -> None:
+    meta = sa.MetaData()
+    first = sa.Table("first", meta, sa.Column("id", sa.Integer, primary_key=True))
+    second = sa.Table("second", meta, sa.Column("id", sa.Integer, primary_key=True))
+    one = Migration(1, "first", first.create)
+    two = Migration(2, "second", second.create)
+    assert await migrate(db, [one]) == [1]
+    assert await migrate(db, [one, two]) == [2]
+    assert {"first", "second"} <= await db.read(table_names)
+
+
+async def test_failed_migration_leaves_nothing_half_applied(db: Database) -> None:
+    meta = sa.MetaData()
+    table = sa.Table("half", meta, sa.Column("id", sa.Integer, primary_key=True))
+
+    def broken(conn: Connection) -> None:
+        raise RuntimeError("migration 2 is broken")
+
+    with pytest.raises(RuntimeError, match="broken"):
+        await migrate(db, [Migration(1, "half", table.create), Migration(2, "broken", broken)])
+    assert "half" not in await db.read(table_names)
+    assert await migrate(db, [Migration(1, "half", table.create)]) == [1]
+
+
+@pytest.mark.parametrize("versions", [[2, 1], [1, 1]])
+async def test_migrations_out_of_order_are_refused(db: Database, versions: list[int]) -> None:
+    def nothing(conn: Connection) -> None:
+        pass
+
+    with pytest.raises(ValueError, match="unique and increasing"):
+        await migrate(db, [Migration(v, f"m{v}", nothing) for v in versions])
+
+
+# --- the changelog ------------------------------------------------------------------------------
+
+
+def changes_of(schema: Any) -> Any:
+    def work(conn: Connection) -> tuple[list[Any], int]:
+        changes = schema.changelog.changes
+        rows = conn.execute(sa.select(changes).order_by(changes.c.revision, changes.c.seq)).all()
+        counter = conn.execute(sa.select(schema.changelog.counter.c.revision)).scalar_one()
+        return list(rows), int(counter)
+
+    return work
+
+
+async def test_each_user_write_appends_one_change_with_the_next_revision(
+    database_url: str, tmp_path: pathlib.Path
+) -> None:
+    async with (
+        running_user_svc(database_url, tmp_path) as running,
+        channel_to(running.port) as channel,
+    ):
+        users = user_pb2_grpc.UserServiceStub(channel)
+        ada = await create_user(users, email="ada@example.com")
+        bo = await create_user(users)
+        updated = (
+            await users.UpdateUser(
+                user_pb2.UpdateUserRequest(user=user_pb2.User(id=ada.id, display_name="Ada L."))
+            )
+        ).user
+        await users.DeleteUser(user_pb2.DeleteUserRequest(id=bo.id))
+        # Refused writes leave no change behind.
+        with pytest.raises(grpc.aio.AioRpcError):
+            await users.CreateUser(
+                user_pb2.CreateUserRequest(user=user_pb2.User(email="ADA@example.com"))
+            )
+        with pytest.raises(grpc.aio.AioRpcError):
+            await users.DeleteUser(user_pb2.DeleteUserRequest(id=ada.id, etag=ada.etag))
+        await create_user(users, email=bo.email, request_id="x")
+        await create_user(users, email=bo.email, request_id="x")  # a replay is not a write
+
+    database = Database(database_url)
+    try:
+        rows, counter = await database.read(changes_of(user_svc.schema))
+    finally:
+        await database.close()
+    assert [r.revision for r in rows] == [1, 2, 3, 4, 5]
+    assert counter == 5
+    assert {r.seq for r in rows} == {0}
+    assert [(r.resource_id, r.type) for r in rows[:4]] == [
+        (ada.id, ChangeType.PUT),
+        (bo.id, ChangeType.PUT),
+        (ada.id, ChangeType.PUT),
+        (bo.id, ChangeType.DELETE),
+    ]
+    assert rows[0].prev is None
+    assert orjson.loads(rows[0].data)["email"] == "ada@example.com"
+    assert orjson.loads(rows[2].prev)["display_name"] == ada.display_name
+    assert orjson.loads(rows[2].data)["display_name"] == "Ada L."
+    assert str(orjson.loads(rows[2].data)["revision"]) == updated.etag
+    assert orjson.loads(rows[3].data) == {"id": bo.id, "revision": 4}
+    times = [r.commit_time_us for r in rows]
+    assert times == sorted(times)
+
+
+async def test_each_order_write_appends_one_change(services: Services) -> None:
+    user = await create_user(services.users)
+    orders: order_pb2_grpc.OrderServiceAsyncStub = services.orders
+    order = (await orders.CreateOrder(order_request(user.id))).order
+    cancelled = (await orders.CancelOrder(order_pb2.CancelOrderRequest(id=order.id))).order
+    database = Database(services.order_database_url)
+    try:
+        rows, counter = await database.read(changes_of(order_svc.schema))
+    finally:
+        await database.close()
+    assert [(r.revision, r.resource_id, r.type) for r in rows] == [
+        (1, order.id, ChangeType.PUT),
+        (2, order.id, ChangeType.PUT),
+    ]
+    assert counter == 2
+    assert str(rows[1].revision) == cancelled.etag
+    assert orjson.loads(rows[1].data)["state"] == 2
+    assert orjson.loads(rows[1].prev)["state"] == 1
+
+
+async def test_concurrent_writes_get_distinct_consecutive_revisions(services: Services) -> None:
+    created = await asyncio.gather(*(create_user(services.users) for _ in range(30)))
+    assert sorted(int(u.etag) for u in created) == list(range(1, 31))
+    database = Database(services.user_database_url)
+    try:
+        rows, counter = await database.read(changes_of(user_svc.schema))
+    finally:
+        await database.close()
+    assert [r.revision for r in rows] == list(range(1, 31))
+    assert {r.resource_id: r.revision for r in rows} == {u.id: int(u.etag) for u in created}
+    assert counter == 30

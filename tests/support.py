@@ -1,0 +1,176 @@
+"""Helpers shared by the fixtures in `tests/conftest.py` and by tests that need a server of
+their own: settings, throwaway PostgreSQL databases, in-process services."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pathlib
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+import grpc
+from sqlalchemy.engine import make_url
+
+import order_svc.app
+import order_svc.config
+import user_svc.app
+import user_svc.config
+from shop.order.v1 import order_pb2_grpc
+from shop.user.v1 import user_pb2_grpc
+from shop_common.config import Common
+from shop_common.server import RunningServer
+
+POSTGRES_ENV = "TEST_DATABASE_URL"
+POSTGRES_SKIP_REASON = "TEST_DATABASE_URL not set: PostgreSQL tests skipped"
+
+
+# shop_common.db.Database.close() disposes the engine while a unit of work may still run in
+# another database thread (the key janitor starts one at every start): the psycopg
+# connection that work holds is never closed, and warns whenever it is garbage collected,
+# in whichever test that happens to be. tests/conftest.py ignores exactly that warning for
+# the session so that unrelated tests do not fail at random;
+# test_stopping_right_after_start_leaves_no_connection_open records it and fails until
+# the bug is fixed. Remove the filter with the fix.
+LEAKED_CONNECTION_WARNING = (
+    "<psycopg\\.Connection object at 0x[0-9a-f]+> was deleted while still open"
+)
+
+
+def common_settings(data_dir: pathlib.Path, *, drain_seconds: float = 0.0) -> Common:
+    return Common(
+        data_dir=data_dir,
+        log_level="INFO",
+        grace_seconds=0,
+        drain_seconds=drain_seconds,
+        page_token_key=None,
+    )
+
+
+def postgres_admin_url() -> str | None:
+    return os.environ.get(POSTGRES_ENV, "").strip() or None
+
+
+def _asyncpg_dsn(url: str) -> str:
+    """asyncpg takes plain `postgresql://` URLs, not SQLAlchemy's `+driver` forms."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class PostgresDatabases:
+    """Creates throwaway databases on the server of `admin_url` and drops them all at the end."""
+
+    def __init__(self, admin_url: str) -> None:
+        self._admin_url = admin_url
+        self._created: list[str] = []
+
+    async def create(self) -> str:
+        name = f"t_{secrets.token_hex(8)}"
+        conn = await asyncpg.connect(_asyncpg_dsn(self._admin_url))
+        try:
+            # FILE_COPY (PostgreSQL 15+) copies the tiny template far faster than WAL_LOG.
+            fast = " STRATEGY FILE_COPY" if conn.get_server_version().major >= 15 else ""
+            await conn.execute(f'CREATE DATABASE "{name}"{fast}')
+        finally:
+            await conn.close()
+        self._created.append(name)
+        return make_url(self._admin_url).set(database=name).render_as_string(hide_password=False)
+
+    async def drop_all(self) -> None:
+        if not self._created:
+            return
+        conn = await asyncpg.connect(_asyncpg_dsn(self._admin_url))
+        try:
+            while self._created:
+                name = self._created.pop()
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def running_user_svc(
+    database_url: str, data_dir: pathlib.Path, *, drain_seconds: float = 0.0
+) -> AsyncIterator[RunningServer]:
+    settings = user_svc.config.Settings(
+        listen="127.0.0.1:0",
+        database_url=database_url,
+        common=common_settings(data_dir, drain_seconds=drain_seconds),
+    )
+    running = await user_svc.app.start(settings)
+    try:
+        yield running
+    finally:
+        await running.stop(grace=0)
+
+
+@contextlib.asynccontextmanager
+async def running_order_svc(
+    database_url: str,
+    data_dir: pathlib.Path,
+    user_svc_addr: str,
+    *,
+    user_svc_timeout_seconds: float = 2.0,
+) -> AsyncIterator[RunningServer]:
+    settings = order_svc.config.Settings(
+        listen="127.0.0.1:0",
+        database_url=database_url,
+        user_svc_addr=user_svc_addr,
+        user_svc_timeout_seconds=user_svc_timeout_seconds,
+        common=common_settings(data_dir),
+    )
+    running = await order_svc.app.start(settings)
+    try:
+        yield running
+    finally:
+        await running.stop(grace=0)
+
+
+@contextlib.asynccontextmanager
+async def channel_to(port: int) -> AsyncIterator[grpc.aio.Channel]:
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield channel
+    finally:
+        await channel.close(None)
+
+
+class Databases:
+    """Hands out empty databases on one backend; `new()` may be called several times."""
+
+    def __init__(
+        self, backend: str, tmp_path: pathlib.Path, postgres: PostgresDatabases | None
+    ) -> None:
+        self.backend = backend
+        self._tmp_path = tmp_path
+        self._postgres = postgres
+        self._count = 0
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.backend == "postgres"
+
+    async def new(self) -> str:
+        if self._postgres is not None:
+            return await self._postgres.create()
+        self._count += 1
+        return f"sqlite:///{self._tmp_path}/db{self._count}.db"
+
+    async def new_many(self, count: int) -> list[str]:
+        return list(await asyncio.gather(*(self.new() for _ in range(count))))
+
+
+@dataclass
+class Services:
+    """user_svc and order_svc (pointed at that user_svc), each on its own database."""
+
+    user_server: RunningServer
+    order_server: RunningServer
+    user_database_url: str
+    order_database_url: str
+    user_channel: grpc.aio.Channel
+    order_channel: grpc.aio.Channel
+    users: user_pb2_grpc.UserServiceAsyncStub
+    orders: order_pb2_grpc.OrderServiceAsyncStub
