@@ -13,7 +13,7 @@ from shop_common.errors import Aborted, FailedPrecondition, FieldViolation, Inva
 NANOS_PER_UNIT = 1_000_000_000
 MAX_ITEMS = 100
 MAX_QUANTITY = 10_000
-MAX_UNIT_PRICE_UNITS = 1_000_000_000_000  # keeps any order's total well inside int64 units
+MAX_UNIT_PRICE_UNITS = 1_000_000_000  # keeps every amount in nanos inside int64
 _SKU = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
@@ -41,7 +41,7 @@ class Money:
 def money(currency: str, units: int, nanos: int, field: str) -> Money:
     """A price as google.type.Money states it, checked: not negative, well formed."""
     violations = []
-    if not _CURRENCY.match(currency):
+    if not _CURRENCY.fullmatch(currency):
         violations.append(
             FieldViolation(f"{field}.currency_code", "must be a 3-letter ISO 4217 code, e.g. EUR")
         )
@@ -97,7 +97,7 @@ def new_order(order_id: str, user_id: str, items: list[LineItem], now: datetime)
     if len(items) > MAX_ITEMS:
         violations.append(FieldViolation("order.items", f"must hold at most {MAX_ITEMS} items"))
     for n, item in enumerate(items):
-        if not _SKU.match(item.sku):
+        if not _SKU.fullmatch(item.sku):
             violations.append(
                 FieldViolation(
                     f"order.items[{n}].sku", "must be 1-64 letters, digits, '.', '_' or '-'"

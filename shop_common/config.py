@@ -6,6 +6,7 @@ helpers; nothing else in the code base reads `os.environ`.
 
 from __future__ import annotations
 
+import math
 import pathlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ def number(env: Mapping[str, str], name: str, default: float, *, minimum: float 
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if value < minimum:
+    if not math.isfinite(value) or value < minimum:
         raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
     return value
 

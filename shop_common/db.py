@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import pathlib
+import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -28,11 +30,11 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 T = TypeVar("T")
 
 _SQLITE_PRAGMAS = (
-    "PRAGMA journal_mode=WAL",
-    "PRAGMA synchronous=NORMAL",
     "PRAGMA busy_timeout=10000",
+    "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
 )
+_WAL_SWITCH_SECONDS = 10.0
 SQLITE_READERS = 4
 POSTGRES_POOL = 8
 
@@ -59,12 +61,27 @@ def _sqlite_engine(url: URL, begin: str, pool_size: int) -> Engine:
         dbapi_connection.isolation_level = None
         for pragma in _SQLITE_PRAGMAS:
             dbapi_connection.execute(pragma)
+        _enable_wal(dbapi_connection)
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         connection.exec_driver_sql(begin)
 
     return engine
+
+
+def _enable_wal(dbapi_connection: Any) -> None:
+    # Switching a fresh file to WAL ignores busy_timeout: while another process (a replica
+    # migrating at the same time) holds a write lock it fails at once, so retry for a while.
+    give_up = time.monotonic() + _WAL_SWITCH_SECONDS
+    while True:
+        try:
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > give_up:
+                raise
+            time.sleep(0.005)  # in a database thread, never on the event loop
 
 
 def _in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
@@ -102,11 +119,13 @@ class Database:
         )
 
     async def close(self) -> None:
-        def dispose() -> None:
+        """Waits for units of work in flight, then closes every connection."""
+
+        def close_all() -> None:
+            self._write_threads.shutdown(wait=True)
+            self._read_threads.shutdown(wait=True)
             self._writer.dispose()
             if not self.is_postgres:
                 self._reader.dispose()
 
-        await asyncio.get_running_loop().run_in_executor(self._write_threads, dispose)
-        self._write_threads.shutdown(wait=True)
-        self._read_threads.shutdown(wait=True)
+        await asyncio.to_thread(close_all)

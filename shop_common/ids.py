@@ -22,4 +22,4 @@ def new_id() -> str:
 
 def is_valid_id(value: str) -> bool:
     """True for a canonical, lower-case UUIDv7 string: the only form the services issue."""
-    return bool(_CANONICAL.match(value))
+    return bool(_CANONICAL.fullmatch(value))

@@ -10,7 +10,7 @@ run whole in a database thread (see `db`).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -64,6 +64,20 @@ class Page(Generic[R]):
     """Whether resources follow the last one."""
     revision: int
     """The revision of the snapshot the page was read from."""
+
+
+# A page stops early once its rows hold this much text, so that the response stays well
+# under gRPC's 4 MiB message limit (AIP-158 allows short pages; the token goes on from there).
+PAGE_BUDGET_BYTES = 1_500_000
+
+
+def _within_budget(rows: Sequence[Mapping[Any, Any]]) -> Sequence[Mapping[Any, Any]]:
+    spent = 0
+    for n, row in enumerate(rows):
+        spent += sum(len(v) if isinstance(v, str) else 8 for v in row.values())
+        if spent > PAGE_BUDGET_BYTES and n > 0:
+            return rows[:n]
+    return rows
 
 
 class ResourceStore(Generic[R]):
@@ -144,8 +158,9 @@ class ResourceStore(Generic[R]):
         def work(conn: Connection) -> Page[R]:
             rows = conn.execute(query).mappings().all()
             revision = conn.execute(self._revision).scalar()
-            found = [self._codec.from_row(r) for r in rows[:limit]]
-            return Page(found, len(rows) > limit, int(revision or 0))
+            kept = _within_budget(rows[:limit])
+            found = [self._codec.from_row(r) for r in kept]
+            return Page(found, len(rows) > len(kept), int(revision or 0))
 
         return await self._db.read(work)
 

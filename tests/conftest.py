@@ -15,7 +15,6 @@ import pytest
 from shop.order.v1 import order_pb2_grpc
 from shop.user.v1 import user_pb2_grpc
 from tests.support import (
-    LEAKED_CONNECTION_WARNING,
     POSTGRES_SKIP_REASON,
     Databases,
     PostgresDatabases,
@@ -25,11 +24,6 @@ from tests.support import (
     running_order_svc,
     running_user_svc,
 )
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # A product bug leaks connections at stop; see LEAKED_CONNECTION_WARNING.
-    config.addinivalue_line("filterwarnings", f"ignore:{LEAKED_CONNECTION_WARNING}:ResourceWarning")
 
 
 @pytest.fixture(

@@ -28,13 +28,7 @@ POSTGRES_ENV = "TEST_DATABASE_URL"
 POSTGRES_SKIP_REASON = "TEST_DATABASE_URL not set: PostgreSQL tests skipped"
 
 
-# shop_common.db.Database.close() disposes the engine while a unit of work may still run in
-# another database thread (the key janitor starts one at every start): the psycopg
-# connection that work holds is never closed, and warns whenever it is garbage collected,
-# in whichever test that happens to be. tests/conftest.py ignores exactly that warning for
-# the session so that unrelated tests do not fail at random;
-# test_stopping_right_after_start_leaves_no_connection_open records it and fails until
-# the bug is fixed. Remove the filter with the fix.
+# What psycopg says when a connection is garbage collected while still open.
 LEAKED_CONNECTION_WARNING = (
     "<psycopg\\.Connection object at 0x[0-9a-f]+> was deleted while still open"
 )

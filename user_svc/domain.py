@@ -42,7 +42,12 @@ class User:
 def email_violation(email: str, field: str = "email") -> FieldViolation | None:
     if not email:
         return FieldViolation(field, "is required", "REQUIRED")
-    if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.match(email) or _has_control(email):
+    if (
+        len(email.lower()) > MAX_EMAIL_LENGTH
+        or len(email) > MAX_EMAIL_LENGTH
+        or not _EMAIL.match(email)
+        or _has_control(email)
+    ):
         return FieldViolation(field, "is not a valid e-mail address", "INVALID_EMAIL")
     return None
 

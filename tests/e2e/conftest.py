@@ -85,5 +85,6 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
             raise
         finally:
             reader.join(10)
+            process.stdout.close()
     assert code == 0, "\n".join(output[-40:])
     assert "all stopped" in output

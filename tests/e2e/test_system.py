@@ -109,7 +109,7 @@ def test_order_for_unknown_user_is_refused_with_details(system: System) -> None:
         "shop.order.v1.OrderService/CreateOrder",
     )
     assert result.returncode != 0
-    status = json.loads(result.stdout)
+    status = json.loads(result.stderr)  # grpcurl writes the -format-error JSON to stderr
     assert status["code"] == 9  # FAILED_PRECONDITION
     assert status["details"][0]["reason"] == "USER_NOT_FOUND"
 
