@@ -41,6 +41,6 @@ migrate: setup
 	$(PY) -m user_svc migrate
 	$(PY) -m order_svc migrate
 
-## Throughput and latency of the running system (not a test).
+## Throughput and latency of the running system (not a test); e.g. make bench ARGS=--quick
 bench: setup
-	$(PY) tools/bench.py
+	$(PY) tools/bench.py $(ARGS)
