@@ -11,8 +11,8 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 import grpc
+import psycopg
 from sqlalchemy.engine import make_url
 
 import order_svc.app
@@ -48,8 +48,8 @@ def postgres_admin_url() -> str | None:
     return os.environ.get(POSTGRES_ENV, "").strip() or None
 
 
-def _asyncpg_dsn(url: str) -> str:
-    """asyncpg takes plain `postgresql://` URLs, not SQLAlchemy's `+driver` forms."""
+def _libpq_dsn(url: str) -> str:
+    """libpq takes plain `postgresql://` URLs, not SQLAlchemy's `+driver` forms."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
@@ -62,26 +62,24 @@ class PostgresDatabases:
 
     async def create(self) -> str:
         name = f"t_{secrets.token_hex(8)}"
-        conn = await asyncpg.connect(_asyncpg_dsn(self._admin_url))
-        try:
+        async with await psycopg.AsyncConnection.connect(
+            _libpq_dsn(self._admin_url), autocommit=True
+        ) as conn:
             # FILE_COPY (PostgreSQL 15+) copies the tiny template far faster than WAL_LOG.
-            fast = " STRATEGY FILE_COPY" if conn.get_server_version().major >= 15 else ""
-            await conn.execute(f'CREATE DATABASE "{name}"{fast}')
-        finally:
-            await conn.close()
+            fast = " STRATEGY FILE_COPY" if conn.info.server_version >= 150000 else ""
+            await conn.execute(f'CREATE DATABASE "{name}"{fast}'.encode())
         self._created.append(name)
         return make_url(self._admin_url).set(database=name).render_as_string(hide_password=False)
 
     async def drop_all(self) -> None:
         if not self._created:
             return
-        conn = await asyncpg.connect(_asyncpg_dsn(self._admin_url))
-        try:
+        async with await psycopg.AsyncConnection.connect(
+            _libpq_dsn(self._admin_url), autocommit=True
+        ) as conn:
             while self._created:
                 name = self._created.pop()
-                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
 
 
 @contextlib.asynccontextmanager
