@@ -20,14 +20,6 @@ NAME = "order_svc"
 DESCRIPTOR = order_pb2.DESCRIPTOR.services_by_name["OrderService"]
 
 
-async def run_migrations(settings: Settings) -> list[int]:
-    db = Database(settings.database_url)
-    try:
-        return await migrate(db, MIGRATIONS)
-    finally:
-        await db.close()
-
-
 async def start(settings: Settings) -> server.RunningServer:
     """Migrates the database and starts serving; the caller stops the result."""
     db = Database(settings.database_url)
