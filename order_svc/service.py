@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
+from sqlalchemy.engine import Connection
 
 from order_svc import domain
 from order_svc.domain import LineItem, Order
 from order_svc.store import not_found
-from order_svc.users import UserDirectory
+from order_svc.user_view import UserView, Verdict
+from order_svc.users import UserDirectory, user_not_found
 from shop_common import ids
 from shop_common.deadline import Deadline
 from shop_common.errors import FieldViolation, InvalidArgument
@@ -21,6 +23,10 @@ from shop_common.page_token import PageTokens, page_size
 from shop_common.resource_store import ResourceStore
 
 Clock = Callable[[], datetime]
+
+
+class _ViewBehind(Exception):
+    """The view of users does not know the user (yet)."""
 
 
 def utc_now() -> datetime:
@@ -47,11 +53,13 @@ class OrderUseCases:
         self,
         store: ResourceStore[Order],
         users: UserDirectory,
+        view: UserView,
         tokens: PageTokens,
         clock: Clock = utc_now,
     ) -> None:
         self._store = store
         self._users = users
+        self._view = view
         self._tokens = tokens
         self._clock = clock
 
@@ -71,10 +79,28 @@ class OrderUseCases:
             [owner, [[i.sku, i.quantity, i.unit_price.currency, i.unit_price.nanos] for i in items]]
         )
         key = IdempotencyKey.of("CreateOrder", request_id, fingerprint)
-        if key is not None and (earlier := await self._store.recall(key)) is not None:
-            return earlier
+        try:
+            return await self._store.create(
+                draft, key, self._user_check(owner, trust_unknown=False)
+            )
+        except _ViewBehind:
+            pass
+        # A user the view has not seen yet (created a moment ago): ask the user service.
         await self._users.require(owner, deadline)
-        return await self._store.create(draft, key)
+        return await self._store.create(draft, key, self._user_check(owner, trust_unknown=True))
+
+    def _user_check(
+        self, owner: str, *, trust_unknown: bool
+    ) -> Callable[[Connection], Exception | None]:
+        def check(conn: Connection) -> Exception | None:
+            verdict = self._view.verdict(conn, owner)
+            if verdict is Verdict.DELETED:
+                return user_not_found(owner, deleted=True)
+            if verdict is Verdict.UNKNOWN and not trust_unknown:
+                return _ViewBehind()
+            return None
+
+        return check
 
     async def get(self, order_id: str) -> Order:
         order = await self._store.get(check_id(order_id, "id", "order"))

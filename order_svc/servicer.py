@@ -8,18 +8,21 @@ from typing import Any
 import grpc
 
 from order_svc.convert import line_items, order_message
-from order_svc.service import OrderUseCases
+from order_svc.events import OrderEvents
+from order_svc.service import OrderUseCases, check_id
 from shop.order.v1 import order_pb2, order_pb2_grpc
+from shop_common import watch
 from shop_common.deadline import Deadline
-from shop_common.errors import Unimplemented
+from shop_common.feed import Feed
 from shop_common.identity import current_caller
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class OrderServicer(order_pb2_grpc.OrderServiceServicer):
-    def __init__(self, orders: OrderUseCases) -> None:
+    def __init__(self, orders: OrderUseCases, feed: Feed) -> None:
         self._orders = orders
+        self._feed = feed
 
     async def CreateOrder(
         self, request: order_pb2.CreateOrderRequest, context: Context
@@ -57,5 +60,16 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def WatchOrders(
         self, request: order_pb2.WatchOrdersRequest, context: Context
     ) -> AsyncIterator[order_pb2.WatchOrdersResponse]:
-        raise Unimplemented("WatchOrders is not served yet: it arrives with the change-feed work")
-        yield order_pb2.WatchOrdersResponse()  # pragma: no cover  (makes this a generator)
+        if request.user_id:
+            check_id(request.user_id, "user_id", "user")
+        await watch.serve(
+            self._feed,
+            context,
+            OrderEvents(request.prev_order, request.user_id),
+            start_revision=request.start_revision,
+            progress_notify=request.progress_notify,
+        )
+        return
+        # A generator, as the generated servicer declares; responses go out through
+        # context.write, so that a watch can be cut off while a write waits.
+        yield  # pragma: no cover

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -57,7 +57,7 @@ def _conflict(_error: IntegrityError) -> Aborted:
     return Aborted("the order could not be stored; retry", reason="WRITE_CONFLICT")
 
 
-def order_store(db: Database) -> ResourceStore[Order]:
+def order_store(db: Database, committed: Callable[[], None] = lambda: None) -> ResourceStore[Order]:
     return ResourceStore(
         db,
         schema.orders,
@@ -65,5 +65,6 @@ def order_store(db: Database) -> ResourceStore[Order]:
         changelog=schema.changelog,
         idempotency_keys=schema.idempotency_keys,
         not_found=not_found,
+        committed=committed,
         conflict=_conflict,
     )

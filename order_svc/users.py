@@ -43,9 +43,9 @@ class UserDirectory(Protocol):
         """Returns if the user exists; raises FailedPrecondition(USER_NOT_FOUND) if not."""
 
 
-def user_not_found(user_id: str) -> FailedPrecondition:
+def user_not_found(user_id: str, *, deleted: bool = False) -> FailedPrecondition:
     return FailedPrecondition(
-        f"user {user_id} does not exist",
+        f"user {user_id} {'was deleted' if deleted else 'does not exist'}",
         reason="USER_NOT_FOUND",
         metadata={"user_id": user_id},
     )

@@ -4,16 +4,24 @@ Every write transaction takes the next revision from a one-row counter and
 appends its change rows with that revision, in the same transaction as the data:
 no committed change is missing from the log and no rolled-back one is in it.
 The counter row is updated first, so on PostgreSQL its row lock serializes
-writers and revisions become visible in revision order.
+writers and revisions become visible in revision order: a reader that sees
+revision N+1 also sees N. History older than the retention is compacted; the
+compaction point is kept so that a reader asking below it is told, never served
+a history with a hole in it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+
+NOTIFY_CHANNEL = "shop_changes"
+_NOTIFY = sa.text(f"NOTIFY {NOTIFY_CHANNEL}")
 
 
 class ChangeType(IntEnum):
@@ -25,11 +33,16 @@ class ChangeType(IntEnum):
 class ChangelogTables:
     counter: sa.Table
     changes: sa.Table
+    compaction: sa.Table
 
     def create(self, conn: Connection) -> None:
         self.counter.create(conn)
         self.changes.create(conn)
         conn.execute(self.counter.insert().values(id=1, revision=0))
+
+    def create_compaction(self, conn: Connection) -> None:
+        self.compaction.create(conn)
+        conn.execute(self.compaction.insert().values(id=1, revision=0))
 
 
 def changelog_tables(metadata: sa.MetaData) -> ChangelogTables:
@@ -50,7 +63,67 @@ def changelog_tables(metadata: sa.MetaData) -> ChangelogTables:
         sa.Column("prev", sa.Text, nullable=True),
         sa.Column("commit_time_us", sa.BigInteger, nullable=False),
     )
-    return ChangelogTables(counter=counter, changes=changes)
+    compaction = sa.Table(
+        "changelog_compaction",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        # Every change at or below this revision is gone from `changes`.
+        sa.Column("revision", sa.BigInteger, nullable=False),
+    )
+    return ChangelogTables(counter=counter, changes=changes, compaction=compaction)
+
+
+@dataclass(slots=True, eq=False)
+class Change:
+    """One row of the changelog: one resource changed by the transaction of `revision`."""
+
+    revision: int
+    seq: int
+    resource_id: str
+    type: ChangeType
+    data: str
+    """The resource's row after the change, as JSON (on delete: its id and the revision)."""
+    prev: str | None
+    """The row before the change, as JSON; None for a create."""
+    commit_time_us: int
+    cache: dict[Any, Any] = field(default_factory=dict)
+    """For encoders: what they derive from this change, computed once for every watcher."""
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Every change of one revision (one transaction)."""
+
+    revision: int
+    changes: tuple[Change, ...]
+
+
+class Compacted(Exception):
+    def __init__(self, compact_revision: int) -> None:
+        super().__init__(f"history up to revision {compact_revision} is compacted")
+        self.compact_revision = compact_revision
+
+
+def _batches(rows: Sequence[Any]) -> list[Batch]:
+    batches: list[Batch] = []
+    group: list[Change] = []
+    for row in rows:
+        change = Change(
+            row.revision,
+            row.seq,
+            row.resource_id,
+            ChangeType(row.type),
+            row.data,
+            row.prev,
+            row.commit_time_us,
+        )
+        if group and group[0].revision != change.revision:
+            batches.append(Batch(group[0].revision, tuple(group)))
+            group = []
+        group.append(change)
+    if group:
+        batches.append(Batch(group[0].revision, tuple(group)))
+    return batches
 
 
 class Changelog:
@@ -64,6 +137,10 @@ class Changelog:
             .returning(self._counter.c.revision)
         )
         self._current = sa.select(self._counter.c.revision).where(self._counter.c.id == 1)
+        self._compaction = tables.compaction
+        self._compacted = sa.select(self._compaction.c.revision).where(self._compaction.c.id == 1)
+        c = self._changes.c
+        self._columns = (c.revision, c.seq, c.resource_id, c.type, c.data, c.prev, c.commit_time_us)
 
     @property
     def current_revision_query(self) -> sa.ScalarSelect[int]:
@@ -71,8 +148,15 @@ class Changelog:
         return self._current.scalar_subquery()
 
     def next_revision(self, conn: Connection) -> int:
-        """Allocates the revision of this transaction (and locks the counter until commit)."""
-        return int(conn.execute(self._next).scalar_one())
+        """Allocates the revision of this transaction (and locks the counter until commit).
+
+        On PostgreSQL it also queues a notification, delivered at commit, that wakes the
+        feeds of every replica (see `feed`).
+        """
+        revision = int(conn.execute(self._next).scalar_one())
+        if conn.dialect.name == "postgresql":
+            conn.execute(_NOTIFY)
+        return revision
 
     def append(
         self,
@@ -97,3 +181,53 @@ class Changelog:
                 commit_time_us=commit_time_us,
             )
         )
+
+    def current_revision(self, conn: Connection) -> int:
+        return int(conn.execute(self._current).scalar_one())
+
+    def compact_revision(self, conn: Connection) -> int:
+        return int(conn.execute(self._compacted).scalar_one())
+
+    def read(self, conn: Connection, after: int, upto: int | None, limit: int) -> list[Batch]:
+        """Whole revisions after `after` (up to `upto`), about `limit` changes at most.
+
+        Raises `Compacted` when revisions right after `after` are no longer kept.
+        """
+        compacted = self.compact_revision(conn)
+        if after < compacted:
+            raise Compacted(compacted)
+        query = sa.select(*self._columns).where(self._changes.c.revision > after)
+        if upto is not None:
+            query = query.where(self._changes.c.revision <= upto)
+        query = query.order_by(self._changes.c.revision, self._changes.c.seq)
+        rows = conn.execute(query.limit(limit + 1)).all()
+        if len(rows) > limit:
+            # Never split a revision: drop the last (maybe partial) one, or, when one
+            # revision alone is over the limit, read that revision whole.
+            cut = rows[limit].revision
+            rows = [r for r in rows if r.revision < cut]
+            if not rows:
+                whole = query.where(self._changes.c.revision == cut)
+                rows = list(conn.execute(whole).all())
+        return _batches(rows)
+
+    def compact(self, conn: Connection, before_us: int) -> int:
+        """Forgets the revisions committed before `before_us`; returns the compaction point.
+
+        The newest revision always stays, so a watcher that is up to date never has to
+        list again just because nothing was written for a while.
+        """
+        newest = self.current_revision(conn)
+        point = conn.execute(
+            sa.select(sa.func.max(self._changes.c.revision)).where(
+                self._changes.c.commit_time_us < before_us, self._changes.c.revision < newest
+            )
+        ).scalar()
+        compacted = self.compact_revision(conn)
+        if point is None or point <= compacted:
+            return compacted
+        conn.execute(self._changes.delete().where(self._changes.c.revision <= point))
+        conn.execute(
+            self._compaction.update().where(self._compaction.c.id == 1).values(revision=point)
+        )
+        return int(point)

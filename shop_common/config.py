@@ -47,6 +47,36 @@ def address(env: Mapping[str, str], name: str, default: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedSettings:
+    """How a service serves its change feed."""
+
+    retention_seconds: float = 86_400.0
+    """History older than this is compacted (the newest revision always stays)."""
+    progress_seconds: float = 5.0
+    """An idle watch that asked for it gets a progress notification this often."""
+    buffer_revisions: int = 4_096
+    """Revisions queued for one watcher before it is cut off as too slow."""
+    poll_seconds: float = 1.0
+    """The changelog is read at least this often, even when nothing wakes the feed."""
+    memory_revisions: int = 8_192
+    """Recent revisions kept in memory, so that a watcher a little behind needs no query."""
+
+    @property
+    def compaction_interval(self) -> float:
+        """How often history is compacted: often enough to keep near the retention."""
+        return min(300.0, max(1.0, self.retention_seconds / 2))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> FeedSettings:
+        return cls(
+            retention_seconds=number(env, "SHOP_FEED_RETENTION_SECONDS", 86_400.0),
+            progress_seconds=number(env, "SHOP_WATCH_PROGRESS_SECONDS", 5.0, minimum=0.01),
+            buffer_revisions=int(number(env, "SHOP_WATCH_BUFFER_REVISIONS", 4_096, minimum=1)),
+            poll_seconds=number(env, "SHOP_FEED_POLL_SECONDS", 1.0, minimum=0.001),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Common:
     """Settings every service shares."""
 
@@ -58,6 +88,7 @@ class Common:
     """How long a stopping service reports NOT_SERVING before it stops accepting calls."""
     page_token_key: str | None
     """Hex key that signs page tokens; set it when several replicas serve one database."""
+    feed: FeedSettings = FeedSettings()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Common:
@@ -74,6 +105,7 @@ class Common:
             grace_seconds=number(env, "SHOP_GRACE_SECONDS", 5.0),
             drain_seconds=number(env, "SHOP_DRAIN_SECONDS", 0.0),
             page_token_key=key,
+            feed=FeedSettings.from_env(env),
         )
 
     def sqlite_url(self, service: str) -> str:

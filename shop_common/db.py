@@ -106,6 +106,11 @@ class Database:
             self._write_threads = ThreadPoolExecutor(1, "db-write")
             self._read_threads = ThreadPoolExecutor(SQLITE_READERS, "db-read")
 
+    @property
+    def libpq_dsn(self) -> str:
+        """The PostgreSQL URL as libpq takes it (no `+driver`), for direct psycopg use."""
+        return self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
     async def write(self, work: Callable[[Connection], T]) -> T:
         """Runs `work` in one transaction that may write; commits unless it raises."""
         return await asyncio.get_running_loop().run_in_executor(

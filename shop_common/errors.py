@@ -85,5 +85,17 @@ class Unauthenticated(DomainError):
     default_reason = "UNAUTHENTICATED"
 
 
+class OutOfRange(DomainError):
+    """Asked for something past what exists or is kept, e.g. a compacted revision."""
+
+    default_reason = "OUT_OF_RANGE"
+
+
+class ResourceExhausted(DomainError):
+    """A limit was reached, e.g. a watcher's buffer."""
+
+    default_reason = "RESOURCE_EXHAUSTED"
+
+
 class Unimplemented(DomainError):
     default_reason = "NOT_IMPLEMENTED"

@@ -91,6 +91,7 @@ class ResourceStore(Generic[R]):
         idempotency_keys: sa.Table,
         not_found: Callable[[str], DomainError],
         conflict: Callable[[IntegrityError], DomainError],
+        committed: Callable[[], None] = lambda: None,
     ) -> None:
         self._db = db
         self._table = table
@@ -99,6 +100,8 @@ class ResourceStore(Generic[R]):
         self._keys = IdempotencyStore(idempotency_keys)
         self._not_found = not_found
         self._conflict = conflict
+        self._committed = committed
+        """Told after every committed write (the service's feed reads the log then)."""
         self._get = sa.select(table).where(table.c.id == sa.bindparam("id"))
         self._revision = sa.select(self._log.current_revision_query)
 
@@ -106,13 +109,26 @@ class ResourceStore(Generic[R]):
     def columns(self) -> sa.ColumnCollection[str, sa.Column[Any]]:
         return self._table.c
 
-    async def create(self, draft: R, key: IdempotencyKey | None) -> R:
-        """Stores `draft`; with a key already used by the same request, returns that result."""
+    async def create(
+        self,
+        draft: R,
+        key: IdempotencyKey | None,
+        check: Callable[[Connection], Exception | None] | None = None,
+    ) -> R:
+        """Stores `draft`; with a key already used by the same request, returns that result.
+
+        `check` runs first in the same transaction (so the rows it reads and locks come
+        before the revision counter, in every writer's lock order); the error it returns,
+        if any, refuses the create, unless the key replays an earlier result.
+        """
 
         def work(conn: Connection) -> R:
+            refusal = None if check is None else check(conn)
             revision = self._log.next_revision(conn)
             if key is not None and (earlier := self._keys.recall(conn, key)):
                 raise _Replay(earlier)
+            if refusal is not None:
+                raise refusal
             resource: R = dataclasses.replace(draft, revision=revision)  # type: ignore[type-var]
             row = self._codec.to_row(resource)
             conn.execute(self._table.insert().values(**row))
@@ -123,11 +139,13 @@ class ResourceStore(Generic[R]):
             return resource
 
         try:
-            return await self._db.write(work)
+            created = await self._db.write(work)
         except _Replay as replay:
             return self._codec.from_row(orjson.loads(replay.response))
         except IntegrityError as error:
             raise self._conflict(error) from None
+        self._committed()
+        return created
 
     async def recall(self, key: IdempotencyKey) -> R | None:
         """The result of an earlier request with this key, if there was one (and it matches)."""
@@ -178,9 +196,38 @@ class ResourceStore(Generic[R]):
             return after
 
         try:
-            return await self._db.write(work)
+            updated = await self._db.write(work)
         except IntegrityError as error:
             raise self._conflict(error) from None
+        self._committed()
+        return updated
+
+    def update_matching(
+        self, conn: Connection, where: sa.ColumnElement[bool], change: Callable[[R], R]
+    ) -> list[R]:
+        """Within the caller's transaction, applies `change` to every resource `where` holds.
+
+        All of them change under one revision (one transaction), one change row each; no
+        revision is taken when nothing matches. The caller calls `committed` after commit.
+        """
+        rows = conn.execute(sa.select(self._table).where(where).order_by(self._table.c.id))
+        before = [self._codec.from_row(r) for r in rows.mappings()]
+        if not before:
+            return []
+        revision = self._log.next_revision(conn)
+        changed = []
+        for seq, resource in enumerate(before):
+            after: R = dataclasses.replace(change(resource), revision=revision)  # type: ignore[type-var]
+            row = self._codec.to_row(after)
+            conn.execute(self._table.update().where(self._table.c.id == after.id).values(**row))
+            prev = orjson.dumps(self._codec.to_row(resource)).decode()
+            data = orjson.dumps(row).decode()
+            self._append(conn, revision, after, ChangeType.PUT, data, prev, seq=seq)
+            changed.append(after)
+        return changed
+
+    def committed(self) -> None:
+        self._committed()
 
     async def delete(self, resource_id: str, check: Callable[[R], None], now: datetime) -> R:
         """Deletes the resource if `check` (which may refuse by raising) allows it."""
@@ -195,7 +242,9 @@ class ResourceStore(Generic[R]):
             self._append(conn, revision, resource, ChangeType.DELETE, gone, prev, now)
             return resource
 
-        return await self._db.write(work)
+        deleted = await self._db.write(work)
+        self._committed()
+        return deleted
 
     def _current(self, conn: Connection, resource_id: str) -> R:
         # No row lock needed: the counter row taken by next_revision serializes writers.
@@ -213,11 +262,13 @@ class ResourceStore(Generic[R]):
         data: str,
         prev: str | None,
         at: datetime | None = None,
+        *,
+        seq: int = 0,
     ) -> None:
         self._log.append(
             conn,
             revision=revision,
-            seq=0,
+            seq=seq,
             resource_id=resource.id,
             change=change,
             data=data,

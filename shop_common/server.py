@@ -50,14 +50,21 @@ class RunningServer:
     health: Any  # grpc_health.v1.health.aio.HealthServicer (untyped package)
     port: int
     services: Sequence[Service]
+    on_stopping: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    """Run once no new call is accepted, while calls in flight finish (e.g. end streams)."""
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    """Run after the server has stopped (e.g. close the database)."""
 
     async def stop(self, *, grace: float, drain: float = 0.0) -> None:
         """NOT_SERVING first, a moment for load balancers, then a graceful stop."""
         await self.health.enter_graceful_shutdown()
         if drain:
             await asyncio.sleep(drain)
-        await self.server.stop(grace)
+        stopping = asyncio.create_task(self.server.stop(grace))
+        await asyncio.sleep(0)  # the server stops accepting calls first
+        for hook in self.on_stopping:
+            await hook()
+        await stopping
         for hook in self.on_stop:
             await hook()
 

@@ -32,4 +32,7 @@ def _initial(conn: Connection) -> None:
     changelog.create(conn)
 
 
-MIGRATIONS = (Migration(1, "users, changelog, idempotency keys", _initial),)
+MIGRATIONS = (
+    Migration(1, "users, changelog, idempotency keys", _initial),
+    Migration(2, "changelog compaction point", changelog.create_compaction),
+)

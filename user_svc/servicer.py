@@ -8,16 +8,19 @@ from typing import Any
 import grpc
 
 from shop.user.v1 import user_pb2, user_pb2_grpc
-from shop_common.errors import Unimplemented
+from shop_common import watch
+from shop_common.feed import Feed
 from user_svc.convert import user_message
+from user_svc.events import UserEvents
 from user_svc.service import UserUseCases
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class UserServicer(user_pb2_grpc.UserServiceServicer):
-    def __init__(self, users: UserUseCases) -> None:
+    def __init__(self, users: UserUseCases, feed: Feed) -> None:
         self._users = users
+        self._feed = feed
 
     async def CreateUser(
         self, request: user_pb2.CreateUserRequest, context: Context
@@ -59,5 +62,14 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
     async def WatchUsers(
         self, request: user_pb2.WatchUsersRequest, context: Context
     ) -> AsyncIterator[user_pb2.WatchUsersResponse]:
-        raise Unimplemented("WatchUsers is not served yet: it arrives with the change-feed work")
-        yield user_pb2.WatchUsersResponse()  # pragma: no cover  (makes this a generator)
+        await watch.serve(
+            self._feed,
+            context,
+            UserEvents(request.prev_user),
+            start_revision=request.start_revision,
+            progress_notify=request.progress_notify,
+        )
+        return
+        # A generator, as the generated servicer declares; responses go out through
+        # context.write, so that a watch can be cut off while a write waits.
+        yield  # pragma: no cover

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -52,7 +52,7 @@ def _email_taken(_error: IntegrityError) -> AlreadyExists:
     )
 
 
-def user_store(db: Database) -> ResourceStore[User]:
+def user_store(db: Database, committed: Callable[[], None] = lambda: None) -> ResourceStore[User]:
     return ResourceStore(
         db,
         schema.users,
@@ -60,5 +60,6 @@ def user_store(db: Database) -> ResourceStore[User]:
         changelog=schema.changelog,
         idempotency_keys=schema.idempotency_keys,
         not_found=not_found,
+        committed=committed,
         conflict=_email_taken,
     )

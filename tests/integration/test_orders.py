@@ -131,18 +131,6 @@ async def test_cancel_order(services: Services) -> None:
     assert fetched.order == cancelled
 
 
-async def test_orders_of_a_deleted_user_are_kept(services: Services) -> None:
-    user = await create_user(services.users)
-    order = await place(services, order_request(user.id))
-    await services.users.DeleteUser(user_pb2.DeleteUserRequest(id=user.id))
-    assert await all_orders(services.orders, user.id) == [order]
-    await fails(
-        services.orders.CreateOrder(order_request(user.id)),
-        Code.FAILED_PRECONDITION,
-        "USER_NOT_FOUND",
-    )
-
-
 # --- errors --------------------------------------------------------------------------------------
 
 
@@ -353,14 +341,6 @@ async def test_page_token_of_the_user_service_is_refused(services: Services) -> 
         Code.INVALID_ARGUMENT,
         "INVALID_PAGE_TOKEN",
     )
-
-
-async def test_watch_orders_is_not_implemented_yet(services: Services) -> None:
-    stream = services.orders.WatchOrders(order_pb2.WatchOrdersRequest())
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        async for _ in stream:
-            pass
-    assert caught.value.code() == Code.UNIMPLEMENTED
 
 
 # --- idempotency -------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ def table_names(conn: Connection) -> set[str]:
 
 @pytest.mark.parametrize("schema", SCHEMAS)
 async def test_second_migration_run_applies_nothing(db: Database, schema: Any) -> None:
-    assert await migrate(db, schema.MIGRATIONS) == [1]
+    assert await migrate(db, schema.MIGRATIONS) == [m.version for m in schema.MIGRATIONS]
     assert await migrate(db, schema.MIGRATIONS) == []
     tables = await db.read(table_names)
     assert set(schema.metadata.tables) | {"schema_migrations"} <= tables
@@ -60,11 +60,11 @@ async def test_concurrent_migrations_apply_once(databases: Databases, schema: An
         migrators = [Database(url) for _ in range(3)]
         try:
             results = await asyncio.gather(*(migrate(d, schema.MIGRATIONS) for d in migrators))
-            assert sorted(results) == [[], [], [1]]
+            assert sorted(results) == [[], [], [m.version for m in schema.MIGRATIONS]]
             versions = await migrators[0].read(
                 lambda conn: conn.execute(sa.text("SELECT version FROM schema_migrations")).all()
             )
-            assert [tuple(v) for v in versions] == [(1,)]
+            assert [v for (v,) in versions] == [m.version for m in schema.MIGRATIONS]
         finally:
             for migrator in migrators:
                 await migrator.close()
@@ -87,7 +87,7 @@ async def test_migration_on_a_fresh_sqlite_file_waits_for_another_writer(
             done, _ = await asyncio.wait({migrating}, timeout=0.5)
             assert not done, f"gave up instead of waiting: {migrating.exception()!r}"
             other.execute("COMMIT")
-            assert await migrating == [1]
+            assert await migrating == [m.version for m in user_svc.schema.MIGRATIONS]
         finally:
             await db.close()
     finally:

@@ -401,14 +401,6 @@ async def test_request_over_4_mib_is_refused_cleanly(services: Services) -> None
     await create_user(services.users)  # the server still serves
 
 
-async def test_watch_users_is_not_implemented_yet(services: Services) -> None:
-    stream = services.users.WatchUsers(user_pb2.WatchUsersRequest())
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        async for _ in stream:
-            pass
-    assert caught.value.code() == Code.UNIMPLEMENTED
-
-
 # --- idempotency -------------------------------------------------------------------------------
 
 

@@ -1,0 +1,78 @@
+"""The order feed's messages: changelog rows → `WatchOrdersResponse`s (see
+`shop_common.watch`), optionally only one user's orders.
+
+Each change is turned into its `OrderEvent` once and shared by every watcher that wants it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from order_svc.convert import order_message
+from order_svc.store import OrderRows
+from shop.order.v1 import order_pb2
+from shop_common.changelog import Batch, Change, ChangeType
+
+_ROWS = OrderRows()
+_TYPE = {
+    ChangeType.PUT: order_pb2.OrderEvent.TYPE_PUT,
+    ChangeType.DELETE: order_pb2.OrderEvent.TYPE_DELETE,
+}
+
+
+def _row(change: Change) -> dict[str, Any]:
+    row: dict[str, Any] | None = change.cache.get("row")
+    if row is None:
+        if change.type is ChangeType.DELETE:
+            assert change.prev is not None
+            row = orjson.loads(change.prev) | {"revision": change.revision}
+        else:
+            row = orjson.loads(change.data)
+        change.cache["row"] = row
+    return row
+
+
+def _event(change: Change, with_prev: bool) -> order_pb2.OrderEvent:
+    cached: order_pb2.OrderEvent | None = change.cache.get(with_prev)
+    if cached is not None:
+        return cached
+    event = order_pb2.OrderEvent(
+        type=_TYPE[change.type],
+        order=order_message(_ROWS.from_row(_row(change))),
+        revision=change.revision,
+    )
+    if with_prev and change.prev is not None:
+        event.prev_order.CopyFrom(order_message(_ROWS.from_row(orjson.loads(change.prev))))
+    change.cache[with_prev] = event
+    return event
+
+
+class OrderEvents:
+    def __init__(self, prev_order: bool, user_id: str) -> None:
+        self._prev = prev_order
+        self._user_id = user_id
+
+    def events(
+        self, batches: Sequence[Batch], header_revision: int
+    ) -> order_pb2.WatchOrdersResponse | None:
+        changes = [c for b in batches for c in b.changes]
+        if self._user_id:
+            changes = [c for c in changes if _row(c)["user_id"] == self._user_id]
+            if not changes:
+                return None
+        return order_pb2.WatchOrdersResponse(
+            events=[_event(c, self._prev) for c in changes], header_revision=header_revision
+        )
+
+    def compacted(
+        self, compact_revision: int, header_revision: int
+    ) -> order_pb2.WatchOrdersResponse:
+        return order_pb2.WatchOrdersResponse(
+            compact_revision=compact_revision, header_revision=header_revision
+        )
+
+    def progress(self, header_revision: int) -> order_pb2.WatchOrdersResponse:
+        return order_pb2.WatchOrdersResponse(progress_notify=True, header_revision=header_revision)

@@ -1,0 +1,179 @@
+"""Following the user service's feed (WatchUsers) into the view of users.
+
+List-then-watch, as Kubernetes informers do: the first time (and whenever the feed
+says the view's revision is compacted) list every user and note the listing's
+revision, then watch from the next revision, applying each response in one
+transaction with its revision (`user_view`). On any failure: reconnect with
+exponential backoff and full jitter, resuming from the last applied revision. The
+stream's channel sends keepalive pings, which the servers permit.
+
+The follower's state is published as a health status of its own (`HEALTH_NAME`):
+SERVING while the view is current, NOT_SERVING while it lags or the stream is down.
+The service's own health is untouched: orders for known users are still accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+
+import grpc
+
+from order_svc.user_view import UserChange, UserView
+from shop.user.v1 import user_pb2, user_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+HEALTH_NAME = "shop.order.v1.OrderService.UserFeed"
+LIST_PAGE_SIZE = 1000
+
+SetHealth = Callable[[bool], Awaitable[None]]
+
+
+class _Relist(Exception):
+    pass
+
+
+class Backoff:
+    """Exponential backoff with full jitter (as gRPC's own reconnects)."""
+
+    def __init__(self, first: float = 0.1, most: float = 5.0) -> None:
+        self._first = first
+        self._most = most
+        self._next = first
+
+    def reset(self) -> None:
+        self._next = self._first
+
+    def delay(self) -> float:
+        ceiling = self._next
+        self._next = min(self._most, self._next * 2)
+        return random.uniform(0, ceiling)
+
+
+class UserFeedFollower:
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        view: UserView,
+        set_health: SetHealth,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._stub = user_pb2_grpc.UserServiceStub(channel)
+        self._view = view
+        self._set_health = set_health
+        self._backoff = backoff or Backoff()
+        self._current: bool | None = None
+        self.applied_revision: int | None = None
+        """The user service revision the view is current to."""
+        self.header_revision = 0
+        """The user service's newest revision, as last heard."""
+
+    async def run(self) -> None:
+        relist = False
+        while True:
+            try:
+                revision = await self._view.revision()
+                if revision is None or relist:
+                    revision = await self._relist()
+                    relist = False
+                self.applied_revision = revision
+                await self._follow(revision)
+                await asyncio.sleep(self._backoff.delay())  # the server ended the stream
+            except _Relist:
+                await self._report(current=False)
+                relist = True
+            except asyncio.CancelledError:
+                raise
+            except grpc.aio.AioRpcError as error:
+                await self._report(current=False)
+                delay = self._backoff.delay()
+                log.warning(
+                    "user feed: %s (%s); reconnecting in %.2fs",
+                    error.code().name,
+                    error.details(),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+            except Exception:
+                await self._report(current=False)
+                delay = self._backoff.delay()
+                log.exception("user feed: applying failed; retrying in %.2fs", delay)
+                await asyncio.sleep(delay)
+
+    async def _follow(self, revision: int) -> None:
+        request = user_pb2.WatchUsersRequest(start_revision=revision + 1, progress_notify=True)
+        call = self._stub.WatchUsers(request)
+        try:
+            async for response in call:
+                self._backoff.reset()
+                if response.compact_revision:
+                    log.warning(
+                        "user feed: revision %d is compacted (up to %d); listing again",
+                        revision,
+                        response.compact_revision,
+                    )
+                    raise _Relist
+                if response.events:
+                    revision = response.events[-1].revision
+                    changes = [
+                        UserChange(e.user.id, e.revision, e.type == user_pb2.UserEvent.TYPE_DELETE)
+                        for e in response.events
+                    ]
+                    cancelled = await self._view.apply(changes, revision)
+                    if cancelled:
+                        log.info(
+                            "cancelled %d open order(s) of deleted users up to revision %d",
+                            len(cancelled),
+                            revision,
+                        )
+                    self.applied_revision = revision
+                self.header_revision = response.header_revision
+                await self._report(current=revision >= response.header_revision)
+        finally:
+            call.cancel()
+
+    async def _relist(self) -> int:
+        listed: dict[str, int] = {}
+        token, revision = "", None
+        while True:
+            page = await self._stub.ListUsers(
+                user_pb2.ListUsersRequest(page_size=LIST_PAGE_SIZE, page_token=token),
+                timeout=30,
+            )
+            # The first page's snapshot is the oldest: watching from it replays whatever
+            # changed while the later pages were read (applying is idempotent).
+            revision = page.revision if revision is None else revision
+            listed.update((u.id, int(u.etag)) for u in page.users)
+            token = page.next_page_token
+            if not token:
+                break
+        cancelled = await self._view.replace(listed, revision)
+        log.info(
+            "user view: listed %d users at revision %d; cancelled %d open order(s)",
+            len(listed),
+            revision,
+            len(cancelled),
+        )
+        self.applied_revision = revision
+        return revision
+
+    async def _report(self, *, current: bool) -> None:
+        if current != self._current:
+            self._current = current
+            await self._set_health(current)
+
+
+def start(follower: UserFeedFollower) -> Callable[[], Awaitable[None]]:
+    """Runs the follower in the background; returns its stopper."""
+    task = asyncio.create_task(follower.run(), name="user-feed")
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return stop

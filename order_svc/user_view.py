@@ -1,0 +1,149 @@
+"""The order service's view of users: who exists, who was deleted, and the user service
+revision the view is current to. Only the user feed (`user_feed`) changes it.
+
+Each batch of events is applied in one transaction together with the new revision and
+the cancellation of the deleted users' open orders, so that a crash at any point
+neither loses an event nor applies one twice. Appliers take the state row first (two
+replicas on one database apply one after the other); a user's row carries the
+revision of its last change, so an event older than what the view holds is skipped.
+
+CreateOrder reads a user's row in its own write transaction, locked for share on
+PostgreSQL: a deletion applied concurrently either comes first (the order is refused)
+or waits for the order to commit (and then cancels it).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from order_svc import domain, schema
+from order_svc.domain import Order, State
+from shop_common.db import Database
+from shop_common.resource_store import ResourceStore
+
+
+class Verdict(enum.Enum):
+    LIVE = "live"
+    DELETED = "deleted"
+    UNKNOWN = "unknown"
+    """Not seen yet: the view may be behind the user service."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserChange:
+    user_id: str
+    revision: int
+    deleted: bool
+
+
+_users = schema.known_users
+_state = schema.user_view_state
+
+
+class UserView:
+    def __init__(
+        self, db: Database, orders: ResourceStore[Order], clock: Callable[[], datetime]
+    ) -> None:
+        self._db = db
+        self._orders = orders
+        self._clock = clock
+        self._row = sa.select(_users.c.deleted).where(_users.c.id == sa.bindparam("id"))
+        self._locked_row = self._row.with_for_update(read=True)
+        self._revision = sa.select(_state.c.revision).where(_state.c.id == 1)
+
+    async def revision(self) -> int | None:
+        """The user service revision the view is current to; None before the first listing."""
+        return await self._db.read(lambda conn: conn.execute(self._revision).scalar())
+
+    def verdict(self, conn: Connection, user_id: str) -> Verdict:
+        """Within a write transaction: what the view knows of this user (row locked for share)."""
+        deleted = conn.execute(self._locked_row, {"id": user_id}).scalar()
+        if deleted is None:
+            return Verdict.UNKNOWN
+        return Verdict.DELETED if deleted else Verdict.LIVE
+
+    async def count(self) -> dict[Verdict, int]:
+        def work(conn: Connection) -> dict[Verdict, int]:
+            rows = conn.execute(sa.select(_users.c.deleted, sa.func.count()).group_by("deleted"))
+            found = {Verdict.DELETED if deleted else Verdict.LIVE: n for deleted, n in rows}
+            return {Verdict.LIVE: 0, Verdict.DELETED: 0} | found
+
+        return await self._db.read(work)
+
+    async def apply(self, changes: Sequence[UserChange], revision: int) -> list[Order]:
+        """Applies a batch of the feed, up to and including `revision`; returns the orders
+        cancelled because their user is gone."""
+
+        def work(conn: Connection) -> list[Order]:
+            current = self._lock_state(conn)
+            if current is not None and revision <= current:
+                return []  # applied before (e.g. by another replica)
+            gone = []
+            for change in changes:
+                if current is not None and change.revision <= current:
+                    continue
+                if self._put(conn, change) and change.deleted:
+                    gone.append(change.user_id)
+            cancelled = self._cancel_orders_of(conn, gone)
+            conn.execute(_state.update().where(_state.c.id == 1).values(revision=revision))
+            return cancelled
+
+        return await self._write(work)
+
+    async def replace(self, listed: Mapping[str, int], revision: int) -> list[Order]:
+        """After a full listing of users (id → revision) taken at `revision`: users the
+        view holds as live but the listing lacks were deleted meanwhile."""
+
+        def work(conn: Connection) -> list[Order]:
+            self._lock_state(conn)
+            known = dict(conn.execute(sa.select(_users.c.id, _users.c.deleted)).tuples().all())
+            for user_id, user_revision in listed.items():
+                self._put(conn, UserChange(user_id, user_revision, deleted=False))
+            gone = [u for u, deleted in known.items() if not deleted and u not in listed]
+            for user_id in gone:
+                self._put(conn, UserChange(user_id, revision, deleted=True))
+            cancelled = self._cancel_orders_of(conn, gone)
+            conn.execute(_state.update().where(_state.c.id == 1).values(revision=revision))
+            return cancelled
+
+        return await self._write(work)
+
+    async def _write(self, work: Callable[[Connection], list[Order]]) -> list[Order]:
+        cancelled = await self._db.write(work)
+        if cancelled:
+            self._orders.committed()
+        return cancelled
+
+    def _lock_state(self, conn: Connection) -> int | None:
+        return conn.execute(self._revision.with_for_update()).scalar()
+
+    def _put(self, conn: Connection, change: UserChange) -> bool:
+        """Records the change unless the view holds a newer one; returns whether it did."""
+        held = conn.execute(
+            sa.select(_users.c.revision).where(_users.c.id == change.user_id)
+        ).scalar()
+        values = {"revision": change.revision, "deleted": change.deleted}
+        if held is None:
+            conn.execute(_users.insert().values(id=change.user_id, **values))
+            return True
+        if held >= change.revision:
+            return False
+        conn.execute(_users.update().where(_users.c.id == change.user_id).values(**values))
+        return True
+
+    def _cancel_orders_of(self, conn: Connection, user_ids: Sequence[str]) -> list[Order]:
+        if not user_ids:
+            return []
+        now = self._clock()
+        columns = self._orders.columns
+        return self._orders.update_matching(
+            conn,
+            sa.and_(columns.user_id.in_(user_ids), columns.state == int(State.PENDING)),
+            lambda order: domain.cancelled(order, "", now),
+        )

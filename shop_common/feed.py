@@ -1,0 +1,238 @@
+"""The live side of a service's change feed, one per replica: it tails the changelog
+and hands each new revision to the watchers that are caught up.
+
+Revisions reach the feed by polling the changelog (`Changelog.read`) when woken: by
+this replica's own commits (`wake`), by PostgreSQL notifications from the commits of
+other replicas, and at the latest every `poll_seconds`. The log is the only source,
+so every watcher on every replica sees the same revisions in the same order.
+
+A watcher first replays history (`recent` from memory, else `history` from the
+database) until it has reached `last`, then `attach`es: from that moment, which is
+one step of the event loop, each new revision is offered to its bounded queue. A
+watcher whose queue is full is ended with RESOURCE_EXHAUSTED and let go, so a
+client that does not read costs the server a bounded amount of memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import functools
+import logging
+from collections import deque
+from datetime import UTC, datetime
+
+import psycopg
+
+from shop_common.changelog import NOTIFY_CHANNEL, Batch, Changelog, Compacted
+from shop_common.config import FeedSettings
+from shop_common.db import Database
+from shop_common.errors import DomainError, OutOfRange, ResourceExhausted, Unavailable
+
+log = logging.getLogger(__name__)
+
+TAIL_LIMIT = 5_000
+"""Changes read per query while tailing or replaying."""
+
+
+class Watcher:
+    """One watch's place in the feed: a bounded queue of revisions, and how it ended."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._queue: deque[Batch] = deque()
+        self.ready = asyncio.Event()
+        """Set while revisions wait in the queue."""
+        self.ended = asyncio.Event()
+        self.error: DomainError | None = None
+
+    def offer(self, batch: Batch) -> None:
+        if self.error is not None:
+            return
+        if len(self._queue) >= self._capacity:
+            self._queue.clear()
+            self.end(
+                ResourceExhausted(
+                    f"the watch fell {self._capacity} revisions behind and was cut off: "
+                    "read faster, then watch again from the last revision received",
+                    reason="WATCH_TOO_SLOW",
+                    metadata={"buffer_revisions": str(self._capacity)},
+                )
+            )
+            return
+        self._queue.append(batch)
+        self.ready.set()
+
+    def take(self) -> list[Batch]:
+        batches = list(self._queue)
+        self._queue.clear()
+        self.ready.clear()
+        return batches
+
+    def end(self, error: DomainError) -> None:
+        if self.error is None:
+            self.error = error
+            self.ended.set()
+
+
+def compacted_error(compact_revision: int) -> OutOfRange:
+    return OutOfRange(
+        f"revisions up to {compact_revision} are compacted: list again, "
+        "then watch from the listing's revision + 1",
+        reason="REVISION_COMPACTED",
+        metadata={"compact_revision": str(compact_revision)},
+    )
+
+
+class Feed:
+    def __init__(self, db: Database, changelog: Changelog, settings: FeedSettings) -> None:
+        self._db = db
+        self._log = changelog
+        self.settings = settings
+        self.last = 0
+        """The newest revision this feed has read from the log."""
+        self._ring: list[Batch] = []
+        self._ring_floor = 0
+        """Every revision in (ring_floor, last] is in the ring."""
+        self._watchers: set[Watcher] = set()
+        self._attached: set[Watcher] = set()
+        self._wakeup = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+
+    async def start(self) -> None:
+        self.last = self._ring_floor = await self._db.read(self._log.current_revision)
+        self._tasks.append(asyncio.create_task(self._tail(), name="feed-tail"))
+        if self._db.is_postgres:
+            self._tasks.append(asyncio.create_task(self._listen(), name="feed-listen"))
+
+    def wake(self) -> None:
+        """Something was committed: read the log now."""
+        self._wakeup.set()
+
+    async def close(self) -> None:
+        """Ends every watch with UNAVAILABLE (clients resume elsewhere) and stops tailing."""
+        self._closed = True
+        for watcher in list(self._watchers):
+            watcher.end(
+                Unavailable(
+                    "the server is shutting down: watch again from the last revision received",
+                    reason="SHUTTING_DOWN",
+                )
+            )
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # -- watchers ---------------------------------------------------------------------------
+
+    def watcher(self) -> Watcher:
+        watcher = Watcher(self.settings.buffer_revisions)
+        if self._closed:
+            watcher.end(Unavailable("the server is shutting down", reason="SHUTTING_DOWN"))
+        self._watchers.add(watcher)
+        return watcher
+
+    def attach(self, watcher: Watcher, after: int) -> None:
+        """From now on, offers `watcher` every revision after `last` (which must be `after`
+        or less: the caller has seen everything up to `last`)."""
+        if after < self.last:
+            raise ValueError(f"attach after {after} would skip revisions up to {self.last}")
+        self._attached.add(watcher)
+
+    def forget(self, watcher: Watcher) -> None:
+        self._watchers.discard(watcher)
+        self._attached.discard(watcher)
+
+    @property
+    def watcher_count(self) -> int:
+        return len(self._watchers)
+
+    def recent(self, after: int) -> list[Batch] | None:
+        """The revisions after `after` held in memory, or None when memory does not reach."""
+        if after < self._ring_floor:
+            return None
+        start = bisect.bisect_right(self._ring, after, key=lambda b: b.revision)
+        return self._ring[start : start + TAIL_LIMIT]
+
+    async def history(self, after: int, upto: int) -> list[Batch]:
+        """Revisions in (after, upto] from the database; raises `Compacted`."""
+        return await self._db.read(lambda conn: self._log.read(conn, after, upto, TAIL_LIMIT))
+
+    async def check_kept(self, after: int) -> None:
+        """Raises `Compacted` unless every revision after `after` is still in the log."""
+        compacted = await self._db.read(self._log.compact_revision)
+        if after < compacted:
+            raise Compacted(compacted)
+
+    async def compact(self, now: datetime | None = None) -> int:
+        """Forgets history older than the retention; returns the compaction point."""
+        moment = (now or datetime.now(UTC)).timestamp() - self.settings.retention_seconds
+        return await self._db.write(lambda conn: self._log.compact(conn, int(moment * 1e6)))
+
+    # -- tailing ----------------------------------------------------------------------------
+
+    def _publish(self, batch: Batch) -> None:
+        self._ring.append(batch)
+        if len(self._ring) >= 2 * self.settings.memory_revisions:
+            dropped = len(self._ring) - self.settings.memory_revisions
+            self._ring_floor = self._ring[dropped - 1].revision
+            del self._ring[:dropped]
+        self.last = batch.revision
+        for watcher in self._attached:
+            watcher.offer(batch)
+        for watcher in [w for w in self._attached if w.error is not None]:
+            self._attached.discard(watcher)
+
+    async def _read_new(self) -> None:
+        while True:
+            try:
+                batches = await self._db.read(
+                    functools.partial(self._log.read, after=self.last, upto=None, limit=TAIL_LIMIT)
+                )
+            except Compacted as compacted:
+                # Another replica compacted revisions this one had not read yet: its
+                # watchers cannot be served without a hole, so they must list again.
+                for watcher in list(self._attached):
+                    watcher.end(compacted_error(compacted.compact_revision))
+                self._attached.clear()
+                self._ring.clear()
+                self.last = self._ring_floor = compacted.compact_revision
+                continue
+            for batch in batches:
+                self._publish(batch)
+            if not batches or sum(len(b.changes) for b in batches) < TAIL_LIMIT // 2:
+                return
+
+    async def _tail(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self.settings.poll_seconds)
+            self._wakeup.clear()
+            try:
+                await self._read_new()
+            except Exception:
+                log.exception("reading the changelog failed; retrying")
+                await asyncio.sleep(min(1.0, self.settings.poll_seconds))
+
+    async def _listen(self) -> None:
+        """Wakes the feed on every commit of any replica (PostgreSQL LISTEN/NOTIFY)."""
+        # psycopg may turn a cancellation during connect into an error of its own, so
+        # the loop also ends on `_closed`, not only on CancelledError.
+        while not self._closed:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._db.libpq_dsn, autocommit=True
+                ) as conn:
+                    await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self.wake()  # whatever was committed while nobody listened
+                    async for _ in conn.notifies():
+                        self.wake()
+            except Exception as error:
+                if self._closed:
+                    return
+                log.warning("change notifications lost (%s); polling until they return", error)
+                await asyncio.sleep(1.0)

@@ -1,0 +1,145 @@
+"""One Watch call, whatever the resource: replay, hand-over to the live feed, progress
+notifications, and how the stream ends.
+
+The promises (etcd's Watch, Kubernetes' list-then-watch): revisions arrive in order,
+each exactly once, all events of a revision in one response; `start_revision` below
+the compaction point gets a response carrying `compact_revision`, then OUT_OF_RANGE;
+an idle stream that asked for it gets bookmarks; a watcher that does not read is cut
+off with RESOURCE_EXHAUSTED; on shutdown streams end with UNAVAILABLE.
+
+The responses are written by a task of their own so that the call can be ended while
+a write waits on a client that does not read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol, TypeVar
+
+import grpc
+
+from shop_common.changelog import Batch, Compacted
+from shop_common.errors import FieldViolation, InvalidArgument
+from shop_common.feed import Feed, Watcher, compacted_error
+
+M = TypeVar("M", covariant=True)
+
+RESPONSE_BUDGET_BYTES = 1_000_000
+"""A response stops taking revisions at about this much change data (gRPC allows 4 MiB)."""
+
+
+class Encoder(Protocol[M]):
+    """Builds one service's watch responses, filtered and shaped as its request asked."""
+
+    def events(self, batches: Sequence[Batch], header_revision: int) -> M | None:
+        """The response for these revisions, or None when none of their changes is wanted."""
+
+    def compacted(self, compact_revision: int, header_revision: int) -> M: ...
+
+    def progress(self, header_revision: int) -> M: ...
+
+
+def _chunks(batches: Sequence[Batch]) -> Iterator[Sequence[Batch]]:
+    start, spent = 0, 0
+    for n, batch in enumerate(batches):
+        size = sum(len(c.data) + len(c.prev or "") for c in batch.changes)
+        if spent and spent + size > RESPONSE_BUDGET_BYTES:
+            yield batches[start:n]
+            start, spent = n, 0
+        spent += size
+    if start < len(batches):
+        yield batches[start:]
+
+
+class _Stream:
+    def __init__(
+        self,
+        feed: Feed,
+        watcher: Watcher,
+        encoder: Encoder[Any],
+        context: grpc.aio.ServicerContext[Any, Any],
+        progress_notify: bool,
+    ) -> None:
+        self._feed = feed
+        self._watcher = watcher
+        self._encoder = encoder
+        self._context = context
+        self._progress = progress_notify
+        self._cursor = 0
+
+    async def _send(self, batches: Sequence[Batch]) -> None:
+        fresh = [b for b in batches if b.revision > self._cursor]
+        for chunk in _chunks(fresh):
+            response = self._encoder.events(chunk, self._feed.last)
+            if response is not None:
+                await self._context.write(response)
+            self._cursor = chunk[-1].revision
+
+    async def run(self, start_revision: int) -> None:
+        feed = self._feed
+        if start_revision == 0:
+            self._cursor = feed.last
+        else:
+            self._cursor = start_revision - 1
+            try:
+                await feed.check_kept(self._cursor)
+                while self._cursor < feed.last:
+                    batches = feed.recent(self._cursor)
+                    if batches is None:
+                        batches = await feed.history(self._cursor, feed.last)
+                    if not batches:  # nothing kept in between: a hole in the numbering
+                        self._cursor = feed.last
+                    await self._send(batches)
+            except Compacted as compacted:
+                response = self._encoder.compacted(compacted.compact_revision, feed.last)
+                await self._context.write(response)
+                raise compacted_error(compacted.compact_revision) from None
+        # Caught up: no await between the last check of `feed.last` and this hand-over.
+        feed.attach(self._watcher, max(self._cursor, feed.last))
+        await self._live()
+
+    async def _live(self) -> None:
+        wait = self._feed.settings.progress_seconds if self._progress else None
+        while True:
+            try:
+                await asyncio.wait_for(self._watcher.ready.wait(), wait)
+            except TimeoutError:
+                # Idle and caught up: everything up to `last` was sent or filtered out.
+                await self._context.write(self._encoder.progress(self._feed.last))
+                continue
+            await self._send(self._watcher.take())
+
+
+async def serve(
+    feed: Feed,
+    context: grpc.aio.ServicerContext[Any, Any],
+    encoder: Encoder[Any],
+    *,
+    start_revision: int,
+    progress_notify: bool,
+) -> None:
+    """Streams the feed to `context` until the client leaves or the watch must end."""
+    if start_revision < 0:
+        raise InvalidArgument.of(
+            FieldViolation("start_revision", "must be 0 (from now) or a revision", "OUT_OF_RANGE")
+        )
+    watcher = feed.watcher()
+    stream = _Stream(feed, watcher, encoder, context, progress_notify)
+    runner = asyncio.create_task(stream.run(start_revision))
+    ended = asyncio.create_task(watcher.ended.wait())
+    try:
+        await asyncio.wait({runner, ended}, return_when=asyncio.FIRST_COMPLETED)
+        if runner.done():
+            runner.result()  # the stream's own error, e.g. OUT_OF_RANGE
+            return
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        assert watcher.error is not None
+        raise watcher.error
+    finally:
+        runner.cancel()
+        ended.cancel()
+        feed.forget(watcher)

@@ -1,0 +1,61 @@
+"""The user feed's messages: changelog rows → `WatchUsersResponse`s (see `shop_common.watch`).
+
+Each change is turned into its `UserEvent` once and shared by every watcher that wants it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+
+from shop.user.v1 import user_pb2
+from shop_common.changelog import Batch, Change, ChangeType
+from user_svc.convert import user_message
+from user_svc.store import UserRows
+
+_ROWS = UserRows()
+_TYPE = {
+    ChangeType.PUT: user_pb2.UserEvent.TYPE_PUT,
+    ChangeType.DELETE: user_pb2.UserEvent.TYPE_DELETE,
+}
+
+
+def _event(change: Change, with_prev: bool) -> user_pb2.UserEvent:
+    cached: user_pb2.UserEvent | None = change.cache.get(with_prev)
+    if cached is not None:
+        return cached
+    if change.type is ChangeType.DELETE:
+        assert change.prev is not None
+        # The last value, under the revision of its deletion.
+        row = orjson.loads(change.prev) | {"revision": change.revision}
+    else:
+        row = orjson.loads(change.data)
+    event = user_pb2.UserEvent(
+        type=_TYPE[change.type], user=user_message(_ROWS.from_row(row)), revision=change.revision
+    )
+    if with_prev and change.prev is not None:
+        event.prev_user.CopyFrom(user_message(_ROWS.from_row(orjson.loads(change.prev))))
+    change.cache[with_prev] = event
+    return event
+
+
+class UserEvents:
+    def __init__(self, prev_user: bool) -> None:
+        self._prev = prev_user
+
+    def events(
+        self, batches: Sequence[Batch], header_revision: int
+    ) -> user_pb2.WatchUsersResponse | None:
+        return user_pb2.WatchUsersResponse(
+            events=[_event(c, self._prev) for b in batches for c in b.changes],
+            header_revision=header_revision,
+        )
+
+    def compacted(self, compact_revision: int, header_revision: int) -> user_pb2.WatchUsersResponse:
+        return user_pb2.WatchUsersResponse(
+            compact_revision=compact_revision, header_revision=header_revision
+        )
+
+    def progress(self, header_revision: int) -> user_pb2.WatchUsersResponse:
+        return user_pb2.WatchUsersResponse(progress_notify=True, header_revision=header_revision)
