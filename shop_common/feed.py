@@ -98,6 +98,9 @@ class Feed:
         self._watchers: set[Watcher] = set()
         self._attached: set[Watcher] = set()
         self._wakeup = asyncio.Event()
+        self._dirty = False
+        """Something may have been committed since the log was last read."""
+        self._reading = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
 
@@ -109,7 +112,27 @@ class Feed:
 
     def wake(self) -> None:
         """Something was committed: read the log now."""
+        self._dirty = True
         self._wakeup.set()
+
+    async def sync(self) -> None:
+        """Brings `last` up to date. Called by a watch before it starts.
+
+        While nobody is attached the feed does not read the log at all (a service that
+        nobody watches pays nothing per write); the next watch jumps `last` to the
+        current revision and replays what it needs from the database.
+        """
+        async with self._reading:
+            if not self._dirty:
+                return
+            if self._attached:
+                await self._read_new()
+                return
+            self._dirty = False
+            current = await self._db.read(self._log.current_revision)
+            if current != self.last:
+                self._ring.clear()
+                self.last = self._ring_floor = current
 
     async def close(self) -> None:
         """Ends every watch with UNAVAILABLE (clients resume elsewhere) and stops tailing."""
@@ -142,6 +165,8 @@ class Feed:
         if after < self.last:
             raise ValueError(f"attach after {after} would skip revisions up to {self.last}")
         self._attached.add(watcher)
+        if self._dirty:
+            self._wakeup.set()  # commits the tail skipped while nobody was attached
 
     def forget(self, watcher: Watcher) -> None:
         self._watchers.discard(watcher)
@@ -189,6 +214,7 @@ class Feed:
 
     async def _read_new(self) -> None:
         while True:
+            self._dirty = False
             try:
                 batches = await self._db.read(
                     functools.partial(self._log.read, after=self.last, upto=None, limit=TAIL_LIMIT)
@@ -212,8 +238,11 @@ class Feed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self.settings.poll_seconds)
             self._wakeup.clear()
+            if not self._attached:
+                continue  # nobody to tell: `sync` catches up when a watch starts
             try:
-                await self._read_new()
+                async with self._reading:
+                    await self._read_new()
             except Exception:
                 log.exception("reading the changelog failed; retrying")
                 await asyncio.sleep(min(1.0, self.settings.poll_seconds))

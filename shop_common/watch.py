@@ -79,6 +79,7 @@ class _Stream:
 
     async def run(self, start_revision: int) -> None:
         feed = self._feed
+        await feed.sync()
         if start_revision == 0:
             self._cursor = feed.last
         else:

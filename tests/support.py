@@ -21,7 +21,7 @@ import user_svc.app
 import user_svc.config
 from shop.order.v1 import order_pb2_grpc
 from shop.user.v1 import user_pb2_grpc
-from shop_common.config import Common
+from shop_common.config import Common, FeedSettings
 from shop_common.server import RunningServer
 
 POSTGRES_ENV = "TEST_DATABASE_URL"
@@ -34,13 +34,16 @@ LEAKED_CONNECTION_WARNING = (
 )
 
 
-def common_settings(data_dir: pathlib.Path, *, drain_seconds: float = 0.0) -> Common:
+def common_settings(
+    data_dir: pathlib.Path, *, drain_seconds: float = 0.0, feed: FeedSettings | None = None
+) -> Common:
     return Common(
         data_dir=data_dir,
         log_level="INFO",
         grace_seconds=0,
         drain_seconds=drain_seconds,
         page_token_key=None,
+        feed=feed or FeedSettings(),
     )
 
 
@@ -84,12 +87,17 @@ class PostgresDatabases:
 
 @contextlib.asynccontextmanager
 async def running_user_svc(
-    database_url: str, data_dir: pathlib.Path, *, drain_seconds: float = 0.0
+    database_url: str,
+    data_dir: pathlib.Path,
+    *,
+    drain_seconds: float = 0.0,
+    feed: FeedSettings | None = None,
+    listen: str = "127.0.0.1:0",
 ) -> AsyncIterator[RunningServer]:
     settings = user_svc.config.Settings(
-        listen="127.0.0.1:0",
+        listen=listen,
         database_url=database_url,
-        common=common_settings(data_dir, drain_seconds=drain_seconds),
+        common=common_settings(data_dir, drain_seconds=drain_seconds, feed=feed),
     )
     running = await user_svc.app.start(settings)
     try:
@@ -105,13 +113,14 @@ async def running_order_svc(
     user_svc_addr: str,
     *,
     user_svc_timeout_seconds: float = 2.0,
+    feed: FeedSettings | None = None,
 ) -> AsyncIterator[RunningServer]:
     settings = order_svc.config.Settings(
         listen="127.0.0.1:0",
         database_url=database_url,
         user_svc_addr=user_svc_addr,
         user_svc_timeout_seconds=user_svc_timeout_seconds,
-        common=common_settings(data_dir),
+        common=common_settings(data_dir, feed=feed),
     )
     running = await order_svc.app.start(settings)
     try:

@@ -129,3 +129,55 @@ def test_health_is_serving(system: System) -> None:
         result = call(address, "grpc.health.v1.Health/Check", {})
         assert result == {"status": "SERVING"}
     assert httpx.get(f"{system.gateway_url}/healthz").status_code == 200
+
+
+def test_grpcurl_follows_the_user_feed(system: System) -> None:
+    # As the README shows: watch from a revision; grpcurl prints each response as it comes.
+    created = call(
+        system.user_addr,
+        "shop.user.v1.UserService/CreateUser",
+        {"user": {"email": new_email(), "display_name": "Feed"}},
+    )["user"]
+    watched = grpcurl(
+        "-max-time",
+        "2",
+        "-d",
+        json.dumps({"start_revision": int(created["etag"]), "progress_notify": True}),
+        system.user_addr,
+        "shop.user.v1.UserService/WatchUsers",
+    )
+    assert "DeadlineExceeded" in watched.stderr  # the stream only ends when grpcurl gives up
+    first = json.loads(watched.stdout[: watched.stdout.index("\n}\n") + 2])
+    event = first["events"][0]
+    assert event["type"] == "TYPE_PUT"
+    assert event["user"]["id"] == created["id"]
+    assert event["revision"] == created["etag"]  # int64 in proto JSON: a string
+
+
+def test_deleting_a_user_cancels_their_open_orders_and_the_feed_says_so(system: System) -> None:
+    base = system.gateway_url
+    user_id = httpx.post(
+        f"{base}/v1/users", json={"email": new_email(), "displayName": "Gone"}
+    ).json()["id"]
+    item = {"sku": "TEA-1", "quantity": 1, "unitPrice": {"currencyCode": "EUR", "units": "3"}}
+    order = httpx.post(f"{base}/v1/orders", json={"userId": user_id, "items": [item]}).json()
+    listed = httpx.get(f"{base}/v1/orders", params={"userId": user_id}).json()
+    assert httpx.delete(f"{base}/v1/users/{user_id}").status_code == 200
+    # The gateway answers once the first response is there (its status depends on it), so
+    # the watch starts after the delete, from the listing's revision: nothing is missed.
+    with httpx.stream(
+        "GET",
+        f"{base}/v1/orders:watch",
+        params={"userId": user_id, "startRevision": str(int(listed["revision"]) + 1)},
+        timeout=15,
+    ) as stream:
+        for line in stream.iter_lines():
+            events = json.loads(line)["result"].get("events", [])
+            if events:
+                break
+    assert [(e["order"]["id"], e["order"]["state"]) for e in events] == [
+        (order["id"], "STATE_CANCELLED")
+    ]
+    refused = httpx.post(f"{base}/v1/orders", json={"userId": user_id, "items": [item]})
+    assert refused.status_code == 400
+    assert refused.json()["details"][0]["reason"] == "USER_NOT_FOUND"

@@ -9,7 +9,7 @@ import pytest
 import order_svc.config
 import user_svc.config
 from shop_common import config
-from shop_common.config import Common, ConfigError
+from shop_common.config import Common, ConfigError, FeedSettings
 
 KEY = "00112233445566778899aabbccddeeff"
 
@@ -83,3 +83,38 @@ def test_not_a_number_is_refused(value: str) -> None:
 def test_short_or_malformed_page_token_key_is_refused(value: str) -> None:
     with pytest.raises(ConfigError, match="SHOP_PAGE_TOKEN_KEY"):
         Common.from_env({"SHOP_PAGE_TOKEN_KEY": value})
+
+
+def test_feed_settings_default_and_from_env() -> None:
+    assert Common.from_env({}).feed == FeedSettings(
+        retention_seconds=86_400.0, progress_seconds=5.0, buffer_revisions=4_096, poll_seconds=1.0
+    )
+    feed = Common.from_env(
+        {
+            "SHOP_FEED_RETENTION_SECONDS": "600",
+            "SHOP_WATCH_PROGRESS_SECONDS": "0.5",
+            "SHOP_WATCH_BUFFER_REVISIONS": "64",
+            "SHOP_FEED_POLL_SECONDS": "0.25",
+        }
+    ).feed
+    assert feed == FeedSettings(
+        retention_seconds=600.0, progress_seconds=0.5, buffer_revisions=64, poll_seconds=0.25
+    )
+    assert feed.compaction_interval == 300.0
+    assert FeedSettings(retention_seconds=10).compaction_interval == 5.0
+    assert FeedSettings(retention_seconds=0).compaction_interval == 1.0
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SHOP_WATCH_PROGRESS_SECONDS", "0"),
+        ("SHOP_WATCH_BUFFER_REVISIONS", "0"),
+        ("SHOP_FEED_POLL_SECONDS", "0"),
+        ("SHOP_FEED_RETENTION_SECONDS", "-1"),
+        ("SHOP_FEED_RETENTION_SECONDS", "a day"),
+    ],
+)
+def test_unusable_feed_setting_is_refused_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Common.from_env({name: value})
