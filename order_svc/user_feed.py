@@ -117,6 +117,16 @@ class UserFeedFollower:
                         response.compact_revision,
                     )
                     raise _Relist
+                if response.header_revision < revision:
+                    # The user service is behind the view: its database was restored or
+                    # replaced. Only a new listing tells what exists now.
+                    log.warning(
+                        "user feed: the user service is at revision %d, the view at %d; "
+                        "listing again",
+                        response.header_revision,
+                        revision,
+                    )
+                    raise _Relist
                 if response.events:
                     revision = response.events[-1].revision
                     changes = [

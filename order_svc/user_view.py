@@ -56,6 +56,7 @@ class UserView:
         self._row = sa.select(_users.c.deleted).where(_users.c.id == sa.bindparam("id"))
         self._locked_row = self._row.with_for_update(read=True)
         self._revision = sa.select(_state.c.revision).where(_state.c.id == 1)
+        self._update_user = _users.update().where(_users.c.id == sa.bindparam("_id"))
 
     async def revision(self) -> int | None:
         """The user service revision the view is current to; None before the first listing."""
@@ -130,11 +131,11 @@ class UserView:
         ).scalar()
         values = {"revision": change.revision, "deleted": change.deleted}
         if held is None:
-            conn.execute(_users.insert().values(id=change.user_id, **values))
+            conn.execute(_users.insert(), values | {"id": change.user_id})
             return True
         if held >= change.revision:
             return False
-        conn.execute(_users.update().where(_users.c.id == change.user_id).values(**values))
+        conn.execute(self._update_user, values | {"_id": change.user_id})
         return True
 
     def _cancel_orders_of(self, conn: Connection, user_ids: Sequence[str]) -> list[Order]:

@@ -170,16 +170,19 @@ class Changelog:
         prev: str | None,
         commit_time_us: int,
     ) -> None:
+        # Statements with bound parameters, not .values(): SQLAlchemy caches their
+        # compiled form, where literal values would be coerced and keyed on every call.
         conn.execute(
-            self._changes.insert().values(
-                revision=revision,
-                seq=seq,
-                resource_id=resource_id,
-                type=int(change),
-                data=data,
-                prev=prev,
-                commit_time_us=commit_time_us,
-            )
+            self._changes.insert(),
+            {
+                "revision": revision,
+                "seq": seq,
+                "resource_id": resource_id,
+                "type": int(change),
+                "data": data,
+                "prev": prev,
+                "commit_time_us": commit_time_us,
+            },
         )
 
     def current_revision(self, conn: Connection) -> int:

@@ -77,13 +77,14 @@ class IdempotencyStore:
 
     def remember(self, conn: Connection, key: IdempotencyKey, response: str, now_us: int) -> None:
         conn.execute(
-            self._table.insert().values(
-                scope=key.scope,
-                request_id=key.request_id,
-                fingerprint=key.fingerprint,
-                response=response,
-                create_time_us=now_us,
-            )
+            self._table.insert(),
+            {
+                "scope": key.scope,
+                "request_id": key.request_id,
+                "fingerprint": key.fingerprint,
+                "response": response,
+                "create_time_us": now_us,
+            },
         )
 
     def expire(self, conn: Connection, now_us: int) -> int:

@@ -103,6 +103,9 @@ class ResourceStore(Generic[R]):
         self._committed = committed
         """Told after every committed write (the service's feed reads the log then)."""
         self._get = sa.select(table).where(table.c.id == sa.bindparam("id"))
+        # Bound parameters rather than .values(literals), so the compiled statements are cached.
+        self._insert = table.insert()
+        self._update = table.update().where(table.c.id == sa.bindparam("_id"))
         self._revision = sa.select(self._log.current_revision_query)
 
     @property
@@ -131,7 +134,7 @@ class ResourceStore(Generic[R]):
                 raise refusal
             resource: R = dataclasses.replace(draft, revision=revision)  # type: ignore[type-var]
             row = self._codec.to_row(resource)
-            conn.execute(self._table.insert().values(**row))
+            conn.execute(self._insert, row)
             data = orjson.dumps(row).decode()
             self._append(conn, revision, resource, ChangeType.PUT, data, None)
             if key is not None:
@@ -190,7 +193,7 @@ class ResourceStore(Generic[R]):
             before = self._current(conn, resource_id)
             after: R = dataclasses.replace(change(before), revision=revision)  # type: ignore[type-var]
             row = self._codec.to_row(after)
-            conn.execute(self._table.update().where(self._table.c.id == resource_id).values(**row))
+            conn.execute(self._update, row | {"_id": resource_id})
             prev = orjson.dumps(self._codec.to_row(before)).decode()
             self._append(conn, revision, after, ChangeType.PUT, orjson.dumps(row).decode(), prev)
             return after
@@ -219,7 +222,7 @@ class ResourceStore(Generic[R]):
         for seq, resource in enumerate(before):
             after: R = dataclasses.replace(change(resource), revision=revision)  # type: ignore[type-var]
             row = self._codec.to_row(after)
-            conn.execute(self._table.update().where(self._table.c.id == after.id).values(**row))
+            conn.execute(self._update, row | {"_id": after.id})
             prev = orjson.dumps(self._codec.to_row(resource)).decode()
             data = orjson.dumps(row).decode()
             self._append(conn, revision, after, ChangeType.PUT, data, prev, seq=seq)
