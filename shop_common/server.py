@@ -1,5 +1,5 @@
 """The server bootstrap every service shares: one grpc.aio server with health,
-reflection and the boundary interceptor; graceful stop on SIGTERM/SIGINT.
+reflection (v1 and v1alpha) and the boundary interceptor; graceful stop on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
+from shop_common import reflection
 from shop_common.interceptor import BoundaryInterceptor
 
 log = logging.getLogger(__name__)
@@ -79,13 +79,8 @@ async def start(name: str, listen: str, services: Sequence[Service]) -> RunningS
         service.register(server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]  # stubs lag
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        [
-            *sorted(names),
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ],
-        server,
+    reflection.enable(
+        server, [*sorted(names), health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
     )
     port = server.add_insecure_port(listen)
     if port == 0:

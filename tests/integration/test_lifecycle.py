@@ -25,6 +25,7 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 HEALTH = "grpc.health.v1.Health"
 REFLECTION = "grpc.reflection.v1alpha.ServerReflection"
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 
 
 async def health_of(channel: grpc.aio.Channel, service: str) -> int:
@@ -169,7 +170,48 @@ async def test_reflection_lists_the_services(services: Services) -> None:
             channel, reflection_pb2.ServerReflectionRequest(list_services="")
         )
         listed = {s.name for s in response.list_services_response.service}
-        assert listed == {name, HEALTH, REFLECTION}
+        assert listed == {name, HEALTH, REFLECTION, REFLECTION_V1}
+
+
+async def reflect_v1(
+    channel: grpc.aio.Channel, *requests: reflection_pb2.ServerReflectionRequest
+) -> list[reflection_pb2.ServerReflectionResponse]:
+    # A raw call to the v1 method, as current tools make it: v1's messages are v1alpha's
+    # under another package name, so the same bytes on the wire.
+    call = channel.stream_stream(
+        f"/{REFLECTION_V1}/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )(iter(requests))
+    return [response async for response in call]
+
+
+async def test_reflection_v1_answers_like_v1alpha(services: Services) -> None:
+    listed, described, itself = await reflect_v1(
+        services.user_channel,
+        reflection_pb2.ServerReflectionRequest(list_services=""),
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol="shop.user.v1.User"),
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol=REFLECTION_V1),
+    )
+    assert {s.name for s in listed.list_services_response.service} == {
+        "shop.user.v1.UserService",
+        HEALTH,
+        REFLECTION,
+        REFLECTION_V1,
+    }
+    [alpha] = await reflect(
+        services.user_channel,
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol="shop.user.v1.User"),
+    )
+    assert described.file_descriptor_response == alpha.file_descriptor_response
+    [v1_file] = [
+        descriptor_pb2.FileDescriptorProto.FromString(raw)
+        for raw in itself.file_descriptor_response.file_descriptor_proto
+    ]
+    assert v1_file.package == "grpc.reflection.v1"
+    assert [s.name for s in v1_file.service] == ["ServerReflection"]
+    method = v1_file.service[0].method[0]
+    assert method.input_type == ".grpc.reflection.v1.ServerReflectionRequest"
 
 
 async def test_reflection_describes_the_service_methods(services: Services) -> None:
