@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup run test lint gen check-gen bench migrate
+.PHONY: setup run test lint gen check-gen breaking baseline bench migrate
 
 $(VENV)/.installed: pyproject.toml gen/python/pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,6 +26,7 @@ lint: setup
 	ruff format --check .
 	mypy
 	buf lint
+	$(PY) tools/contract.py check
 
 ## Regenerate the stubs in gen/ from protos/.
 gen: setup
@@ -35,6 +36,14 @@ gen: setup
 check-gen: gen
 	@git diff --exit-code --stat -- gen/ && test -z "$$(git status --porcelain -- gen/)" \
 	  || { echo "gen/ is stale: run 'make gen' and commit"; exit 1; }
+
+## Fail if protos/ breaks compatibility with the released contracts (contract/baseline.binpb).
+breaking: setup
+	$(PY) tools/contract.py check
+
+## Record protos/ as the released contracts: only on purpose, when releasing.
+baseline: setup
+	$(PY) tools/contract.py baseline
 
 ## Apply schema migrations to the configured databases (also done at start-up).
 migrate: setup
