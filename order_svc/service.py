@@ -80,23 +80,24 @@ class OrderUseCases:
         )
         key = IdempotencyKey.of("CreateOrder", request_id, fingerprint)
         try:
-            return await self._store.create(
-                draft, key, self._user_check(owner, trust_unknown=False)
-            )
+            return await self._store.create(draft, key, self._user_check(owner))
         except _ViewBehind:
             pass
-        # A user the view has not seen yet (created a moment ago): ask the user service.
-        await self._users.require(owner, deadline)
-        return await self._store.create(draft, key, self._user_check(owner, trust_unknown=True))
+        # A user the view has not seen yet (created a moment ago): ask the user service, and
+        # let the view know what it said, so that the user's deletion cancels this order.
+        revision = await self._users.require(owner, deadline)
+        return await self._store.create(draft, key, self._user_check(owner, learned=revision))
 
     def _user_check(
-        self, owner: str, *, trust_unknown: bool
+        self, owner: str, *, learned: int | None = None
     ) -> Callable[[Connection], Exception | None]:
         def check(conn: Connection) -> Exception | None:
+            if learned is not None:
+                self._view.learn(conn, owner, learned)
             verdict = self._view.verdict(conn, owner)
             if verdict is Verdict.DELETED:
                 return user_not_found(owner, deleted=True)
-            if verdict is Verdict.UNKNOWN and not trust_unknown:
+            if verdict is Verdict.UNKNOWN:
                 return _ViewBehind()
             return None
 

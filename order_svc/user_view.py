@@ -9,7 +9,9 @@ revision of its last change, so an event older than what the view holds is skipp
 
 CreateOrder reads a user's row in its own write transaction, locked for share on
 PostgreSQL: a deletion applied concurrently either comes first (the order is refused)
-or waits for the order to commit (and then cancels it).
+or waits for the order to commit (and then cancels it). A user the view has not seen
+yet is checked with the user service and recorded (`learn`) in that transaction, so the
+same holds for it, and a later listing that lacks the user cancels its orders too.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from order_svc import domain, schema
@@ -56,7 +59,13 @@ class UserView:
         self._row = sa.select(_users.c.deleted).where(_users.c.id == sa.bindparam("id"))
         self._locked_row = self._row.with_for_update(read=True)
         self._revision = sa.select(_state.c.revision).where(_state.c.id == 1)
-        self._update_user = _users.update().where(_users.c.id == sa.bindparam("_id"))
+        insert = (postgresql.insert if db.is_postgres else sqlite.insert)(_users)
+        self._upsert = insert.on_conflict_do_update(
+            index_elements=[_users.c.id],
+            set_={"revision": insert.excluded.revision, "deleted": insert.excluded.deleted},
+            where=_users.c.revision < insert.excluded.revision,
+        )
+        self._learn = insert.on_conflict_do_nothing(index_elements=[_users.c.id])
 
     async def revision(self) -> int | None:
         """The user service revision the view is current to; None before the first listing."""
@@ -103,7 +112,8 @@ class UserView:
 
         def work(conn: Connection) -> list[Order]:
             self._lock_state(conn)
-            known = dict(conn.execute(sa.select(_users.c.id, _users.c.deleted)).tuples().all())
+            rows = conn.execute(sa.select(_users.c.id, _users.c.deleted))
+            known = {row.id: row.deleted for row in rows}
             for user_id, user_revision in listed.items():
                 self._put(conn, UserChange(user_id, user_revision, deleted=False))
             gone = [u for u, deleted in known.items() if not deleted and u not in listed]
@@ -124,19 +134,21 @@ class UserView:
     def _lock_state(self, conn: Connection) -> int | None:
         return conn.execute(self._revision.with_for_update()).scalar()
 
+    def learn(self, conn: Connection, user_id: str, revision: int) -> None:
+        """Within an order's write transaction: the user service just said this user exists
+        at `revision`. Recorded unless the view knows the user already, so that the user's
+        deletion, applied later, finds this user's orders (and a listing that lacks the
+        user marks it gone)."""
+        conn.execute(self._learn, {"id": user_id, "revision": revision, "deleted": False})
+
     def _put(self, conn: Connection, change: UserChange) -> bool:
-        """Records the change unless the view holds a newer one; returns whether it did."""
-        held = conn.execute(
-            sa.select(_users.c.revision).where(_users.c.id == change.user_id)
-        ).scalar()
-        values = {"revision": change.revision, "deleted": change.deleted}
-        if held is None:
-            conn.execute(_users.insert(), values | {"id": change.user_id})
-            return True
-        if held >= change.revision:
-            return False
-        conn.execute(self._update_user, values | {"_id": change.user_id})
-        return True
+        """Records the change unless the view holds a newer one; returns whether it did.
+
+        An upsert: on PostgreSQL an order's transaction may be inserting the same row
+        (`learn`); this waits for it, then updates it.
+        """
+        values = {"id": change.user_id, "revision": change.revision, "deleted": change.deleted}
+        return bool(conn.execute(self._upsert, values).rowcount)
 
     def _cancel_orders_of(self, conn: Connection, user_ids: Sequence[str]) -> list[Order]:
         if not user_ids:

@@ -39,8 +39,8 @@ CHANNEL_OPTIONS = (
 
 
 class UserDirectory(Protocol):
-    async def require(self, user_id: str, deadline: Deadline) -> None:
-        """Returns if the user exists; raises FailedPrecondition(USER_NOT_FOUND) if not."""
+    async def require(self, user_id: str, deadline: Deadline) -> int:
+        """The user's current revision; raises FailedPrecondition(USER_NOT_FOUND) if none."""
 
 
 def user_not_found(user_id: str, *, deleted: bool = False) -> FailedPrecondition:
@@ -56,10 +56,10 @@ class GrpcUserDirectory:
         self._stub = user_pb2_grpc.UserServiceStub(channel)
         self._max_timeout = max_timeout
 
-    async def require(self, user_id: str, deadline: Deadline) -> None:
+    async def require(self, user_id: str, deadline: Deadline) -> int:
         timeout = deadline.timeout(self._max_timeout)
         try:
-            await self._stub.GetUser(user_pb2.GetUserRequest(id=user_id), timeout=timeout)
+            found = await self._stub.GetUser(user_pb2.GetUserRequest(id=user_id), timeout=timeout)
         except grpc.aio.AioRpcError as error:
             code = error.code()
             if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
@@ -72,3 +72,4 @@ class GrpcUserDirectory:
                 f"the user service could not check the user: {code.name}",
                 reason="USER_SERVICE_UNAVAILABLE",
             ) from None
+        return int(found.user.etag)

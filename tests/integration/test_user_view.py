@@ -1,0 +1,678 @@
+"""The order service's view of users, fed by user_svc's WatchUsers stream.
+
+It follows creates, updates and deletes; orders for users it knows are taken while
+user_svc is down; users it has not seen yet are checked directly; deleting a user
+cancels that user's open orders exactly once; it catches up after user_svc restarts,
+lists again after compaction, and publishes how current it is as a health status of its
+own without touching the service's liveness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import pathlib
+import socket
+import time
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import grpc
+import psycopg
+import pytest
+import sqlalchemy as sa
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy.engine import Connection
+
+import user_svc.schema
+from order_svc import schema
+from order_svc.service import utc_now
+from order_svc.store import order_store
+from order_svc.user_feed import HEALTH_NAME
+from order_svc.user_view import UserView
+from shop.order.v1 import order_pb2, order_pb2_grpc
+from shop.user.v1 import user_pb2, user_pb2_grpc
+from shop_common.changelog import Changelog
+from shop_common.config import FeedSettings
+from shop_common.db import Database
+from shop_common.ids import new_id
+from shop_common.migrations import migrate
+from tests.integration.helpers import (
+    all_orders,
+    create_user,
+    fails,
+    failure_of,
+    order_request,
+)
+from tests.support import (
+    POSTGRES_SKIP_REASON,
+    Databases,
+    PostgresDatabases,
+    Services,
+    channel_to,
+    postgres_admin_url,
+    running_order_svc,
+    running_user_svc,
+)
+
+Code = grpc.StatusCode
+PENDING = order_pb2.Order.STATE_PENDING
+CANCELLED = order_pb2.Order.STATE_CANCELLED
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+ORDER_SERVICE = "shop.order.v1.OrderService"
+FEED_LOGGER = "order_svc.user_feed"
+
+# Bookmarks often, so that an idle follower soon hears it is current.
+QUICK_FEED = FeedSettings(progress_seconds=0.1, poll_seconds=0.2)
+WAIT = 10.0
+"""How long `eventually` waits at most: a bound for slow machines, not the expected time."""
+
+
+async def eventually(predicate: Callable[[], Awaitable[bool]], within: float = WAIT) -> None:
+    """Polls `predicate` until it holds; an AssertionError it raises counts as not yet."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    last: AssertionError | None = None
+    while True:
+        try:
+            if await predicate():
+                return
+            last = None
+        except AssertionError as error:
+            last = error
+        if loop.time() >= deadline:
+            name = getattr(predicate, "__name__", repr(predicate))
+            raise AssertionError(f"{name} did not hold within {within}s: {last}") from last
+        await asyncio.sleep(0.02)
+
+
+def free_port() -> int:
+    """A port nobody listens on now, for a server that must come back on the same address."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# -- reading both sides ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class View:
+    """The order service's view of users, read from its database."""
+
+    live: dict[str, int]
+    """id → user service revision of the user's last change."""
+    deleted: dict[str, int]
+    revision: int | None
+
+
+@contextlib.asynccontextmanager
+async def opened(url: str) -> AsyncIterator[Database]:
+    db = Database(url)
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+async def read_view(db: Database) -> View:
+    users, state = schema.known_users, schema.user_view_state
+
+    def work(conn: Connection) -> View:
+        rows = conn.execute(sa.select(users.c.id, users.c.revision, users.c.deleted)).all()
+        revision = conn.execute(sa.select(state.c.revision).where(state.c.id == 1)).scalar()
+        return View(
+            live={r.id: r.revision for r in rows if not r.deleted},
+            deleted={r.id: r.revision for r in rows if r.deleted},
+            revision=revision,
+        )
+
+    return await db.read(work)
+
+
+async def user_table(users: user_pb2_grpc.UserServiceAsyncStub) -> tuple[dict[str, int], int]:
+    """Every user (id → revision, its etag) and the revision of that snapshot."""
+    page = await users.ListUsers(user_pb2.ListUsersRequest(page_size=1000), timeout=5)
+    assert not page.next_page_token
+    return {u.id: int(u.etag) for u in page.users}, page.revision
+
+
+async def view_matches(db: Database, users: user_pb2_grpc.UserServiceAsyncStub) -> bool:
+    """Whether the view holds exactly the users of the user table, at its revision."""
+    table, revision = await user_table(users)
+    view = await read_view(db)
+    assert (view.live, view.revision) == (table, revision)
+    return True
+
+
+async def wait_until_view_matches(
+    db: Database, users: user_pb2_grpc.UserServiceAsyncStub, within: float = WAIT
+) -> View:
+    await eventually(functools.partial(view_matches, db, users), within)
+    return await read_view(db)
+
+
+async def wait_until_view_knows(db: Database, *user_ids: str) -> None:
+    async def view_knows_them() -> bool:
+        view = await read_view(db)
+        return all(u in view.live for u in user_ids)
+
+    await eventually(view_knows_them)
+
+
+async def order_state(orders: order_pb2_grpc.OrderServiceAsyncStub, order_id: str) -> int:
+    state: int = (await orders.GetOrder(order_pb2.GetOrderRequest(id=order_id))).order.state
+    return state
+
+
+async def wait_until_cancelled(
+    orders: order_pb2_grpc.OrderServiceAsyncStub, *order_ids: str
+) -> None:
+    async def all_cancelled() -> bool:
+        return all([await order_state(orders, o) == CANCELLED for o in order_ids])
+
+    await eventually(all_cancelled)
+
+
+async def delete_user(users: user_pb2_grpc.UserServiceAsyncStub, user_id: str) -> None:
+    await users.DeleteUser(user_pb2.DeleteUserRequest(id=user_id))
+
+
+async def rename(users: user_pb2_grpc.UserServiceAsyncStub, user_id: str, name: str) -> int:
+    request = user_pb2.UpdateUserRequest(user=user_pb2.User(id=user_id, display_name=name))
+    return int((await users.UpdateUser(request)).user.etag)
+
+
+async def place(orders: order_pb2_grpc.OrderServiceAsyncStub, user_id: str) -> order_pb2.Order:
+    return (await orders.CreateOrder(order_request(user_id), timeout=10)).order
+
+
+async def holds(predicate: Callable[[], Awaitable[bool]]) -> bool:
+    """Whether `predicate` comes to hold (for set-up steps of tests expected to fail)."""
+    try:
+        await eventually(predicate)
+    except AssertionError:
+        return False
+    return True
+
+
+async def compact_user_history(user_url: str) -> int:
+    """Compacts user_svc's history up to its newest revision (which always stays)."""
+    log = Changelog(user_svc.schema.changelog)
+    before_us = int(time.time() * 1_000_000) + 1_000_000
+    async with opened(user_url) as db:
+        return await db.write(lambda conn: log.compact(conn, before_us=before_us))
+
+
+# -- servers the tests stop and start ------------------------------------------------------
+
+
+class UserSvc:
+    """user_svc on an address of its own, so that it can stop and come back there."""
+
+    def __init__(self, database_url: str, data_dir: pathlib.Path) -> None:
+        self.database_url = database_url
+        self.data_dir = data_dir
+        self.addr = f"127.0.0.1:{free_port()}"
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._users: user_pb2_grpc.UserServiceAsyncStub | None = None
+
+    @property
+    def users(self) -> user_pb2_grpc.UserServiceAsyncStub:
+        assert self._users is not None, "user_svc is stopped"
+        return self._users
+
+    async def start(self) -> None:
+        assert self._stack is None
+        stack = contextlib.AsyncExitStack()
+        try:
+            server = await stack.enter_async_context(
+                running_user_svc(
+                    self.database_url, self.data_dir, feed=QUICK_FEED, listen=self.addr
+                )
+            )
+            channel = await stack.enter_async_context(channel_to(server.port))
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        self._users = user_pb2_grpc.UserServiceStub(channel)
+
+    async def stop(self) -> None:
+        stack, self._stack, self._users = self._stack, None, None
+        if stack is not None:
+            await stack.aclose()
+
+
+@contextlib.asynccontextmanager
+async def user_svc_at_its_own_port(
+    database_url: str, data_dir: pathlib.Path
+) -> AsyncIterator[UserSvc]:
+    server = UserSvc(database_url, data_dir)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@dataclass
+class OrderSvc:
+    channel: grpc.aio.Channel
+    orders: order_pb2_grpc.OrderServiceAsyncStub
+
+
+@contextlib.asynccontextmanager
+async def order_svc_in_front_of(
+    database_url: str, data_dir: pathlib.Path, user_addr: str
+) -> AsyncIterator[OrderSvc]:
+    async with (
+        running_order_svc(database_url, data_dir, user_addr, feed=QUICK_FEED) as server,
+        channel_to(server.port) as channel,
+    ):
+        yield OrderSvc(channel, order_pb2_grpc.OrderServiceStub(channel))
+
+
+# -- the tests -----------------------------------------------------------------------------
+
+
+async def test_view_follows_creates_updates_and_deletes(services: Services) -> None:
+    created = [await create_user(services.users) for _ in range(5)]
+    renamed = await rename(services.users, created[0].id, "Grace Hopper")
+    await delete_user(services.users, created[1].id)
+    await delete_user(services.users, created[2].id)
+    later = await create_user(services.users)
+    async with opened(services.order_database_url) as db:
+        view = await wait_until_view_matches(db, services.users)
+    assert set(view.live) == {created[0].id, created[3].id, created[4].id, later.id}
+    assert view.live[created[0].id] == renamed
+    assert view.live[later.id] == int(later.etag)
+    assert set(view.deleted) == {created[1].id, created[2].id}
+    # A deleted user carries the revision of the deletion: after its creation, before `later`.
+    for gone in created[1:3]:
+        assert int(gone.etag) < view.deleted[gone.id] < int(later.etag)
+
+
+async def test_known_user_orders_while_user_svc_is_down_unknown_user_is_unavailable(
+    databases: Databases, tmp_path: pathlib.Path
+) -> None:
+    user_url, order_url = await databases.new_many(2)
+    async with (
+        user_svc_at_its_own_port(user_url, tmp_path / "user_svc") as users,
+        order_svc_in_front_of(order_url, tmp_path / "order_svc", users.addr) as svc,
+        opened(order_url) as db,
+    ):
+        known = await create_user(users.users)
+        await wait_until_view_knows(db, known.id)
+        await users.stop()
+
+        order = await place(svc.orders, known.id)
+        assert (order.user_id, order.state) == (known.id, PENDING)
+        await fails(
+            svc.orders.CreateOrder(order_request(new_id()), timeout=10),
+            Code.UNAVAILABLE,
+            "USER_SERVICE_UNAVAILABLE",
+        )
+        assert [o.id for o in await all_orders(svc.orders)] == [order.id]
+
+        # Back on the same address: once order_svc has reconnected, newcomers order again.
+        await users.start()
+        newcomer = await create_user(users.users)
+        await wait_until_view_knows(db, newcomer.id)
+        assert (await place(svc.orders, newcomer.id)).state == PENDING
+        assert len(await all_orders(svc.orders)) == 2
+
+
+async def test_user_created_a_moment_ago_can_order_at_once(services: Services) -> None:
+    for _ in range(20):
+        user = await create_user(services.users)
+        order = await place(services.orders, user.id)
+        assert (order.user_id, order.state) == (user.id, PENDING)
+    assert len(await all_orders(services.orders)) == 20
+
+
+async def test_deleted_user_cannot_order(services: Services) -> None:
+    known = [await create_user(services.users) for _ in range(3)]
+    async with opened(services.order_database_url) as db:
+        await wait_until_view_knows(db, *(u.id for u in known))
+        # Right after the delete: refused (by the view, or by asking user_svc about a user
+        # the view has not seen yet), or, while the view still holds the user as live,
+        # taken and then cancelled together with the deletion.
+        taken: list[str] = []
+        fresh = [await create_user(services.users) for _ in range(3)]
+        for user in [*known, *fresh]:
+            await delete_user(services.users, user.id)
+            try:
+                taken.append((await place(services.orders, user.id)).id)
+            except grpc.aio.AioRpcError as error:
+                found = failure_of(error)
+                assert (found.code, found.reason) == (Code.FAILED_PRECONDITION, "USER_NOT_FOUND")
+        view = await wait_until_view_matches(db, services.users)
+        assert {u.id for u in [*known, *fresh]} <= set(view.deleted)
+    await wait_until_cancelled(services.orders, *taken)
+
+    # Once the view has the deletion, it refuses the order itself.
+    for user in [*known, *fresh]:
+        found = await fails(
+            services.orders.CreateOrder(order_request(user.id)),
+            Code.FAILED_PRECONDITION,
+            "USER_NOT_FOUND",
+        )
+        assert "was deleted" in found.message
+        assert found.metadata == {"user_id": user.id}
+    assert {o.id for o in await all_orders(services.orders)} == set(taken)
+
+
+async def test_deleting_a_user_cancels_open_orders_exactly_once(services: Services) -> None:
+    doomed = await create_user(services.users)
+    other = await create_user(services.users)
+    open_orders = [await place(services.orders, doomed.id) for _ in range(2)]
+    closed = await place(services.orders, doomed.id)
+    closed = (await services.orders.CancelOrder(order_pb2.CancelOrderRequest(id=closed.id))).order
+    bystander = await place(services.orders, other.id)
+    before = (await services.orders.ListOrders(order_pb2.ListOrdersRequest(page_size=1))).revision
+
+    events: list[order_pb2.OrderEvent] = []
+    watch = services.orders.WatchOrders(order_pb2.WatchOrdersRequest(start_revision=before + 1))
+
+    async def read_watch() -> None:
+        async for response in watch:
+            events.extend(response.events)
+
+    reader = asyncio.create_task(read_watch())
+    try:
+        await delete_user(services.users, doomed.id)
+        await wait_until_cancelled(services.orders, *(o.id for o in open_orders))
+        # Everything committed up to this order's revision reaches the watch before it.
+        sentinel = await place(services.orders, other.id)
+
+        async def sentinel_seen() -> bool:
+            return any(e.order.id == sentinel.id for e in events)
+
+        await eventually(sentinel_seen)
+    finally:
+        watch.cancel()
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+
+    seen = [(e.order.id, e.type, e.order.state) for e in events]
+    put = order_pb2.OrderEvent.TYPE_PUT
+    assert sorted(seen) == sorted(
+        [(o.id, put, CANCELLED) for o in open_orders] + [(sentinel.id, put, PENDING)]
+    )
+    cancellations = [e for e in events if e.order.id != sentinel.id]
+    assert len({e.revision for e in cancellations}) == 1  # one transaction
+    for order in open_orders:
+        current = (await services.orders.GetOrder(order_pb2.GetOrderRequest(id=order.id))).order
+        assert current.state == CANCELLED
+        assert current.etag == str(cancellations[0].revision)
+    # Untouched: the order that was cancelled already, and the other user's order.
+    assert (await services.orders.GetOrder(order_pb2.GetOrderRequest(id=closed.id))).order == closed
+    assert (
+        await services.orders.GetOrder(order_pb2.GetOrderRequest(id=bystander.id))
+    ).order == bystander
+
+
+async def test_view_catches_up_after_user_svc_restarts(
+    databases: Databases, tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=FEED_LOGGER)
+    user_url, order_url = await databases.new_many(2)
+    async with (
+        user_svc_at_its_own_port(user_url, tmp_path / "user_svc") as users,
+        order_svc_in_front_of(order_url, tmp_path / "order_svc", users.addr) as svc,
+        opened(order_url) as db,
+    ):
+        first = [await create_user(users.users) for _ in range(4)]
+        await wait_until_view_matches(db, users.users)
+        caplog.clear()
+
+        await users.stop()
+        await users.start()
+        later = [await create_user(users.users) for _ in range(4)]
+        await rename(users.users, first[0].id, "Renamed")
+        await delete_user(users.users, first[1].id)
+        await delete_user(users.users, later[0].id)
+        view = await wait_until_view_matches(db, users.users)
+        assert set(view.deleted) == {first[1].id, later[0].id}
+        # It resumed from its revision: no listing again.
+        assert not [r for r in caplog.records if "listed" in r.getMessage()]
+        order = await place(svc.orders, later[1].id)
+        assert order.state == PENDING
+
+
+async def test_view_lists_again_after_history_it_missed_was_compacted(
+    databases: Databases, tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=FEED_LOGGER)
+    user_url, order_url = await databases.new_many(2)
+    order_dir = tmp_path / "order_svc"
+    async with running_user_svc(user_url, tmp_path / "user_svc", feed=QUICK_FEED) as server:
+        user_addr = f"127.0.0.1:{server.port}"
+        async with channel_to(server.port) as channel, opened(order_url) as db:
+            users = user_pb2_grpc.UserServiceStub(channel)
+            kept, doomed, bystander, renamed = [await create_user(users) for _ in range(4)]
+            async with order_svc_in_front_of(order_url, order_dir, user_addr) as svc:
+                await wait_until_view_matches(db, users)
+                doomed_order = await place(svc.orders, doomed.id)
+                bystander_order = await place(svc.orders, bystander.id)
+                synced = await read_view(db)
+            assert synced.revision is not None
+
+            # While order_svc is away: users come and go, and that history is compacted.
+            newcomer = await create_user(users)
+            fleeting = await create_user(users)
+            await delete_user(users, fleeting.id)
+            await delete_user(users, doomed.id)
+            await rename(users, renamed.id, "Renamed")
+            compacted = await compact_user_history(user_url)
+            assert compacted > synced.revision
+
+            caplog.clear()
+            async with order_svc_in_front_of(order_url, order_dir, user_addr) as svc:
+                view = await wait_until_view_matches(db, users)
+                assert set(view.live) == {kept.id, bystander.id, renamed.id, newcomer.id}
+                assert doomed.id in view.deleted
+                assert fleeting.id not in view.live
+                assert await order_state(svc.orders, doomed_order.id) == CANCELLED
+                assert await order_state(svc.orders, bystander_order.id) == PENDING
+                messages = [r.getMessage() for r in caplog.records]
+                assert any("is compacted" in m and "listing again" in m for m in messages)
+                assert any(
+                    "listed 4 users" in m and "cancelled 1 open order" in m for m in messages
+                )
+                # Ordering for either deleted user is refused.
+                for gone in (doomed, fleeting):
+                    await fails(
+                        svc.orders.CreateOrder(order_request(gone.id)),
+                        Code.FAILED_PRECONDITION,
+                        "USER_NOT_FOUND",
+                    )
+                assert (await place(svc.orders, newcomer.id)).state == PENDING
+
+
+async def test_listing_again_cancels_open_orders_of_a_deleted_user_the_view_never_saw(
+    tmp_path: pathlib.Path,
+) -> None:
+    """order_svc takes an order for a user its view has not seen yet (asking user_svc, and
+    recording the answer), and stops before its follower applies the user's creation;
+    meanwhile the user is deleted and that history compacted. Listing again must still
+    cancel the order."""
+    # SQLite only: there a user_svc learns of another replica's commits by polling alone,
+    # so with a long poll the replica the view follows does not pass the new user on.
+    user_url = f"sqlite:///{tmp_path}/user_svc.db"
+    order_url = f"sqlite:///{tmp_path}/order_svc.db"
+    order_dir = tmp_path / "order_svc"
+    slow = FeedSettings(progress_seconds=0.1, poll_seconds=600)
+    async with (
+        running_user_svc(user_url, tmp_path / "followed", feed=slow) as followed,
+        running_user_svc(user_url, tmp_path / "other", feed=QUICK_FEED) as other,
+        channel_to(other.port) as channel,
+        opened(order_url) as db,
+    ):
+        users = user_pb2_grpc.UserServiceStub(channel)
+        async with order_svc_in_front_of(order_url, order_dir, f"127.0.0.1:{followed.port}") as svc:
+            await wait_until_view_matches(db, users)
+            user = await create_user(users)  # through the replica the view does not follow
+            order = await place(svc.orders, user.id)  # the direct check finds the user
+            view = await read_view(db)
+        if (view.revision or 0) >= int(user.etag):
+            pytest.fail("set-up: the view's follower saw the user's creation after all")
+        assert user.id in view.live  # learned by the order's direct check
+        await delete_user(users, user.id)
+        if await compact_user_history(user_url) <= (view.revision or 0):
+            pytest.fail("set-up: nothing the view missed was compacted")
+        async with order_svc_in_front_of(order_url, order_dir, f"127.0.0.1:{other.port}") as svc:
+            if not await holds(functools.partial(view_matches, db, users)):
+                pytest.fail("set-up: the view did not list again")
+            state = await order_state(svc.orders, order.id)
+            assert state == CANCELLED, "the deleted user's order is still open"
+
+
+@pytest.fixture
+async def postgres_urls() -> AsyncIterator[tuple[str, str]]:
+    """Two throwaway PostgreSQL databases (user_svc's, order_svc's)."""
+    admin_url = postgres_admin_url()
+    if admin_url is None:
+        pytest.skip(POSTGRES_SKIP_REASON)
+    postgres = PostgresDatabases(admin_url)
+    try:
+        yield await postgres.create(), await postgres.create()
+    finally:
+        await postgres.drop_all()
+
+
+@pytest.mark.postgres
+async def test_order_for_an_unseen_user_racing_its_deletion_is_cancelled(
+    postgres_urls: tuple[str, str], tmp_path: pathlib.Path
+) -> None:
+    """The interleaving is forced with locks taken by the test itself: one holds the view's
+    state row (the follower waits before applying anything), one the orders table (the
+    order's transaction waits after its check of the user, before its insert)."""
+    user_url, order_url = postgres_urls
+    async with (
+        running_user_svc(user_url, tmp_path / "user_svc", feed=QUICK_FEED) as server,
+        channel_to(server.port) as channel,
+        order_svc_in_front_of(order_url, tmp_path / "order_svc", f"127.0.0.1:{server.port}") as svc,
+        opened(order_url) as db,
+        await psycopg.AsyncConnection.connect(order_url) as hold_view,
+        await psycopg.AsyncConnection.connect(order_url) as hold_orders,
+        await psycopg.AsyncConnection.connect(order_url, autocommit=True) as observer,
+    ):
+        users = user_pb2_grpc.UserServiceStub(channel)
+        await wait_until_view_matches(db, users)
+        await hold_view.execute("SELECT revision FROM user_view_state WHERE id = 1 FOR UPDATE")
+        user = await create_user(users)  # the view cannot apply it: it is held back
+        await hold_orders.execute("LOCK TABLE orders IN SHARE MODE")
+        placing = asyncio.create_task(place(svc.orders, user.id))
+        try:
+            # The direct check found the user; the order's write transaction has checked the
+            # view (the user is unknown) and waits to insert.
+            async def order_waits_to_insert() -> bool:
+                cursor = await observer.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO orders%'"
+                )
+                row = await cursor.fetchone()
+                return row is not None and row[0] == 1
+
+            if not await holds(order_waits_to_insert):
+                pytest.fail("set-up: the order's transaction did not wait to insert")
+            await delete_user(users, user.id)
+            # The view applies the creation and the deletion: the order's transaction has
+            # recorded the user it learned of, so the deletion waits for it to commit.
+            await hold_view.rollback()
+            await asyncio.sleep(0.3)
+        finally:
+            await hold_view.rollback()
+            await hold_orders.rollback()  # the order's transaction goes on and commits
+        try:
+            order = await placing
+        except grpc.aio.AioRpcError as error:
+            found = failure_of(error)
+            assert (found.code, found.reason) == (Code.FAILED_PRECONDITION, "USER_NOT_FOUND")
+            return
+        await wait_until_view_matches(db, users)
+        assert user.id in (await read_view(db)).deleted
+        state = await order_state(svc.orders, order.id)
+        assert state == CANCELLED, "an order of a deleted user stays open"
+
+
+async def test_listing_into_the_view_warns_of_nothing(database_url: str) -> None:
+    async with opened(database_url) as db:
+        await migrate(db, schema.MIGRATIONS)
+        view = UserView(db, order_store(db), utc_now)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)
+            await view.replace({new_id(): 1}, 1)
+        assert await view.revision() == 1
+
+
+async def test_feed_health_tracks_the_stream_while_liveness_stays_serving(
+    databases: Databases, tmp_path: pathlib.Path
+) -> None:
+    user_url, order_url = await databases.new_many(2)
+    async with (
+        user_svc_at_its_own_port(user_url, tmp_path / "user_svc") as users,
+        order_svc_in_front_of(order_url, tmp_path / "order_svc", users.addr) as svc,
+    ):
+        health = health_pb2_grpc.HealthStub(svc.channel)
+
+        async def status(name: str) -> int:
+            response = await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+            found: int = response.status
+            return found
+
+        def feed_is(wanted: int) -> Callable[[], Awaitable[bool]]:
+            async def feed_status() -> bool:
+                return await status(HEALTH_NAME) == wanted
+
+            return feed_status
+
+        # Every status the liveness entries and the feed's entry report, as they change.
+        seen: dict[str, list[int]] = {"": [], ORDER_SERVICE: [], HEALTH_NAME: []}
+        watches = {n: health.Watch(health_pb2.HealthCheckRequest(service=n)) for n in seen}
+
+        async def record(name: str) -> None:
+            async for response in watches[name]:
+                seen[name].append(response.status)
+
+        recorders = [asyncio.create_task(record(n)) for n in seen]
+        try:
+            await eventually(feed_is(SERVING))
+            await create_user(users.users)
+            await eventually(feed_is(SERVING))
+
+            await users.stop()
+            await eventually(feed_is(NOT_SERVING))
+
+            async def watch_saw_it() -> bool:
+                return seen[HEALTH_NAME][-1:] == [NOT_SERVING]
+
+            await eventually(watch_saw_it)
+            assert await status("") == SERVING
+            assert await status(ORDER_SERVICE) == SERVING
+
+            await users.start()
+            await eventually(feed_is(SERVING))
+            assert await status("") == SERVING
+            assert await status(ORDER_SERVICE) == SERVING
+        finally:
+            for call in watches.values():
+                call.cancel()
+            for recorder in recorders:
+                recorder.cancel()
+            await asyncio.gather(*recorders, return_exceptions=True)
+
+    assert set(seen[""]) == {SERVING}
+    assert set(seen[ORDER_SERVICE]) == {SERVING}
+    changes = [
+        s for n, s in enumerate(seen[HEALTH_NAME]) if n == 0 or s != seen[HEALTH_NAME][n - 1]
+    ]
+    assert changes[-3:] == [SERVING, NOT_SERVING, SERVING]
