@@ -3,12 +3,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup run test lint gen check-gen breaking baseline bench migrate
+.PHONY: setup run test lint gen check-gen breaking baseline bench migrate FORCE
 
-$(VENV)/.installed: pyproject.toml gen/python/pyproject.toml
+# Also redone when node_modules/ is gone (npm ci writes node_modules/.package-lock.json).
+$(VENV)/.installed: pyproject.toml gen/python/pyproject.toml package.json package-lock.json \
+		$(if $(wildcard node_modules/.package-lock.json),,FORCE)
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e gen/python -e '.[dev]'
+	npm ci --no-audit --no-fund
 	touch $@
 
 setup: $(VENV)/.installed
@@ -28,7 +31,7 @@ lint: setup
 	buf lint
 	$(PY) tools/contract.py check
 
-## Regenerate the stubs in gen/ from protos/.
+## Regenerate the stubs in gen/ from protos/: Python (buf.gen.yaml), then TypeScript (buf.gen.ts.yaml).
 gen: setup
 	$(PY) tools/gen.py
 
@@ -53,3 +56,5 @@ migrate: setup
 ## Throughput and latency of the running system (not a test); e.g. make bench ARGS=--quick
 bench: setup
 	$(PY) tools/bench.py $(ARGS)
+
+FORCE:

@@ -44,7 +44,7 @@ BLOCKS = readme_blocks()
 
 def test_the_section_has_every_language() -> None:
     joined = "\n".join(BLOCKS)
-    for needle in ("grpcurl", "curl -s", "clients/python/example.py", "WatchUsers", ":watch"):
+    for needle in ("grpcurl", "curl -s", "example.py", "example.mjs", "WatchUsers", ":watch"):
         assert needle in joined, needle
 
 
