@@ -55,16 +55,16 @@ class OrderEvents:
         self._prev = prev_order
         self._user_id = user_id
 
+    def wants(self, change: Change) -> bool:
+        return not self._user_id or _row(change)["user_id"] == self._user_id
+
     def events(
-        self, batches: Sequence[Batch], header_revision: int
-    ) -> order_pb2.WatchOrdersResponse | None:
-        changes = [c for b in batches for c in b.changes]
-        if self._user_id:
-            changes = [c for c in changes if _row(c)["user_id"] == self._user_id]
-            if not changes:
-                return None
+        self, batches: Sequence[Batch], header_revision: int, *, fragment: bool
+    ) -> order_pb2.WatchOrdersResponse:
         return order_pb2.WatchOrdersResponse(
-            events=[_event(c, self._prev) for c in changes], header_revision=header_revision
+            events=[_event(c, self._prev) for b in batches for c in b.changes],
+            header_revision=header_revision,
+            fragment=fragment,
         )
 
     def compacted(

@@ -107,6 +107,7 @@ class UserFeedFollower:
     async def _follow(self, revision: int) -> None:
         request = user_pb2.WatchUsersRequest(start_revision=revision + 1, progress_notify=True)
         call = self._stub.WatchUsers(request)
+        pending: list[user_pb2.UserEvent] = []  # fragments of a revision not yet complete
         try:
             async for response in call:
                 self._backoff.reset()
@@ -127,11 +128,16 @@ class UserFeedFollower:
                         revision,
                     )
                     raise _Relist
+                if response.fragment:
+                    pending.extend(response.events)
+                    continue
                 if response.events:
-                    revision = response.events[-1].revision
+                    events = [*pending, *response.events]
+                    pending.clear()
+                    revision = events[-1].revision
                     changes = [
                         UserChange(e.user.id, e.revision, e.type == user_pb2.UserEvent.TYPE_DELETE)
-                        for e in response.events
+                        for e in events
                     ]
                     cancelled = await self._view.apply(changes, revision)
                     if cancelled:

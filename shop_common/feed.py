@@ -116,15 +116,14 @@ class Feed:
         self._wakeup.set()
 
     async def sync(self) -> None:
-        """Brings `last` up to date. Called by a watch before it starts.
+        """Brings `last` up to date with the log (whoever committed: another process too).
+        Called by a watch before it starts.
 
         While nobody is attached the feed does not read the log at all (a service that
         nobody watches pays nothing per write); the next watch jumps `last` to the
         current revision and replays what it needs from the database.
         """
         async with self._reading:
-            if not self._dirty:
-                return
             if self._attached:
                 await self._read_new()
                 return

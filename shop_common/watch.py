@@ -2,7 +2,8 @@
 notifications, and how the stream ends.
 
 The promises (etcd's Watch, Kubernetes' list-then-watch): revisions arrive in order,
-each exactly once, all events of a revision in one response; `start_revision` below
+each exactly once, all events of a revision in one response (a revision too large for
+one goes out in several, each but the last flagged `fragment`, as etcd does); `start_revision` below
 the compaction point gets a response carrying `compact_revision`, then OUT_OF_RANGE;
 an idle stream that asked for it gets bookmarks; a watcher that does not read is cut
 off with RESOURCE_EXHAUSTED; on shutdown streams end with UNAVAILABLE.
@@ -20,37 +21,60 @@ from typing import Any, Protocol, TypeVar
 
 import grpc
 
-from shop_common.changelog import Batch, Compacted
+from shop_common.changelog import Batch, Change, Compacted
 from shop_common.errors import FieldViolation, InvalidArgument
 from shop_common.feed import Feed, Watcher, compacted_error
 
 M = TypeVar("M", covariant=True)
 
 RESPONSE_BUDGET_BYTES = 1_000_000
-"""A response stops taking revisions at about this much change data (gRPC allows 4 MiB)."""
+"""A response stops taking revisions at about this much change data (gRPC allows 4 MiB);
+a revision larger than this alone goes out in fragments."""
 
 
 class Encoder(Protocol[M]):
     """Builds one service's watch responses, filtered and shaped as its request asked."""
 
-    def events(self, batches: Sequence[Batch], header_revision: int) -> M | None:
-        """The response for these revisions, or None when none of their changes is wanted."""
+    def wants(self, change: Change) -> bool:
+        """Whether the watch asked for this change (e.g. WatchOrders' `user_id`)."""
+
+    def events(self, batches: Sequence[Batch], header_revision: int, *, fragment: bool) -> M:
+        """The response for these revisions; `fragment`: more of the last one follows."""
 
     def compacted(self, compact_revision: int, header_revision: int) -> M: ...
 
     def progress(self, header_revision: int) -> M: ...
 
 
-def _chunks(batches: Sequence[Batch]) -> Iterator[Sequence[Batch]]:
-    start, spent = 0, 0
-    for n, batch in enumerate(batches):
-        size = sum(len(c.data) + len(c.prev or "") for c in batch.changes)
-        if spent and spent + size > RESPONSE_BUDGET_BYTES:
-            yield batches[start:n]
-            start, spent = n, 0
-        spent += size
-    if start < len(batches):
-        yield batches[start:]
+def _size(change: Change) -> int:
+    return len(change.data) + len(change.prev or "")
+
+
+def _chunks(batches: Sequence[Batch]) -> Iterator[tuple[list[Batch], bool]]:
+    """Groups whole revisions into responses of about the budget; a revision over the
+    budget alone is split into fragments: (batches, whether more of the last follows)."""
+    chunk: list[Batch] = []
+    spent = 0
+    for batch in batches:
+        size = sum(_size(c) for c in batch.changes)
+        if chunk and spent + size > RESPONSE_BUDGET_BYTES:
+            yield chunk, False
+            chunk, spent = [], 0
+        if size <= RESPONSE_BUDGET_BYTES:
+            chunk.append(batch)
+            spent += size
+            continue
+        piece: list[Change] = []
+        piece_size = 0
+        for change in batch.changes:
+            if piece and piece_size + _size(change) > RESPONSE_BUDGET_BYTES:
+                yield [Batch(batch.revision, tuple(piece))], True
+                piece, piece_size = [], 0
+            piece.append(change)
+            piece_size += _size(change)
+        yield [Batch(batch.revision, tuple(piece))], False
+    if chunk:
+        yield chunk, False
 
 
 class _Stream:
@@ -70,12 +94,21 @@ class _Stream:
         self._cursor = 0
 
     async def _send(self, batches: Sequence[Batch]) -> None:
-        fresh = [b for b in batches if b.revision > self._cursor]
-        for chunk in _chunks(fresh):
-            response = self._encoder.events(chunk, self._feed.last)
-            if response is not None:
-                await self._context.write(response)
-            self._cursor = chunk[-1].revision
+        wanted = []
+        for batch in batches:
+            if batch.revision <= self._cursor:
+                continue
+            changes = tuple(c for c in batch.changes if self._encoder.wants(c))
+            if changes:
+                wanted.append(
+                    batch if len(changes) == len(batch.changes) else Batch(batch.revision, changes)
+                )
+        for chunk, fragment in _chunks(wanted):
+            await self._context.write(
+                self._encoder.events(chunk, self._feed.last, fragment=fragment)
+            )
+        if batches:
+            self._cursor = max(self._cursor, batches[-1].revision)
 
     async def run(self, start_revision: int) -> None:
         feed = self._feed

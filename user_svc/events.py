@@ -44,12 +44,16 @@ class UserEvents:
     def __init__(self, prev_user: bool) -> None:
         self._prev = prev_user
 
+    def wants(self, change: Change) -> bool:
+        return True
+
     def events(
-        self, batches: Sequence[Batch], header_revision: int
-    ) -> user_pb2.WatchUsersResponse | None:
+        self, batches: Sequence[Batch], header_revision: int, *, fragment: bool
+    ) -> user_pb2.WatchUsersResponse:
         return user_pb2.WatchUsersResponse(
             events=[_event(c, self._prev) for b in batches for c in b.changes],
             header_revision=header_revision,
+            fragment=fragment,
         )
 
     def compacted(self, compact_revision: int, header_revision: int) -> user_pb2.WatchUsersResponse:

@@ -356,7 +356,8 @@ export declare const WatchOrdersRequestSchema: GenMessage<WatchOrdersRequest>;
  */
 export declare type WatchOrdersResponse = Message<"shop.order.v1.WatchOrdersResponse"> & {
   /**
-   * All events of one revision arrive in one response.
+   * Events in revision order. All events of one revision arrive in one response,
+   * unless they are too many for one (see `fragment`).
    *
    * @generated from field: repeated shop.order.v1.OrderEvent events = 1;
    */
@@ -382,6 +383,14 @@ export declare type WatchOrdersResponse = Message<"shop.order.v1.WatchOrdersResp
    * @generated from field: bool progress_notify = 4;
    */
   progressNotify: boolean;
+
+  /**
+   * Set when one revision holds more than fits in one response: the rest of its
+   * events follow in the next responses, the last of which has `fragment` unset.
+   *
+   * @generated from field: bool fragment = 5;
+   */
+  fragment: boolean;
 };
 
 /**

@@ -305,7 +305,8 @@ export declare const WatchUsersRequestSchema: GenMessage<WatchUsersRequest>;
  */
 export declare type WatchUsersResponse = Message<"shop.user.v1.WatchUsersResponse"> & {
   /**
-   * All events of one revision arrive in one response.
+   * Events in revision order. All events of one revision arrive in one response,
+   * unless they are too many for one (see `fragment`).
    *
    * @generated from field: repeated shop.user.v1.UserEvent events = 1;
    */
@@ -332,6 +333,14 @@ export declare type WatchUsersResponse = Message<"shop.user.v1.WatchUsersRespons
    * @generated from field: bool progress_notify = 4;
    */
   progressNotify: boolean;
+
+  /**
+   * Set when one revision holds more than fits in one response: the rest of its
+   * events follow in the next responses, the last of which has `fragment` unset.
+   *
+   * @generated from field: bool fragment = 5;
+   */
+  fragment: boolean;
 };
 
 /**

@@ -328,6 +328,7 @@ class WatchUsersResponse(_message.Message):
     HEADER_REVISION_FIELD_NUMBER: _builtins.int
     COMPACT_REVISION_FIELD_NUMBER: _builtins.int
     PROGRESS_NOTIFY_FIELD_NUMBER: _builtins.int
+    FRAGMENT_FIELD_NUMBER: _builtins.int
     header_revision: _builtins.int
     """The latest revision of the store when the response was sent."""
     compact_revision: _builtins.int
@@ -336,9 +337,15 @@ class WatchUsersResponse(_message.Message):
     """
     progress_notify: _builtins.bool
     """True for a progress notification (no events)."""
+    fragment: _builtins.bool
+    """Set when one revision holds more than fits in one response: the rest of its
+    events follow in the next responses, the last of which has `fragment` unset.
+    """
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___UserEvent]:
-        """All events of one revision arrive in one response."""
+        """Events in revision order. All events of one revision arrive in one response,
+        unless they are too many for one (see `fragment`).
+        """
 
     def __init__(
         self,
@@ -347,10 +354,11 @@ class WatchUsersResponse(_message.Message):
         header_revision: _builtins.int = ...,
         compact_revision: _builtins.int = ...,
         progress_notify: _builtins.bool = ...,
+        fragment: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["compact_revision", b"compact_revision", "events", b"events", "header_revision", b"header_revision", "progress_notify", b"progress_notify"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compact_revision", b"compact_revision", "events", b"events", "fragment", b"fragment", "header_revision", b"header_revision", "progress_notify", b"progress_notify"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
