@@ -6,7 +6,6 @@ Each change is turned into its `OrderEvent` once and shared by every watcher tha
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -14,8 +13,10 @@ import orjson
 from order_svc.convert import order_message
 from order_svc.store import OrderRows
 from shop.order.v1 import order_pb2
-from shop_common.changelog import Batch, Change, ChangeType
+from shop_common import watch
+from shop_common.changelog import Change, ChangeType
 
+watch.check_layout(order_pb2.WatchOrdersResponse.DESCRIPTOR)
 _ROWS = OrderRows()
 _TYPE = {
     ChangeType.PUT: order_pb2.OrderEvent.TYPE_PUT,
@@ -58,14 +59,12 @@ class OrderEvents:
     def wants(self, change: Change) -> bool:
         return not self._user_id or _row(change)["user_id"] == self._user_id
 
-    def events(
-        self, batches: Sequence[Batch], header_revision: int, *, fragment: bool
-    ) -> order_pb2.WatchOrdersResponse:
-        return order_pb2.WatchOrdersResponse(
-            events=[_event(c, self._prev) for b in batches for c in b.changes],
-            header_revision=header_revision,
-            fragment=fragment,
-        )
+    def event(self, change: Change) -> bytes:
+        key = ("bytes", self._prev)
+        found: bytes | None = change.cache.get(key)
+        if found is None:
+            found = change.cache[key] = _event(change, self._prev).SerializeToString()
+        return found
 
     def compacted(
         self, compact_revision: int, header_revision: int

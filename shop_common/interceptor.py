@@ -71,6 +71,18 @@ def _streaming(behavior: Streaming) -> Streaming:
     return handle
 
 
+def _passing_bytes(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], bytes]:
+    """A response serializer that lets responses already serialized through (a watch
+    builds its responses from serialized events: see `watch`)."""
+
+    def serializer(response: Any) -> bytes:
+        if isinstance(response, bytes) or serialize is None:
+            return cast(bytes, response)
+        return serialize(response)
+
+    return serializer
+
+
 def _wrap(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
     if handler.request_streaming:
         return handler  # no client-streaming RPC in the contracts yet
@@ -78,7 +90,7 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any
         return grpc.unary_stream_rpc_method_handler(
             _streaming(cast(Streaming, handler.unary_stream)),
             request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
+            response_serializer=_passing_bytes(handler.response_serializer),
         )
     return grpc.unary_unary_rpc_method_handler(
         _unary(cast(Unary, handler.unary_unary)),

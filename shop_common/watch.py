@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
 import grpc
+from google.protobuf.descriptor import Descriptor
 
 from shop_common.changelog import Batch, Change, Compacted
 from shop_common.errors import FieldViolation, InvalidArgument
@@ -38,12 +39,52 @@ class Encoder(Protocol[M]):
     def wants(self, change: Change) -> bool:
         """Whether the watch asked for this change (e.g. WatchOrders' `user_id`)."""
 
-    def events(self, batches: Sequence[Batch], header_revision: int, *, fragment: bool) -> M:
-        """The response for these revisions; `fragment`: more of the last one follows."""
+    def event(self, change: Change) -> bytes:
+        """The change as a serialized event message (computed once, shared by watchers)."""
 
     def compacted(self, compact_revision: int, header_revision: int) -> M: ...
 
     def progress(self, header_revision: int) -> M: ...
+
+
+# The responses of every feed share one layout (`check_layout`), so a response is built by
+# concatenating the already serialized events: each watcher then costs a join, not a
+# serialization of every event again (protobuf's wire format: field 1 length-delimited
+# repeated, field 2 and 5 varints).
+_LAYOUT = {
+    "events": 1,
+    "header_revision": 2,
+    "compact_revision": 3,
+    "progress_notify": 4,
+    "fragment": 5,
+}
+
+
+def check_layout(response: Descriptor) -> None:
+    """Fails at import when a watch response's fields are not where this module puts them."""
+    found = {f.name: f.number for f in response.fields}
+    if found != _LAYOUT:
+        raise TypeError(f"{response.full_name} fields {found} are not {_LAYOUT}")
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _response(events: list[bytes], header_revision: int, fragment: bool) -> bytes:
+    parts: list[bytes] = []
+    for event in events:
+        parts += (b"\x0a", _varint(len(event)), event)
+    if header_revision:
+        parts += (b"\x10", _varint(header_revision))
+    if fragment:
+        parts.append(b"\x28\x01")
+    return b"".join(parts)
 
 
 def _size(change: Change) -> int:
@@ -103,10 +144,10 @@ class _Stream:
                 wanted.append(
                     batch if len(changes) == len(batch.changes) else Batch(batch.revision, changes)
                 )
+        event = self._encoder.event
         for chunk, fragment in _chunks(wanted):
-            await self._context.write(
-                self._encoder.events(chunk, self._feed.last, fragment=fragment)
-            )
+            events = [event(c) for b in chunk for c in b.changes]
+            await self._context.write(_response(events, self._feed.last, fragment))
         if batches:
             self._cursor = max(self._cursor, batches[-1].revision)
 
@@ -136,6 +177,10 @@ class _Stream:
 
     async def _live(self) -> None:
         wait = self._feed.settings.progress_seconds if self._progress else None
+        if self._progress:
+            # Caught up (the queue is empty: nothing has been offered since the hand-over):
+            # say so at once, as Kubernetes' bookmark at the end of the initial events.
+            await self._context.write(self._encoder.progress(self._feed.last))
         while True:
             try:
                 await asyncio.wait_for(self._watcher.ready.wait(), wait)

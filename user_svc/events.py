@@ -5,15 +5,15 @@ Each change is turned into its `UserEvent` once and shared by every watcher that
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import orjson
 
 from shop.user.v1 import user_pb2
-from shop_common.changelog import Batch, Change, ChangeType
+from shop_common import watch
+from shop_common.changelog import Change, ChangeType
 from user_svc.convert import user_message
 from user_svc.store import UserRows
 
+watch.check_layout(user_pb2.WatchUsersResponse.DESCRIPTOR)
 _ROWS = UserRows()
 _TYPE = {
     ChangeType.PUT: user_pb2.UserEvent.TYPE_PUT,
@@ -47,14 +47,12 @@ class UserEvents:
     def wants(self, change: Change) -> bool:
         return True
 
-    def events(
-        self, batches: Sequence[Batch], header_revision: int, *, fragment: bool
-    ) -> user_pb2.WatchUsersResponse:
-        return user_pb2.WatchUsersResponse(
-            events=[_event(c, self._prev) for b in batches for c in b.changes],
-            header_revision=header_revision,
-            fragment=fragment,
-        )
+    def event(self, change: Change) -> bytes:
+        key = ("bytes", self._prev)
+        found: bytes | None = change.cache.get(key)
+        if found is None:
+            found = change.cache[key] = _event(change, self._prev).SerializeToString()
+        return found
 
     def compacted(self, compact_revision: int, header_revision: int) -> user_pb2.WatchUsersResponse:
         return user_pb2.WatchUsersResponse(

@@ -324,7 +324,8 @@ export declare type WatchOrdersRequest = Message<"shop.order.v1.WatchOrdersReque
   startRevision: bigint;
 
   /**
-   * Ask for periodic progress notifications on an idle stream.
+   * Ask for progress notifications: one as soon as the watch has caught up with
+   * history, then one every few seconds while the stream is idle.
    *
    * @generated from field: bool progress_notify = 2;
    */

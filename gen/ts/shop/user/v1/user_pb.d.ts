@@ -280,7 +280,8 @@ export declare type WatchUsersRequest = Message<"shop.user.v1.WatchUsersRequest"
   startRevision: bigint;
 
   /**
-   * Ask for periodic progress notifications on an idle stream.
+   * Ask for progress notifications: one as soon as the watch has caught up with
+   * history, then one every few seconds while the stream is idle.
    *
    * @generated from field: bool progress_notify = 2;
    */

@@ -302,7 +302,9 @@ class WatchUsersRequest(_message.Message):
     start_revision: _builtins.int
     """First revision to deliver; 0 starts from the current revision."""
     progress_notify: _builtins.bool
-    """Ask for periodic progress notifications on an idle stream."""
+    """Ask for progress notifications: one as soon as the watch has caught up with
+    history, then one every few seconds while the stream is idle.
+    """
     prev_user: _builtins.bool
     """Include the previous value of a changed user in each event."""
     def __init__(
