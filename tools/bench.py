@@ -8,6 +8,11 @@ the gateway with wrk, and the seed's POST /order with wrk: interleaved, `--round
 quoting medians. It prints a Markdown report with the machine's details and writes it as
 JSON to bench/out/latest.json. h2load counts HTTP 200s, not gRPC statuses: each gRPC row is
 checked by real calls before and after, and by the reply bytes (or orders) it got back.
+
+Before measuring, order_svc's view of users must hold every seeded user (its health entry
+for the user feed SERVING): CreateOrder then checks users locally, as in production. The
+change-feed rows (WatchUsers replay and live delivery) are in tools/bench_feed.py; the
+report states each target beside what was measured.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime
+import functools
 import json
 import math
 import os
@@ -26,6 +32,7 @@ import shlex
 import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import struct
 import subprocess
@@ -37,13 +44,18 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import httpx
+from bench_feed import FeedBench, FeedError, Live, Replay, current_revision
+from bench_feed import markdown as feed_markdown
+from bench_feed import summary as feed_summary
 from google.protobuf.message import Message
 from google.type import money_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from order_svc.user_feed import HEALTH_NAME as USER_FEED_HEALTH
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.user.v1 import user_pb2, user_pb2_grpc
 
@@ -54,6 +66,14 @@ IN_FLIGHT = 32
 USERS = 1000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 ITEMS_JSON = '[{"sku":"A-1","quantity":1,"unitPrice":{"currencyCode":"EUR","units":"2"}}]'
+ORDER_TARGET = 5.0
+"""CreateOrder through the gateway: at least this many times the seed's POST /order rate."""
+VIEW_SYNC_SECONDS = 60.0
+OTHERS_UNRELIABLE = 0.25
+"""CPUs busy in processes the benchmark did not start, past which a comparison is unreliable."""
+
+
+T = TypeVar("T")
 
 
 class BenchError(Exception):
@@ -323,6 +343,23 @@ def check_http(client: httpx.Client, method: str, url: str, body: str | None = N
         raise BenchError(f"{method} {url} answered {response.status_code}: {response.text[:300]}")
 
 
+async def health_status(address: str, service: str) -> int:
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        reply = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+        return int(reply.status)
+
+
+def view_revision(db: Path) -> int | None:
+    """The user revision order_svc's view is current to, read from its SQLite file (None
+    when there is no such file); 0 before its first listing."""
+    if not db.exists():
+        return None
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
+        row = conn.execute("SELECT revision FROM user_view_state WHERE id = 1").fetchone()
+    return int(row[0] or 0) if row else 0
+
+
 def lua_cycling(ids: list[str], request: str, prelude: str = "") -> str:
     """A wrk script cycling over `ids`, each thread from its own offset."""
     return f"""local ids = {{{",".join(f'"{i}"' for i in ids)}}}
@@ -408,6 +445,7 @@ class Bench:
             self.roots |= {"user_svc": user.popen.pid, "order_svc": order.popen.pid}
         print(f"seeding {USERS} users over gRPC at {self.user_addr}", flush=True)
         self.ids = asyncio.run(seed_users(self.user_addr))
+        self.wait_user_view()
         self.user_frame, self.order_frame = self.tmp / "get_user.bin", self.tmp / "order.bin"
         self.user_frame.write_bytes(grpc_frame(user_pb2.GetUserRequest(id=self.ids[0])))
         self.order_frame.write_bytes(grpc_frame(new_order(self.ids[0])))
@@ -417,6 +455,43 @@ class Bench:
         json_type = 'wrk.headers["Content-Type"] = "application/json"'
         (self.tmp / "get_user.lua").write_text(lua_cycling(self.ids, get))
         (self.tmp / "create_order.lua").write_text(lua_cycling(self.ids, post, json_type))
+
+    def wait_user_view(self) -> None:
+        """Waits until order_svc's view of users is current: its user-feed health entry
+        SERVING and, read from its database, the view at the seeding's last revision."""
+        revision = asyncio.run(current_revision(self.user_addr))
+        db = self.tmp / "data" / "order_svc.db"
+        print(f"waiting for order_svc's view of users to reach revision {revision}", flush=True)
+        deadline, status, view = time.monotonic() + VIEW_SYNC_SECONDS, 0, None
+        while time.monotonic() < deadline:
+            status = asyncio.run(health_status(self.order_addr, USER_FEED_HEALTH))
+            view = view_revision(db)
+            serving = status == health_pb2.HealthCheckResponse.SERVING
+            if serving and (view is None or view >= revision):
+                self.notes.append(
+                    f"order_svc's view of users was synced before measuring: {USER_FEED_HEALTH}"
+                    " SERVING, "
+                    + (f"view at revision {view} ≥ {revision}" if view is not None else
+                       f"(no {db.name} to read the view's revision from)")
+                )  # fmt: skip
+                return
+            time.sleep(0.1)
+        raise BenchError(
+            f"order_svc's view of users did not catch up in {VIEW_SYNC_SECONDS:g}s: "
+            f"{USER_FEED_HEALTH} status {status}, view at {view}, user_svc at {revision}"
+        )
+
+    def setup_feed(self) -> None:
+        """A user_svc of its own with a seeded history, for the change-feed rows."""
+        changes = self.args.feed_history or (10_000 if self.args.quick else 50_000)
+        print(f"feed rows: seeding a user_svc with a history of {changes:,} changes", flush=True)
+        self.feed = FeedBench(
+            self.tmp / "feed", changes, self.start, cpu_seconds,
+            watchers=self.args.watchers, writers=self.args.writers,
+        )  # fmt: skip
+        self.stack.callback(self.feed.close)
+        self.roots["feed_user_svc"] = self.feed.pid
+        print(f"  seeded in {self.feed.seed_seconds:.1f} s; serving at {self.feed.address}")
 
     def make_seed_venv(self) -> Proc:
         """Starts making a venv for the seed design; `setup_seed` waits for it."""
@@ -560,7 +635,40 @@ def machine() -> dict[str, str]:
     }
 
 
-def report(bench: Bench, rounds: list[dict[str, Run]], seconds: int) -> dict[str, Any]:
+@dataclass
+class FeedRounds:
+    """The change-feed rows of each round: one replay, one live run per write rate."""
+
+    history: int
+    replays: list[Replay] = field(default_factory=list)
+    lives: list[list[Live]] = field(default_factory=list)
+
+
+def order_target(medians: dict[str, Run], ratio: float | None) -> tuple[list[str], dict[str, Any]]:
+    """The line stating CreateOrder through the gateway against 5x the seed's POST /order."""
+    rest, seed = medians.get("create_order_rest"), medians.get("seed_post_order")
+    if rest is None or seed is None or ratio is None:
+        return ["- CreateOrder target (≥ 5x the seed's POST /order): not measured (no seed or "
+                "no gateway in this run)"], {}  # fmt: skip
+    met, others = ratio >= ORDER_TARGET, max(rest.other_cores, seed.other_cores)
+    line = (
+        f"- CreateOrder through the gateway: {rest.rps:,.0f} requests/s = {ratio:.2f}x the seed "
+        f"design's POST /order ({seed.rps:,.0f}/s), measured in the same round(s); target ≥ "
+        f"{ORDER_TARGET:g}x ({ORDER_TARGET * seed.rps:,.0f}/s): {'met' if met else '**not met**'}"
+        " (the view of users synced first, so no order asked the user service)"
+    )
+    if others > OTHERS_UNRELIABLE:
+        line += (
+            f"; **unreliable**: other processes kept {others:.2f} CPUs busy during these rows, "
+            "run again on a quiet machine"
+        )
+    figures = {"ratio": ratio, "rps": rest.rps, "seed_rps": seed.rps, "target_ratio": ORDER_TARGET}
+    return [line], {**figures, "met": met, "reliable": others <= OTHERS_UNRELIABLE}
+
+
+def report(
+    bench: Bench, rounds: list[dict[str, Run]], seconds: int, feed: FeedRounds | None
+) -> dict[str, Any]:
     med, scenarios, medians = statistics.median, bench.scenarios(), {}
     for s in scenarios:
         runs = [r[s.key] for r in rounds]
@@ -578,6 +686,9 @@ def report(bench: Bench, rounds: list[dict[str, Run]], seconds: int) -> dict[str
     rss = {name: round(rss_mb(pid), 1) for name, pid in bench.roots.items()}
     info = machine()
     others = max(r.other_cores for each in rounds for r in each.values())
+    if feed is not None:
+        others = max([others, *(r.other_cores for r in feed.replays)])
+        others = max([others, *(x.other_cores for lives in feed.lives for x in lives)])
     if others > 0.1:
         bench.notes.append(f"other processes kept up to {others:.2f} CPUs busy during a run")
     lines = [
@@ -593,6 +704,21 @@ def report(bench: Bench, rounds: list[dict[str, Run]], seconds: int) -> dict[str
         cpu += f" = {sum(m.cpu_us.values()):,.0f}" if len(m.cpu_us) > 1 else ""
         cells = [s.label, f"{m.rps:,.0f}", f"{m.p50_ms:.2f}", f"{m.p99_ms:.2f}", str(m.errors)]
         lines.append("| " + " | ".join([*cells, ratio, cpu]) + " |")
+    order_lines, order_figures = order_target(
+        medians, ratios["create_order_rest"][1] if "create_order_rest" in ratios else None
+    )
+    lines += ["", *order_lines]
+    targets: dict[str, Any] = {"create_order_rest_vs_seed": order_figures}
+    feed_json: dict[str, Any] = {}
+    if feed is not None:
+        lines += feed_markdown(feed.replays, feed.lives, feed.history)
+        feed_json = feed_summary(feed.replays, feed.lives, feed.history)
+        feed_json["rounds"] = [
+            {"replay": asdict(r), "live": [asdict(x) for x in lives]}
+            for r, lives in zip(feed.replays, feed.lives, strict=True)
+        ]
+        targets["feed_replay"] = feed_json.get("replay", {})
+        targets["feed_live"] = feed_json["live"]
     lines += [
         "",
         "RSS at the end, MB (gunicorn: master + 2 workers): "
@@ -611,6 +737,8 @@ def report(bench: Bench, rounds: list[dict[str, Run]], seconds: int) -> dict[str
         "settings": {"in_flight": IN_FLIGHT, "seconds": seconds, "rounds": len(rounds)},
         "median": {k: asdict(v) for k, v in medians.items()},
         "ratios": {k: {"of": label, "value": value} for k, (label, value) in ratios.items()},
+        "targets": targets,
+        "feed": feed_json,
         "rss_mb": rss,
         "rounds": [{k: asdict(v) for k, v in r.items()} for r in rounds],
         "notes": bench.notes,
@@ -633,6 +761,12 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]
     bench.setup_system()
     if venv is not None:
         bench.setup_seed(venv)
+    feed: FeedRounds | None = None
+    if args.no_feed:
+        bench.notes.append("--no-feed: the change-feed rows were not measured")
+    else:
+        bench.setup_feed()
+        feed = FeedRounds(bench.feed.changes)
     scenarios = bench.scenarios()
     print("warming up: 1 s each", flush=True)
     for scenario in scenarios:
@@ -646,7 +780,42 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]
                 f"{r.rps:7,.0f}/s  p50 {r.p50_ms:.2f} ms  p99 {r.p99_ms:.2f} ms  errors {r.errors}"
             )
             print(f"round {number}: {s.label:<20} {figures}  ({'; '.join(r.notes)})", flush=True)
-    return report(bench, rounds, seconds)
+        if feed is not None:
+            measure_feed(bench.feed, feed, number, seconds, args.write_rates)
+    return report(bench, rounds, seconds, feed)
+
+
+def elsewhere(work: Callable[[], T]) -> tuple[T, float]:
+    """The result of `work`, and the CPUs kept busy meanwhile by processes this one did not
+    start (nor its children)."""
+    busy, ours, start = machine_busy(), own_cpu(), time.monotonic()
+    result = work()
+    others = (machine_busy() - busy) - (own_cpu() - ours)
+    return result, max(0.0, others / (time.monotonic() - start))
+
+
+def measure_feed(
+    bench: FeedBench, feed: FeedRounds, number: int, seconds: int, rates: list[float]
+) -> None:
+    replay, others = elsewhere(bench.replay)
+    replay.other_cores = others
+    feed.replays.append(replay)
+    print(
+        f"round {number}: feed replay          {replay.events_per_s:7,.0f} events/s  "
+        f"{replay.cpu_us_per_event:.1f} µs CPU per event  gaps {replay.gaps}",
+        flush=True,
+    )
+    feed.lives.append([])
+    for rate in rates:
+        live, others = elsewhere(functools.partial(bench.live, rate, seconds))
+        live.other_cores = others
+        feed.lives[-1].append(live)
+        print(
+            f"round {number}: feed live {rate:,.0f}/s asked  {live.writes_per_s:,.0f} writes/s  "
+            f"lag p50 {live.lag_p50_ms} ms  p99 {live.lag_p99_ms} ms  max {live.lag_max_ms} ms  "
+            f"every event delivered: {live.complete}",
+            flush=True,
+        )
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -660,15 +829,30 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds (medians)")
     parser.add_argument("--no-seed", action="store_true", help="skip the Flask seed design")
     parser.add_argument("--no-gateway", action="store_true", help="only the gRPC rows")
+    parser.add_argument("--no-feed", action="store_true", help="skip the change-feed rows")
+    parser.add_argument(
+        "--feed-history", type=int, help="changes of history to replay (50,000; 10,000 --quick)"
+    )
+    parser.add_argument(
+        "--write-rates",
+        type=lambda text: [float(r) for r in text.split(",")],
+        default=[1000.0, 300.0],
+        help="writes/s of the live feed runs, comma-separated (1000,300: the target, and a "
+        "rate below user_svc's saturation, where the lag is the feed's own)",
+    )
+    parser.add_argument("--watchers", type=int, default=10, help="live feed watchers (10)")
+    parser.add_argument("--writers", type=int, default=2, help="live feed writer processes (2)")
     args = parser.parse_args()
     if (args.duration is not None and args.duration < 1) or args.rounds < 1:
         parser.error("--duration and --rounds must be at least 1")
+    if min(args.watchers, args.writers, args.feed_history or 1) < 1 or min(args.write_rates) <= 0:
+        parser.error("--watchers, --writers, --feed-history and --write-rates must be positive")
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         with contextlib.ExitStack() as stack:
             result = run(args, stack)
             print("stopping everything", flush=True)
-    except BenchError as error:
+    except (BenchError, FeedError) as error:
         print(f"bench: {error}", file=sys.stderr)
         return 1
     except (grpc.RpcError, httpx.HTTPError) as error:
