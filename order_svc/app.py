@@ -42,7 +42,7 @@ async def start(settings: Settings) -> server.RunningServer:
         key = load_or_create_key(
             settings.common.page_token_key, settings.common.data_dir / f"{NAME}.page_token.key"
         )
-        store = order_store(db, committed=feed.wake)
+        store = order_store(db, committed=feed.committed)
         view = UserView(db, store, utc_now)
         users = GrpcUserDirectory(channel, settings.user_svc_timeout_seconds)
         await feed.start()

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from order_svc import schema
 from order_svc.domain import LineItem, Money, Order, State
+from shop_common.changelog import Batch
 from shop_common.db import Database
 from shop_common.errors import Aborted, NotFound
 from shop_common.resource_store import ResourceStore, from_us, to_us
@@ -57,7 +58,9 @@ def _conflict(_error: IntegrityError) -> Aborted:
     return Aborted("the order could not be stored; retry", reason="WRITE_CONFLICT")
 
 
-def order_store(db: Database, committed: Callable[[], None] = lambda: None) -> ResourceStore[Order]:
+def order_store(
+    db: Database, committed: Callable[[Batch | None], None] = lambda _batch: None
+) -> ResourceStore[Order]:
     return ResourceStore(
         db,
         schema.orders,

@@ -169,7 +169,7 @@ class Changelog:
         data: str,
         prev: str | None,
         commit_time_us: int,
-    ) -> None:
+    ) -> Change:
         # Statements with bound parameters, not .values(): SQLAlchemy caches their
         # compiled form, where literal values would be coerced and keyed on every call.
         conn.execute(
@@ -184,6 +184,7 @@ class Changelog:
                 "commit_time_us": commit_time_us,
             },
         )
+        return Change(revision, seq, resource_id, change, data, prev, commit_time_us)
 
     def current_revision(self, conn: Connection) -> int:
         return int(conn.execute(self._current).scalar_one())

@@ -115,6 +115,18 @@ class Feed:
         self._dirty = True
         self._wakeup.set()
 
+    def committed(self, batch: Batch | None) -> None:
+        """This replica committed `batch` (None: changes not at hand).
+
+        The next revision is passed on at once, no query needed: it is exactly what reading
+        the log would return next (nothing can commit between two revisions, whose numbers
+        are taken under the counter's lock). Anything else: read the log.
+        """
+        if batch is not None and self._attached and batch.revision == self.last + 1:
+            self._publish(batch)
+        else:
+            self.wake()
+
     async def sync(self) -> None:
         """Brings `last` up to date with the log (whoever committed: another process too).
         Called by a watch before it starts.
@@ -200,6 +212,8 @@ class Feed:
     # -- tailing ----------------------------------------------------------------------------
 
     def _publish(self, batch: Batch) -> None:
+        if batch.revision <= self.last:
+            return  # passed on by `committed` while the tail was reading it too
         self._ring.append(batch)
         if len(self._ring) >= 2 * self.settings.memory_revisions:
             dropped = len(self._ring) - self.settings.memory_revisions

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from shop_common.changelog import Changelog, ChangelogTables, ChangeType
+from shop_common.changelog import Batch, Change, Changelog, ChangelogTables, ChangeType
 from shop_common.db import Database
 from shop_common.errors import DomainError
 from shop_common.idempotency import IdempotencyKey, IdempotencyStore
@@ -91,7 +91,7 @@ class ResourceStore(Generic[R]):
         idempotency_keys: sa.Table,
         not_found: Callable[[str], DomainError],
         conflict: Callable[[IntegrityError], DomainError],
-        committed: Callable[[], None] = lambda: None,
+        committed: Callable[[Batch | None], None] = lambda _batch: None,
     ) -> None:
         self._db = db
         self._table = table
@@ -101,7 +101,8 @@ class ResourceStore(Generic[R]):
         self._not_found = not_found
         self._conflict = conflict
         self._committed = committed
-        """Told after every committed write (the service's feed reads the log then)."""
+        """Told after every committed write, with the changes it wrote when they are at hand
+        (the service's feed passes them on, or reads the log)."""
         self._get = sa.select(table).where(table.c.id == sa.bindparam("id"))
         # Bound parameters rather than .values(literals), so the compiled statements are cached.
         self._insert = table.insert()
@@ -125,7 +126,7 @@ class ResourceStore(Generic[R]):
         if any, refuses the create, unless the key replays an earlier result.
         """
 
-        def work(conn: Connection) -> R:
+        def work(conn: Connection) -> tuple[R, Batch]:
             refusal = None if check is None else check(conn)
             revision = self._log.next_revision(conn)
             if key is not None and (earlier := self._keys.recall(conn, key)):
@@ -136,18 +137,18 @@ class ResourceStore(Generic[R]):
             row = self._codec.to_row(resource)
             conn.execute(self._insert, row)
             data = orjson.dumps(row).decode()
-            self._append(conn, revision, resource, ChangeType.PUT, data, None)
+            written = self._append(conn, revision, resource, ChangeType.PUT, data, None)
             if key is not None:
                 self._keys.remember(conn, key, data, to_us(resource.update_time))
-            return resource
+            return resource, Batch(revision, (written,))
 
         try:
-            created = await self._db.write(work)
+            created, batch = await self._db.write(work)
         except _Replay as replay:
             return self._codec.from_row(orjson.loads(replay.response))
         except IntegrityError as error:
             raise self._conflict(error) from None
-        self._committed()
+        self._committed(batch)
         return created
 
     async def recall(self, key: IdempotencyKey) -> R | None:
@@ -188,21 +189,22 @@ class ResourceStore(Generic[R]):
     async def update(self, resource_id: str, change: Callable[[R], R]) -> R:
         """Applies `change` (which may refuse by raising) to the current value, atomically."""
 
-        def work(conn: Connection) -> R:
+        def work(conn: Connection) -> tuple[R, Batch]:
             revision = self._log.next_revision(conn)
             before = self._current(conn, resource_id)
             after: R = dataclasses.replace(change(before), revision=revision)  # type: ignore[type-var]
             row = self._codec.to_row(after)
             conn.execute(self._update, row | {"_id": resource_id})
             prev = orjson.dumps(self._codec.to_row(before)).decode()
-            self._append(conn, revision, after, ChangeType.PUT, orjson.dumps(row).decode(), prev)
-            return after
+            data = orjson.dumps(row).decode()
+            written = self._append(conn, revision, after, ChangeType.PUT, data, prev)
+            return after, Batch(revision, (written,))
 
         try:
-            updated = await self._db.write(work)
+            updated, batch = await self._db.write(work)
         except IntegrityError as error:
             raise self._conflict(error) from None
-        self._committed()
+        self._committed(batch)
         return updated
 
     def update_matching(
@@ -230,23 +232,24 @@ class ResourceStore(Generic[R]):
         return changed
 
     def committed(self) -> None:
-        self._committed()
+        """After the commit of a transaction that called `update_matching`."""
+        self._committed(None)
 
     async def delete(self, resource_id: str, check: Callable[[R], None], now: datetime) -> R:
         """Deletes the resource if `check` (which may refuse by raising) allows it."""
 
-        def work(conn: Connection) -> R:
+        def work(conn: Connection) -> tuple[R, Batch]:
             revision = self._log.next_revision(conn)
             resource = self._current(conn, resource_id)
             check(resource)
             conn.execute(self._table.delete().where(self._table.c.id == resource_id))
             gone = orjson.dumps({"id": resource_id, "revision": revision}).decode()
             prev = orjson.dumps(self._codec.to_row(resource)).decode()
-            self._append(conn, revision, resource, ChangeType.DELETE, gone, prev, now)
-            return resource
+            written = self._append(conn, revision, resource, ChangeType.DELETE, gone, prev, now)
+            return resource, Batch(revision, (written,))
 
-        deleted = await self._db.write(work)
-        self._committed()
+        deleted, batch = await self._db.write(work)
+        self._committed(batch)
         return deleted
 
     def _current(self, conn: Connection, resource_id: str) -> R:
@@ -267,8 +270,8 @@ class ResourceStore(Generic[R]):
         at: datetime | None = None,
         *,
         seq: int = 0,
-    ) -> None:
-        self._log.append(
+    ) -> Change:
+        return self._log.append(
             conn,
             revision=revision,
             seq=seq,

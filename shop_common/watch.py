@@ -181,9 +181,12 @@ class _Stream:
             # Caught up (the queue is empty: nothing has been offered since the hand-over):
             # say so at once, as Kubernetes' bookmark at the end of the initial events.
             await self._context.write(self._encoder.progress(self._feed.last))
+        ready = self._watcher.ready
         while True:
             try:
-                await asyncio.wait_for(self._watcher.ready.wait(), wait)
+                if not ready.is_set():
+                    async with asyncio.timeout(wait):  # no task per wait, unlike wait_for
+                        await ready.wait()
             except TimeoutError:
                 # Idle and caught up: everything up to `last` was sent or filtered out.
                 await self._context.write(self._encoder.progress(self._feed.last))

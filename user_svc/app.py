@@ -30,7 +30,7 @@ async def start(settings: Settings) -> server.RunningServer:
         key = load_or_create_key(
             settings.common.page_token_key, settings.common.data_dir / f"{NAME}.page_token.key"
         )
-        store = user_store(db, committed=feed.wake)
+        store = user_store(db, committed=feed.committed)
         await feed.start()
         servicer = UserServicer(UserUseCases(store, PageTokens(key)), feed)
 

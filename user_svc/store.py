@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from shop_common.changelog import Batch
 from shop_common.db import Database
 from shop_common.errors import AlreadyExists, FieldViolation, NotFound
 from shop_common.resource_store import ResourceStore, from_us, to_us
@@ -52,7 +53,9 @@ def _email_taken(_error: IntegrityError) -> AlreadyExists:
     )
 
 
-def user_store(db: Database, committed: Callable[[], None] = lambda: None) -> ResourceStore[User]:
+def user_store(
+    db: Database, committed: Callable[[Batch | None], None] = lambda _batch: None
+) -> ResourceStore[User]:
     return ResourceStore(
         db,
         schema.users,
