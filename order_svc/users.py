@@ -72,4 +72,7 @@ class GrpcUserDirectory:
                 f"the user service could not check the user: {code.name}",
                 reason="USER_SERVICE_UNAVAILABLE",
             ) from None
-        return int(found.user.etag)
+        # The etag is the user's revision; an etag that is not (another implementation of the
+        # contract) gives 0, which any event of the feed about the user supersedes.
+        etag = found.user.etag
+        return int(etag) if etag.isdigit() else 0

@@ -76,6 +76,7 @@ async def test_client_leaving_cancels_the_backend_stream(
                 "headerRevision": "0",
                 "compactRevision": "0",
                 "progressNotify": True,
+                "fragment": False,
             }
         }
     # Leaving the block closes the connection mid-stream.

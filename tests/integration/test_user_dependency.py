@@ -45,7 +45,7 @@ class StandInUsers(user_pb2_grpc.UserServiceServicer):
             raise AssertionError("unreachable")
         if answer is not Code.OK:
             await context.abort(answer, "stand-in failure")
-        return user_pb2.GetUserResponse(user=user_pb2.User(id=request.id))
+        return user_pb2.GetUserResponse(user=user_pb2.User(id=request.id, etag="1"))
 
     # The order service only ever calls GetUser.
 
