@@ -6,10 +6,6 @@ Each change is turned into its `OrderEvent` once and shared by every watcher tha
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
-
 from order_svc.convert import order_message
 from order_svc.store import OrderRows
 from shop.order.v1 import order_pb2
@@ -24,30 +20,14 @@ _TYPE = {
 }
 
 
-def _row(change: Change) -> dict[str, Any]:
-    row: dict[str, Any] | None = change.cache.get("row")
-    if row is None:
-        if change.type is ChangeType.DELETE:
-            assert change.prev is not None
-            row = orjson.loads(change.prev) | {"revision": change.revision}
-        else:
-            row = orjson.loads(change.data)
-        change.cache["row"] = row
-    return row
-
-
 def _event(change: Change, with_prev: bool) -> order_pb2.OrderEvent:
-    cached: order_pb2.OrderEvent | None = change.cache.get(with_prev)
-    if cached is not None:
-        return cached
     event = order_pb2.OrderEvent(
         type=_TYPE[change.type],
-        order=order_message(_ROWS.from_row(_row(change))),
+        order=order_message(_ROWS.from_row(change.row())),
         revision=change.revision,
     )
-    if with_prev and change.prev is not None:
-        event.prev_order.CopyFrom(order_message(_ROWS.from_row(orjson.loads(change.prev))))
-    change.cache[with_prev] = event
+    if with_prev and (prev := change.prev_row()) is not None:
+        event.prev_order.CopyFrom(order_message(_ROWS.from_row(prev)))
     return event
 
 
@@ -57,14 +37,10 @@ class OrderEvents:
         self._user_id = user_id
 
     def wants(self, change: Change) -> bool:
-        return not self._user_id or _row(change)["user_id"] == self._user_id
+        return not self._user_id or change.row()["user_id"] == self._user_id
 
     def event(self, change: Change) -> bytes:
-        key = ("bytes", self._prev)
-        found: bytes | None = change.cache.get(key)
-        if found is None:
-            found = change.cache[key] = _event(change, self._prev).SerializeToString()
-        return found
+        return watch.serialized(change, self._prev, lambda: _event(change, self._prev))
 
     def compacted(
         self, compact_revision: int, header_revision: int

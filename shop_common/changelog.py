@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -88,6 +89,22 @@ class Change:
     commit_time_us: int
     cache: dict[Any, Any] = field(default_factory=dict)
     """For encoders: what they derive from this change, computed once for every watcher."""
+
+    def row(self) -> dict[str, Any]:
+        """The resource's row after the change; on delete, its last row under the revision
+        of the deletion."""
+        found: dict[str, Any] | None = self.cache.get("row")
+        if found is None:
+            if self.type is ChangeType.DELETE:
+                assert self.prev is not None
+                found = orjson.loads(self.prev) | {"revision": self.revision}
+            else:
+                found = orjson.loads(self.data)
+            self.cache["row"] = found
+        return found
+
+    def prev_row(self) -> dict[str, Any] | None:
+        return None if self.prev is None else orjson.loads(self.prev)
 
 
 @dataclass(frozen=True, slots=True)

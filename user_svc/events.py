@@ -5,8 +5,6 @@ Each change is turned into its `UserEvent` once and shared by every watcher that
 
 from __future__ import annotations
 
-import orjson
-
 from shop.user.v1 import user_pb2
 from shop_common import watch
 from shop_common.changelog import Change, ChangeType
@@ -22,21 +20,13 @@ _TYPE = {
 
 
 def _event(change: Change, with_prev: bool) -> user_pb2.UserEvent:
-    cached: user_pb2.UserEvent | None = change.cache.get(with_prev)
-    if cached is not None:
-        return cached
-    if change.type is ChangeType.DELETE:
-        assert change.prev is not None
-        # The last value, under the revision of its deletion.
-        row = orjson.loads(change.prev) | {"revision": change.revision}
-    else:
-        row = orjson.loads(change.data)
     event = user_pb2.UserEvent(
-        type=_TYPE[change.type], user=user_message(_ROWS.from_row(row)), revision=change.revision
+        type=_TYPE[change.type],
+        user=user_message(_ROWS.from_row(change.row())),
+        revision=change.revision,
     )
-    if with_prev and change.prev is not None:
-        event.prev_user.CopyFrom(user_message(_ROWS.from_row(orjson.loads(change.prev))))
-    change.cache[with_prev] = event
+    if with_prev and (prev := change.prev_row()) is not None:
+        event.prev_user.CopyFrom(user_message(_ROWS.from_row(prev)))
     return event
 
 
@@ -48,11 +38,7 @@ class UserEvents:
         return True
 
     def event(self, change: Change) -> bytes:
-        key = ("bytes", self._prev)
-        found: bytes | None = change.cache.get(key)
-        if found is None:
-            found = change.cache[key] = _event(change, self._prev).SerializeToString()
-        return found
+        return watch.serialized(change, self._prev, lambda: _event(change, self._prev))
 
     def compacted(self, compact_revision: int, header_revision: int) -> user_pb2.WatchUsersResponse:
         return user_pb2.WatchUsersResponse(
