@@ -248,8 +248,11 @@ class Feed:
 
     async def _tail(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that arrives as the event is set, and close() would wait forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self.settings.poll_seconds)
+                async with asyncio.timeout(self.settings.poll_seconds):
+                    await self._wakeup.wait()
             self._wakeup.clear()
             if not self._attached:
                 continue  # nobody to tell: `sync` catches up when a watch starts
