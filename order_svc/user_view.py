@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection
 
 from order_svc import domain, schema
 from order_svc.domain import Order, State
-from shop_common.db import Database
+from shop_common.db import Database, Prepared
 from shop_common.resource_store import ResourceStore
 
 
@@ -57,7 +57,7 @@ class UserView:
         self._orders = orders
         self._clock = clock
         self._row = sa.select(_users.c.deleted).where(_users.c.id == sa.bindparam("id"))
-        self._locked_row = self._row.with_for_update(read=True)
+        self._locked_row = Prepared(self._row.with_for_update(read=True))
         self._revision = sa.select(_state.c.revision).where(_state.c.id == 1)
         insert = (postgresql.insert if db.is_postgres else sqlite.insert)(_users)
         self._upsert = insert.on_conflict_do_update(
@@ -73,9 +73,10 @@ class UserView:
 
     def verdict(self, conn: Connection, user_id: str) -> Verdict:
         """Within a write transaction: what the view knows of this user (row locked for share)."""
-        deleted = conn.execute(self._locked_row, {"id": user_id}).scalar()
-        if deleted is None:
+        row = self._locked_row.first(conn, {"id": user_id})
+        if row is None:
             return Verdict.UNKNOWN
+        deleted = row[0]
         return Verdict.DELETED if deleted else Verdict.LIVE
 
     async def count(self) -> dict[Verdict, int]:

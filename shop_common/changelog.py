@@ -21,6 +21,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from shop_common.db import Prepared
+
 NOTIFY_CHANNEL = "shop_changes"
 _NOTIFY = sa.text(f"NOTIFY {NOTIFY_CHANNEL}")
 
@@ -147,12 +149,13 @@ class Changelog:
     def __init__(self, tables: ChangelogTables) -> None:
         self._counter = tables.counter
         self._changes = tables.changes
-        self._next = (
+        self._next = Prepared(
             sa.update(self._counter)
             .where(self._counter.c.id == 1)
             .values(revision=self._counter.c.revision + 1)
             .returning(self._counter.c.revision)
         )
+        self._insert_change = Prepared(self._changes.insert())
         self._current = sa.select(self._counter.c.revision).where(self._counter.c.id == 1)
         self._compaction = tables.compaction
         self._compacted = sa.select(self._compaction.c.revision).where(self._compaction.c.id == 1)
@@ -170,7 +173,7 @@ class Changelog:
         On PostgreSQL it also queues a notification, delivered at commit, that wakes the
         feeds of every replica (see `feed`).
         """
-        revision = int(conn.execute(self._next).scalar_one())
+        revision = int(self._next.first(conn)[0])
         if conn.dialect.name == "postgresql":
             conn.execute(_NOTIFY)
         return revision
@@ -189,8 +192,8 @@ class Changelog:
     ) -> Change:
         # Statements with bound parameters, not .values(): SQLAlchemy caches their
         # compiled form, where literal values would be coerced and keyed on every call.
-        conn.execute(
-            self._changes.insert(),
+        self._insert_change.execute(
+            conn,
             {
                 "revision": revision,
                 "seq": seq,

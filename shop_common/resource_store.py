@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from shop_common.changelog import Batch, Change, Changelog, ChangelogTables, ChangeType
-from shop_common.db import Database
+from shop_common.db import Database, Prepared
 from shop_common.errors import DomainError
 from shop_common.idempotency import IdempotencyKey, IdempotencyStore
 
@@ -103,10 +103,11 @@ class ResourceStore(Generic[R]):
         self._committed = committed
         """Told after every committed write, with the changes it wrote when they are at hand
         (the service's feed passes them on, or reads the log)."""
-        self._get = sa.select(table).where(table.c.id == sa.bindparam("id"))
-        # Bound parameters rather than .values(literals), so the compiled statements are cached.
-        self._insert = table.insert()
-        self._update = table.update().where(table.c.id == sa.bindparam("_id"))
+        self._get = Prepared(sa.select(table).where(table.c.id == sa.bindparam("id")))
+        self._insert = Prepared(table.insert())
+        self._update = Prepared(
+            table.update().where(table.c.id == sa.bindparam("_id")), [c.name for c in table.c]
+        )
         self._revision = sa.select(self._log.current_revision_query)
 
     @property
@@ -135,7 +136,7 @@ class ResourceStore(Generic[R]):
                 raise refusal
             resource: R = dataclasses.replace(draft, revision=revision)  # type: ignore[type-var]
             row = self._codec.to_row(resource)
-            conn.execute(self._insert, row)
+            self._insert.execute(conn, row)
             data = orjson.dumps(row).decode()
             written = self._append(conn, revision, resource, ChangeType.PUT, data, None)
             if key is not None:
@@ -162,7 +163,7 @@ class ResourceStore(Generic[R]):
 
     async def get(self, resource_id: str) -> R | None:
         def work(conn: Connection) -> R | None:
-            row = conn.execute(self._get, {"id": resource_id}).mappings().first()
+            row = self._get.first_mapping(conn, {"id": resource_id})
             return None if row is None else self._codec.from_row(row)
 
         return await self._db.read(work)
@@ -194,7 +195,7 @@ class ResourceStore(Generic[R]):
             before = self._current(conn, resource_id)
             after: R = dataclasses.replace(change(before), revision=revision)  # type: ignore[type-var]
             row = self._codec.to_row(after)
-            conn.execute(self._update, row | {"_id": resource_id})
+            self._update.execute(conn, row | {"_id": resource_id})
             prev = orjson.dumps(self._codec.to_row(before)).decode()
             data = orjson.dumps(row).decode()
             written = self._append(conn, revision, after, ChangeType.PUT, data, prev)
@@ -224,7 +225,7 @@ class ResourceStore(Generic[R]):
         for seq, resource in enumerate(before):
             after: R = dataclasses.replace(change(resource), revision=revision)  # type: ignore[type-var]
             row = self._codec.to_row(after)
-            conn.execute(self._update, row | {"_id": after.id})
+            self._update.execute(conn, row | {"_id": after.id})
             prev = orjson.dumps(self._codec.to_row(resource)).decode()
             data = orjson.dumps(row).decode()
             self._append(conn, revision, after, ChangeType.PUT, data, prev, seq=seq)
@@ -254,7 +255,7 @@ class ResourceStore(Generic[R]):
 
     def _current(self, conn: Connection, resource_id: str) -> R:
         # No row lock needed: the counter row taken by next_revision serializes writers.
-        row = conn.execute(self._get, {"id": resource_id}).mappings().first()
+        row = self._get.first_mapping(conn, {"id": resource_id})
         if row is None:
             raise self._not_found(resource_id)
         return self._codec.from_row(row)
