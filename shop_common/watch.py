@@ -29,7 +29,7 @@ from shop_common.feed import Feed, Watcher, compacted_error
 
 M = TypeVar("M", covariant=True)
 
-COALESCE_SECONDS = 0.002
+COALESCE_SECONDS = 0.005
 """How long a woken watch waits for more revisions before it writes."""
 
 RESPONSE_BUDGET_BYTES = 1_000_000
