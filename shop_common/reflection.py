@@ -1,5 +1,5 @@
-"""Server reflection under both of its names: `grpc.reflection.v1`, which current tools
-(grpcurl, Postman, grpcui) ask for first, and `grpc.reflection.v1alpha`, the only one
+"""Server reflection under both of its names: `grpc.reflection.v1`, which newer tools
+(grpcurl 1.9+, Postman, grpcui) ask for first, and `grpc.reflection.v1alpha`, the only one
 grpcio-reflection ships.
 
 The two protocols are the same messages under another package name, so they are the same
