@@ -67,10 +67,6 @@ class UserFeedFollower:
         self._set_health = set_health
         self._backoff = backoff or Backoff()
         self._current: bool | None = None
-        self.applied_revision: int | None = None
-        """The user service revision the view is current to."""
-        self.header_revision = 0
-        """The user service's newest revision, as last heard."""
 
     async def run(self) -> None:
         relist = False
@@ -80,7 +76,6 @@ class UserFeedFollower:
                 if revision is None or relist:
                     revision = await self._relist()
                     relist = False
-                self.applied_revision = revision
                 await self._follow(revision)
                 await asyncio.sleep(self._backoff.delay())  # the server ended the stream
             except _Relist:
@@ -146,8 +141,6 @@ class UserFeedFollower:
                             len(cancelled),
                             revision,
                         )
-                    self.applied_revision = revision
-                self.header_revision = response.header_revision
                 await self._report(current=revision >= response.header_revision)
         finally:
             call.cancel()
@@ -174,7 +167,6 @@ class UserFeedFollower:
             revision,
             len(cancelled),
         )
-        self.applied_revision = revision
         return revision
 
     async def _report(self, *, current: bool) -> None:

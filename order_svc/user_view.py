@@ -79,14 +79,6 @@ class UserView:
         deleted = row[0]
         return Verdict.DELETED if deleted else Verdict.LIVE
 
-    async def count(self) -> dict[Verdict, int]:
-        def work(conn: Connection) -> dict[Verdict, int]:
-            rows = conn.execute(sa.select(_users.c.deleted, sa.func.count()).group_by("deleted"))
-            found = {Verdict.DELETED if deleted else Verdict.LIVE: n for deleted, n in rows}
-            return {Verdict.LIVE: 0, Verdict.DELETED: 0} | found
-
-        return await self._db.read(work)
-
     async def apply(self, changes: Sequence[UserChange], revision: int) -> list[Order]:
         """Applies a batch of the feed, up to and including `revision`; returns the orders
         cancelled because their user is gone."""

@@ -152,11 +152,6 @@ class ResourceStore(Generic[R]):
         self._committed(batch)
         return created
 
-    async def recall(self, key: IdempotencyKey) -> R | None:
-        """The result of an earlier request with this key, if there was one (and it matches)."""
-        earlier = await self._db.read(lambda conn: self._keys.recall(conn, key))
-        return None if earlier is None else self._codec.from_row(orjson.loads(earlier))
-
     async def expire_keys(self, now: datetime) -> int:
         """Forgets idempotency keys past their retention; returns how many."""
         return await self._db.write(lambda conn: self._keys.expire(conn, to_us(now)))
