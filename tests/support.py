@@ -8,7 +8,7 @@ import contextlib
 import os
 import pathlib
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import grpc
@@ -175,3 +175,29 @@ class Services:
     order_channel: grpc.aio.Channel
     users: user_pb2_grpc.UserServiceAsyncStub
     orders: order_pb2_grpc.OrderServiceAsyncStub
+
+
+async def eventually(
+    predicate: Callable[[], Awaitable[bool]],
+    within: float,
+    what: str = "",
+    *,
+    interval: float = 0.02,
+    context: Callable[[], str] = lambda: "",
+) -> None:
+    """Polls `predicate` until it holds; an AssertionError it raises counts as not yet. On
+    giving up, the failure names `what` (or the predicate) and adds `context()`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    last: AssertionError | None = None
+    while True:
+        try:
+            if await predicate():
+                return
+            last = None
+        except AssertionError as error:
+            last = error
+        if loop.time() >= deadline:
+            name = what or getattr(predicate, "__name__", repr(predicate))
+            raise AssertionError(f"not {name} within {within}s: {last}\n{context()}") from last
+        await asyncio.sleep(interval)

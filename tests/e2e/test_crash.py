@@ -32,6 +32,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.user.v1 import user_pb2, user_pb2_grpc
+from tests import support
 from tests.integration.helpers import order_request
 
 pytestmark = pytest.mark.e2e
@@ -222,21 +223,13 @@ async def eventually(
     *logs_of: Service | Shop,
     interval: float = 0.05,
 ) -> None:
-    """Polls `predicate` until it holds; an AssertionError it raises counts as not yet."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    last: AssertionError | None = None
-    while True:
-        try:
-            if await predicate():
-                return
-            last = None
-        except AssertionError as error:
-            last = error
-        if loop.time() >= deadline:
-            logs = "\n".join(s.tails() if isinstance(s, Shop) else s.tail() for s in logs_of)
-            raise AssertionError(f"not {what} within {within}s: {last}\n{logs}") from last
-        await asyncio.sleep(interval)
+    await support.eventually(
+        predicate,
+        within,
+        what,
+        interval=interval,
+        context=lambda: "\n".join(s.tails() if isinstance(s, Shop) else s.tail() for s in logs_of),
+    )
 
 
 async def retried(

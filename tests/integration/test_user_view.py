@@ -40,6 +40,7 @@ from shop_common.config import FeedSettings
 from shop_common.db import Database
 from shop_common.ids import new_id
 from shop_common.migrations import migrate
+from tests import support
 from tests.integration.helpers import (
     all_orders,
     create_user,
@@ -73,21 +74,7 @@ WAIT = 10.0
 
 
 async def eventually(predicate: Callable[[], Awaitable[bool]], within: float = WAIT) -> None:
-    """Polls `predicate` until it holds; an AssertionError it raises counts as not yet."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    last: AssertionError | None = None
-    while True:
-        try:
-            if await predicate():
-                return
-            last = None
-        except AssertionError as error:
-            last = error
-        if loop.time() >= deadline:
-            name = getattr(predicate, "__name__", repr(predicate))
-            raise AssertionError(f"{name} did not hold within {within}s: {last}") from last
-        await asyncio.sleep(0.02)
+    await support.eventually(predicate, within)
 
 
 def free_port() -> int:
