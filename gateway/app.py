@@ -13,7 +13,7 @@ import grpc
 from google.protobuf import descriptor_pool
 from google.protobuf.message import Message
 
-from gateway import errors
+from gateway import errors, streaming
 from gateway.body import ClientGone, read_body
 from gateway.codec import CodecError
 from gateway.config import Settings
@@ -22,7 +22,7 @@ from gateway.health import HealthChecker
 from gateway.metadata import HeaderError, Metadata, request_metadata, response_headers
 from gateway.query import QueryError
 from gateway.routes import NoRoute, PathError, Route, Router, routes_of
-from gateway.streaming import send_ndjson, stopping_error
+from gateway.streaming import stopping_error
 from gateway.types import Receive, Scope, Send
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,8 @@ class Gateway:
         cap = self.settings.max_timeout_seconds
         if route.server_streaming:  # a watch may last: no deadline unless the client sets one
             deadline = None if asked is None else min(asked, cap)
-            await self._stream(route, request, metadata, deadline, receive, send)
+            writer = streaming.writer_for(route, scope["headers"], request, self.settings)
+            await self._stream(route, request, metadata, deadline, writer, receive, send)
         else:
             deadline = self.settings.timeout_seconds if asked is None else min(asked, cap)
             await self._unary_call(route, request, metadata, deadline, send)
@@ -215,6 +216,7 @@ class Gateway:
         request: Message,
         metadata: Metadata,
         deadline: float | None,
+        writer: streaming.Writer,
         receive: Receive,
         send: Send,
     ) -> None:
@@ -223,7 +225,7 @@ class Gateway:
         call = self._streaming[route.full_method](request, timeout=deadline, metadata=metadata)
         self._streams.add(call)
         try:
-            await send_ndjson(call, route.encoder, receive, send, self.stopping)
+            await streaming.relay(call, writer, receive, send, self.stopping)
         finally:
             self._streams.discard(call)
             call.cancel()

@@ -11,7 +11,7 @@ from google.protobuf.descriptor import FileDescriptor
 
 from shop.order.v1 import order_pb2
 from shop.user.v1 import user_pb2
-from shop_common.config import ConfigError, address, number, text
+from shop_common.config import ConfigError, address, flag, number, text
 
 MIB = 1024 * 1024
 
@@ -35,6 +35,15 @@ class Settings:
     grace_seconds: float = 5.0
     """On stop, how long in-flight requests may finish."""
     log_level: str = "INFO"
+    strict: bool = False
+    """Refuse unknown JSON fields and query parameters, a body on a body-less route, and a
+    field given both in the path and the body (by default the first two are ignored)."""
+    cors_origins: tuple[str, ...] = ()
+    """Origins allowed to call from a browser (`*` for any); none: no CORS headers."""
+    sse_heartbeat_seconds: float = 15.0
+    """How often an idle Server-Sent Events stream gets a comment line, to keep it open."""
+    proto_names: bool = False
+    """Print response fields by their proto names (`display_name`) instead of camelCase."""
     channel_options: tuple[tuple[str, int], ...] = field(
         default=(
             ("grpc.max_receive_message_length", 4 * MIB),
@@ -52,9 +61,7 @@ class Settings:
         max_body = number(env, "GATEWAY_MAX_BODY_BYTES", float(4 * MIB), minimum=1)
         if not max_body.is_integer():
             raise ConfigError(f"GATEWAY_MAX_BODY_BYTES={max_body!r} is not a whole number")
-        timeout = number(env, "GATEWAY_TIMEOUT_SECONDS", 10.0)
-        if timeout <= 0 or not math.isfinite(timeout):
-            raise ConfigError("GATEWAY_TIMEOUT_SECONDS must be a positive number")
+        timeout = _positive(env, "GATEWAY_TIMEOUT_SECONDS", 10.0)
         return cls(
             backends=MappingProxyType(
                 services_of(user_pb2.DESCRIPTOR, user_addr)
@@ -66,6 +73,10 @@ class Settings:
             max_timeout_seconds=max(timeout, number(env, "GATEWAY_MAX_TIMEOUT_SECONDS", 60.0)),
             grace_seconds=number(env, "SHOP_GRACE_SECONDS", 5.0),
             log_level=text(env, "SHOP_LOG_LEVEL", "INFO").upper(),
+            strict=flag(env, "GATEWAY_STRICT", False),
+            cors_origins=_origins(text(env, "GATEWAY_CORS_ORIGINS", "")),
+            sse_heartbeat_seconds=_positive(env, "GATEWAY_SSE_HEARTBEAT_SECONDS", 15.0),
+            proto_names=flag(env, "GATEWAY_PROTO_NAMES", False),
         )
 
     @property
@@ -75,3 +86,21 @@ class Settings:
     @property
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    value = number(env, name, default)
+    if value <= 0 or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a positive number")
+    return value
+
+
+def _origins(value: str) -> tuple[str, ...]:
+    """`GATEWAY_CORS_ORIGINS`: comma-separated origins (`https://app.example`), or `*`."""
+    origins = tuple(part.strip().rstrip("/") for part in value.split(",") if part.strip())
+    for origin in origins:
+        if origin != "*" and "://" not in origin:
+            raise ConfigError(
+                f"GATEWAY_CORS_ORIGINS: {origin!r} is not an origin (scheme://host[:port]) or *"
+            )
+    return origins

@@ -58,6 +58,10 @@ class Route:
     response_class: type[Message]
     server_streaming: bool
     path_bindings: tuple[Binding, ...]
+    body_field: str
+    """The rule's `body`: "" (none), "*" (the whole request) or a top-level field name."""
+    response_body: str
+    """The rule's `response_body`: "" (the whole response) or a top-level field name."""
     body: BodyDecoder | None
     query: QueryParser | None
     encoder: ResponseEncoder
@@ -133,6 +137,8 @@ def _route(method: MethodDescriptor, rule: http_pb2.HttpRule, ignore_unknown: bo
         response_class=GetMessageClass(method.output_type),
         server_streaming=method.server_streaming,
         path_bindings=tuple(bindings),
+        body_field=rule.body,
+        response_body=rule.response_body,
         body=body,
         query=None if query.empty else query,
         encoder=ResponseEncoder(method.output_type, rule.response_body),

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -17,14 +18,36 @@ from google.protobuf.message import Message
 from google.rpc import status_pb2
 
 from gateway.codec import ResponseEncoder
+from gateway.config import Settings
 from gateway.errors import GatewayError, from_rpc_error, refusal, status_dict
 from gateway.metadata import response_headers
-from gateway.types import Receive, Send
+from gateway.routes import Route
+from gateway.types import Headers, Receive, Send
 
 log = logging.getLogger(__name__)
 
 NDJSON = b"application/x-ndjson"
 Call = grpc.aio.UnaryStreamCall[Any, Message]
+
+
+@dataclass(frozen=True, slots=True)
+class Writer:
+    """How one stream's messages go out (chosen per request by `writer_for`)."""
+
+    encoder: ResponseEncoder
+
+
+def writer_for(route: Route, headers: Headers, request: Message, settings: Settings) -> Writer:
+    """The writer the request's `Accept` asks for; may adjust `request` to resume a stream.
+    Raises `GatewayError` for a request it cannot serve."""
+    return Writer(route.encoder)
+
+
+async def relay(
+    call: Call, writer: Writer, receive: Receive, send: Send, stopping: Callable[[], bool]
+) -> None:
+    """Relays `call` to the client in `writer`'s format (see `send_ndjson`)."""
+    await send_ndjson(call, writer.encoder, receive, send, stopping)
 
 
 def stopping_error() -> GatewayError:

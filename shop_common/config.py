@@ -37,6 +37,18 @@ def number(env: Mapping[str, str], name: str, default: float, *, minimum: float 
     return value
 
 
+def flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """`true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`), any case."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("true", "1", "yes", "on"):
+        return True
+    if raw in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not true or false")
+
+
 def address(env: Mapping[str, str], name: str, default: str) -> str:
     """A `host:port` (port 0 picks a free one)."""
     value = text(env, name, default)
