@@ -10,10 +10,11 @@ import logging
 from typing import Any
 
 import grpc
+import orjson
 from google.protobuf import descriptor_pool
 from google.protobuf.message import Message
 
-from gateway import errors, streaming
+from gateway import errors, openapi, streaming
 from gateway.body import ClientGone, read_body
 from gateway.codec import CodecError
 from gateway.config import Settings
@@ -28,6 +29,7 @@ from gateway.types import Receive, Scope, Send
 log = logging.getLogger(__name__)
 
 HEALTH_PATH = "/healthz"
+OPENAPI_PATH = "/openapi.json"
 _JSON = (b"content-type", b"application/json")
 Unary = grpc.aio.UnaryUnaryMultiCallable[Message, Message]
 Streaming = grpc.aio.UnaryStreamMultiCallable[Message, Message]
@@ -51,6 +53,7 @@ class Gateway:
         self._streams: set[grpc.aio.Call] = set()
         self._health: HealthChecker | None = None
         self._stopping = False
+        self._openapi_json: bytes | None = None
 
     async def startup(self) -> None:
         options = list(self.settings.channel_options)
@@ -119,6 +122,9 @@ class Gateway:
         method: str = scope["method"]
         if scope["path"] == HEALTH_PATH:
             await self._healthz(method, send)
+            return
+        if scope["path"] == OPENAPI_PATH and method == "GET":
+            await respond(send, 200, self._openapi())
             return
         route, captures = self._route(method, scope)
         request = await self._request(route, captures, scope, receive)
@@ -229,6 +235,12 @@ class Gateway:
         finally:
             self._streams.discard(call)
             call.cancel()
+
+    def _openapi(self) -> bytes:
+        if self._openapi_json is None:
+            spec = openapi.document(self.router.routes, proto_names=self.settings.proto_names)
+            self._openapi_json = orjson.dumps(spec)
+        return self._openapi_json
 
     async def _healthz(self, method: str, send: Send) -> None:
         if method != "GET":
