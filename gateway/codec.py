@@ -1,22 +1,21 @@
-"""Proto3 JSON both ways (google.protobuf.json_format, bytes by orjson), with the
-`body` and `response_body` selectors of a rule applied.
+"""Proto3 JSON both ways for a route (gateway.protojson, bytes by orjson), with the
+`body` and `response_body` selectors of its rule applied.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from gateway.fields import TEXT_MESSAGES, WRAPPERS
+from gateway import protojson
 
 
 class CodecError(ValueError):
-    """A body that does not decode: `field` is the path as the client spelled it."""
+    """A body that does not decode: `field` is the path as the client spelled it (keys
+    joined by `.`, `[n]` for a list element, `[key]` for a map value)."""
 
     def __init__(self, reason: str, field: str, description: str) -> None:
         super().__init__(description)
@@ -36,117 +35,97 @@ class BodyDecoder:
     """Decodes a request body into the request message, whole (`*`) or into one field."""
 
     def __init__(self, message: Descriptor, body: str, *, ignore_unknown_fields: bool) -> None:
-        self._ignore_unknown = ignore_unknown_fields
-        self._field = None if body == "*" else _top_field(message, body, "body")
-        field = self._field
-        # A message field (not a map, not a list, not a one-value well-known type) takes the
-        # body as its own JSON object; any other field is set as if the body were its value.
-        self._into_message = field is None or (
-            field.message_type is not None
-            and not field.is_repeated
-            and field.message_type.full_name not in TEXT_MESSAGES | WRAPPERS
-            and field.message_type.full_name != "google.protobuf.Value"
-        )
+        field = None if body == "*" else _top_field(message, body, "body")
+        self._field = field
+        # A plain message field takes the body as its own JSON object; any other field (a
+        # scalar, a list, a map, a well-known type) is set as if the body were its value.
+        target = message if field is None else field.message_type
+        self._into_message = field is None or protojson.is_plain_message(field)
+        if self._into_message and target is not None:
+            self._decode = protojson.decoder(target, ignore_unknown_fields=ignore_unknown_fields)
+            self._paths = protojson.field_paths(target)
+        else:
+            assert field is not None
+            self._decode = protojson.field_decoder(
+                field, ignore_unknown_fields=ignore_unknown_fields
+            )
+            self._paths = _no_paths
 
-    def decode(self, data: bytes, message: Message) -> None:
-        """Merges the JSON body into `message`; raises `CodecError` on bad JSON or values."""
+    def decode(self, data: bytes, message: Message) -> object:
+        """Merges the JSON body into `message` and returns the parsed JSON (None for an empty
+        body); raises `CodecError` on bad JSON or values."""
         field = self._field
         if not data.strip():
             if field is not None and self._into_message:
                 getattr(message, field.name).SetInParent()
-            return
+            return None
         try:
             value = orjson.loads(data)
         except orjson.JSONDecodeError as error:
             raise CodecError("INVALID_JSON", "", f"the body is not JSON: {error}") from None
-        try:
-            if field is None:
-                self._merge_object(value, message)
-            elif self._into_message:
+        target = message
+        if self._into_message:
+            if not isinstance(value, dict):
+                raise CodecError("INVALID_JSON", "", "the body must be a JSON object")
+            if field is not None:
                 target = getattr(message, field.name)
                 target.SetInParent()
-                self._merge_object(value, target)
-            else:
-                self._merge({field.json_name: value}, message)
-        except json_format.ParseError as error:
-            raise CodecError("INVALID_FIELD", field_path(error), _first_line(error)) from None
+        try:
+            self._decode(value, target)
+        except protojson.DecodeError as error:
+            if not self._into_message:
+                assert field is not None
+                error.at(field.json_name)  # the body is that field's value
+            raise CodecError("INVALID_FIELD", error.path, error.description) from None
+        return value
 
-    def _merge_object(self, value: object, message: Message) -> None:
-        if not isinstance(value, dict):
-            raise CodecError("INVALID_JSON", "", "the body must be a JSON object")
-        self._merge(value, message)
+    def field_paths(self, value: object) -> list[str]:
+        """The proto paths, relative to the body's message, of the fields a decoded body
+        sets: nested message objects are followed, maps, lists and well-known types are
+        leaves (grpc-gateway's FieldMaskFromRequestBody). Empty when the body is no message."""
+        return self._paths(value)
 
-    def _merge(self, value: dict[str, object], message: Message) -> None:
-        json_format.ParseDict(value, message, ignore_unknown_fields=self._ignore_unknown)
+
+def _no_paths(value: object) -> list[str]:
+    return []
 
 
 class ResponseEncoder:
     """Encodes a response message, or its `response_body` field, as proto3 JSON."""
 
-    def __init__(self, message: Descriptor, response_body: str = "") -> None:
-        self._field = _top_field(message, response_body, "response_body") if response_body else None
-        field = self._field
-        self._submessage = (
-            field is not None and field.message_type is not None and not field.is_repeated
-        )
+    def __init__(
+        self, message: Descriptor, response_body: str = "", *, proto_names: bool = False
+    ) -> None:
+        field = _top_field(message, response_body, "response_body") if response_body else None
+        if field is None:
+            self._encode = protojson.encoder(message, proto_names=proto_names)
+        elif field.message_type is not None and not field.is_repeated:
+            self._encode = _inner_message(field, proto_names=proto_names)
+        else:
+            self._encode = protojson.field_encoder(field, proto_names=proto_names)
 
     def to_dict(self, message: Message) -> Any:
-        field = self._field
-        if field is None:
-            return to_dict(message)
-        if self._submessage:
-            return to_dict(getattr(message, field.name))
-        return to_dict(message).get(field.json_name)
+        """The proto3 JSON as Python values (for framings that wrap it, like NDJSON)."""
+        return self._encode(message)
 
     def encode(self, message: Message) -> bytes:
         return orjson.dumps(self.to_dict(message))
 
 
+def _inner_message(field: FieldDescriptor, *, proto_names: bool) -> protojson.Encode:
+    """The field's message printed whole, defaults included, even when it is unset."""
+    assert field.message_type is not None
+    inner = protojson.encoder(field.message_type, proto_names=proto_names)
+    name = field.name
+
+    def encode(response: Message) -> Any:
+        return inner(getattr(response, name))
+
+    return encode
+
+
 def to_dict(message: Message) -> Any:
     """Proto3 JSON as Python values: camelCase names, 64-bit integers as strings, and fields
     without presence printed even when unset (clients see every field of the contract)."""
-    return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
-
-
-_FAILED = re.compile(r"Failed to parse (\S+) field: ")
-_AT = re.compile(r' at "?[A-Za-z_]\w*((?:\.\w+|\[\d+\])*)"?\.*$')
-_UNKNOWN = re.compile(r'has no field named "([^"]+)"')
-_INDEX = re.compile(r"\[\d+\]")
-
-
-def field_path(error: BaseException) -> str:
-    """The path of the field a json_format error is about, as the client spelled it.
-
-    json_format says it two ways: nested "Failed to parse <key> field:" prefixes (keys as
-    sent, no list indices) and, sometimes, an "at <Message>.<path>" suffix with indices.
-    """
-    names: list[str] = []
-    located = ""
-    unknown = ""
-    current: BaseException | None = error
-    while current is not None:
-        text = str(current).split("\n", 1)[0]
-        prefix = _FAILED.match(text)
-        if prefix:
-            names.append(prefix.group(1))
-        at = _AT.search(text)
-        if at and len(at.group(1)) > len(located):
-            located = at.group(1).lstrip(".")
-        missing = _UNKNOWN.search(text)
-        if missing:
-            unknown = missing.group(1)
-        current = current.__cause__
-    if unknown:
-        names.append(unknown)
-        located = f"{located}.{unknown}" if located else unknown
-    path = ".".join(names)
-    # Prefer the located form when it is the same path with its list indices.
-    return located if _INDEX.sub("", located) == path else path
-
-
-def _first_line(error: BaseException) -> str:
-    """The innermost reason, without json_format's "Failed to parse x field:" chain."""
-    text = str(error).split("\n", 1)[0]
-    while prefix := _FAILED.match(text):
-        text = text[prefix.end() :]
-    return text.rstrip(".")
+    # The stubs type DESCRIPTOR as upb's Descriptor or the Python one; both are one type here.
+    return protojson.encoder(cast(Descriptor, message.DESCRIPTOR))(message)
