@@ -1,8 +1,9 @@
 """Setting one field of a request message from a string: path variables and query values.
 
 A `Binding` is built once per field path at start-up: the descriptors to walk, the
-conversion of the text, and how to store it (assign, append, or a well-known type's own
-parser). At request time it only walks and stores.
+conversion of the text, and how to store it (assign, append, or copy a well-known type).
+A `MapBinding` does the same for the entries of a map field (`labels[key]=value`). At
+request time they only convert, walk and store.
 """
 
 from __future__ import annotations
@@ -14,16 +15,25 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
 
 Convert = Callable[[str], object]
+"""Text → the value a field holds: a Python scalar, or a message for a well-known type."""
 
 _INTEGER = re.compile(r"-?[0-9]+\Z")
+_MAX_DIGITS = 20  # 2**64 has 20; longer text is out of range (and `int()` refuses > 4300)
 _FLOAT = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?\Z")
 _FLOAT_WORDS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _FLOAT32_MAX = 3.4028234663852886e38
 _BOOLS = {"true": True, "false": False, "1": True, "0": False}
+_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9:]{5})\Z"
+)
+_DURATION = re.compile(r"-?[0-9]+(?:\.[0-9]{1,9})?s\Z")
+_CAMEL = re.compile(r"[A-Z]")
 
 T = FieldDescriptor
 _INT_RANGES: dict[int, tuple[str, int, int]] = {
@@ -39,7 +49,7 @@ _INT_RANGES: dict[int, tuple[str, int, int]] = {
     T.TYPE_FIXED64: ("uint64", 0, 2**64 - 1),
 }
 
-# Well-known types that travel as one string (proto3 JSON form) and parse themselves.
+# Well-known types that travel as one string (their proto3 JSON form).
 TEXT_MESSAGES = frozenset(
     {"google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask"}
 )
@@ -47,10 +57,23 @@ WRAPPERS = frozenset(
     f"google.protobuf.{name}Value"
     for name in ("Double", "Float", "Int64", "UInt64", "Int32", "UInt32", "Bool", "String", "Bytes")
 )
+JSON_MESSAGES = frozenset(
+    {"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"}
+)
+"""Well-known types whose text is a JSON document (`filter={"a":1}`), as grpc-gateway takes."""
 
 
 class BindingError(ValueError):
     """The text is not a value of the field's type; the message says why."""
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """The text as an error message quotes it: no more than `limit` characters of it."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}…"
+
+
+def is_map(field: FieldDescriptor) -> bool:
+    return field.message_type is not None and field.message_type.GetOptions().map_entry
 
 
 def is_text_field(field: FieldDescriptor) -> bool:
@@ -58,11 +81,14 @@ def is_text_field(field: FieldDescriptor) -> bool:
     if field.message_type is None:
         return True
     name = field.message_type.full_name
-    return name in TEXT_MESSAGES or name in WRAPPERS
+    return name in TEXT_MESSAGES or name in WRAPPERS or name in JSON_MESSAGES
 
 
 def converter(field: FieldDescriptor) -> Convert:
-    """Text → the Python value of a scalar or enum field."""
+    """Text → the value of a field of the type of `field` (repeated or not)."""
+    message = field.message_type
+    if message is not None:
+        return _message_converter(message)
     kind = field.type
     if kind == T.TYPE_STRING:
         return str
@@ -82,22 +108,26 @@ def converter(field: FieldDescriptor) -> Convert:
 def _to_bool(text: str) -> bool:
     value = _BOOLS.get(text.lower())
     if value is None:
-        raise BindingError(f"not a bool: {text!r} (use true or false)")
+        raise BindingError(f"not a bool: {_shown(text)} (use true or false)")
     return value
 
 
 def _to_bytes(text: str) -> bytes:
-    padded = text + "=" * (-len(text) % 4)
+    """Standard or URL-safe base64, padded or not. A space is a `+` that form decoding of
+    the query turned into one (a space is never base64)."""
+    padded = text.replace(" ", "+") + "=" * (-len(text) % 4)
     try:
         return base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
     except binascii.Error:
-        raise BindingError(f"not base64: {text!r}") from None
+        raise BindingError(f"not base64: {_shown(text)}") from None
 
 
 def _int_converter(name: str, low: int, high: int) -> Callable[[str], int]:
     def convert(text: str) -> int:
         if not _INTEGER.match(text):
-            raise BindingError(f"not an integer: {text!r}")
+            raise BindingError(f"not an integer: {_shown(text)}")
+        if len(text) > _MAX_DIGITS + 1:
+            raise BindingError(f"out of range for {name}: {_shown(text)}")
         value = int(text)
         if not low <= value <= high:
             raise BindingError(f"out of range for {name}: {text}")
@@ -112,10 +142,12 @@ def _float_converter(*, single: bool) -> Convert:
         if word is not None:
             return word
         if not _FLOAT.match(text):
-            raise BindingError(f"not a number: {text!r}")
+            raise BindingError(f"not a number: {_shown(text)}")
         value = float(text)
         if math.isinf(value) or (single and abs(value) > _FLOAT32_MAX):
-            raise BindingError(f"out of range for {'float' if single else 'double'}: {text}")
+            raise BindingError(
+                f"out of range for {'float' if single else 'double'}: {_shown(text)}"
+            )
         return value
 
     return convert
@@ -138,9 +170,84 @@ def _enum_converter(field: FieldDescriptor) -> Convert:
             number = to_int32(text)
             if number in numbers or not closed:
                 return number
-        raise BindingError(f"not a {enum.name}: {text!r} (one of {names})")
+        raise BindingError(f"not a {enum.name}: {_shown(text)} (one of {names})")
 
     return convert
+
+
+def _message_converter(message: Descriptor) -> Callable[[str], Message]:
+    """Text → a new message of a well-known type that has a text form."""
+    name = message.full_name
+    cls = GetMessageClass(message)
+    if name in WRAPPERS:
+        inner = converter(message.fields_by_name["value"])
+        return lambda text: cls(value=inner(text))
+    if name in JSON_MESSAGES:
+
+        def from_json(text: str) -> Message:
+            try:
+                return json_format.Parse(text, cls())
+            except json_format.ParseError as error:
+                raise BindingError(f"not the JSON of a {message.name}: {_shown(text)}") from error
+
+        return from_json
+    read = _TEXT_READERS.get(name)
+    if read is None:
+        raise TypeError(f"a {name} cannot be set from text")
+
+    def from_text(text: str) -> Message:
+        value = cls()
+        read(text, value)
+        return value
+
+    return from_text
+
+
+def _read_timestamp(text: str, value: Message) -> None:
+    # RFC 3339 allows a lower-case t and z; a space before the offset is a `+` that form
+    # decoding of the query turned into one.
+    normal = text.upper()
+    if normal[-6:-5] == " ":
+        normal = f"{normal[:-6]}+{normal[-5:]}"
+    if not _TIMESTAMP.match(normal):
+        raise BindingError(f"not an RFC 3339 timestamp: {_shown(text)} (e.g. 2024-01-02T03:04:05Z)")
+    try:
+        value.FromJsonString(normal)  # type: ignore[attr-defined]  # well-known type mixin
+    except ValueError:
+        raise BindingError(f"not a valid timestamp: {_shown(text)}") from None
+
+
+def _read_duration(text: str, value: Message) -> None:
+    if not _DURATION.match(text):
+        raise BindingError(f"not a duration: {_shown(text)} (seconds with an s, e.g. 1.5s)")
+    try:
+        value.FromJsonString(text)  # type: ignore[attr-defined]  # well-known type mixin
+    except ValueError:
+        raise BindingError(f"out of range for a duration: {_shown(text)}") from None
+
+
+def _read_field_mask(text: str, value: Message) -> None:
+    """Comma-separated paths, each segment in lowerCamelCase or as the proto name."""
+    paths: list[str] = []
+    for path in text.split(",") if text.strip() else ():
+        segments = [part.strip() for part in path.split(".")]
+        if not all(segments):
+            raise BindingError(f"not a field mask: {_shown(text)} (an empty path or segment)")
+        paths.append(".".join(_snake(segment) for segment in segments))
+    value.paths.extend(paths)  # type: ignore[attr-defined]  # a FieldMask
+
+
+def _snake(segment: str) -> str:
+    if "_" in segment:
+        return segment  # already a proto name
+    return _CAMEL.sub(lambda upper: "_" + upper.group().lower(), segment)
+
+
+_TEXT_READERS: dict[str, Callable[[str, Message], None]] = {
+    "google.protobuf.Timestamp": _read_timestamp,
+    "google.protobuf.Duration": _read_duration,
+    "google.protobuf.FieldMask": _read_field_mask,
+}
 
 
 Store = Callable[[Message, str], None]
@@ -149,33 +256,41 @@ Store = Callable[[Message, str], None]
 def _store(field: FieldDescriptor) -> Store:
     """How the last field of a path takes its text."""
     name = field.name
-    repeated = field.is_repeated
-    message = field.message_type
-    if message is None:
-        convert = converter(field)
-        if repeated:
+    convert = converter(field)
+    if field.message_type is not None:
+        if field.is_repeated:
             return lambda parent, text: getattr(parent, name).append(convert(text))
-        return lambda parent, text: setattr(parent, name, convert(text))
-    if message.full_name in TEXT_MESSAGES:
+        return lambda parent, text: getattr(parent, name).CopyFrom(convert(text))
+    if field.is_repeated:
+        return lambda parent, text: getattr(parent, name).append(convert(text))
+    return lambda parent, text: setattr(parent, name, convert(text))
 
-        def parse_text(parent: Message, text: str) -> None:
-            target = getattr(parent, name).add() if repeated else getattr(parent, name)
-            try:
-                target.FromJsonString(text)
-            except ValueError as error:
-                raise BindingError(str(error)) from None
 
-        return parse_text
-    if message.full_name in WRAPPERS:
-        convert = converter(message.fields_by_name["value"])
+def _real_oneof(field: FieldDescriptor) -> str | None:
+    """The oneof the field belongs to, unless it is the synthetic one of a proto3 `optional`
+    (whose only member is the field, so no other member can be set)."""
+    oneof = field.containing_oneof
+    if oneof is None or len(oneof.fields) == 1:
+        return None
+    return oneof.name
 
-        def set_wrapped(parent: Message, text: str) -> None:
-            value = convert(text)
-            target = getattr(parent, name).add() if repeated else getattr(parent, name)
-            target.value = value
 
-        return set_wrapped
-    raise TypeError(f"{field.full_name}: a {message.full_name} cannot be set from text")
+def _walk(
+    message: Message, fields: tuple[FieldDescriptor, ...], oneofs: tuple[str | None, ...]
+) -> Message:
+    """The message holding the last field, each step refusing to switch a oneof that the
+    body, the path or an earlier key already set to another member."""
+    last = len(fields) - 1
+    for i, (field, oneof) in enumerate(zip(fields, oneofs, strict=True)):
+        if oneof is not None:
+            chosen = message.WhichOneof(oneof)
+            if chosen is not None and chosen != field.name:
+                raise BindingError(
+                    f"{chosen} is already set, and {field.name} is in the same oneof {oneof}"
+                )
+        if i < last:
+            message = getattr(message, field.name)
+    return message
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +301,8 @@ class Binding:
     """The path with proto field names, dot-separated."""
     fields: tuple[FieldDescriptor, ...]
     store: Store
+    oneofs: tuple[str | None, ...]
+    """Per field of the path: its (real) oneof, or None."""
 
     @property
     def field(self) -> FieldDescriptor:
@@ -197,9 +314,39 @@ class Binding:
 
     def set(self, message: Message, text: str) -> None:
         """Sets the field; raises `BindingError` when the text is not a value of its type."""
-        for field in self.fields[:-1]:
-            message = getattr(message, field.name)
-        self.store(message, text)
+        self.store(_walk(message, self.fields, self.oneofs), text)
+
+
+@dataclass(frozen=True, slots=True)
+class MapBinding:
+    """A map field that text sets entry by entry: the key's text, then the value's."""
+
+    path: str
+    fields: tuple[FieldDescriptor, ...]
+    oneofs: tuple[str | None, ...]
+    _key: Convert
+    _value: Convert
+    _message_values: bool
+
+    @property
+    def field(self) -> FieldDescriptor:
+        return self.fields[-1]
+
+    def key(self, text: str) -> object:
+        """The entry key the text names; `BindingError` when it is not of the key type."""
+        try:
+            return self._key(text)
+        except BindingError as error:
+            raise BindingError(f"bad map key: {error}") from None
+
+    def set(self, message: Message, key: object, text: str) -> None:
+        """Sets the entry `key` (from `key()`); raises `BindingError` for a bad value."""
+        value = self._value(text)
+        entries = getattr(_walk(message, self.fields, self.oneofs), self.fields[-1].name)
+        if self._message_values:
+            entries[key].CopyFrom(value)
+        else:
+            entries[key] = value
 
 
 def resolve(message: Descriptor, path: Sequence[str]) -> tuple[FieldDescriptor, ...]:
@@ -221,6 +368,28 @@ def resolve(message: Descriptor, path: Sequence[str]) -> tuple[FieldDescriptor, 
 
 def binding(fields: tuple[FieldDescriptor, ...]) -> Binding:
     """A binding for a path of fields; `TypeError` when text cannot set its last field."""
-    if fields[-1].message_type is not None and fields[-1].message_type.GetOptions().map_entry:
-        raise TypeError(f"{fields[-1].full_name}: maps cannot be set from text yet")
-    return Binding(".".join(f.name for f in fields), fields, _store(fields[-1]))
+    if is_map(fields[-1]):
+        raise TypeError(f"{fields[-1].full_name}: a map is set entry by entry (map_binding)")
+    if not is_text_field(fields[-1]):
+        raise TypeError(f"{fields[-1].full_name}: this message type cannot be set from text")
+    path = ".".join(f.name for f in fields)
+    return Binding(path, fields, _store(fields[-1]), tuple(_real_oneof(f) for f in fields))
+
+
+def map_binding(fields: tuple[FieldDescriptor, ...]) -> MapBinding:
+    """A binding for the entries of a map field; `TypeError` when text cannot set them."""
+    if not is_map(fields[-1]):
+        raise TypeError(f"{fields[-1].full_name} is not a map")
+    entry = fields[-1].message_type
+    assert entry is not None
+    key, value = entry.fields_by_name["key"], entry.fields_by_name["value"]
+    if not is_text_field(value):
+        raise TypeError(f"{fields[-1].full_name}: map values of this type cannot be set from text")
+    return MapBinding(
+        ".".join(f.name for f in fields),
+        fields,
+        tuple(_real_oneof(f) for f in fields),
+        converter(key),
+        converter(value),
+        value.message_type is not None,
+    )

@@ -18,7 +18,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import IntEnum
+from urllib.parse import unquote
 
+_KEEP_SLASH = re.compile(r"%2[fF]")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _LITERAL = re.compile(r"[A-Za-z0-9\-._~%!$&'()+,;=@]+\Z")
 
@@ -90,9 +92,20 @@ class Pattern:
                 return False
         return True
 
-    def captures(self, parts: list[str]) -> list[str]:
-        """The value of each variable, in order, from a path that `matches`."""
-        return ["/".join(parts[v.start : v.end]) for v in self.variables]
+    def captures(self, parts: list[str], raw: list[str] | None = None) -> list[str]:
+        """The value of each variable, in order, from a path that `matches`.
+
+        `raw`: the same segments still percent-encoded, when the path had escapes. A
+        variable of several segments is decoded from them except for `%2F`, which stays
+        as it is (google/api/http.proto), so an encoded slash is not a separator."""
+        values = []
+        for v in self.variables:
+            if raw is not None and (v.end is None or v.end - v.start > 1):
+                kept = (_KEEP_SLASH.sub("%252F", p) for p in raw[v.start : v.end])
+                values.append("/".join(unquote(p, errors="strict") for p in kept))
+            else:
+                values.append("/".join(parts[v.start : v.end]))
+        return values
 
 
 def parse(template: str) -> Pattern:
