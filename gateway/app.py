@@ -15,16 +15,25 @@ from google.protobuf import descriptor_pool
 from google.protobuf.message import Message
 
 from gateway import errors, openapi, streaming
-from gateway.body import ClientGone, read_body
+from gateway.body import ClientGone, has_body, read_body
 from gateway.codec import CodecError
 from gateway.config import Settings
+from gateway.cors import Cors
 from gateway.errors import GatewayError, bad_request, from_rpc_error, refusal
 from gateway.health import HealthChecker
-from gateway.metadata import HeaderError, Metadata, request_metadata, response_headers
+from gateway.metadata import (
+    HeaderError,
+    Metadata,
+    request_id_of,
+    request_metadata,
+    response_headers,
+)
 from gateway.query import QueryError
 from gateway.routes import NoRoute, PathError, Route, Router, routes_of
+from gateway.semantics import HeaderValueError, Semantics, not_modified, semantics_table
 from gateway.streaming import stopping_error
-from gateway.types import Receive, Scope, Send
+from gateway.types import Headers, Receive, Scope, Send
+from gateway.types import Message as AsgiMessage
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +55,10 @@ class Gateway:
         self.settings = settings
         pool = descriptor_pool.Default()
         services = [pool.FindServiceByName(name) for name in settings.backends]
-        self.router = Router(routes_of(services))
+        routes = routes_of(services, strict=settings.strict, proto_names=settings.proto_names)
+        self.router = Router(routes)
+        self._semantics = semantics_table(self.router.routes)
+        self._cors = Cors(settings.cors_origins)
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._unary: dict[str, Unary] = {}
         self._streaming: dict[str, Streaming] = {}
@@ -107,18 +119,50 @@ class Gateway:
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        origin = b""
+        asked_id = b""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                asked_id = value
+            elif name == b"origin":
+                origin = value
+        request_id = request_id_of(asked_id)
+        extra: Headers = [(b"x-request-id", request_id.encode())]
+        if origin and self._cors.enabled and self._cors.allows(origin):
+            extra.extend(self._cors.response_headers(origin))
+
+        async def reply(message: AsgiMessage) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message["headers"], *extra]
+            await send(message)
+
         try:
-            await self._dispatch(scope, receive, send)
+            if asked_id and asked_id.decode("latin-1") != request_id:
+                raise bad_request(
+                    "INVALID_HEADER", "x-request-id", "1 to 128 printable ASCII characters"
+                )
+            await self._dispatch(scope, receive, reply, request_id, origin)
         except GatewayError as error:
-            await respond(send, error.http_status, error.body(), error.headers)
+            if error.http_status >= 500:
+                log.warning(
+                    "%s %s: %d %s (request %s)",
+                    scope["method"],
+                    scope["path"],
+                    error.http_status,
+                    error.status.message,
+                    request_id,
+                )
+            await respond(reply, error.http_status, error.body(), error.headers)
         except ClientGone:
             pass
         except Exception:
-            log.exception("%s %s failed", scope["method"], scope["path"])
+            log.exception("%s %s failed (request %s)", scope["method"], scope["path"], request_id)
             failure = refusal(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error")
-            await respond(send, 500, failure.body(), failure.headers)
+            await respond(reply, 500, failure.body(), failure.headers)
 
-    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _dispatch(
+        self, scope: Scope, receive: Receive, send: Send, request_id: str, origin: bytes
+    ) -> None:
         method: str = scope["method"]
         if scope["path"] == HEALTH_PATH:
             await self._healthz(method, send)
@@ -126,30 +170,83 @@ class Gateway:
         if scope["path"] == OPENAPI_PATH and method == "GET":
             await respond(send, 200, self._openapi())
             return
+        if method == "OPTIONS":
+            await self._options(scope, send, origin)
+            return
         route, captures = self._route(method, scope)
-        request = await self._request(route, captures, scope, receive)
+        semantics = self._semantics[route]
+        headers: Headers = scope["headers"]
+        request = await self._request(route, semantics, captures, scope, receive)
         try:
-            metadata, asked = request_metadata(scope["headers"], scope.get("client"))
-        except HeaderError as error:
+            conditional = semantics.apply_headers(headers, request)
+            metadata, asked = request_metadata(headers, scope.get("client"))
+        except (HeaderError, HeaderValueError) as error:
             raise bad_request("INVALID_HEADER", error.header, error.description) from None
+        metadata.append(("x-request-id", request_id))
         cap = self.settings.max_timeout_seconds
         if route.server_streaming:  # a watch may last: no deadline unless the client sets one
             deadline = None if asked is None else min(asked, cap)
-            writer = streaming.writer_for(route, scope["headers"], request, self.settings)
+            writer = streaming.writer_for(route, headers, request, self.settings)
             await self._stream(route, request, metadata, deadline, writer, receive, send)
         else:
             deadline = self.settings.timeout_seconds if asked is None else min(asked, cap)
-            await self._unary_call(route, request, metadata, deadline, send)
+            call = self._unary[route.full_method](request, timeout=deadline, metadata=metadata)
+            await self._unary_reply(route, semantics, call, conditional, headers, send)
+
+    async def _options(self, scope: Scope, send: Send, origin: bytes) -> None:
+        """A CORS preflight, or a plain OPTIONS: the methods the path has."""
+        try:
+            allowed = self.router.methods(_path(scope))
+        except UnicodeDecodeError:
+            raise _not_utf8() from None
+        if not allowed:
+            raise _no_route(scope)
+        allowed |= {"OPTIONS"}
+        asked_method = b""
+        asked_headers = b""
+        for name, value in scope["headers"]:
+            if name == b"access-control-request-method":
+                asked_method = value
+            elif name == b"access-control-request-headers":
+                asked_headers = value
+        if not (asked_method and origin and self._cors.enabled):
+            await respond(send, 204, b"", [(b"allow", ", ".join(sorted(allowed)).encode())])
+            return
+        if not self._cors.allows(origin):
+            raise refusal(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "CORS_ORIGIN_NOT_ALLOWED",
+                f"the origin {origin.decode('latin-1')} may not call this API",
+            )
+        if asked_method.decode("latin-1") not in allowed:
+            raise refusal(
+                grpc.StatusCode.UNIMPLEMENTED,
+                "METHOD_NOT_ALLOWED",
+                f"{asked_method.decode('latin-1')} is not allowed on {scope['path']}",
+                http=405,
+                headers=errors.allow_header(allowed),
+            )
+        granted = self._cors.preflight_headers(allowed, asked_headers)
+        if isinstance(granted, str):
+            raise refusal(grpc.StatusCode.PERMISSION_DENIED, "CORS_HEADER_NOT_ALLOWED", granted)
+        await respond(send, 204, b"", granted)
 
     async def _request(
-        self, route: Route, captures: list[str], scope: Scope, receive: Receive
+        self,
+        route: Route,
+        semantics: Semantics,
+        captures: list[str],
+        scope: Scope,
+        receive: Receive,
     ) -> Message:
         """The request message: the body first, then the path, then the query."""
         request = route.request_class()
+        strict = self.settings.strict
+        sent: object = None
         if route.body is not None:
             data = await read_body(scope["headers"], receive, self.settings.max_body_bytes)
             try:
-                route.body.decode(data, request)
+                sent = route.body.decode(data, request)
             except CodecError as error:
                 raise refusal(
                     grpc.StatusCode.INVALID_ARGUMENT,
@@ -157,7 +254,16 @@ class Gateway:
                     error.description,
                     field=error.field,
                 ) from None
+        elif strict and has_body(scope["headers"]):
+            raise bad_request("BODY_NOT_ALLOWED", "", f"{route.http_method} takes no body here")
         if captures:
+            twice = route.bound_in(request) if strict and sent is not None else None
+            if twice is not None:
+                raise bad_request(
+                    "FIELD_IN_PATH_AND_BODY",
+                    twice,
+                    f"{twice} is given by the path; leave it out of the body",
+                )
             try:
                 route.bind_path(request, captures)
             except PathError as error:
@@ -170,35 +276,63 @@ class Gateway:
                 route.query.parse(query, request)
             except QueryError as error:
                 raise bad_request("INVALID_QUERY_PARAMETER", error.key, error.description) from None
+        mask = semantics.mask
+        if mask is not None and sent is not None and not request.HasField(mask):
+            assert route.body is not None
+            getattr(request, mask).paths.extend(semantics.mask_paths(route.body, sent))
         return request
 
-    async def _unary_call(
-        self, route: Route, request: Message, metadata: Metadata, deadline: float, send: Send
+    async def _unary_reply(
+        self,
+        route: Route,
+        semantics: Semantics,
+        call: grpc.aio.UnaryUnaryCall[Message, Message],
+        conditional: bool,
+        headers: Headers,
+        send: Send,
     ) -> None:
-        call = self._unary[route.full_method](request, timeout=deadline, metadata=metadata)
         try:
             response = await call
         except grpc.aio.AioRpcError as error:
-            headers = response_headers(
+            extra = response_headers(
                 errors.pairs(error.initial_metadata()), errors.pairs(error.trailing_metadata())
             )
-            raise from_rpc_error(error, headers) from None
-        body = route.encoder.encode(response)
-        headers = [_JSON, (b"content-length", b"%d" % len(body))]
+            failure = from_rpc_error(error, extra)
+            if conditional and error.code() == grpc.StatusCode.ABORTED:
+                failure.http_status = 412  # the If-Match did not hold
+            raise failure from None
+        status = semantics.status
+        reply: Headers = []
+        if semantics.etag_out or semantics.location is not None:
+            resource = getattr(response, route.response_body) if route.response_body else response
+            etag = semantics.etag_of(resource)
+            if etag is not None:
+                reply.append((b"etag", etag))
+                if route.http_method == "GET" and not_modified(headers, etag):
+                    status = 304
+            if status == 201:
+                location = semantics.location_of(resource)
+                if location is not None:
+                    reply.append((b"location", location))
         initial = await call.initial_metadata()
         trailing = await call.trailing_metadata()
         if initial or trailing:
-            headers.extend(response_headers(initial, trailing))
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+            reply.extend(response_headers(initial, trailing))
+        if status in (204, 304):
+            await send({"type": "http.response.start", "status": status, "headers": reply})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        body = route.encoder.encode(response)
+        reply += [_JSON, (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": status, "headers": reply})
         await send({"type": "http.response.body", "body": body})
 
     def _route(self, method: str, scope: Scope) -> tuple[Route, list[str]]:
-        raw: bytes | None = scope.get("raw_path")
+        path = _path(scope)
         try:
-            path = raw.decode() if raw else scope["path"]
             return self.router.match(method, path)
         except UnicodeDecodeError:
-            raise bad_request("INVALID_PATH", "", "the path is not UTF-8") from None
+            raise _not_utf8() from None
         except NoRoute as missing:
             if missing.allowed:
                 raise refusal(
@@ -209,12 +343,7 @@ class Gateway:
                     headers=errors.allow_header(missing.allowed),
                     metadata={"allow": ", ".join(sorted(missing.allowed))},
                 ) from None
-            raise refusal(
-                grpc.StatusCode.NOT_FOUND,
-                "ROUTE_NOT_FOUND",
-                f"no route for {scope['path']}",
-                metadata={"path": scope["path"]},
-            ) from None
+            raise _no_route(scope) from None
 
     async def _stream(
         self,
@@ -254,6 +383,28 @@ class Gateway:
         assert self._health is not None, "startup() has not run"
         status, body = await self._health.check()
         await respond(send, status, body)
+
+
+def _path(scope: Scope) -> str:
+    """The request's path, still percent-encoded (the router decodes per segment)."""
+    raw: bytes | None = scope.get("raw_path")
+    try:
+        return raw.decode() if raw else str(scope["path"])
+    except UnicodeDecodeError:
+        raise _not_utf8() from None
+
+
+def _not_utf8() -> GatewayError:
+    return bad_request("INVALID_PATH", "", "the path is not UTF-8")
+
+
+def _no_route(scope: Scope) -> GatewayError:
+    return refusal(
+        grpc.StatusCode.NOT_FOUND,
+        "ROUTE_NOT_FOUND",
+        f"no route for {scope['path']}",
+        metadata={"path": scope["path"]},
+    )
 
 
 async def respond(

@@ -37,6 +37,14 @@ def declared_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
     return None
 
 
+def has_body(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether the request declares a body (a non-zero length, or chunked)."""
+    for name, value in headers:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip(b"0 ")):
+            return True
+    return False
+
+
 async def read_body(headers: Iterable[tuple[bytes, bytes]], receive: Receive, limit: int) -> bytes:
     """The whole body, or `GatewayError` 413 as soon as it is known to exceed `limit`."""
     declared = declared_length(headers)

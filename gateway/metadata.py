@@ -1,7 +1,8 @@
 """HTTP headers ↔ gRPC metadata, and `Grpc-Timeout` → the call's deadline.
 
 In: `Authorization`, every `Grpc-Metadata-<key>` (prefix stripped; `-bin` keys base64),
-`X-Forwarded-For` (with the client appended) and `X-Forwarded-Host` (or `Host`).
+`X-Forwarded-For` (with the client appended) and `X-Forwarded-Host` (or `Host`); the
+request's `X-Request-Id` (or a new one), for tracing across the services' logs.
 Out: response header metadata as `Grpc-Metadata-<key>`, trailers as `Grpc-Trailer-<key>`.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import uuid
 from collections.abc import Iterable
 
 from gateway.types import Headers
@@ -33,6 +35,17 @@ class HeaderError(ValueError):
         super().__init__(f"{header}: {description}")
         self.header = header
         self.description = description
+
+
+_REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,128}\Z")
+
+
+def request_id_of(asked: bytes) -> str:
+    """The request's `X-Request-Id` when it is a usable one (1 to 128 visible ASCII
+    characters), else a new one; the caller tells a client whose id was refused."""
+    if asked and _REQUEST_ID.match(asked):
+        return asked.decode("ascii")
+    return uuid.uuid4().hex
 
 
 def parse_timeout(text: str) -> float:

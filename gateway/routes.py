@@ -73,12 +73,29 @@ class Route:
             except BindingError as error:
                 raise PathError(bound.path, str(error)) from None
 
+    def bound_in(self, message: Message) -> str | None:
+        """The first path-bound field that `message` already has a value for."""
+        for bound in self.path_bindings:
+            parent = message
+            for field_ in bound.fields[:-1]:
+                if not parent.HasField(field_.name):
+                    break
+                parent = getattr(parent, field_.name)
+            else:
+                last = bound.fields[-1]
+                if last.message_type is not None:
+                    if parent.HasField(last.name):
+                        return bound.path
+                elif getattr(parent, last.name) != last.default_value:
+                    return bound.path
+        return None
+
     def __str__(self) -> str:
         return f"{self.http_method} {self.pattern.template} → {self.full_method[1:]}"
 
 
 def routes_of(
-    services: Iterable[ServiceDescriptor], *, ignore_unknown_fields: bool = True
+    services: Iterable[ServiceDescriptor], *, strict: bool = False, proto_names: bool = False
 ) -> list[Route]:
     """A route for each HTTP rule (and additional binding) of the services' methods."""
     found: list[Route] = []
@@ -89,23 +106,29 @@ def routes_of(
                 continue
             rule = options.Extensions[annotations_pb2.http]
             for each in (rule, *rule.additional_bindings):
-                found.append(route_for(method, each, ignore_unknown_fields=ignore_unknown_fields))
+                found.append(route_for(method, each, strict=strict, proto_names=proto_names))
     return found
 
 
 def route_for(
-    method: MethodDescriptor, rule: http_pb2.HttpRule, *, ignore_unknown_fields: bool = True
+    method: MethodDescriptor,
+    rule: http_pb2.HttpRule,
+    *,
+    strict: bool = False,
+    proto_names: bool = False,
 ) -> Route:
     """The route of one rule of `method`; `RouteError` says what is wrong with the rule."""
     try:
-        return _route(method, rule, ignore_unknown_fields)
+        return _route(method, rule, strict, proto_names)
     except RouteError as error:
         raise RouteError(f"{method.full_name}: {error}") from None
     except (ValueError, KeyError, TypeError) as error:
         raise RouteError(f"{method.full_name}: {error}") from error
 
 
-def _route(method: MethodDescriptor, rule: http_pb2.HttpRule, ignore_unknown: bool) -> Route:
+def _route(
+    method: MethodDescriptor, rule: http_pb2.HttpRule, strict: bool, proto_names: bool
+) -> Route:
     if method.client_streaming:
         raise RouteError("client-streaming methods cannot be served over HTTP/JSON")
     kind = rule.WhichOneof("pattern")
@@ -123,11 +146,9 @@ def _route(method: MethodDescriptor, rule: http_pb2.HttpRule, ignore_unknown: bo
         if not is_text_field(fields[-1]) or fields[-1].is_repeated:
             raise RouteError(f"path variable {variable.name} must be a singular scalar field")
         bindings.append(binding(fields))
-    body = (
-        BodyDecoder(request, rule.body, ignore_unknown_fields=ignore_unknown) if rule.body else None
-    )
+    body = BodyDecoder(request, rule.body, ignore_unknown_fields=not strict) if rule.body else None
     bound = {b.path for b in bindings} | ({rule.body} if rule.body else set())
-    query = QueryParser(request, bound)
+    query = QueryParser(request, bound, strict=strict)
     return Route(
         http_method=http_method,
         pattern=pattern,
@@ -141,7 +162,7 @@ def _route(method: MethodDescriptor, rule: http_pb2.HttpRule, ignore_unknown: bo
         response_body=rule.response_body,
         body=body,
         query=None if query.empty else query,
-        encoder=ResponseEncoder(method.output_type, rule.response_body),
+        encoder=ResponseEncoder(method.output_type, rule.response_body, proto_names=proto_names),
     )
 
 
@@ -173,35 +194,46 @@ class Router:
                 self._by_verb.setdefault(entry.pattern.verb, []).append(entry)
 
     def match(self, method: str, path: str) -> tuple[Route, list[str]]:
-        """Raises `NoRoute`; `UnicodeDecodeError` for a path that is not UTF-8."""
-        parts = path[1:].split("/")
-        if "%" in path:
-            parts = [unquote(p, errors="strict") if "%" in p else p for p in parts]
+        """Raises `NoRoute`; `UnicodeDecodeError` for a path that is not UTF-8.
+
+        The verb is found on the raw path (an encoded `%3A` is data, not a verb's colon),
+        then each segment is decoded."""
+        raw = path[1:].split("/")
         allowed: set[str] = set()
-        last = parts[-1]
+        last = raw[-1]
         colon = last.rfind(":")
         if colon >= 0:
             entries = self._by_verb.get(last[colon + 1 :])
             if entries is not None:
-                trimmed = [*parts[:-1], last[:colon]]
+                trimmed = [*raw[:-1], last[:colon]]
                 found = _find(entries, method, trimmed, allowed)
                 if found is not None:
                     return found
                 if allowed:
                     raise NoRoute(frozenset(allowed))
-        found = _find(self._plain, method, parts, allowed)
+        found = _find(self._plain, method, raw, allowed)
         if found is not None:
             return found
         raise NoRoute(frozenset(allowed))
 
+    def methods(self, path: str) -> frozenset[str]:
+        """Every method some route has for `path` (empty: no route)."""
+        try:
+            self.match("", path)  # no route has the empty method
+        except NoRoute as missing:
+            return missing.allowed
+        raise AssertionError("a route for the empty method")
+
 
 def _find(
-    entries: list[_Entry], method: str, parts: list[str], allowed: set[str]
+    entries: list[_Entry], method: str, raw: list[str], allowed: set[str]
 ) -> tuple[Route, list[str]] | None:
+    escaped = any("%" in p for p in raw)
+    parts = [unquote(p, errors="strict") if "%" in p else p for p in raw] if escaped else raw
     for entry in entries:
         if entry.pattern.matches(parts):
             route = entry.by_method.get(method)
             if route is not None:
-                return route, route.pattern.captures(parts)
+                return route, route.pattern.captures(parts, raw if escaped else None)
             allowed.update(entry.by_method)
     return None

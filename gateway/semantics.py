@@ -1,11 +1,43 @@
-"""HTTP semantics from the AIPs, read from a route's descriptors: which status a success
-answers with (201 for a standard Create, 204 for an empty response, else 200)."""
+"""HTTP semantics from the AIPs, read once per route from the descriptors:
+
+- the success status: 201 for a standard Create (AIP-133), 204 for an empty response;
+- `ETag` from the resource's `etag` field, `If-Match` into the request's `etag` (a
+  mismatch is then 412, not 409), `If-None-Match` on a read answered 304;
+- `Idempotency-Key` into the request's `request_id` (AIP-155);
+- `Location` of a created resource, from the route that reads it back;
+- PATCH without a mask: the FieldMask filled from the JSON keys sent (AIP-134).
+
+Nothing here knows the product's messages: it goes by field names and types.
+"""
 
 from __future__ import annotations
 
-from google.protobuf.descriptor import Descriptor
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from urllib.parse import quote
 
+from google.api import field_behavior_pb2
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+from gateway.codec import BodyDecoder
 from gateway.routes import Route
+
+FIELD_MASK = "google.protobuf.FieldMask"
+_OUTPUT_ONLY = field_behavior_pb2.OUTPUT_ONLY
+_IDENTIFIER = field_behavior_pb2.IDENTIFIER
+_VARIABLE = re.compile(r"\{([^}=]+)(=[^}]*)?\}")
+_ETAG_CHARS = re.compile(r"[\x21\x23-\x7e]*\Z")  # RFC 9110 etagc, without obs-text
+
+
+class HeaderValueError(ValueError):
+    """A conditional or idempotency header that cannot be used: `header` names it."""
+
+    def __init__(self, header: str, description: str) -> None:
+        super().__init__(f"{header}: {description}")
+        self.header = header
+        self.description = description
 
 
 def response_type(route: Route) -> Descriptor:
@@ -26,3 +58,198 @@ def success_status(route: Route) -> int:
     if route.http_method == "POST" and route.method.name.startswith("Create"):
         return 201
     return 200
+
+
+@dataclass(frozen=True, slots=True)
+class Semantics:
+    """What one route does with the AIP headers; each part is None where it does not apply."""
+
+    status: int
+    etag_in: tuple[str, ...] | None
+    """Request field path that `If-Match` sets: `etag`, or `etag` inside the body's message."""
+    request_id: str | None
+    """Top-level request field that `Idempotency-Key` sets."""
+    etag_out: bool
+    """Whether the resource the body carries has an `etag` to send as `ETag`."""
+    location: tuple[str, tuple[str, ...]] | None
+    """For a create: the template of the route that reads the resource, and the resource
+    fields that fill its variables."""
+    mask: str | None
+    """For a PATCH: the FieldMask field that the body's keys fill when the client sent none."""
+    unmasked: frozenset[str] = frozenset()
+    """Body keys that never go into that mask: the path's, the output-only, the etag."""
+
+    def mask_paths(self, body: BodyDecoder, sent: object) -> list[str]:
+        """The mask of a PATCH: the proto paths of the JSON keys sent, as AIP-134 asks."""
+        return [p for p in body.field_paths(sent) if p.split(".", 1)[0] not in self.unmasked]
+
+    def apply_headers(self, headers: Iterable[tuple[bytes, bytes]], request: Message) -> bool:
+        """Sets the request's etag from `If-Match` and request id from `Idempotency-Key`;
+        says whether an `If-Match` was applied (a mismatch is then 412)."""
+        conditional = False
+        for name, value in headers:
+            if name == b"if-match" and self.etag_in is not None:
+                tag = _single_etag("If-Match", value)
+                if tag is not None:
+                    _set_text(request, self.etag_in, tag, "If-Match")
+                    conditional = True
+            elif name == b"idempotency-key" and self.request_id is not None:
+                key = _text("Idempotency-Key", value).strip('"')
+                if not key:
+                    raise HeaderValueError("Idempotency-Key", "must not be empty")
+                _set_text(request, (self.request_id,), key, "Idempotency-Key")
+        return conditional
+
+    def etag_of(self, resource: Message) -> bytes | None:
+        """The `ETag` header value of a resource, quoted; None when it has none."""
+        if not self.etag_out:
+            return None
+        tag: str = getattr(resource, "etag", "")
+        if not tag or not _ETAG_CHARS.match(tag):
+            return None
+        return f'"{tag}"'.encode()
+
+    def location_of(self, resource: Message) -> bytes | None:
+        if self.location is None:
+            return None
+        template, names = self.location
+        values = [str(getattr(resource, name)) for name in names]
+        if not all(values):
+            return None
+        filled = iter(values)
+        path = _VARIABLE.sub(
+            lambda match: quote(next(filled), safe="/" if match.group(2) else ""), template
+        )
+        return path.encode()
+
+
+def not_modified(headers: Iterable[tuple[bytes, bytes]], etag: bytes) -> bool:
+    """Whether a read's `If-None-Match` names `etag` (weak comparison, RFC 9110 13.1.2)."""
+    for name, value in headers:
+        if name == b"if-none-match":
+            return any(tag.strip() in (b"*", etag, b"W/" + etag) for tag in value.split(b","))
+    return False
+
+
+def semantics_table(routes: Iterable[Route]) -> Mapping[Route, Semantics]:
+    routes = list(routes)
+    return {route: _semantics(route, routes) for route in routes}
+
+
+def _semantics(route: Route, routes: list[Route]) -> Semantics:
+    request = route.method.input_type
+    resource = response_type(route)
+    status = success_status(route)
+    mask = _mask_field(route, request)
+    return Semantics(
+        status=status,
+        etag_in=_etag_path(route, request),
+        request_id="request_id" if _is_string(request.fields_by_name.get("request_id")) else None,
+        etag_out=_is_string(resource.fields_by_name.get("etag")),
+        location=_location(resource, routes) if status == 201 else None,
+        mask=mask,
+        unmasked=_unmasked(route, request) if mask is not None else frozenset(),
+    )
+
+
+def _is_string(field: FieldDescriptor | None) -> bool:
+    return field is not None and field.type == FieldDescriptor.TYPE_STRING and not field.is_repeated
+
+
+def _etag_path(route: Route, request: Descriptor) -> tuple[str, ...] | None:
+    if _is_string(request.fields_by_name.get("etag")):
+        return ("etag",)
+    body = request.fields_by_name.get(route.body_field)
+    inner = None if body is None or body.is_repeated else body.message_type
+    if body is not None and inner is not None and _is_string(inner.fields_by_name.get("etag")):
+        return (body.name, "etag")
+    return None
+
+
+def _location(resource: Descriptor, routes: list[Route]) -> tuple[str, tuple[str, ...]] | None:
+    """The GET route that returns this resource type, and the resource fields its path
+    variables name (`/v1/users/{id}` → `id`; `/v1/{name=shelves/*}` → `name`)."""
+    for other in routes:
+        if other.http_method != "GET" or other.server_streaming or not other.pattern.variables:
+            continue
+        if other.pattern.verb or response_type(other).full_name != resource.full_name:
+            continue
+        names = tuple(v.field_path[-1] for v in other.pattern.variables)
+        if all(_is_string(resource.fields_by_name.get(name)) for name in names):
+            return other.pattern.template, names
+    return None
+
+
+def _mask_field(route: Route, request: Descriptor) -> str | None:
+    if route.http_method != "PATCH" or not route.body_field:
+        return None
+    bound = {v.field_path[0] for v in route.pattern.variables}
+    for field in request.fields:
+        if _is_mask(field) and field.name not in bound and field.name != route.body_field:
+            return field.name
+    return None
+
+
+def _unmasked(route: Route, request: Descriptor) -> frozenset[str]:
+    """Top-level names of the body's target that a PATCH's mask leaves out."""
+    prefix: tuple[str, ...] = ()
+    target = request
+    if route.body_field != "*":
+        field = request.fields_by_name[route.body_field]
+        if field.message_type is None:
+            return frozenset()
+        prefix, target = (field.name,), field.message_type
+    names = {"etag"}
+    for variable in route.pattern.variables:
+        path = variable.field_path
+        if path[: len(prefix)] == prefix and len(path) > len(prefix):
+            names.add(path[len(prefix)])
+    for field in target.fields:
+        behaviors = field.GetOptions().Extensions[field_behavior_pb2.field_behavior]
+        if (
+            _OUTPUT_ONLY in behaviors
+            or _IDENTIFIER in behaviors
+            or (route.body_field == "*" and _is_mask(field))
+        ):
+            names.add(field.name)
+    return frozenset(names)
+
+
+def _is_mask(field: FieldDescriptor) -> bool:
+    message = field.message_type
+    return message is not None and message.full_name == FIELD_MASK and not field.is_repeated
+
+
+def _text(header: str, value: bytes) -> str:
+    try:
+        text = value.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise HeaderValueError(header, "must be ASCII") from None
+    if not text.isprintable():
+        raise HeaderValueError(header, "must be printable")
+    return text
+
+
+def _single_etag(header: str, value: bytes) -> str | None:
+    """The one entity tag an `If-Match` names; None for `*` (any current resource)."""
+    text = _text(header, value)
+    if text == "*":
+        return None
+    if "," in text:
+        raise HeaderValueError(header, "name exactly one entity tag")
+    if text.startswith("W/"):
+        raise HeaderValueError(header, "a weak entity tag cannot make a write conditional")
+    if len(text) < 2 or not (text.startswith('"') and text.endswith('"')):
+        raise HeaderValueError(header, 'an entity tag is quoted, e.g. "42"')
+    return text[1:-1]
+
+
+def _set_text(request: Message, path: tuple[str, ...], value: str, header: str) -> None:
+    target = request
+    for name in path[:-1]:
+        target = getattr(target, name)
+    current: str = getattr(target, path[-1])
+    if current and current != value:
+        field = ".".join(path)
+        raise HeaderValueError(header, f"differs from the {field} given in the request")
+    setattr(target, path[-1], value)

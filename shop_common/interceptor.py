@@ -28,8 +28,21 @@ async def _abort_for(error: Exception, context: grpc.aio.ServicerContext[Any, An
     abort = cast(Any, context).abort_with_status
     if isinstance(error, DomainError):
         await abort(status_for(error))
-    log.exception("unhandled error in %s", type(error).__name__, exc_info=error)
+    log.exception(
+        "unhandled error in %s (request %s)",
+        type(error).__name__,
+        _request_id(context),
+        exc_info=error,
+    )
     await abort(internal_status())
+
+
+def _request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """The caller's `x-request-id` (the gateway sends one with every call), for the logs."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id":
+            return str(value)
+    return "-"
 
 
 def _unary(behavior: Unary) -> Unary:

@@ -68,7 +68,8 @@ def test_user_created_over_grpc_is_read_over_rest(system: System) -> None:
 def test_order_lifecycle_over_rest(system: System) -> None:
     base = system.gateway_url
     user = httpx.post(f"{base}/v1/users", json={"email": new_email(), "displayName": "Lin"})
-    assert user.status_code == 200, user.text
+    assert user.status_code == 201, user.text
+    assert user.headers["location"] == f"/v1/users/{user.json()['id']}"
     user_id = user.json()["id"]
     order = httpx.post(
         f"{base}/v1/orders",
@@ -79,7 +80,7 @@ def test_order_lifecycle_over_rest(system: System) -> None:
             ],
         },
     )
-    assert order.status_code == 200, order.text
+    assert order.status_code == 201, order.text
     body = order.json()
     assert body["state"] == "STATE_PENDING"
     assert body["total"] == {"currencyCode": "EUR", "units": "6", "nanos": 0}
@@ -162,7 +163,7 @@ def test_deleting_a_user_cancels_their_open_orders_and_the_feed_says_so(system: 
     item = {"sku": "TEA-1", "quantity": 1, "unitPrice": {"currencyCode": "EUR", "units": "3"}}
     order = httpx.post(f"{base}/v1/orders", json={"userId": user_id, "items": [item]}).json()
     listed = httpx.get(f"{base}/v1/orders", params={"userId": user_id}).json()
-    assert httpx.delete(f"{base}/v1/users/{user_id}").status_code == 200
+    assert httpx.delete(f"{base}/v1/users/{user_id}").status_code == 204
     # The gateway answers once the first response is there (its status depends on it), so
     # the watch starts after the delete, from the listing's revision: nothing is missed.
     with httpx.stream(

@@ -17,7 +17,8 @@ async def test_create_user_takes_the_body_as_the_user_and_returns_the_bare_user(
     response = await client.post(
         "/v1/users?requestId=req-1", json={"email": "lin@example.com", "displayName": "Lin"}
     )
-    assert response.status_code == 200, response.text
+    assert response.status_code == 201, response.text
+    assert response.headers["location"] == "/v1/users/u-1"
     assert response.headers["content-type"] == "application/json"
     assert response.json() == {
         "id": "u-1",
@@ -36,7 +37,7 @@ async def test_body_accepts_proto_field_names_too(
     client: httpx.AsyncClient, backend: Backend
 ) -> None:
     response = await client.post("/v1/users", json={"display_name": "Lin"})
-    assert response.status_code == 200, response.text
+    assert response.status_code == 201, response.text
     request = backend.recorder.last("CreateUser").request
     assert isinstance(request, user_pb2.CreateUserRequest)
     assert request.user.display_name == "Lin"
@@ -83,12 +84,13 @@ async def test_update_user_merges_path_into_the_body_field(
     assert list(request.update_mask.paths) == ["display_name", "email"]
 
 
-async def test_delete_user_returns_an_empty_object(
+async def test_delete_user_answers_204_without_a_body(
     client: httpx.AsyncClient, backend: Backend
 ) -> None:
     response = await client.delete("/v1/users/u-9", params={"etag": "e1"})
-    assert response.status_code == 200, response.text
-    assert response.json() == {}
+    assert response.status_code == 204, response.text
+    assert response.content == b""
+    assert "content-type" not in response.headers
     assert backend.recorder.last("DeleteUser").request == user_pb2.DeleteUserRequest(
         id="u-9", etag="e1"
     )
@@ -99,7 +101,7 @@ async def test_create_order_with_nested_items_and_money(
 ) -> None:
     item = {"sku": "TEA-1", "quantity": 2, "unitPrice": {"currencyCode": "EUR", "units": "3"}}
     response = await client.post("/v1/orders", json={"userId": "u-1", "items": [item]})
-    assert response.status_code == 200, response.text
+    assert response.status_code == 201, response.text
     body = response.json()
     assert body["state"] == "STATE_PENDING"
     assert body["total"] == {"currencyCode": "EUR", "units": "6", "nanos": 0}

@@ -1,0 +1,68 @@
+"""Cross-origin requests from browsers (the Fetch standard's CORS protocol).
+
+A preflight (`OPTIONS` with `Access-Control-Request-Method`) from an allowed origin is
+answered 204 with the methods the path really has; any other request from an allowed
+origin gets `Access-Control-Allow-Origin` and the response headers a page may read.
+Requests from other origins are served as usual, without those headers, so the browser
+keeps the response from the page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from gateway.types import Headers
+
+MAX_AGE_SECONDS = 600
+EXPOSED = b"etag, location, x-request-id, grpc-status, grpc-message"
+"""Response headers a page may read beyond the CORS-safelisted ones."""
+ALLOWED_HEADERS = frozenset(
+    {
+        "authorization",
+        "content-type",
+        "grpc-timeout",
+        "idempotency-key",
+        "if-match",
+        "if-none-match",
+        "last-event-id",
+        "x-request-id",
+    }
+)
+"""Request headers a page may send, besides `grpc-metadata-*`."""
+
+
+class Cors:
+    def __init__(self, origins: Iterable[str]) -> None:
+        allowed = {origin.encode() for origin in origins}
+        self._any = b"*" in allowed
+        self._origins = frozenset(allowed - {b"*"})
+
+    @property
+    def enabled(self) -> bool:
+        return self._any or bool(self._origins)
+
+    def allows(self, origin: bytes) -> bool:
+        return self._any or origin in self._origins
+
+    def response_headers(self, origin: bytes) -> Headers:
+        """For an actual (not preflight) request from an allowed origin."""
+        return [
+            (b"access-control-allow-origin", b"*" if self._any else origin),
+            (b"access-control-expose-headers", EXPOSED),
+            (b"vary", b"Origin"),
+        ]
+
+    def preflight_headers(self, methods: Iterable[str], requested: bytes) -> Headers | str:
+        """The 204's headers, or why the preflight is refused (a header it may not send)."""
+        asked = [h.strip().lower() for h in requested.decode("latin-1").split(",") if h.strip()]
+        for header in asked:
+            if header not in ALLOWED_HEADERS and not header.startswith("grpc-metadata-"):
+                return f"the header {header!r} may not be sent cross-origin"
+        # `Access-Control-Allow-Origin` comes with every response to an allowed origin.
+        headers = [
+            (b"access-control-allow-methods", ", ".join(sorted(methods)).encode()),
+            (b"access-control-max-age", b"%d" % MAX_AGE_SECONDS),
+        ]
+        if asked:
+            headers.append((b"access-control-allow-headers", ", ".join(asked).encode()))
+        return headers
