@@ -63,11 +63,18 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "bench"
 OUT = REPO / "bench" / "out" / "latest.json"
 IN_FLIGHT = 32
+MODERATE = 4
+"""Requests in flight for the latency rows: the gateway's added p99 at moderate load."""
 USERS = 1000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 ITEMS_JSON = '[{"sku":"A-1","quantity":1,"unitPrice":{"currencyCode":"EUR","units":"2"}}]'
 ORDER_TARGET = 5.0
 """CreateOrder through the gateway: at least this many times the seed's POST /order rate."""
+GATEWAY_SHARE = 0.5
+"""GetUser through the gateway: at least this share of direct gRPC requests/s."""
+GATEWAY_CPU_US = 300.0
+GATEWAY_ADDED_P99_MS = 2.0
+GATEWAY_RSS_MB = 80.0
 VIEW_SYNC_SECONDS = 60.0
 OTHERS_UNRELIABLE = 0.25
 """CPUs busy in processes the benchmark did not start, past which a comparison is unreliable."""
@@ -248,9 +255,11 @@ def percentile(ordered: list[float], pct: float) -> float:
     return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
 
 
-def h2load(url: str, frame: Path, seconds: int, log: Path) -> tuple[Run, int, int]:
+def h2load(
+    url: str, frame: Path, seconds: int, log: Path, in_flight: int = IN_FLIGHT
+) -> tuple[Run, int, int]:
     """The run, the HTTP 2xx count and the response DATA bytes."""
-    argv = f"h2load -t1 -c{IN_FLIGHT} -m1 -D {seconds} --log-file={log} -d {frame}".split()
+    argv = f"h2load -t1 -c{in_flight} -m1 -D {seconds} --log-file={log} -d {frame}".split()
     headers = ["-H", "content-type: application/grpc", "-H", "te: trailers"]
     log.unlink(missing_ok=True)  # h2load appends to it
     out = sh([*argv, *headers, url]).stdout
@@ -268,8 +277,11 @@ def h2load(url: str, frame: Path, seconds: int, log: Path) -> tuple[Run, int, in
     return run, succeeded, int(traffic[1])
 
 
-def wrk(url: str, script: Path, seconds: int, cwd: Path | None = None) -> Run:
-    argv = [*f"wrk -t2 -c{IN_FLIGHT} -d{seconds}s --latency -s".split(), str(script), url]
+def wrk(
+    url: str, script: Path, seconds: int, cwd: Path | None = None, in_flight: int = IN_FLIGHT
+) -> Run:
+    threads = min(2, in_flight)
+    argv = [*f"wrk -t{threads} -c{in_flight} -d{seconds}s --latency -s".split(), str(script), url]
     out = sh(argv, env={**os.environ, "NUSERS": str(USERS)}, cwd=cwd).stdout
     total, rate = re.search(r"(\d+) requests in", out), re.search(r"Requests/sec:\s+([\d.]+)", out)
     p50, p99 = (re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M) for p in (50, 99))
@@ -521,7 +533,7 @@ class Bench:
             check_http(self.http, "POST", f"{user_url}/user", body)
 
     def scenarios(self) -> list[Scenario]:
-        rows = [
+        rows: list[tuple[str, str, str, Callable[[int], Run]]] = [
             ("echo", "echo (bare grpc.aio)", "echo", self.echo),
             ("get_user_grpc", "GetUser gRPC", "user_svc", self.get_user_grpc),
             ("get_user_rest", "GetUser REST", "gateway user_svc", self.get_user_rest),
@@ -533,8 +545,21 @@ class Bench:
                 self.order_rest,
             ),
             ("seed_post_order", "seed POST /order", "seed_order seed_user", self.seed),
+            (
+                "get_user_grpc_moderate",
+                f"GetUser gRPC, {MODERATE} in flight",
+                "user_svc",
+                functools.partial(self.get_user_grpc, in_flight=MODERATE),
+            ),
+            (
+                "get_user_rest_moderate",
+                f"GetUser REST, {MODERATE} in flight",
+                "gateway user_svc",
+                functools.partial(self.get_user_rest, in_flight=MODERATE),
+            ),
         ]
-        skip = set() if self.gateway else {"get_user_rest", "create_order_rest"}
+        rest_rows = {"get_user_rest", "create_order_rest", "get_user_rest_moderate"}
+        skip = set() if self.gateway else rest_rows
         skip |= {"seed_post_order"} if self.args.no_seed else set()
         return [Scenario(k, label, tuple(p.split()), f) for k, label, p, f in rows if k not in skip]
 
@@ -547,10 +572,11 @@ class Bench:
         sh(check, cwd=self.refs / "echo")
         return self.count_replies(run, ok_http, data, frame.stat().st_size)
 
-    def get_user_grpc(self, seconds: int) -> Run:
+    def get_user_grpc(self, seconds: int, in_flight: int = IN_FLIGHT) -> Run:
         size = asyncio.run(get_user(self.user_addr, self.ids[0]))
         url = f"http://{self.user_addr}/shop.user.v1.UserService/GetUser"
-        run, ok_http, data = h2load(url, self.user_frame, seconds, self.tmp / "h2.log")
+        log = self.tmp / "h2.log"
+        run, ok_http, data = h2load(url, self.user_frame, seconds, log, in_flight)
         asyncio.run(get_user(self.user_addr, self.ids[0]))
         return self.count_replies(run, ok_http, data, size)
 
@@ -573,15 +599,24 @@ class Bench:
         )
         return run
 
-    def rest(self, seconds: int, script: str, method: str, path: str, body: str | None) -> Run:
+    def rest(
+        self,
+        seconds: int,
+        script: str,
+        method: str,
+        path: str,
+        body: str | None,
+        in_flight: int = IN_FLIGHT,
+    ) -> Run:
         assert self.gateway
         check_http(self.http, method, self.gateway + path, body)
-        run = wrk(self.gateway, self.tmp / script, seconds)
+        run = wrk(self.gateway, self.tmp / script, seconds, in_flight=in_flight)
         check_http(self.http, method, self.gateway + path, body)
         return run
 
-    def get_user_rest(self, seconds: int) -> Run:
-        return self.rest(seconds, "get_user.lua", "GET", f"/v1/users/{self.ids[0]}", None)
+    def get_user_rest(self, seconds: int, in_flight: int = IN_FLIGHT) -> Run:
+        path = f"/v1/users/{self.ids[0]}"
+        return self.rest(seconds, "get_user.lua", "GET", path, None, in_flight)
 
     def order_rest(self, seconds: int) -> Run:
         body = f'{{"userId":"{self.ids[0]}","items":{ITEMS_JSON}}}'
@@ -666,6 +701,41 @@ def order_target(medians: dict[str, Run], ratio: float | None) -> tuple[list[str
     return [line], {**figures, "met": met, "reliable": others <= OTHERS_UNRELIABLE}
 
 
+def gateway_targets(
+    medians: dict[str, Run], share: float | None, rss: dict[str, float]
+) -> tuple[list[str], dict[str, Any]]:
+    """The gateway's cost beside its targets: share of direct GetUser, CPU per request,
+    p99 added at moderate load, memory."""
+    rest, direct = medians.get("get_user_rest_moderate"), medians.get("get_user_grpc_moderate")
+    full = medians.get("get_user_rest")
+    if share is None or rest is None or direct is None or full is None:
+        return ["- gateway targets: not measured (no gateway in this run)"], {}
+    cpu = full.cpu_us["gateway"]
+    added = rest.p99_ms - direct.p99_ms
+    memory = rss.get("gateway", math.nan)
+    checks = {
+        "share_of_direct": (share, share >= GATEWAY_SHARE, f"≥ {GATEWAY_SHARE:.0%}"),
+        "cpu_us_per_request": (cpu, cpu <= GATEWAY_CPU_US, f"≤ {GATEWAY_CPU_US:.0f} µs"),
+        "added_p99_ms": (added, added < GATEWAY_ADDED_P99_MS, f"< {GATEWAY_ADDED_P99_MS:g} ms"),
+        "rss_mb": (memory, memory < GATEWAY_RSS_MB, f"< {GATEWAY_RSS_MB:.0f} MB"),
+    }
+    shown = {
+        "share_of_direct": f"GetUser through the gateway at {share:.0%} of direct gRPC",
+        "cpu_us_per_request": f"gateway CPU {cpu:,.0f} µs per request",
+        "added_p99_ms": (
+            f"p99 added at {MODERATE} in flight {added:.2f} ms "
+            f"(REST {rest.p99_ms:.2f} minus gRPC {direct.p99_ms:.2f})"
+        ),
+        "rss_mb": f"gateway RSS {memory:.0f} MB",
+    }
+    lines = [
+        f"- {shown[key]}: target {goal}: {'met' if met else '**not met**'}"
+        for key, (_, met, goal) in checks.items()
+    ]
+    figures = {key: {"value": value, "met": met} for key, (value, met, _) in checks.items()}
+    return lines, figures
+
+
 def report(
     bench: Bench, rounds: list[dict[str, Run]], seconds: int, feed: FeedRounds | None
 ) -> dict[str, Any]:
@@ -707,8 +777,14 @@ def report(
     order_lines, order_figures = order_target(
         medians, ratios["create_order_rest"][1] if "create_order_rest" in ratios else None
     )
-    lines += ["", *order_lines]
-    targets: dict[str, Any] = {"create_order_rest_vs_seed": order_figures}
+    gateway_lines, gateway_figures = gateway_targets(
+        medians, ratios["get_user_rest"][1] if "get_user_rest" in ratios else None, rss
+    )
+    lines += ["", *order_lines, *gateway_lines]
+    targets: dict[str, Any] = {
+        "create_order_rest_vs_seed": order_figures,
+        "gateway": gateway_figures,
+    }
     feed_json: dict[str, Any] = {}
     if feed is not None:
         lines += feed_markdown(feed.replays, feed.lives, feed.history)
@@ -728,8 +804,8 @@ def report(
         *(f"- note: {n}" for n in bench.notes),
         "",
         f"gRPC rows: h2load -t1 -c{IN_FLIGHT} -m1 -D {seconds}; REST and seed rows: wrk -t2 "
-        f"-c{IN_FLIGHT} -d{seconds}s --latency. Errors: non-2xx, socket errors, failed gRPC "
-        "calls (reply bytes, or orders made).",
+        f"-c{IN_FLIGHT} -d{seconds}s --latency ({MODERATE} in flight: -c{MODERATE}). Errors: "
+        "non-2xx, socket errors, failed gRPC calls (reply bytes, or orders made).",
     ]
     return {
         "markdown": "\n".join(lines),
