@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 HEALTH_PATH = "/healthz"
 OPENAPI_PATH = "/openapi.json"
+DOCS_PATH = "/docs"
+_HTML = (b"content-type", b"text/html; charset=utf-8")
 _JSON = (b"content-type", b"application/json")
 Unary = grpc.aio.UnaryUnaryMultiCallable[Message, Message]
 Streaming = grpc.aio.UnaryStreamMultiCallable[Message, Message]
@@ -167,8 +169,11 @@ class Gateway:
         if scope["path"] == HEALTH_PATH:
             await self._healthz(method, send)
             return
-        if scope["path"] == OPENAPI_PATH and method == "GET":
-            await respond(send, 200, self._openapi())
+        if method in ("GET", "HEAD") and scope["path"] in (OPENAPI_PATH, DOCS_PATH):
+            if scope["path"] == OPENAPI_PATH:
+                await respond(send, 200, self._openapi())
+            else:
+                await respond(send, 200, openapi.docs_html(OPENAPI_PATH), [_HTML])
             return
         if method == "OPTIONS":
             await self._options(scope, send, origin)
@@ -407,10 +412,15 @@ def _no_route(scope: Scope) -> GatewayError:
     )
 
 
-async def respond(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    start = [_JSON, (b"content-length", b"%d" % len(body)), *(headers or ())]
+async def respond(send: Send, status: int, body: bytes, headers: Headers | None = None) -> None:
+    """A whole response: JSON unless `headers` name another content type; a 204 has no
+    content at all (not even its length, RFC 9110 8.6)."""
+    extra = headers or []
+    if status == 204:
+        start = extra
+    else:
+        typed = any(name == b"content-type" for name, _ in extra)
+        start = [*(() if typed else (_JSON,)), (b"content-length", b"%d" % len(body)), *extra]
     await send({"type": "http.response.start", "status": status, "headers": start})
     await send({"type": "http.response.body", "body": body})
 

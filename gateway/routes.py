@@ -173,6 +173,13 @@ class _Entry:
     pattern: patterns.Pattern
     by_method: dict[str, Route] = field(default_factory=dict)
 
+    @property
+    def head(self) -> Route | None:
+        """The route a HEAD takes: the GET's, answered without its body (RFC 9110 9.3.2);
+        a stream has no end to measure, so it has none."""
+        get = self.by_method.get("GET")
+        return get if get is not None and not get.server_streaming else None
+
 
 class Router:
     """Matches a method and a raw (percent-encoded) path to a route and its captures."""
@@ -233,7 +240,11 @@ def _find(
     for entry in entries:
         if entry.pattern.matches(parts):
             route = entry.by_method.get(method)
+            if route is None and method == "HEAD":
+                route = entry.head
             if route is not None:
                 return route, route.pattern.captures(parts, raw if escaped else None)
             allowed.update(entry.by_method)
+            if entry.head is not None:
+                allowed.add("HEAD")
     return None

@@ -143,7 +143,8 @@ def _semantics(route: Route, routes: list[Route]) -> Semantics:
     mask = _mask_field(route, request)
     return Semantics(
         status=status,
-        etag_in=_etag_path(route, request),
+        # A create has no current version to compare with.
+        etag_in=None if status == 201 else _etag_path(route, request),
         request_id="request_id" if _is_string(request.fields_by_name.get("request_id")) else None,
         etag_out=_is_string(resource.fields_by_name.get("etag")),
         location=_location(resource, routes) if status == 201 else None,

@@ -91,6 +91,19 @@ def test_if_none_match_on_a_read_is_304(system: System) -> None:
     assert changed.status_code == 200
 
 
+def test_head_is_a_get_without_the_body(system: System) -> None:
+    base = system.gateway_url
+    user = new_user(base)
+    got = httpx.get(f"{base}/v1/users/{user['id']}")
+    head = httpx.head(f"{base}/v1/users/{user['id']}")
+    assert (head.status_code, head.content) == (200, b"")
+    for name in ("etag", "content-length", "content-type"):
+        assert head.headers[name] == got.headers[name]
+    watch = httpx.head(f"{base}/v1/users:watch")
+    assert watch.status_code == 405
+    assert watch.headers["allow"] == "GET"
+
+
 def test_if_match_makes_a_write_conditional(system: System) -> None:
     base = system.gateway_url
     user = new_user(base)
@@ -220,6 +233,20 @@ def test_patch_mask_leaves_out_the_etag_and_output_only_fields(system: System) -
     assert patched.json()["displayName"] == "Kim"
 
 
+# -- OpenAPI and its docs page -------------------------------------------------------------
+
+
+def test_the_openapi_document_and_its_docs_page_are_served(system: System) -> None:
+    base = system.gateway_url
+    spec = httpx.get(f"{base}/openapi.json")
+    assert spec.status_code == 200
+    assert spec.json()["openapi"] == "3.1.0"
+    assert "/v1/users/{id}" in spec.json()["paths"]
+    docs = httpx.get(f"{base}/docs")
+    assert docs.headers["content-type"] == "text/html; charset=utf-8"
+    assert '"/openapi.json"' in docs.text
+
+
 # -- X-Request-Id -------------------------------------------------------------------------
 
 
@@ -318,7 +345,7 @@ async def test_cors_preflight_names_the_paths_methods(cors: httpx.AsyncClient) -
     )
     assert response.status_code == 204
     assert response.headers["access-control-allow-origin"] == ORIGIN
-    assert response.headers["access-control-allow-methods"] == "DELETE, GET, OPTIONS, PATCH"
+    assert response.headers["access-control-allow-methods"] == "DELETE, GET, HEAD, OPTIONS, PATCH"
     assert response.headers["access-control-allow-headers"] == "content-type, if-match"
 
 
@@ -347,7 +374,7 @@ async def test_cors_preflight_refusals(cors: httpx.AsyncClient) -> None:
         "/v1/users", headers={"Origin": ORIGIN, "Access-Control-Request-Method": "PUT"}
     )
     assert method.status_code == 405
-    assert method.headers["allow"] == "GET, OPTIONS, POST"
+    assert method.headers["allow"] == "GET, HEAD, OPTIONS, POST"
     header = await cors.options(
         "/v1/users",
         headers={

@@ -70,7 +70,7 @@ async def test_unknown_path_is_404(client: httpx.AsyncClient) -> None:
 async def test_known_path_with_wrong_method_is_405_with_allow(client: httpx.AsyncClient) -> None:
     response = await client.put("/v1/users/u-1", json={})
     assert_refusal(response, 405, "METHOD_NOT_ALLOWED", None)
-    assert response.headers["allow"] == "DELETE, GET, PATCH"
+    assert response.headers["allow"] == "DELETE, GET, HEAD, PATCH"
 
 
 async def test_wrong_method_on_a_verb_is_405(client: httpx.AsyncClient) -> None:

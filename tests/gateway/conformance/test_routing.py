@@ -117,13 +117,13 @@ async def test_an_encoded_colon_is_data_not_a_verb(
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        ("POST", "/v1/items/abc", "GET"),
-        ("POST", "/v1/things/t1", "DELETE, GET, PATCH, PUT"),
+        ("POST", "/v1/items/abc", "GET, HEAD"),
+        ("POST", "/v1/things/t1", "DELETE, GET, HEAD, PATCH, PUT"),
         ("GET", "/v1/things", "POST, SEARCH"),
         ("GET", "/v1/things/t1:cancel", "POST"),
         ("POST", "/v1/things/t1:watch", "GET"),
         ("DELETE", "/v1/lookup", "POST"),
-        ("PUT", "/v1/shelves/s1/books/b1", "GET"),
+        ("PUT", "/v1/shelves/s1/books/b1", "GET, HEAD"),
     ],
 )
 async def test_a_known_path_with_another_method_is_405_with_allow(

@@ -1,0 +1,412 @@
+"""The OpenAPI 3.1 document, built from the live routing table: valid, one operation per
+route and no other, parameters as the gateway reads them, bodies without what the path
+binds, schemas that the gateway's own JSON satisfies."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from google.protobuf import descriptor_pb2, duration_pb2, field_mask_pb2, timestamp_pb2
+from openapi_schema_validator import OAS31Validator
+from openapi_spec_validator import validate
+
+from gateway import RunningGateway, pattern
+from gateway.codec import to_dict
+from gateway.errors import bad_request, status_dict
+from gateway.openapi import docs_html, document, openapi_path
+from gateway.routes import Route, Router, routes_of
+from gateway.schema import comments_of
+from shop.order.v1 import order_pb2
+from shop.user.v1 import user_pb2
+from tests.gateway import sample
+
+USER = user_pb2.DESCRIPTOR.services_by_name["UserService"]
+ORDER = order_pb2.DESCRIPTOR.services_by_name["OrderService"]
+Doc = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def shop() -> Router:
+    return Router(routes_of([USER, ORDER]))
+
+
+@pytest.fixture(scope="module")
+def samples() -> Router:
+    return Router(routes_of([sample.SERVICE]))
+
+
+@pytest.fixture(scope="module")
+def shop_doc(shop: Router) -> Doc:
+    return document(shop.routes)
+
+
+@pytest.fixture(scope="module")
+def sample_doc(samples: Router) -> Doc:
+    return document(samples.routes)
+
+
+def operations(doc: Doc) -> dict[tuple[str, str], Doc]:
+    return {(verb, path): op for path, item in doc["paths"].items() for verb, op in item.items()}
+
+
+def parameters(doc: Doc, op: Doc) -> list[Doc]:
+    """The operation's parameters, `$ref`s to components resolved."""
+    found = []
+    for parameter in op["parameters"]:
+        ref = parameter.get("$ref")
+        found.append(doc["components"]["parameters"][ref.rsplit("/", 1)[1]] if ref else parameter)
+    return found
+
+
+def names(doc: Doc, op: Doc, where: str) -> list[str]:
+    return [p["name"] for p in parameters(doc, op) if p["in"] == where]
+
+
+def validator(doc: Doc, schema: Doc) -> OAS31Validator:
+    """Validates against `schema`, its `$ref`s resolved within the document."""
+    root = {**schema, "components": doc["components"]}
+    return OAS31Validator(root, format_checker=OAS31Validator.FORMAT_CHECKER)
+
+
+def ref(name: str) -> Doc:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+@pytest.mark.parametrize("proto_names", [False, True])
+def test_documents_are_valid_openapi_3_1(shop: Router, samples: Router, proto_names: bool) -> None:
+    for router in (shop, samples):
+        doc = document(router.routes, proto_names=proto_names)
+        assert doc["openapi"] == "3.1.0"
+        validate(doc)
+
+
+def test_the_document_has_exactly_one_operation_per_route(samples: Router, sample_doc: Doc) -> None:
+    assert set(operations(sample_doc)) == {
+        ("get", "/v1/things/special"),
+        ("get", "/v1/things/{text}"),
+        ("put", "/v1/things/{text}"),
+        ("head", "/v1/things/{text}"),
+        ("get", "/v1/{text}"),
+        ("get", "/v2/{text}/books/{i64}"),
+        ("post", "/v1/things/{text}:run"),
+        ("get", "/v3/a/{text}"),
+        ("get", "/v3/b/{inner.inner_name}"),
+    }
+    assert len(operations(sample_doc)) == len(samples.routes)
+    expected = {
+        (r.http_method.lower(), openapi_path(r.pattern)[0]): r.method.name for r in samples.routes
+    }
+    found = {key: op["operationId"] for key, op in operations(sample_doc).items()}
+    assert found == {key: f"SampleService_{name}" for key, name in expected.items()} | {
+        ("get", "/v3/b/{inner.inner_name}"): "SampleService_Extra_1"
+    }
+
+
+def test_every_rpc_of_the_shop_is_documented_under_its_service(shop_doc: Doc) -> None:
+    ids = {op["operationId"]: op["tags"] for op in operations(shop_doc).values()}
+    assert ids == {
+        **{f"UserService_{m.name}": ["UserService"] for m in USER.methods},
+        **{f"OrderService_{m.name}": ["OrderService"] for m in ORDER.methods},
+    }
+    assert [tag["name"] for tag in shop_doc["tags"]] == ["UserService", "OrderService"]
+    assert shop_doc["info"]["title"] == "shop"
+    assert shop_doc["info"]["version"] == "v1"
+
+
+def test_templates_become_openapi_paths(shop_doc: Doc) -> None:
+    assert set(shop_doc["paths"]) == {
+        "/v1/users",
+        "/v1/users/{id}",
+        "/v1/users/{user.id}",
+        "/v1/users:watch",
+        "/v1/orders",
+        "/v1/orders/{id}",
+        "/v1/orders/{id}:cancel",
+        "/v1/orders:watch",
+    }
+
+
+def test_bare_wildcards_become_parameters_no_field_takes() -> None:
+    path, wildcards = openapi_path(pattern.parse("/v1/*/x/{name=a/*}/**:go"))
+    assert path == "/v1/{_wildcard1}/x/{name}/{_wildcard2}:go"
+    assert [(w.name, w.pattern) for w in wildcards] == [
+        ("_wildcard1", "^[^/]+$"),
+        ("name", "^a/[^/]+$"),
+        ("_wildcard2", "^.*$"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "key"),
+    [
+        ("GET", "/v2/shelves/s1/books/7", ("get", "/v2/{text}/books/{i64}")),
+        ("GET", "/v1/a/b/c", ("get", "/v1/{text}")),
+        ("GET", "/v1/things/x", ("get", "/v1/things/{text}")),
+        ("GET", "/v3/b/n", ("get", "/v3/b/{inner.inner_name}")),
+    ],
+)
+def test_path_parameters_describe_what_the_router_captures(
+    samples: Router, sample_doc: Doc, method: str, path: str, key: tuple[str, str]
+) -> None:
+    route, captures = samples.match(method, path)
+    op = operations(sample_doc)[key]
+    documented = [p for p in parameters(sample_doc, op) if p["in"] == "path"]
+    assert [p["name"] for p in documented] == [v.name for v in route.pattern.variables]
+    for parameter, captured in zip(documented, captures, strict=True):
+        assert parameter["required"] is True
+        schema = parameter["schema"]
+        validator(sample_doc, schema).validate(captured)
+        if "pattern" in schema:
+            assert re.search(schema["pattern"], captured)
+
+
+def test_a_multi_segment_variable_has_the_pattern_of_its_segments(sample_doc: Doc) -> None:
+    op = operations(sample_doc)[("get", "/v2/{text}/books/{i64}")]
+    text, i64 = (p for p in parameters(sample_doc, op) if p["in"] == "path")
+    assert text["schema"] == {"type": "string", "pattern": "^shelves/[^/]+$"}
+    assert not re.search(text["schema"]["pattern"], "books/1")
+    assert i64["schema"]["type"] == "string"
+    assert i64["schema"]["pattern"] == "^-?[0-9]+$"
+    deep = operations(sample_doc)[("get", "/v1/{text}")]
+    assert names(sample_doc, deep, "path") == ["text"]
+    assert parameters(sample_doc, deep)[0]["schema"]["pattern"] == "^.*$"
+
+
+def route_of(router: Router, name: str) -> Route:
+    return next(route for route in router.routes if route.method.name == name)
+
+
+def test_query_parameters_are_the_fields_the_query_parser_takes(
+    samples: Router, sample_doc: Doc
+) -> None:
+    route = route_of(samples, "Single")
+    assert route.query is not None
+    op = operations(sample_doc)[("get", "/v1/things/{text}")]
+    documented = names(sample_doc, op, "query")
+    for name in documented:
+        assert route.query.lookup(name) is not None, name
+    taken = {
+        ".".join(f.json_name for f in binding.fields)
+        for binding in route.query.bindings()
+        if not binding.path.startswith("child.")  # a recursive message: documented once
+    }
+    assert set(documented) == taken
+    assert documented[:3] == ["i32", "i64", "u32"]  # in field order
+    assert "text" not in documented  # bound by the path
+    assert "inner.innerName" in documented
+
+
+def test_query_parameters_have_the_types_the_gateway_parses(sample_doc: Doc) -> None:
+    op = operations(sample_doc)[("get", "/v1/things/special")]
+    by_name = {p["name"]: p for p in parameters(sample_doc, op) if p["in"] == "query"}
+    schema = {name: p["schema"] for name, p in by_name.items()}
+    assert schema["i32"]["type"] == "integer"
+    assert schema["i64"] == {"type": "string", "format": "int64", "pattern": "^-?[0-9]+$"}
+    assert schema["u64"]["pattern"] == "^[0-9]+$"
+    assert schema["flag"] == {"type": "boolean"}
+    assert schema["ratio"]["type"] == "number"
+    assert schema["blob"] == {"type": "string", "contentEncoding": "base64"}
+    assert schema["color"] == {"type": "string", "enum": ["COLOR_UNSPECIFIED", "RED", "GREEN"]}
+    assert schema["when"] == {"type": "string", "format": "date-time"}
+    assert schema["wait"]["pattern"] == r"^-?[0-9]+(\.[0-9]{1,9})?s$"
+    assert schema["mask"]["type"] == "string"
+    assert schema["maybe"]["type"] == "integer"  # an Int32Value is its scalar
+    assert schema["tags"] == {"type": "array", "items": {"type": "string"}}
+    assert (by_name["tags"]["style"], by_name["tags"]["explode"]) == ("form", True)
+    assert "labels" not in schema  # maps are not taken from the query (yet)
+
+
+def test_a_whole_message_body_leaves_out_what_the_path_binds(sample_doc: Doc) -> None:
+    op = operations(sample_doc)[("post", "/v1/things/{text}:run")]
+    assert names(sample_doc, op, "query") == []
+    body = op["requestBody"]["content"]["application/json"]["schema"]
+    whole = sample_doc["components"]["schemas"]["gateway.test.v1.Sample"]
+    assert set(body["properties"]) == set(whole["properties"]) - {"text"}
+
+
+def test_a_field_body_is_the_schema_of_the_field(sample_doc: Doc) -> None:
+    op = operations(sample_doc)[("put", "/v1/things/{text}")]
+    body = op["requestBody"]["content"]["application/json"]["schema"]
+    assert body == ref("gateway.test.v1.Sample.Inner")
+    assert "inner.innerName" not in names(sample_doc, op, "query")
+
+
+def test_a_patch_body_leaves_out_the_path_and_requires_nothing(shop_doc: Doc) -> None:
+    op = operations(shop_doc)[("patch", "/v1/users/{user.id}")]
+    body = op["requestBody"]["content"]["application/json"]["schema"]
+    assert set(body["properties"]) == {"email", "displayName", "createTime", "updateTime", "etag"}
+    assert "required" not in body
+    assert names(shop_doc, op, "path") == ["user.id"]
+    assert names(shop_doc, op, "query") == ["updateMask"]
+
+
+def test_field_behavior_gives_required_and_read_only(shop_doc: Doc) -> None:
+    schemas = shop_doc["components"]["schemas"]
+    user = schemas["shop.user.v1.User"]
+    assert user["required"] == ["email"]
+    assert user["properties"]["id"]["readOnly"] is True  # IDENTIFIER
+    assert user["properties"]["createTime"] == {
+        "type": "string",
+        "format": "date-time",
+        "readOnly": True,
+    }
+    order = schemas["shop.order.v1.Order"]
+    assert order["required"] == ["userId", "items"]
+    assert order["properties"]["total"] == {
+        "$ref": "#/components/schemas/google.type.Money",
+        "readOnly": True,
+    }
+    assert schemas["shop.order.v1.LineItem"]["required"] == ["sku", "quantity", "unitPrice"]
+
+
+def test_messages_follow_the_proto3_json_mapping(sample_doc: Doc) -> None:
+    properties = sample_doc["components"]["schemas"]["gateway.test.v1.Sample"]["properties"]
+    assert properties["i64"]["type"] == "string"
+    assert properties["u32"]["minimum"] == 0
+    assert properties["numbers"]["items"]["pattern"] == "^-?[0-9]+$"
+    assert properties["labels"] == {"type": "object", "additionalProperties": {"type": "string"}}
+    assert properties["child"] == ref("gateway.test.v1.Sample")  # recursive
+    assert properties["inner"] == ref("gateway.test.v1.Sample.Inner")
+    assert "displayName" in properties
+
+
+def test_the_gateways_json_satisfies_the_schemas(sample_doc: Doc) -> None:
+    message = sample.Sample(
+        text="t",
+        i32=-3,
+        i64=-(2**62),
+        u32=7,
+        u64=2**63,
+        flag=True,
+        ratio=0.5,
+        value=1e300,
+        blob=b"\x00\xff",
+        color=2,
+        tags=["a", "b"],
+        numbers=[1, -2],
+        display_name="Ada",
+        s32=-1,
+        when=timestamp_pb2.Timestamp(seconds=1_700_000_000, nanos=5),
+        wait=duration_pb2.Duration(seconds=1, nanos=500_000_000),
+        mask=field_mask_pb2.FieldMask(paths=["display_name", "inner.count"]),
+    )
+    message.inner.inner_name = "in"  # type: ignore[attr-defined]
+    message.maybe.value = 4  # type: ignore[attr-defined]
+    message.child.text = "c"  # type: ignore[attr-defined]
+    message.labels["k"] = "v"  # type: ignore[attr-defined]
+    schema = ref("gateway.test.v1.Sample")
+    validator(sample_doc, schema).validate(orjson.loads(orjson.dumps(to_dict(message))))
+    validator(sample_doc, schema).validate(to_dict(sample.Sample()))
+    error = status_dict(bad_request("INVALID_QUERY_PARAMETER", "i32", "not an integer").status)
+    validator(sample_doc, ref("google.rpc.Status")).validate(error)
+
+
+def test_proto_names_name_fields_and_query_parameters(samples: Router) -> None:
+    doc = document(samples.routes, proto_names=True)
+    properties = doc["components"]["schemas"]["gateway.test.v1.Sample"]["properties"]
+    assert "display_name" in properties
+    assert "displayName" not in properties
+    op = operations(doc)[("get", "/v1/things/{text}")]
+    assert {"display_name", "inner.inner_name"} <= set(names(doc, op, "query"))
+
+
+def test_success_statuses_and_their_bodies(shop_doc: Doc) -> None:
+    ops = operations(shop_doc)
+    created = ops[("post", "/v1/users")]["responses"]
+    user = ref("shop.user.v1.User")
+    assert created["201"]["content"]["application/json"]["schema"] == user
+    assert set(created["201"]["headers"]) == {"ETag", "Location"}
+    deleted = ops[("delete", "/v1/users/{id}")]["responses"]
+    assert "content" not in deleted["204"]
+    listed = ops[("get", "/v1/users")]["responses"]
+    schema = listed["200"]["content"]["application/json"]["schema"]
+    assert schema == ref("shop.user.v1.ListUsersResponse")
+    cancelled = ops[("post", "/v1/orders/{id}:cancel")]["responses"]
+    assert cancelled["200"]["content"]["application/json"]["schema"] == ref("shop.order.v1.Order")
+    assert set(cancelled) == {"200", "412", "default"}
+
+
+def test_every_operation_has_a_status_as_its_default_response(shop_doc: Doc) -> None:
+    error = shop_doc["components"]["responses"]["Error"]
+    status = ref("google.rpc.Status")
+    assert error["content"]["application/json"]["schema"] == status
+    for op in operations(shop_doc).values():
+        assert op["responses"]["default"] == {"$ref": "#/components/responses/Error"}
+    properties = shop_doc["components"]["schemas"]["google.rpc.Status"]["properties"]
+    assert set(properties) == {"code", "message", "details"}
+    any_schema = shop_doc["components"]["schemas"]["google.protobuf.Any"]
+    assert properties["details"]["items"] == ref("google.protobuf.Any")
+    assert any_schema["required"] == ["@type"]
+
+
+def test_streams_have_a_schema_per_content_type(shop_doc: Doc) -> None:
+    op = operations(shop_doc)[("get", "/v1/users:watch")]
+    content = op["responses"]["200"]["content"]
+    assert set(content) == {"application/x-ndjson", "text/event-stream"}
+    check = validator(shop_doc, content["application/x-ndjson"]["schema"])
+    check.validate({"result": {"events": [], "headerRevision": "3", "progressNotify": True}})
+    check.validate({"error": {"code": 14, "message": "shutting down", "details": []}})
+    assert not check.is_valid({"result": {}, "error": {}})
+    assert content["text/event-stream"]["schema"]["type"] == "string"
+
+
+def test_a_head_route_has_no_body(sample_doc: Doc) -> None:
+    op = operations(sample_doc)[("head", "/v1/things/{text}")]
+    assert "content" not in op["responses"]["200"]
+
+
+def test_headers_are_documented_where_the_gateway_reads_them(shop_doc: Doc) -> None:
+    headers = {key: names(shop_doc, op, "header") for key, op in operations(shop_doc).items()}
+    assert all(found[0] == "Grpc-Timeout" for found in headers.values())
+    assert headers[("post", "/v1/users")][1:] == ["Idempotency-Key"]
+    assert headers[("get", "/v1/users/{id}")][1:] == ["If-None-Match"]
+    assert headers[("patch", "/v1/users/{user.id}")][1:] == ["If-Match"]
+    assert headers[("delete", "/v1/users/{id}")][1:] == ["If-Match"]
+    assert headers[("post", "/v1/orders/{id}:cancel")][1:] == ["If-Match"]
+    assert headers[("get", "/v1/users:watch")][1:] == ["Last-Event-ID"]
+    assert headers[("get", "/v1/orders:watch")][1:] == ["Last-Event-ID"]
+    assert headers[("get", "/v1/users")][1:] == []
+
+
+def test_comments_are_read_from_source_info() -> None:
+    file = descriptor_pb2.FileDescriptorProto(name="c.proto", package="c.v1")
+    message = file.message_type.add(name="Thing")
+    message.field.add(name="id", number=1)
+    message.nested_type.add(name="Part")
+    service = file.service.add(name="Things")
+    service.method.add(name="Get")
+    info = file.source_code_info
+    info.location.add(path=[4, 0], leading_comments=" A thing.\n Made of parts.\n")
+    info.location.add(path=[4, 0, 2, 0], trailing_comments=" Its id.\n")
+    info.location.add(path=[4, 0, 3, 0], leading_comments=" One part.\n")
+    info.location.add(path=[6, 0, 2, 0], leading_comments=" Gets a thing.\n")
+    info.location.add(path=[6, 0], leading_comments="   \n")
+    assert comments_of(file) == {
+        "c.v1.Thing": "A thing.\nMade of parts.",
+        "c.v1.Thing.id": "Its id.",
+        "c.v1.Thing.Part": "One part.",
+        "c.v1.Things.Get": "Gets a thing.",
+    }
+
+
+def test_the_docs_page_reads_the_document_and_escapes_its_url() -> None:
+    page = docs_html("/openapi.json").decode()
+    assert 'url: "/openapi.json"' in page
+    assert "swagger-ui-bundle.js" in page
+    hostile = docs_html("/x</script><script>alert(1)</script>").decode()
+    assert "</script><script>alert" not in hostile
+
+
+async def test_the_gateway_serves_the_document_of_its_routes(
+    gateway: RunningGateway, client: httpx.AsyncClient
+) -> None:
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    served = response.json()
+    assert served == orjson.loads(orjson.dumps(document(gateway.app.router.routes)))
+    validate(served)
