@@ -15,14 +15,17 @@ from tests.e2e.conftest import ROOT, System
 
 pytestmark = pytest.mark.e2e
 
-SECTION = "## Call it from your language"
+SECTIONS = ("## Call it from your language", "## The REST gateway")
 
 
 def readme_blocks() -> list[str]:
     text = (ROOT / "README.md").read_text()
-    section = text[text.index(SECTION) :]
-    section = section[: section.index("\n## ", len(SECTION))]
-    return re.findall(r"```sh\n(.*?)```", section, flags=re.S)
+    blocks = []
+    for title in SECTIONS:
+        section = text[text.index(title) :]
+        section = section[: section.index("\n## ", len(title))]
+        blocks += re.findall(r"```sh\n(.*?)```", section, flags=re.S)
+    return blocks
 
 
 def localized(block: str, system: System, tmp_path: pathlib.Path) -> str:
@@ -64,7 +67,9 @@ def test_command_block_runs(block: str, system: System, tmp_path: pathlib.Path) 
     assert "Failed to" not in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("block", [b for b in BLOCKS if streams(b)], ids=["grpcurl", "curl"])
+@pytest.mark.parametrize(
+    "block", [b for b in BLOCKS if streams(b)], ids=["grpcurl", "curl-ndjson", "curl-sse"]
+)
 def test_watch_block_streams_the_history(
     block: str, system: System, tmp_path: pathlib.Path
 ) -> None:
