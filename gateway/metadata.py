@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
+import os
 import re
-import uuid
 from collections.abc import Iterable
 
 from gateway.types import Headers
@@ -38,6 +39,10 @@ class HeaderError(ValueError):
 
 
 _REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,128}\Z")
+# New request ids: 80 random bits per process, then a counter: unique without a uuid4 (and
+# its system call) per request.
+_ID_PREFIX = os.urandom(10).hex()
+_ID_COUNTER = itertools.count()
 
 
 def request_id_of(asked: bytes) -> str:
@@ -45,7 +50,7 @@ def request_id_of(asked: bytes) -> str:
     characters), else a new one; the caller tells a client whose id was refused."""
     if asked and _REQUEST_ID.match(asked):
         return asked.decode("ascii")
-    return uuid.uuid4().hex
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):012x}"
 
 
 def parse_timeout(text: str) -> float:

@@ -87,6 +87,8 @@ class Semantics:
         """Sets the request's etag from `If-Match` and request id from `Idempotency-Key`;
         says whether an `If-Match` was applied (a mismatch is then 412)."""
         conditional = False
+        if self.etag_in is None and self.request_id is None:
+            return conditional
         for name, value in headers:
             if name == b"if-match" and self.etag_in is not None:
                 tag = _single_etag("If-Match", value)
