@@ -7,6 +7,8 @@ No framework: each request is a route match, a few precomputed setters and one c
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Iterable
 from typing import Any
 
 import grpc
@@ -30,7 +32,7 @@ from gateway.metadata import (
 )
 from gateway.query import QueryError
 from gateway.routes import NoRoute, PathError, Route, Router, routes_of
-from gateway.semantics import HeaderValueError, Semantics, not_modified, semantics_table
+from gateway.semantics import PreconditionFailed, Semantics, not_modified, semantics_table
 from gateway.streaming import stopping_error
 from gateway.types import Headers, Receive, Scope, Send
 from gateway.types import Message as AsgiMessage
@@ -41,6 +43,9 @@ HEALTH_PATH = "/healthz"
 OPENAPI_PATH = "/openapi.json"
 DOCS_PATH = "/docs"
 _HTML = (b"content-type", b"text/html; charset=utf-8")
+_BUILTIN_PATHS = frozenset({HEALTH_PATH, OPENAPI_PATH, DOCS_PATH})
+_BUILTIN_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_JSON_TYPE = re.compile(rb"\s*application/(?:[\w.+-]+\+)?json\s*(?:;|\Z)", re.I)
 _JSON = (b"content-type", b"application/json")
 Unary = grpc.aio.UnaryUnaryMultiCallable[Message, Message]
 Streaming = grpc.aio.UnaryStreamMultiCallable[Message, Message]
@@ -68,6 +73,7 @@ class Gateway:
         self._health: HealthChecker | None = None
         self._stopping = False
         self._openapi_json: bytes | None = None
+        self._docs = openapi.docs_html(OPENAPI_PATH)
 
     async def startup(self) -> None:
         options = list(self.settings.channel_options)
@@ -130,12 +136,14 @@ class Gateway:
                 origin = value
         request_id = request_id_of(asked_id)
         extra: Headers = [(b"x-request-id", request_id.encode())]
-        if origin and self._cors.enabled and self._cors.allows(origin):
-            extra.extend(self._cors.response_headers(origin))
+        extra += self._cors.response_headers(origin)
+        started = False
 
         async def reply(message: AsgiMessage) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
                 message["headers"] = [*message["headers"], *extra]
+                started = True
             await send(message)
 
         try:
@@ -154,26 +162,22 @@ class Gateway:
                     error.status.message,
                     request_id,
                 )
-            await respond(reply, error.http_status, error.body(), error.headers)
+            if not started:
+                await respond(reply, error.http_status, error.body(), error.headers)
         except ClientGone:
             pass
         except Exception:
             log.exception("%s %s failed (request %s)", scope["method"], scope["path"], request_id)
-            failure = refusal(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error")
-            await respond(reply, 500, failure.body(), failure.headers)
+            if not started:  # else the status line is out: the connection just ends
+                failure = refusal(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error")
+                await respond(reply, 500, failure.body(), failure.headers)
 
     async def _dispatch(
         self, scope: Scope, receive: Receive, send: Send, request_id: str, origin: bytes
     ) -> None:
         method: str = scope["method"]
-        if scope["path"] == HEALTH_PATH:
-            await self._healthz(method, send)
-            return
-        if method in ("GET", "HEAD") and scope["path"] in (OPENAPI_PATH, DOCS_PATH):
-            if scope["path"] == OPENAPI_PATH:
-                await respond(send, 200, self._openapi())
-            else:
-                await respond(send, 200, openapi.docs_html(OPENAPI_PATH), [_HTML])
+        if scope["path"] in _BUILTIN_PATHS:
+            await self._builtin(method, scope, send)
             return
         if method == "OPTIONS":
             await self._options(scope, send, origin)
@@ -185,8 +189,18 @@ class Gateway:
         try:
             conditional = semantics.apply_headers(headers, request)
             metadata, asked = request_metadata(headers, scope.get("client"))
-        except (HeaderError, HeaderValueError) as error:
-            raise bad_request("INVALID_HEADER", error.header, error.description) from None
+        except HeaderError as error:
+            raise refusal(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "INVALID_HEADER",
+                error.description,
+                field=error.header,
+                http=error.http,
+            ) from None
+        except PreconditionFailed as error:
+            raise refusal(
+                grpc.StatusCode.FAILED_PRECONDITION, "PRECONDITION_FAILED", str(error), http=412
+            ) from None
         metadata.append(("x-request-id", request_id))
         cap = self.settings.max_timeout_seconds
         if route.server_streaming:  # a watch may last: no deadline unless the client sets one
@@ -224,13 +238,7 @@ class Gateway:
                 f"the origin {origin.decode('latin-1')} may not call this API",
             )
         if asked_method.decode("latin-1") not in allowed:
-            raise refusal(
-                grpc.StatusCode.UNIMPLEMENTED,
-                "METHOD_NOT_ALLOWED",
-                f"{asked_method.decode('latin-1')} is not allowed on {scope['path']}",
-                http=405,
-                headers=errors.allow_header(allowed),
-            )
+            raise _not_allowed(asked_method.decode("latin-1"), scope, allowed)
         granted = self._cors.preflight_headers(allowed, asked_headers)
         if isinstance(granted, str):
             raise refusal(grpc.StatusCode.PERMISSION_DENIED, "CORS_HEADER_NOT_ALLOWED", granted)
@@ -250,6 +258,8 @@ class Gateway:
         sent: object = None
         if route.body is not None:
             data = await read_body(scope["headers"], receive, self.settings.max_body_bytes)
+            if data and (strict or _from_browser(scope["headers"])):
+                _require_json(scope["headers"])
             try:
                 sent = route.body.decode(data, request)
             except CodecError as error:
@@ -340,14 +350,7 @@ class Gateway:
             raise _not_utf8() from None
         except NoRoute as missing:
             if missing.allowed:
-                raise refusal(
-                    grpc.StatusCode.UNIMPLEMENTED,
-                    "METHOD_NOT_ALLOWED",
-                    f"{method} is not allowed on {scope['path']}",
-                    http=405,
-                    headers=errors.allow_header(missing.allowed),
-                    metadata={"allow": ", ".join(sorted(missing.allowed))},
-                ) from None
+                raise _not_allowed(method, scope, missing.allowed) from None
             raise _no_route(scope) from None
 
     async def _stream(
@@ -376,18 +379,41 @@ class Gateway:
             self._openapi_json = orjson.dumps(spec)
         return self._openapi_json
 
-    async def _healthz(self, method: str, send: Send) -> None:
-        if method != "GET":
-            raise refusal(
-                grpc.StatusCode.UNIMPLEMENTED,
-                "METHOD_NOT_ALLOWED",
-                f"{method} is not allowed on {HEALTH_PATH}",
-                http=405,
-                headers=errors.allow_header(["GET"]),
-            )
-        assert self._health is not None, "startup() has not run"
-        status, body = await self._health.check()
-        await respond(send, status, body)
+    async def _builtin(self, method: str, scope: Scope, send: Send) -> None:
+        """`/healthz`, `/openapi.json` and `/docs`: GET and HEAD only."""
+        if method == "OPTIONS":
+            await respond(send, 204, b"", errors.allow_header(_BUILTIN_METHODS))
+            return
+        if method not in ("GET", "HEAD"):
+            raise _not_allowed(method, scope, _BUILTIN_METHODS)
+        path = scope["path"]
+        if path == HEALTH_PATH:
+            assert self._health is not None, "startup() has not run"
+            status, body = await self._health.check()
+            await respond(send, status, body)
+        elif path == OPENAPI_PATH:
+            await respond(send, 200, self._openapi())
+        else:
+            await respond(send, 200, self._docs, [_HTML])
+
+
+def _from_browser(headers: Headers) -> bool:
+    return any(name == b"origin" for name, _ in headers)
+
+
+def _require_json(headers: Headers) -> None:
+    """A body from a browser (or in strict mode) must say it is JSON: a page may send
+    `text/plain` or a form to any origin without a preflight, so that is what CSRF uses."""
+    for name, value in headers:
+        if name == b"content-type" and _JSON_TYPE.match(value):
+            return
+    raise refusal(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "UNSUPPORTED_MEDIA_TYPE",
+        "the body must be sent as Content-Type: application/json",
+        field="content-type",
+        http=415,
+    )
 
 
 def _path(scope: Scope) -> str:
@@ -401,6 +427,18 @@ def _path(scope: Scope) -> str:
 
 def _not_utf8() -> GatewayError:
     return bad_request("INVALID_PATH", "", "the path is not UTF-8")
+
+
+def _not_allowed(method: str, scope: Scope, allowed: Iterable[str]) -> GatewayError:
+    listed = ", ".join(sorted(allowed))
+    return refusal(
+        grpc.StatusCode.UNIMPLEMENTED,
+        "METHOD_NOT_ALLOWED",
+        f"{method} is not allowed on {scope['path']}",
+        http=405,
+        headers=[(b"allow", listed.encode())],
+        metadata={"allow": listed},
+    )
 
 
 def _no_route(scope: Scope) -> GatewayError:

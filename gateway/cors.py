@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from gateway.types import Headers
 
 MAX_AGE_SECONDS = 600
-EXPOSED = b"etag, location, x-request-id, grpc-status, grpc-message"
+EXPOSED = b"etag, location, x-request-id, allow, www-authenticate, retry-after"
 """Response headers a page may read beyond the CORS-safelisted ones."""
 ALLOWED_HEADERS = frozenset(
     {
@@ -33,7 +33,7 @@ ALLOWED_HEADERS = frozenset(
 
 class Cors:
     def __init__(self, origins: Iterable[str]) -> None:
-        allowed = {origin.encode() for origin in origins}
+        allowed = {origin.lower().encode() for origin in origins}
         self._any = b"*" in allowed
         self._origins = frozenset(allowed - {b"*"})
 
@@ -42,15 +42,26 @@ class Cors:
         return self._any or bool(self._origins)
 
     def allows(self, origin: bytes) -> bool:
-        return self._any or origin in self._origins
+        return self._any or origin.lower() in self._origins
 
     def response_headers(self, origin: bytes) -> Headers:
-        """For an actual (not preflight) request from an allowed origin."""
-        return [
-            (b"access-control-allow-origin", b"*" if self._any else origin),
-            (b"access-control-expose-headers", EXPOSED),
-            (b"vary", b"Origin"),
-        ]
+        """For every response: the grant when `origin` (empty: none) is allowed, and `Vary:
+        Origin` whenever the answer depends on it, so a shared cache does not hand one
+        origin's response to another (Fetch standard, "CORS protocol and HTTP caches")."""
+        if self._any:
+            return [
+                (b"access-control-allow-origin", b"*"),
+                (b"access-control-expose-headers", EXPOSED),
+            ]
+        if not self._origins:
+            return []
+        if origin and origin.lower() in self._origins:
+            return [
+                (b"access-control-allow-origin", origin),
+                (b"access-control-expose-headers", EXPOSED),
+                (b"vary", b"Origin"),
+            ]
+        return [(b"vary", b"Origin")]
 
     def preflight_headers(self, methods: Iterable[str], requested: bytes) -> Headers | str:
         """The 204's headers, or why the preflight is refused (a header it may not send)."""

@@ -38,7 +38,6 @@ HTTP_STATUS: Mapping[grpc.StatusCode, int] = {
 }
 _BY_NUMBER: Mapping[int, grpc.StatusCode] = {code.value[0]: code for code in HTTP_STATUS}
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
-JSON_HEADERS: Headers = [(b"content-type", b"application/json")]
 
 
 def http_status(code: int) -> int:

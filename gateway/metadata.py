@@ -25,6 +25,11 @@ _KEY = re.compile(r"[0-9a-z_.\-]+\Z")
 _VALUE = re.compile(rb"[\x20-\x7e]*\Z")
 # Keys HTTP/2 or gRPC own: a client must not set them, a backend's are not passed on.
 _RESERVED = frozenset({"content-type", "te", "host", "connection", "user-agent", "authority"})
+# Keys the gateway sets itself: a client may not forge what the services log and trust.
+_GATEWAY_KEYS = frozenset({"x-request-id", "x-forwarded-for", "x-forwarded-host"})
+MAX_METADATA_BYTES = 8 * 1024
+"""Metadata forwarded per call, at most (gRPC's default limit is 8 KiB, and its error names
+the gateway's own keys)."""
 _TIMEOUT = re.compile(r"([0-9]{1,8})([HMSmun])\Z")
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 
@@ -32,10 +37,11 @@ _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1
 class HeaderError(ValueError):
     """A request header that cannot be passed on: `header` is its name as received."""
 
-    def __init__(self, header: str, description: str) -> None:
+    def __init__(self, header: str, description: str, *, http: int = 400) -> None:
         super().__init__(f"{header}: {description}")
         self.header = header
         self.description = description
+        self.http = http
 
 
 _REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,128}\Z")
@@ -84,16 +90,24 @@ def request_metadata(
         elif name == b"host":
             host = value
     if client is not None:
-        chain = forwarded_for.decode("latin-1")
+        chain = _ascii("x-forwarded-for", forwarded_for)
         metadata.append(("x-forwarded-for", f"{chain}, {client[0]}" if chain else client[0]))
     if forwarded_host or host:
-        metadata.append(("x-forwarded-host", _ascii("host", forwarded_host or host)))
+        named = "x-forwarded-host" if forwarded_host else "host"
+        metadata.append(("x-forwarded-host", _ascii(named, forwarded_host or host)))
+    size = sum(len(key) + len(value) for key, value in metadata)
+    if size > MAX_METADATA_BYTES:
+        raise HeaderError(
+            "grpc-metadata-*",
+            f"{size} bytes of headers to forward as metadata; at most {MAX_METADATA_BYTES}",
+            http=431,
+        )
     return metadata, timeout
 
 
 def _incoming(key: str, value: bytes) -> tuple[str, MetadataValue]:
     header = f"grpc-metadata-{key}"
-    if not _KEY.match(key) or key.startswith("grpc-") or key in _RESERVED:
+    if not _KEY.match(key) or key.startswith("grpc-") or key in _RESERVED | _GATEWAY_KEYS:
         raise HeaderError(header, f"{key!r} cannot be sent as gRPC metadata")
     if key.endswith("-bin"):
         try:

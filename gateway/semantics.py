@@ -22,6 +22,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from gateway.codec import BodyDecoder
+from gateway.metadata import HeaderError
 from gateway.routes import Route
 
 FIELD_MASK = "google.protobuf.FieldMask"
@@ -31,13 +32,8 @@ _VARIABLE = re.compile(r"\{([^}=]+)(=[^}]*)?\}")
 _ETAG_CHARS = re.compile(r"[\x21\x23-\x7e]*\Z")  # RFC 9110 etagc, without obs-text
 
 
-class HeaderValueError(ValueError):
-    """A conditional or idempotency header that cannot be used: `header` names it."""
-
-    def __init__(self, header: str, description: str) -> None:
-        super().__init__(f"{header}: {description}")
-        self.header = header
-        self.description = description
+class PreconditionFailed(ValueError):
+    """An `If-Match` that cannot hold, whatever the resource is now (RFC 9110 13.1.1)."""
 
 
 def response_type(route: Route) -> Descriptor:
@@ -74,6 +70,8 @@ class Semantics:
     location: tuple[str, tuple[str, ...]] | None
     """For a create: the template of the route that reads the resource, and the resource
     fields that fill its variables."""
+    writes: bool
+    """Whether the route changes something (not GET or HEAD): `If-Match` applies."""
     mask: str | None
     """For a PATCH: the FieldMask field that the body's keys fill when the client sent none."""
     unmasked: frozenset[str] = frozenset()
@@ -85,20 +83,26 @@ class Semantics:
 
     def apply_headers(self, headers: Iterable[tuple[bytes, bytes]], request: Message) -> bool:
         """Sets the request's etag from `If-Match` and request id from `Idempotency-Key`;
-        says whether an `If-Match` was applied (a mismatch is then 412)."""
+        says whether an `If-Match` was applied (a mismatch is then 412). An `If-Match` on a
+        create cannot hold (nothing exists yet); on another write without an etag to check
+        it is refused rather than ignored; reads ignore it."""
         conditional = False
-        if self.etag_in is None and self.request_id is None:
+        if not self.writes and self.request_id is None:
             return conditional
         for name, value in headers:
-            if name == b"if-match" and self.etag_in is not None:
+            if name == b"if-match" and self.writes:
                 tag = _single_etag("If-Match", value)
+                if self.status == 201:
+                    raise PreconditionFailed("If-Match on a create: nothing exists yet to match")
+                if self.etag_in is None:
+                    raise HeaderError("If-Match", "this route has no etag to make conditional")
                 if tag is not None:
                     _set_text(request, self.etag_in, tag, "If-Match")
                     conditional = True
             elif name == b"idempotency-key" and self.request_id is not None:
                 key = _text("Idempotency-Key", value).strip('"')
                 if not key:
-                    raise HeaderValueError("Idempotency-Key", "must not be empty")
+                    raise HeaderError("Idempotency-Key", "must not be empty")
                 _set_text(request, (self.request_id,), key, "Idempotency-Key")
         return conditional
 
@@ -126,10 +130,13 @@ class Semantics:
 
 
 def not_modified(headers: Iterable[tuple[bytes, bytes]], etag: bytes) -> bool:
-    """Whether a read's `If-None-Match` names `etag` (weak comparison, RFC 9110 13.1.2)."""
+    """Whether a read's `If-None-Match` names `etag` (weak comparison, RFC 9110 13.1.2);
+    repeated header lines count as one list."""
     for name, value in headers:
-        if name == b"if-none-match":
-            return any(tag.strip() in (b"*", etag, b"W/" + etag) for tag in value.split(b","))
+        if name == b"if-none-match" and any(
+            tag.strip() in (b"*", etag, b"W/" + etag) for tag in value.split(b",")
+        ):
+            return True
     return False
 
 
@@ -150,6 +157,7 @@ def _semantics(route: Route, routes: list[Route]) -> Semantics:
         request_id="request_id" if _is_string(request.fields_by_name.get("request_id")) else None,
         etag_out=_is_string(resource.fields_by_name.get("etag")),
         location=_location(resource, routes) if status == 201 else None,
+        writes=route.http_method not in ("GET", "HEAD"),
         mask=mask,
         unmasked=_unmasked(route, request) if mask is not None else frozenset(),
     )
@@ -184,36 +192,33 @@ def _location(resource: Descriptor, routes: list[Route]) -> tuple[str, tuple[str
 
 
 def _mask_field(route: Route, request: Descriptor) -> str | None:
-    if route.http_method != "PATCH" or not route.body_field:
+    """The FieldMask a PATCH's body keys fill: only for a body that is one resource field
+    (with `body: "*"` the keys are the request's, not the resource's), `update_mask` first."""
+    if route.http_method != "PATCH" or route.body_field in ("", "*"):
         return None
     bound = {v.field_path[0] for v in route.pattern.variables}
-    for field in request.fields:
-        if _is_mask(field) and field.name not in bound and field.name != route.body_field:
-            return field.name
-    return None
+    masks = [
+        f.name
+        for f in request.fields
+        if _is_mask(f) and f.name not in bound and f.name != route.body_field
+    ]
+    return "update_mask" if "update_mask" in masks else next(iter(masks), None)
 
 
 def _unmasked(route: Route, request: Descriptor) -> frozenset[str]:
-    """Top-level names of the body's target that a PATCH's mask leaves out."""
-    prefix: tuple[str, ...] = ()
-    target = request
-    if route.body_field != "*":
-        field = request.fields_by_name[route.body_field]
-        if field.message_type is None:
-            return frozenset()
-        prefix, target = (field.name,), field.message_type
+    """Keys of the body's resource that a PATCH's mask leaves out: those the path binds,
+    the output-only and identifier fields, and the etag (a precondition, not a change)."""
+    body = request.fields_by_name[route.body_field]
+    if body.message_type is None:
+        return frozenset()
     names = {"etag"}
     for variable in route.pattern.variables:
         path = variable.field_path
-        if path[: len(prefix)] == prefix and len(path) > len(prefix):
-            names.add(path[len(prefix)])
-    for field in target.fields:
+        if path[0] == body.name and len(path) > 1:
+            names.add(path[1])
+    for field in body.message_type.fields:
         behaviors = field.GetOptions().Extensions[field_behavior_pb2.field_behavior]
-        if (
-            _OUTPUT_ONLY in behaviors
-            or _IDENTIFIER in behaviors
-            or (route.body_field == "*" and _is_mask(field))
-        ):
+        if _OUTPUT_ONLY in behaviors or _IDENTIFIER in behaviors:
             names.add(field.name)
     return frozenset(names)
 
@@ -227,9 +232,9 @@ def _text(header: str, value: bytes) -> str:
     try:
         text = value.decode("ascii").strip()
     except UnicodeDecodeError:
-        raise HeaderValueError(header, "must be ASCII") from None
+        raise HeaderError(header, "must be ASCII") from None
     if not text.isprintable():
-        raise HeaderValueError(header, "must be printable")
+        raise HeaderError(header, "must be printable")
     return text
 
 
@@ -239,11 +244,11 @@ def _single_etag(header: str, value: bytes) -> str | None:
     if text == "*":
         return None
     if "," in text:
-        raise HeaderValueError(header, "name exactly one entity tag")
+        raise HeaderError(header, "name exactly one entity tag")
     if text.startswith("W/"):
-        raise HeaderValueError(header, "a weak entity tag cannot make a write conditional")
+        raise PreconditionFailed("a weak entity tag never matches for a write (RFC 9110 13.1.1)")
     if len(text) < 2 or not (text.startswith('"') and text.endswith('"')):
-        raise HeaderValueError(header, 'an entity tag is quoted, e.g. "42"')
+        raise HeaderError(header, 'an entity tag is quoted, e.g. "42"')
     return text[1:-1]
 
 
@@ -254,5 +259,5 @@ def _set_text(request: Message, path: tuple[str, ...], value: str, header: str) 
     current: str = getattr(target, path[-1])
     if current and current != value:
         field = ".".join(path)
-        raise HeaderValueError(header, f"differs from the {field} given in the request")
+        raise HeaderError(header, f"differs from the {field} given in the request")
     setattr(target, path[-1], value)

@@ -25,6 +25,7 @@ across events without one, so resuming from it never skips nor repeats a revisio
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Final
 
@@ -81,8 +82,10 @@ class Revisions:
         setattr(request, self.start, event_id + 1)
 
 
+@functools.cache
 def revisions_of(method: MethodDescriptor) -> Revisions | None:
-    """How `method`'s responses map to event ids; None when its stream is not resumable."""
+    """How `method`'s responses map to event ids (read once per method); None when its
+    stream is not resumable."""
     request, response = method.input_type, method.output_type
     start = _field(request, "start_revision", FieldDescriptor.TYPE_INT64)
     header = _field(response, "header_revision", FieldDescriptor.TYPE_INT64)

@@ -111,6 +111,7 @@ def writer_for(route: Route, headers: Headers, request: Message, settings: Setti
             "NOT_ACCEPTABLE",
             f"a stream is sent as {' or '.join(FORMATS)}, which Accept does not allow",
             http=406,
+            headers=[(b"vary", b"Accept")],
             metadata={"supported": ", ".join(FORMATS)},
         )
     if chosen == NDJSON_FORMAT:

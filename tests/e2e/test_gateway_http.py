@@ -145,7 +145,6 @@ def test_if_match_on_delete_and_on_a_top_level_etag(system: System) -> None:
     [
         ("unquoted", "quoted"),
         ('"a", "b"', "exactly one"),
-        ('W/"a"', "weak"),
     ],
 )
 def test_a_bad_if_match_is_400_naming_the_header(system: System, value: str, why: str) -> None:
@@ -156,6 +155,34 @@ def test_a_bad_if_match_is_400_naming_the_header(system: System, value: str, why
     assert violations(bad) == ["If-Match"]
     assert why in bad.json()["message"]
     assert httpx.get(f"{base}/v1/users/{user['id']}").status_code == 200  # nothing changed
+
+
+def test_a_weak_if_match_never_holds_for_a_write(system: System) -> None:
+    base = system.gateway_url
+    user = new_user(base)
+    weak = httpx.delete(
+        f"{base}/v1/users/{user['id']}", headers={"If-Match": f'W/"{user["etag"]}"'}
+    )
+    assert weak.status_code == 412
+    assert reason(weak) == "PRECONDITION_FAILED"
+    assert httpx.get(f"{base}/v1/users/{user['id']}").status_code == 200
+
+
+def test_if_match_on_a_create_cannot_hold(system: System) -> None:
+    base = system.gateway_url
+    email = f"{uuid.uuid4().hex}@example.com"
+    created = httpx.post(f"{base}/v1/users", json={"email": email}, headers={"If-Match": "*"})
+    assert created.status_code == 412
+    listed = httpx.get(f"{base}/v1/users", params={"pageSize": 1000}).json()["users"]
+    assert email not in [u["email"] for u in listed]
+
+
+def test_if_none_match_over_several_header_lines(system: System) -> None:
+    base = system.gateway_url
+    user = new_user(base)
+    etag = httpx.get(f"{base}/v1/users/{user['id']}").headers["etag"]
+    lines = [("If-None-Match", '"other"'), ("If-None-Match", etag)]
+    assert httpx.get(f"{base}/v1/users/{user['id']}", headers=lines).status_code == 304
 
 
 def test_if_match_and_a_different_body_etag_conflict(system: System) -> None:
@@ -259,6 +286,28 @@ def test_a_request_id_is_returned_and_generated(system: System) -> None:
     assert len(made.headers["x-request-id"]) == 32
 
 
+def test_the_client_cannot_forge_what_the_gateway_forwards(system: System) -> None:
+    for key in ("X-Request-Id", "X-Forwarded-For", "X-Forwarded-Host"):
+        response = httpx.get(
+            f"{system.gateway_url}/v1/users", headers={f"Grpc-Metadata-{key}": "forged"}
+        )
+        assert response.status_code == 400, key
+        assert violations(response) == [f"grpc-metadata-{key.lower()}"]
+
+
+@pytest.mark.parametrize("header", ["X-Forwarded-For", "X-Forwarded-Host"])
+def test_a_forwarded_header_grpc_cannot_carry_is_400(system: System, header: str) -> None:
+    response = httpx.get(f"{system.gateway_url}/v1/users", headers={header.encode(): "é".encode()})
+    assert response.status_code == 400
+    assert violations(response) == [header.lower()]
+
+
+def test_too_much_metadata_is_431(system: System) -> None:
+    response = httpx.get(f"{system.gateway_url}/v1/users", headers={"Grpc-Metadata-X": "v" * 9000})
+    assert response.status_code == 431
+    assert violations(response) == ["grpc-metadata-*"]
+
+
 def test_an_unusable_request_id_is_400(system: System) -> None:
     response = httpx.get(f"{system.gateway_url}/v1/users", headers={"X-Request-Id": "x" * 129})
     assert response.status_code == 400
@@ -317,6 +366,31 @@ async def test_strict_refuses_a_body_on_a_get(strict: httpx.AsyncClient) -> None
     assert reason(response) == "BODY_NOT_ALLOWED"
 
 
+async def test_strict_wants_a_json_content_type(strict: httpx.AsyncClient) -> None:
+    body = b'{"email": "t@example.com"}'
+    plain = await strict.post("/v1/users", content=body, headers={"Content-Type": "text/plain"})
+    assert plain.status_code == 415
+    assert violations(plain) == ["content-type"]
+    typed = {"Content-Type": "application/json; charset=utf-8"}
+    assert (await strict.post("/v1/users", content=body, headers=typed)).status_code != 415
+
+
+def test_a_browser_cannot_post_a_simple_request(system: System) -> None:
+    # text/plain needs no preflight: without this check any page could write cross-origin.
+    response = httpx.post(
+        f"{system.gateway_url}/v1/users",
+        content=b'{"email": "csrf@example.com"}',
+        headers={"Content-Type": "text/plain", "Origin": "https://evil.example"},
+    )
+    assert response.status_code == 415
+    without_origin = httpx.post(
+        f"{system.gateway_url}/v1/users",
+        content=f'{{"email": "{uuid.uuid4().hex}@example.com"}}'.encode(),
+        headers={"Content-Type": "text/plain"},
+    )
+    assert without_origin.status_code == 201  # curl -d: lenient, as grpc-gateway is
+
+
 async def test_strict_refuses_a_field_in_both_path_and_body(strict: httpx.AsyncClient) -> None:
     response = await strict.patch("/v1/users/abc", json={"id": "other", "displayName": "x"})
     assert response.status_code == 400
@@ -361,6 +435,9 @@ async def test_cors_other_origins_get_no_grant(cors: httpx.AsyncClient) -> None:
     actual = await cors.get("/v1/users?pageSize=1", headers={"Origin": "https://evil.example"})
     assert actual.status_code == 200
     assert "access-control-allow-origin" not in actual.headers
+    assert actual.headers["vary"] == "Origin"  # a cache must not reuse it for another origin
+    plain = await cors.get("/v1/users?pageSize=1")
+    assert plain.headers["vary"] == "Origin"
     preflight = await cors.options(
         "/v1/users",
         headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
@@ -389,6 +466,17 @@ async def test_cors_preflight_refusals(cors: httpx.AsyncClient) -> None:
         "/v2/nothing", headers={"Origin": ORIGIN, "Access-Control-Request-Method": "GET"}
     )
     assert missing.status_code == 404
+
+
+async def test_cors_grants_errors_and_streams_too(cors: httpx.AsyncClient) -> None:
+    missing = await cors.get("/v1/users/x", headers={"Origin": ORIGIN})
+    assert missing.status_code == 400
+    assert missing.headers["access-control-allow-origin"] == ORIGIN
+    async with cors.stream(
+        "GET", "/v1/users:watch?progressNotify=true", headers={"Origin": ORIGIN}
+    ) as stream:
+        assert stream.headers["access-control-allow-origin"] == ORIGIN
+        assert len(stream.headers["x-request-id"]) == 32
 
 
 async def test_plain_options_lists_the_methods(cors: httpx.AsyncClient) -> None:

@@ -42,7 +42,9 @@ async def test_unhealthy_when_one_service_is_not_serving(
 async def test_healthz_is_get_only(client: httpx.AsyncClient) -> None:
     response = await client.post("/healthz")
     assert response.status_code == 405
-    assert response.headers["allow"] == "GET"
+    assert response.headers["allow"] == "GET, HEAD, OPTIONS"
+    head = await client.head("/healthz")
+    assert (head.status_code, head.content) == (200, b"")
 
 
 @pytest.fixture

@@ -33,7 +33,8 @@ async def test_strict_refuses_a_query_key_that_sets_nothing(
     strict_client: httpx.AsyncClient, method: str, url: str, key: str
 ) -> None:
     body = b"{}" if method in ("POST", "PUT") else None
-    response = await strict_client.request(method, url, content=body)
+    headers = {"content-type": "application/json"}
+    response = await strict_client.request(method, url, content=body, headers=headers)
     assert refusal(response, 400) == ("INVALID_QUERY_PARAMETER", key)
     assert response.json()["message"].startswith("unknown query parameter")
 
