@@ -137,13 +137,13 @@ class Gateway:
         request_id = request_id_of(asked_id)
         extra: Headers = [(b"x-request-id", request_id.encode())]
         extra += self._cors.response_headers(origin)
-        started = False
+        started = 0  # the status sent, once sent
 
         async def reply(message: AsgiMessage) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 message["headers"] = [*message["headers"], *extra]
-                started = True
+                started = message["status"]
             await send(message)
 
         try:
@@ -171,6 +171,8 @@ class Gateway:
             if not started:  # else the status line is out: the connection just ends
                 failure = refusal(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error")
                 await respond(reply, 500, failure.body(), failure.headers)
+        if log.isEnabledFor(logging.DEBUG):  # the access log: SHOP_LOG_LEVEL=DEBUG
+            log.debug("%s %s %d (request %s)", scope["method"], scope["path"], started, request_id)
 
     async def _dispatch(
         self, scope: Scope, receive: Receive, send: Send, request_id: str, origin: bytes

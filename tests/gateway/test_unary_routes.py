@@ -3,11 +3,15 @@ path, body and query fields reach the right RPC, and the answer is proto3 JSON."
 
 from __future__ import annotations
 
-import httpx
+import logging
 
+import httpx
+import pytest
+
+from gateway import start
 from shop.order.v1 import order_pb2
 from shop.user.v1 import user_pb2
-from tests.gateway.conftest import Backend
+from tests.gateway.conftest import Backend, settings_for
 from tests.gateway.fakes import BIG_REVISION
 
 
@@ -144,3 +148,27 @@ async def test_cancel_order_with_an_empty_body(client: httpx.AsyncClient, backen
     response = await client.post("/v1/orders/o-6:cancel")
     assert response.status_code == 200, response.text
     assert backend.recorder.last("CancelOrder").request == order_pb2.CancelOrderRequest(id="o-6")
+
+
+async def test_proto_names_out_when_the_gateway_is_set_so(backend: Backend) -> None:
+    running = await start(settings_for(backend.address, proto_names=True))
+    try:
+        async with httpx.AsyncClient(base_url=running.url) as http:
+            listed = (await http.get("/v1/users")).json()
+    finally:
+        await running.stop()
+    assert listed["next_page_token"] == "after-"
+    assert listed["users"][0]["display_name"] == "Ann"
+    assert "displayName" not in listed["users"][0]
+
+
+async def test_every_response_carries_a_request_id(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="gateway.app"):
+        ok = await client.get("/v1/users/u-1", headers={"X-Request-Id": "trace-1"})
+        failed = await client.get("/v1/users/code-13")
+    assert ok.headers["x-request-id"] == "trace-1"
+    assert failed.status_code == 500
+    assert len(failed.headers["x-request-id"]) == 32
+    assert "GET /v1/users/u-1 200 (request trace-1)" in caplog.text
