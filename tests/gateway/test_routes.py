@@ -177,8 +177,8 @@ def test_ambiguous_rules_are_refused() -> None:
         Router([first, second])
     message = str(refused.value)
     assert "ambiguous" in message
-    assert "UserService.GetUser" in message
-    assert "UserService.DeleteUser" in message
+    assert "GET /v1/x/{id} → shop.user.v1.UserService/GetUser" in message
+    assert "GET /v1/x/{etag} → shop.user.v1.UserService/DeleteUser" in message
 
 
 @pytest.mark.parametrize(
