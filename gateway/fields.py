@@ -20,6 +20,8 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
+from gateway.wellknown import JSON_DOCUMENTS, TEXT, WRAPPERS, is_map
+
 Convert = Callable[[str], object]
 """Text → the value a field holds: a Python scalar, or a message for a well-known type."""
 
@@ -49,19 +51,6 @@ _INT_RANGES: dict[int, tuple[str, int, int]] = {
     T.TYPE_FIXED64: ("uint64", 0, 2**64 - 1),
 }
 
-# Well-known types that travel as one string (their proto3 JSON form).
-TEXT_MESSAGES = frozenset(
-    {"google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask"}
-)
-WRAPPERS = frozenset(
-    f"google.protobuf.{name}Value"
-    for name in ("Double", "Float", "Int64", "UInt64", "Int32", "UInt32", "Bool", "String", "Bytes")
-)
-JSON_MESSAGES = frozenset(
-    {"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"}
-)
-"""Well-known types whose text is a JSON document (`filter={"a":1}`), as grpc-gateway takes."""
-
 
 class BindingError(ValueError):
     """The text is not a value of the field's type; the message says why."""
@@ -72,16 +61,12 @@ def _shown(text: str, limit: int = 40) -> str:
     return repr(text) if len(text) <= limit else f"{text[:limit]!r}…"
 
 
-def is_map(field: FieldDescriptor) -> bool:
-    return field.message_type is not None and field.message_type.GetOptions().map_entry
-
-
 def is_text_field(field: FieldDescriptor) -> bool:
     """Whether a string can set the field: a scalar, an enum or a one-string well-known type."""
     if field.message_type is None:
         return True
     name = field.message_type.full_name
-    return name in TEXT_MESSAGES or name in WRAPPERS or name in JSON_MESSAGES
+    return name in TEXT or name in WRAPPERS or name in JSON_DOCUMENTS
 
 
 def converter(field: FieldDescriptor) -> Convert:
@@ -182,7 +167,7 @@ def _message_converter(message: Descriptor) -> Callable[[str], Message]:
     if name in WRAPPERS:
         inner = converter(message.fields_by_name["value"])
         return lambda text: cls(value=inner(text))
-    if name in JSON_MESSAGES:
+    if name in JSON_DOCUMENTS:
 
         def from_json(text: str) -> Message:
             try:

@@ -21,10 +21,10 @@ from gateway.fields import (
     BindingError,
     MapBinding,
     binding,
-    is_map,
     is_text_field,
     map_binding,
 )
+from gateway.wellknown import is_map
 
 MAX_DEPTH = 8
 """Longest field path a key may name (recursive messages nest without end)."""

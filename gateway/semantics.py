@@ -24,8 +24,8 @@ from google.protobuf.message import Message
 from gateway.codec import BodyDecoder
 from gateway.metadata import HeaderError
 from gateway.routes import Route
+from gateway.wellknown import FIELD_MASK
 
-FIELD_MASK = "google.protobuf.FieldMask"
 _OUTPUT_ONLY = field_behavior_pb2.OUTPUT_ONLY
 _IDENTIFIER = field_behavior_pb2.IDENTIFIER
 _VARIABLE = re.compile(r"\{([^}=]+)(=[^}]*)?\}")

@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor
 
-TIMESTAMP = "google.protobuf.Timestamp"
-TEXT_TYPES = frozenset({"google.protobuf.Duration", "google.protobuf.FieldMask"})
-"""Well-known types that are one string and convert themselves (`To/FromJsonString`)."""
-JSON_FORMAT_TYPES = frozenset(
-    {"google.protobuf.Any", "google.protobuf.Struct", "google.protobuf.Value"}
-    | {"google.protobuf.ListValue"}
+from gateway.wellknown import (
+    ANY,
+    DURATION,
+    FIELD_MASK,
+    JSON_DOCUMENTS,
+    NULL_VALUE,
+    TIMESTAMP,
+    VALUE,
+    is_map,
+    is_wrapper,
 )
+
+TEXT_TYPES = frozenset({DURATION, FIELD_MASK})
+"""Well-known types that are one string and convert themselves (`To/FromJsonString`)."""
+JSON_FORMAT_TYPES = JSON_DOCUMENTS | {ANY}
 """Rare here, so left to json_format."""
-VALUE = "google.protobuf.Value"
-NULL_VALUE = "google.protobuf.NullValue"
 
-
-def is_wrapper(message: Descriptor) -> bool:
-    return message.file.name == "google/protobuf/wrappers.proto"
-
-
-def is_map(field: FieldDescriptor) -> bool:
-    return field.message_type is not None and field.message_type.GetOptions().map_entry
+__all__ = [
+    "JSON_FORMAT_TYPES",
+    "NULL_VALUE",
+    "TEXT_TYPES",
+    "TIMESTAMP",
+    "VALUE",
+    "is_map",
+    "is_plain_message",
+    "is_wrapper",
+]
 
 
 def is_plain_message(field: FieldDescriptor) -> bool:
