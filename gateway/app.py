@@ -231,7 +231,7 @@ class Gateway:
             elif name == b"access-control-request-headers":
                 asked_headers = value
         if not (asked_method and origin and self._cors.enabled):
-            await respond(send, 204, b"", [(b"allow", ", ".join(sorted(allowed)).encode())])
+            await respond(send, 204, b"", errors.allow_header(allowed))
             return
         if not self._cors.allows(origin):
             raise refusal(
@@ -432,14 +432,13 @@ def _not_utf8() -> GatewayError:
 
 
 def _not_allowed(method: str, scope: Scope, allowed: Iterable[str]) -> GatewayError:
-    listed = ", ".join(sorted(allowed))
     return refusal(
         grpc.StatusCode.UNIMPLEMENTED,
         "METHOD_NOT_ALLOWED",
         f"{method} is not allowed on {scope['path']}",
         http=405,
-        headers=[(b"allow", listed.encode())],
-        metadata={"allow": listed},
+        headers=errors.allow_header(allowed),
+        metadata={"allow": ", ".join(sorted(allowed))},
     )
 
 

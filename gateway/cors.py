@@ -55,7 +55,7 @@ class Cors:
             ]
         if not self._origins:
             return []
-        if origin and origin.lower() in self._origins:
+        if origin and self.allows(origin):
             return [
                 (b"access-control-allow-origin", origin),
                 (b"access-control-expose-headers", EXPOSED),
