@@ -1,0 +1,148 @@
+"""Database threads: where units of work run, off the event loop.
+
+Each thread owns one connection, kept for its lifetime, and runs the units handed to it
+in turn; it sends their results back to the event loop in batches: one wake-up of the
+loop for all the units a turn finished, however many. Measured on a primary-key read with
+32 in flight, this costs ~100 µs of CPU per unit, against ~500 µs through
+`loop.run_in_executor` with a pool checkout per unit (the executor's per-item futures,
+a wake-up of the loop per result, and the pool's checkout, reset and return).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Connection, Engine
+
+T = TypeVar("T")
+
+Work = Callable[[Connection], Any]
+_Unit = tuple[asyncio.AbstractEventLoop, Work, "asyncio.Future[Any]"]
+_Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
+_Answers = dict[asyncio.AbstractEventLoop, list[_Outcome]]
+
+_STOP = None
+
+LONG_UNIT_SECONDS = 0.02
+"""A unit running this long (a page of history, say) sends the next units to other threads."""
+
+
+class DatabaseThread:
+    def __init__(self, engine: Engine, name: str) -> None:
+        self._engine = engine
+        self._name = name
+        self._units: queue.SimpleQueue[_Unit | None] = queue.SimpleQueue()
+        self.queued = 0
+        """Units handed over and not yet answered (read and written on the loop only)."""
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._unit_started = 0.0
+        """When the unit in progress started (0: none); set by the thread, read on the loop."""
+
+    def stuck(self, now: float) -> bool:
+        """Whether the unit in progress has run longer than LONG_UNIT_SECONDS."""
+        started = self._unit_started
+        return started != 0.0 and now - started > LONG_UNIT_SECONDS
+
+    def submit(self, work: Callable[[Connection], T]) -> asyncio.Future[T]:
+        """Runs `work(conn)` in one transaction on this thread; commits unless it raises."""
+        if self._closed:
+            raise RuntimeError("the database is closed")
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
+            self._thread.start()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self.queued += 1
+        future.add_done_callback(self._answered)
+        self._units.put((loop, work, future))
+        return future
+
+    def _answered(self, _future: asyncio.Future[Any]) -> None:
+        self.queued -= 1
+
+    def close(self) -> None:
+        """Lets the units already handed over finish, then closes the connection (blocks)."""
+        self._closed = True
+        if self._thread is not None:
+            self._units.put(_STOP)
+            self._thread.join()
+
+    def _serve(self) -> None:
+        conn: Connection | None = None
+        try:
+            while True:
+                first = self._units.get()
+                if first is _STOP:
+                    return
+                turn = [first]
+                with contextlib.suppress(queue.Empty):
+                    while (unit := self._units.get_nowait()) is not _STOP:
+                        turn.append(unit)
+                    self._units.put(_STOP)  # seen: stop after this turn
+                if conn is None or conn.closed:
+                    conn = self._engine.connect()
+                self._answer(self._run(conn, turn))
+                self._unit_started = 0.0
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _run(self, conn: Connection, turn: Sequence[_Unit]) -> _Answers:
+        done: _Answers = {}
+        for loop, work, future in turn:
+            self._unit_started = time.monotonic()
+            try:
+                with conn.begin():
+                    outcome: _Outcome = (future, work(conn), None)
+            except BaseException as error:  # handed to the caller, as an executor would
+                outcome = (future, None, error)
+            done.setdefault(loop, []).append(outcome)
+        return done
+
+    @staticmethod
+    def _answer(done: _Answers) -> None:
+        for loop, outcomes in done.items():
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                loop.call_soon_threadsafe(_settle, outcomes)
+
+
+def _settle(outcomes: list[_Outcome]) -> None:
+    for future, result, error in outcomes:
+        if future.done():  # the caller gave up (cancelled) while the unit ran
+            continue
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+
+
+class DatabaseThreads:
+    """A few database threads over one engine. Each unit goes to the first thread with fewer
+    than `depth` units queued and no long unit in progress, else to the least busy.
+
+    For SQLite, whose units are CPU work in this process, a large depth keeps most of the
+    load on one thread (every other thread adds handoffs of the GIL); for PostgreSQL, whose
+    units mostly wait on the server, a depth of 1 spreads them over its connections.
+    """
+
+    def __init__(self, engine: Engine, count: int, name: str, *, depth: int) -> None:
+        self._threads = [DatabaseThread(engine, f"{name}-{n}") for n in range(count)]
+        self._depth = depth
+
+    def submit(self, work: Callable[[Connection], T]) -> asyncio.Future[T]:
+        now = time.monotonic()
+        for thread in self._threads:
+            if thread.queued < self._depth and not thread.stuck(now):
+                return thread.submit(work)
+        return min(self._threads, key=lambda thread: thread.queued).submit(work)
+
+    def close(self) -> None:
+        for thread in self._threads:
+            thread.close()

@@ -1,0 +1,160 @@
+"""Database threads: units run off the loop, one transaction each, answered in batches."""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from shop_common.db import Database
+from shop_common.db_threads import LONG_UNIT_SECONDS, DatabaseThread, DatabaseThreads
+
+T = TypeVar("T")
+
+
+@pytest.fixture
+def engine(tmp_path: pathlib.Path) -> Engine:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'threads.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+    return engine
+
+
+@pytest.fixture
+async def thread(engine: Engine) -> AsyncIterator[DatabaseThread]:
+    thread = DatabaseThread(engine, "test-db")
+    yield thread
+    await asyncio.to_thread(thread.close)
+
+
+def insert(n: int) -> Callable[[Connection], int]:
+    def work(conn: Connection) -> int:
+        conn.exec_driver_sql(f"INSERT INTO t VALUES ({n})")
+        return n
+
+    return work
+
+
+def sleep_then(seconds: float, then: Callable[[], T]) -> Callable[[Connection], T]:
+    def work(_conn: Connection) -> T:
+        time.sleep(seconds)
+        return then()
+
+    return work
+
+
+def thread_name() -> str:
+    return threading.current_thread().name
+
+
+def count(conn: Connection) -> int:
+    return int(conn.exec_driver_sql("SELECT count(*) FROM t").scalar_one())
+
+
+async def test_many_units_at_once_each_get_their_own_result(thread: DatabaseThread) -> None:
+    results = await asyncio.gather(*(thread.submit(insert(n)) for n in range(200)))
+    assert results == list(range(200))
+    assert await thread.submit(count) == 200
+    assert thread.queued == 0
+
+
+async def test_a_failing_unit_rolls_back_alone_and_raises_to_its_caller(
+    thread: DatabaseThread,
+) -> None:
+    def half_then_fail(conn: Connection) -> None:
+        conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+        raise ValueError("refused")
+
+    outcomes = await asyncio.gather(
+        thread.submit(insert(0)),
+        thread.submit(half_then_fail),
+        thread.submit(insert(2)),
+        return_exceptions=True,
+    )
+    assert outcomes[0] == 0
+    assert outcomes[2] == 2
+    assert isinstance(outcomes[1], ValueError)
+    assert str(outcomes[1]) == "refused"
+    rows = await thread.submit(lambda conn: conn.exec_driver_sql("SELECT n FROM t").all())
+    assert sorted(n for (n,) in rows) == [0, 2]
+
+
+async def test_units_run_off_the_event_loop(thread: DatabaseThread) -> None:
+    loop_thread = threading.get_ident()
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.005)
+            ticks += 1
+
+    ticking = asyncio.create_task(tick())
+    try:
+        ran_in = await thread.submit(sleep_then(0.2, threading.get_ident))
+    finally:
+        ticking.cancel()
+    assert ran_in != loop_thread
+    assert ticks >= 10  # the loop went on while the unit slept
+
+
+async def test_a_caller_that_gives_up_does_not_disturb_the_others(thread: DatabaseThread) -> None:
+    slow = thread.submit(sleep_then(0.1, lambda: None))
+    after = thread.submit(insert(7))
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(slow, 0.01)
+    assert await after == 7
+    await asyncio.sleep(0)  # the cancelled unit's answer is dropped, not raised
+    assert thread.queued == 0
+
+
+async def test_close_finishes_the_units_handed_over_then_refuses_more(engine: Engine) -> None:
+    thread = DatabaseThread(engine, "test-db")
+    pending = [thread.submit(insert(n)) for n in range(50)]
+    await asyncio.to_thread(thread.close)
+    assert await asyncio.gather(*pending) == list(range(50))
+    with pytest.raises(RuntimeError, match="closed"):
+        thread.submit(count)
+    with engine.connect() as conn:
+        assert count(conn) == 50
+
+
+async def test_a_long_unit_sends_the_next_units_to_another_thread(engine: Engine) -> None:
+    threads = DatabaseThreads(engine, 2, "test-db", depth=64)
+    try:
+        names = [threads.submit(lambda _c: thread_name()) for _ in range(3)]
+        assert set(await asyncio.gather(*names)) == {"test-db-0"}  # idle: the first thread
+        long = threads.submit(sleep_then(LONG_UNIT_SECONDS * 10, lambda: "long"))
+        await asyncio.sleep(LONG_UNIT_SECONDS * 3)
+        beside = await threads.submit(lambda _c: thread_name())
+        assert beside == "test-db-1"
+        assert await long == "long"
+    finally:
+        await asyncio.to_thread(threads.close)
+
+
+async def test_depth_one_spreads_units_over_the_threads(engine: Engine) -> None:
+    threads = DatabaseThreads(engine, 3, "test-db", depth=1)
+    try:
+        names = [threads.submit(sleep_then(0.05, thread_name)) for _ in range(3)]
+        assert sorted(await asyncio.gather(*names)) == ["test-db-0", "test-db-1", "test-db-2"]
+    finally:
+        await asyncio.to_thread(threads.close)
+
+
+async def test_database_reads_see_what_writes_committed(tmp_path: pathlib.Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    try:
+        await db.write(lambda conn: conn.exec_driver_sql("CREATE TABLE t (n INTEGER)"))
+        for n in range(20):
+            await db.write(insert(n))
+            assert await db.read(count) == n + 1
+    finally:
+        await db.close()
