@@ -1,5 +1,5 @@
-"""Serving the gateway with uvicorn (httptools) on a socket we bind ourselves, so that port 0
-works and the real port is known and logged."""
+"""Serving the gateway with uvicorn (httptools, writing through `transport`) on a socket we
+bind ourselves, so that port 0 works and the real port is known and logged."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import uvicorn
 
 from gateway.app import Gateway
 from gateway.config import Settings
+from gateway.transport import CoalescingHttpToolsProtocol
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ async def start(settings: Settings, app: Gateway | None = None) -> RunningGatewa
     port: int = sock.getsockname()[1]
     config = uvicorn.Config(
         app,
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,  # httptools, head and body in one send
         loop="uvloop",
         ws="none",
         lifespan="on",
