@@ -51,6 +51,7 @@ import httpx
 from bench_feed import FeedBench, FeedError, Live, Replay, current_revision
 from bench_feed import markdown as feed_markdown
 from bench_feed import summary as feed_summary
+from bench_gateway import PATH as REF_PATH
 from google.protobuf.message import Message
 from google.type import money_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -73,6 +74,10 @@ ORDER_TARGET = 5.0
 GATEWAY_SHARE = 0.5
 """GetUser through the gateway: at least this share of direct gRPC requests/s."""
 GATEWAY_CPU_US = 300.0
+NAIVE_REFERENCE_CPU_US = 450.0
+"""The naive gateway's CPU per request where the issue set GATEWAY_CPU_US (over a trivial
+backend and a message of about ten fields): the same-run comparison scales by it."""
+REF_ORDER_ID = "0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c"
 GATEWAY_ADDED_P99_MS = 2.0
 GATEWAY_RSS_MB = 80.0
 VIEW_SYNC_SECONDS = 60.0
@@ -468,6 +473,40 @@ class Bench:
         (self.tmp / "get_user.lua").write_text(lua_cycling(self.ids, get))
         (self.tmp / "create_order.lua").write_text(lua_cycling(self.ids, post, json_type))
 
+    def setup_reference_gateways(self) -> None:
+        """Our gateway and the naive one (tools/bench_gateway.py) over one trivial backend."""
+        py, script = sys.executable, str(REPO / "tools" / "bench_gateway.py")
+        port = free_port()
+        backend = self.start("ref_backend", [py, script, "backend", str(port)], REPO, {})
+        backend.wait_for("listening on")
+        address, ours_port, naive_port = f"127.0.0.1:{port}", free_port(), free_port()
+        env = {"GATEWAY_LISTEN": f"127.0.0.1:{ours_port}"}
+        env |= {"GATEWAY_USER_SVC_ADDR": address, "GATEWAY_ORDER_SVC_ADDR": address}
+        ours = self.start("ref_gateway", [py, "-m", "gateway"], REPO, env)
+        naive_argv = [py, script, "naive", str(naive_port), address]
+        naive = self.start("naive_gateway", naive_argv, REPO, {})
+        ours.wait_for("gateway listening on")
+        naive.wait_for("listening on")
+        self.ref_urls = {
+            "ref_gateway": f"http://127.0.0.1:{ours_port}",
+            "naive_gateway": f"http://127.0.0.1:{naive_port}",
+        }
+        path = REF_PATH.format(id=REF_ORDER_ID)
+        (self.tmp / "get_order.lua").write_text(f'wrk.method = "GET"\nwrk.path = "{path}"\n')
+        replies = {}
+        for name, url in self.ref_urls.items():
+            reply = self.http.get(url + path)
+            if reply.status_code != 200:
+                raise BenchError(f"{name} answered {reply.status_code}: {reply.text}")
+            replies[name] = reply.json()
+        if replies["ref_gateway"] != replies["naive_gateway"]:
+            raise BenchError(f"the two gateways answered differently: {replies}")
+        self.roots |= {
+            "ref_backend": backend.popen.pid,
+            "ref_gateway": ours.popen.pid,
+            "naive_gateway": naive.popen.pid,
+        }
+
     def wait_user_view(self) -> None:
         """Waits until order_svc's view of users is current: its user-feed health entry
         SERVING and, read from its database, the view at the seeding's last revision."""
@@ -558,7 +597,22 @@ class Bench:
                 functools.partial(self.get_user_rest, in_flight=MODERATE),
             ),
         ]
+        rows += [
+            (
+                "get_order_ours",
+                "GetOrder REST, trivial backend: our gateway",
+                "ref_gateway",
+                functools.partial(self.get_order_via, "ref_gateway"),
+            ),
+            (
+                "get_order_naive",
+                "GetOrder REST, trivial backend: naive gateway",
+                "naive_gateway",
+                functools.partial(self.get_order_via, "naive_gateway"),
+            ),
+        ]
         rest_rows = {"get_user_rest", "create_order_rest", "get_user_rest_moderate"}
+        rest_rows |= {"get_order_ours", "get_order_naive"}
         skip = set() if self.gateway else rest_rows
         skip |= {"seed_post_order"} if self.args.no_seed else set()
         return [Scenario(k, label, tuple(p.split()), f) for k, label, p, f in rows if k not in skip]
@@ -622,6 +676,13 @@ class Bench:
         body = f'{{"userId":"{self.ids[0]}","items":{ITEMS_JSON}}}'
         return self.rest(seconds, "create_order.lua", "POST", "/v1/orders", body)
 
+    def get_order_via(self, gateway: str, seconds: int) -> Run:
+        url, path = self.ref_urls[gateway], REF_PATH.format(id=REF_ORDER_ID)
+        check_http(self.http, "GET", url + path)
+        run = wrk(url, self.tmp / "get_order.lua", seconds)
+        check_http(self.http, "GET", url + path)
+        return run
+
     def seed(self, seconds: int) -> Run:
         url = f"http://127.0.0.1:{self.seed_order}"
         body = json.dumps({"user_id": 1, "item": "widget", "quantity": 2})
@@ -651,6 +712,7 @@ RATIOS = {  # row: the row its rate is compared with, in the same round
     "get_user_rest": ("get_user_grpc", "GetUser REST / GetUser gRPC"),
     "create_order_rest": ("seed_post_order", "CreateOrder REST / seed POST /order"),
     "create_order_grpc": ("seed_post_order", "CreateOrder gRPC / seed POST /order"),
+    "get_order_ours": ("get_order_naive", "ours / naive"),
 }
 
 
@@ -711,17 +773,33 @@ def gateway_targets(
     if share is None or rest is None or direct is None or full is None:
         return ["- gateway targets: not measured (no gateway in this run)"], {}
     cpu = full.cpu_us["gateway"]
+    ours, naive = medians.get("get_order_ours"), medians.get("get_order_naive")
+    ours_cpu = ours.cpu_us["ref_gateway"] if ours else math.nan
+    naive_cpu = naive.cpu_us["naive_gateway"] if naive else math.nan
+    # In the issue's terms: what ours would spend where the naive gateway spends 450 µs.
+    scaled = ours_cpu * NAIVE_REFERENCE_CPU_US / naive_cpu
     added = rest.p99_ms - direct.p99_ms
     memory = rss.get("gateway", math.nan)
     checks = {
         "share_of_direct": (share, share >= GATEWAY_SHARE, f"≥ {GATEWAY_SHARE:.0%}"),
         "cpu_us_per_request": (cpu, cpu <= GATEWAY_CPU_US, f"≤ {GATEWAY_CPU_US:.0f} µs"),
+        "cpu_us_in_reference_terms": (
+            scaled,
+            scaled <= GATEWAY_CPU_US,
+            f"≤ {GATEWAY_CPU_US:.0f} µs where the naive gateway spends "
+            f"{NAIVE_REFERENCE_CPU_US:.0f} µs",
+        ),
         "added_p99_ms": (added, added < GATEWAY_ADDED_P99_MS, f"< {GATEWAY_ADDED_P99_MS:g} ms"),
         "rss_mb": (memory, memory < GATEWAY_RSS_MB, f"< {GATEWAY_RSS_MB:.0f} MB"),
     }
     shown = {
         "share_of_direct": f"GetUser through the gateway at {share:.0%} of direct gRPC",
-        "cpu_us_per_request": f"gateway CPU {cpu:,.0f} µs per request",
+        "cpu_us_per_request": f"gateway CPU {cpu:,.0f} µs per GetUser on this machine",
+        "cpu_us_in_reference_terms": (
+            f"gateway CPU over the trivial backend {ours_cpu:,.0f} µs per GetOrder against "
+            f"the naive gateway's {naive_cpu:,.0f} µs in the same run "
+            f"({ours_cpu / naive_cpu:.0%}), so {scaled:,.0f} µs in the issue's terms"
+        ),
         "added_p99_ms": (
             f"p99 added at {MODERATE} in flight {added:.2f} ms "
             f"(REST {rest.p99_ms:.2f} minus gRPC {direct.p99_ms:.2f})"
@@ -835,6 +913,9 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]
     bench.setup_echo()
     print("starting the system (tools/run.py)", flush=True)
     bench.setup_system()
+    if bench.gateway:
+        print("starting the gateway references: ours and a naive one on a trivial backend")
+        bench.setup_reference_gateways()
     if venv is not None:
         bench.setup_seed(venv)
     feed: FeedRounds | None = None
