@@ -6,6 +6,7 @@ from google.type import money_pb2
 
 from order_svc.domain import LineItem, Money, Order, State, money
 from shop.order.v1 import order_pb2
+from shop_common.timestamps import set_timestamp
 
 _STATE = {
     State.PENDING: order_pb2.Order.STATE_PENDING,
@@ -32,8 +33,8 @@ def order_message(order: Order) -> order_pb2.Order:
         state=_STATE[order.state],
         etag=order.etag,
     )
-    message.create_time.FromDatetime(order.create_time)
-    message.update_time.FromDatetime(order.update_time)
+    set_timestamp(message.create_time, order.create_time)
+    set_timestamp(message.update_time, order.update_time)
     return message
 
 

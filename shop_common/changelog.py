@@ -123,20 +123,16 @@ class Compacted(Exception):
         self.compact_revision = compact_revision
 
 
-def _batches(rows: Sequence[Any]) -> list[Batch]:
+_TYPES = {int(t): t for t in ChangeType}
+
+
+def _batches(rows: Sequence[Sequence[Any]]) -> list[Batch]:
+    """Changes from rows of (revision, seq, resource_id, type, data, prev, commit_time_us)."""
     batches: list[Batch] = []
     group: list[Change] = []
-    for row in rows:
-        change = Change(
-            row.revision,
-            row.seq,
-            row.resource_id,
-            ChangeType(row.type),
-            row.data,
-            row.prev,
-            row.commit_time_us,
-        )
-        if group and group[0].revision != change.revision:
+    for revision, seq, resource_id, kind, data, prev, commit_time_us in rows:
+        change = Change(revision, seq, resource_id, _TYPES[kind], data, prev, commit_time_us)
+        if group and group[0].revision != revision:
             batches.append(Batch(group[0].revision, tuple(group)))
             group = []
         group.append(change)
@@ -161,6 +157,15 @@ class Changelog:
         self._compacted = sa.select(self._compaction.c.revision).where(self._compaction.c.id == 1)
         c = self._changes.c
         self._columns = (c.revision, c.seq, c.resource_id, c.type, c.data, c.prev, c.commit_time_us)
+        # The tail's and the replay's reads, on the driver's cursor: a page of history is
+        # thousands of rows, and SQLAlchemy's row processing cost more than SQLite's.
+        newer = sa.select(*self._columns).where(c.revision > sa.bindparam("after"))
+        in_order = (c.revision, c.seq)
+        limit = sa.bindparam("limit", type_=sa.Integer)
+        self._read_after = Prepared(newer.order_by(*in_order).limit(limit))
+        self._read_between = Prepared(
+            newer.where(c.revision <= sa.bindparam("upto")).order_by(*in_order).limit(limit)
+        )
 
     @property
     def current_revision_query(self) -> sa.ScalarSelect[int]:
@@ -217,22 +222,23 @@ class Changelog:
 
         Raises `Compacted` when revisions right after `after` are no longer kept.
         """
-        query = sa.select(*self._columns).where(self._changes.c.revision > after)
-        if upto is not None:
-            query = query.where(self._changes.c.revision <= upto)
-        query = query.order_by(self._changes.c.revision, self._changes.c.seq)
-        rows = conn.execute(query.limit(limit + 1)).all()
+        if upto is None:
+            cursor = self._read_after.execute(conn, {"after": after, "limit": limit + 1})
+        else:
+            params = {"after": after, "upto": upto, "limit": limit + 1}
+            cursor = self._read_between.execute(conn, params)
+        rows: Sequence[Sequence[Any]] = cursor.fetchall()
         if len(rows) > limit:
             # Never split a revision: drop the last (maybe partial) one, or, when one
             # revision alone is over the limit, read that revision whole.
-            cut = rows[limit].revision
-            rows = [r for r in rows if r.revision < cut]
+            cut = rows[limit][0]
+            rows = [r for r in rows if r[0] < cut]
             if not rows:
-                whole = query.where(self._changes.c.revision == cut)
-                rows = list(conn.execute(whole).all())
+                whole = sa.select(*self._columns).where(self._changes.c.revision == cut)
+                rows = conn.execute(whole.order_by(self._changes.c.seq)).all()
         # Revisions are dense, so the compaction point needs reading (in this snapshot) only
         # when the first one found is not the next: the common case costs one query.
-        unsure = rows[0].revision != after + 1 if rows else upto is not None
+        unsure = rows[0][0] != after + 1 if rows else upto is not None
         if unsure:
             compacted = self.compact_revision(conn)
             if after < compacted:
