@@ -34,9 +34,14 @@ LONG_UNIT_SECONDS = 0.02
 
 
 class DatabaseThread:
-    def __init__(self, engine: Engine, name: str) -> None:
+    """With `group`, the units of one turn share one transaction, each in a savepoint of its
+    own: a unit that raises is undone alone, the others commit together (one commit, one
+    write of each page touched, for a writer that would otherwise commit every unit)."""
+
+    def __init__(self, engine: Engine, name: str, *, group: bool = False) -> None:
         self._engine = engine
         self._name = name
+        self._group = group
         self._units: queue.SimpleQueue[_Unit | None] = queue.SimpleQueue()
         self.queued = 0
         """Units handed over and not yet answered (read and written on the loop only)."""
@@ -95,6 +100,8 @@ class DatabaseThread:
                 conn.close()
 
     def _run(self, conn: Connection, turn: Sequence[_Unit]) -> _Answers:
+        if self._group and len(turn) > 1:
+            return self._run_together(conn, turn)
         done: _Answers = {}
         for loop, work, future in turn:
             self._unit_started = time.monotonic()
@@ -102,7 +109,33 @@ class DatabaseThread:
                 with conn.begin():
                     outcome: _Outcome = (future, work(conn), None)
             except BaseException as error:  # handed to the caller, as an executor would
+                _reset(conn)
                 outcome = (future, None, error)
+            done.setdefault(loop, []).append(outcome)
+        return done
+
+    def _run_together(self, conn: Connection, turn: Sequence[_Unit]) -> _Answers:
+        ran: list[tuple[asyncio.AbstractEventLoop, _Outcome]] = []
+        try:
+            with conn.begin():
+                driver = conn.connection.driver_connection
+                assert driver is not None
+                for loop, work, future in turn:
+                    self._unit_started = time.monotonic()
+                    driver.execute("SAVEPOINT unit")
+                    try:
+                        outcome: _Outcome = (future, work(conn), None)
+                    except BaseException as error:
+                        driver.execute("ROLLBACK TO SAVEPOINT unit")
+                        outcome = (future, None, error)
+                    driver.execute("RELEASE SAVEPOINT unit")
+                    ran.append((loop, outcome))
+        except BaseException as error:  # the commit failed: no unit is kept
+            _reset(conn)
+            ran = [(loop, (f, None, e or error)) for loop, (f, _r, e) in ran]
+            ran += [(loop, (f, None, error)) for loop, _w, f in turn[len(ran) :]]
+        done: _Answers = {}
+        for loop, outcome in ran:
             done.setdefault(loop, []).append(outcome)
         return done
 
@@ -111,6 +144,18 @@ class DatabaseThread:
         for loop, outcomes in done.items():
             with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
                 loop.call_soon_threadsafe(_settle, outcomes)
+
+
+def _reset(conn: Connection) -> None:
+    """After a unit failed: no transaction may stay open on a connection the thread keeps,
+    whatever SQLAlchemy believes (a COMMIT that fails on SQLite, on a deferred constraint,
+    leaves its transaction open). The driver rolls back only what is open."""
+    try:
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        dbapi.rollback()
+    except Exception:
+        conn.invalidate()  # a new connection for the next unit
 
 
 def _settle(outcomes: list[_Outcome]) -> None:
@@ -132,8 +177,10 @@ class DatabaseThreads:
     units mostly wait on the server, a depth of 1 spreads them over its connections.
     """
 
-    def __init__(self, engine: Engine, count: int, name: str, *, depth: int) -> None:
-        self._threads = [DatabaseThread(engine, f"{name}-{n}") for n in range(count)]
+    def __init__(
+        self, engine: Engine, count: int, name: str, *, depth: int, group: bool = False
+    ) -> None:
+        self._threads = [DatabaseThread(engine, f"{name}-{n}", group=group) for n in range(count)]
         self._depth = depth
 
     def submit(self, work: Callable[[Connection], T]) -> asyncio.Future[T]:

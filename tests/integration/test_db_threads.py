@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from shop_common.db import Database
+from shop_common.db import Database, _sqlite_engine, driver_url
 from shop_common.db_threads import LONG_UNIT_SECONDS, DatabaseThread, DatabaseThreads
 
 T = TypeVar("T")
@@ -158,3 +158,87 @@ async def test_database_reads_see_what_writes_committed(tmp_path: pathlib.Path) 
             assert await db.read(count) == n + 1
     finally:
         await db.close()
+
+
+def writer_engine(path: pathlib.Path) -> Engine:
+    """As the services' SQLite writer: BEGIN IMMEDIATE, foreign keys on."""
+    return _sqlite_engine(driver_url(f"sqlite:///{path}"), "BEGIN IMMEDIATE", pool_size=1)
+
+
+async def test_a_turn_of_units_commits_once_and_a_failing_unit_is_undone_alone(
+    tmp_path: pathlib.Path,
+) -> None:
+    engine = writer_engine(tmp_path / "group.db")
+    commits = 0
+
+    def counted(_conn: Connection) -> None:
+        nonlocal commits
+        commits += 1
+
+    sa.event.listen(engine, "commit", counted)
+    thread = DatabaseThread(engine, "test-db", group=True)
+    try:
+        await thread.submit(lambda conn: conn.exec_driver_sql("CREATE TABLE t (n INTEGER)"))
+        busy = thread.submit(sleep_then(0.2, lambda: None))
+        await asyncio.sleep(0.05)  # the thread has taken it: the others queue up meanwhile
+
+        def half_then_fail(conn: Connection) -> None:
+            conn.exec_driver_sql("INSERT INTO t VALUES (100)")
+            raise ValueError("refused")
+
+        units = [thread.submit(insert(n)) for n in range(5)]
+        failing = thread.submit(half_then_fail)
+        units += [thread.submit(insert(n)) for n in range(10, 13)]
+        await busy
+        assert await asyncio.gather(*units) == [0, 1, 2, 3, 4, 10, 11, 12]
+        with pytest.raises(ValueError, match="refused"):
+            await failing
+        assert commits == 3  # the table, the busy unit, then the nine others together
+        rows = await thread.submit(lambda conn: conn.exec_driver_sql("SELECT n FROM t").all())
+        assert sorted(n for (n,) in rows) == [0, 1, 2, 3, 4, 10, 11, 12]
+    finally:
+        await asyncio.to_thread(thread.close)
+
+
+async def test_when_a_shared_commit_fails_no_unit_of_the_turn_is_told_it_succeeded(
+    tmp_path: pathlib.Path,
+) -> None:
+    engine = writer_engine(tmp_path / "fk.db")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+        # Checked at commit: a row that breaks it fails the whole transaction, late.
+        conn.exec_driver_sql(
+            "CREATE TABLE child (n INTEGER REFERENCES t (n) DEFERRABLE INITIALLY DEFERRED)"
+        )
+    thread = DatabaseThread(engine, "test-db", group=True)
+    try:
+        await thread.submit(count)  # the thread is up: the next units queue behind `busy`
+        busy = thread.submit(sleep_then(0.2, lambda: None))
+        await asyncio.sleep(0.05)
+        fine = [thread.submit(insert(n)) for n in range(3)]
+        orphan = thread.submit(lambda conn: conn.exec_driver_sql("INSERT INTO child VALUES (99)"))
+        await busy
+        outcomes = await asyncio.gather(*fine, orphan, return_exceptions=True)
+        assert all(isinstance(o, sa.exc.IntegrityError) for o in outcomes), outcomes
+        assert await thread.submit(count) == 0
+    finally:
+        await asyncio.to_thread(thread.close)
+
+
+async def test_a_unit_whose_commit_fails_leaves_the_connection_usable(
+    tmp_path: pathlib.Path,
+) -> None:
+    engine = writer_engine(tmp_path / "fk.db")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+        conn.exec_driver_sql(
+            "CREATE TABLE child (n INTEGER REFERENCES t (n) DEFERRABLE INITIALLY DEFERRED)"
+        )
+    thread = DatabaseThread(engine, "test-db")
+    try:
+        with pytest.raises(sa.exc.IntegrityError):
+            await thread.submit(lambda conn: conn.exec_driver_sql("INSERT INTO child VALUES (9)"))
+        assert await thread.submit(insert(1)) == 1
+        assert await thread.submit(count) == 1
+    finally:
+        await asyncio.to_thread(thread.close)
