@@ -44,7 +44,8 @@ class DatabaseThread:
         self._group = group
         self._units: queue.SimpleQueue[_Unit | None] = queue.SimpleQueue()
         self.queued = 0
-        """Units handed over and not yet answered (read and written on the loop only)."""
+        """Units handed over and not yet answered by the thread (read and written on the
+        loop only; one loop per thread, in practice)."""
         self._thread: threading.Thread | None = None
         self._closed = False
         self._unit_started = 0.0
@@ -65,12 +66,8 @@ class DatabaseThread:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self.queued += 1
-        future.add_done_callback(self._answered)
         self._units.put((loop, work, future))
         return future
-
-    def _answered(self, _future: asyncio.Future[Any]) -> None:
-        self.queued -= 1
 
     def close(self) -> None:
         """Lets the units already handed over finish, then closes the connection (blocks)."""
@@ -139,11 +136,20 @@ class DatabaseThread:
             done.setdefault(loop, []).append(outcome)
         return done
 
-    @staticmethod
-    def _answer(done: _Answers) -> None:
+    def _answer(self, done: _Answers) -> None:
         for loop, outcomes in done.items():
             with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
-                loop.call_soon_threadsafe(_settle, outcomes)
+                loop.call_soon_threadsafe(self._settle, outcomes)
+
+    def _settle(self, outcomes: list[_Outcome]) -> None:
+        self.queued -= len(outcomes)
+        for future, result, error in outcomes:
+            if future.done():  # the caller gave up (cancelled) while the unit ran
+                continue
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
 
 
 def _reset(conn: Connection) -> None:
@@ -156,16 +162,6 @@ def _reset(conn: Connection) -> None:
         dbapi.rollback()
     except Exception:
         conn.invalidate()  # a new connection for the next unit
-
-
-def _settle(outcomes: list[_Outcome]) -> None:
-    for future, result, error in outcomes:
-        if future.done():  # the caller gave up (cancelled) while the unit ran
-            continue
-        if error is None:
-            future.set_result(result)
-        else:
-            future.set_exception(error)
 
 
 class DatabaseThreads:
