@@ -65,7 +65,11 @@ SHARED = REPO.parent / "shared" / "bench"
 OUT = REPO / "bench" / "out" / "latest.json"
 IN_FLIGHT = 32
 MODERATE = 4
-"""Requests in flight for the latency rows: the gateway's added p99 at moderate load."""
+MODERATE_RPS = 125
+"""The latency rows: the gateway's added p99 at moderate load, MODERATE clients sending
+MODERATE_RPS requests/s each on a fixed schedule (500/s in all: about a third of what the
+gateway serves at 32 in flight here). Both rows are driven by h2load, gRPC over h2c and REST
+over HTTP/1.1, so that the difference is the gateway's and not the load tools'."""
 USERS = 1000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 ITEMS_JSON = '[{"sku":"A-1","quantity":1,"unitPrice":{"currencyCode":"EUR","units":"2"}}]'
@@ -261,11 +265,22 @@ def percentile(ordered: list[float], pct: float) -> float:
 
 
 def h2load(
-    url: str, frame: Path, seconds: int, log: Path, in_flight: int = IN_FLIGHT
+    url: str,
+    frame: Path | None,
+    seconds: int,
+    log: Path,
+    in_flight: int = IN_FLIGHT,
+    rps: int | None = None,
 ) -> tuple[Run, int, int]:
-    """The run, the HTTP 2xx count and the response DATA bytes."""
-    argv = f"h2load -t1 -c{in_flight} -m1 -D {seconds} --log-file={log} -d {frame}".split()
-    headers = ["-H", "content-type: application/grpc", "-H", "te: trailers"]
+    """The run, the HTTP 2xx count and the response DATA bytes. With a gRPC `frame`, gRPC over
+    h2c; without, a plain GET over HTTP/1.1. With `rps`, each client sends that many requests
+    per second on a fixed schedule instead of one after another."""
+    argv = f"h2load -t1 -c{in_flight} -m1 -D {seconds} --log-file={log}".split()
+    argv += [f"--rps={rps}"] if rps else []
+    if frame is not None:
+        headers = ["-d", str(frame), "-H", "content-type: application/grpc", "-H", "te: trailers"]
+    else:
+        headers = ["--h1"]
     log.unlink(missing_ok=True)  # h2load appends to it
     out = sh([*argv, *headers, url]).stdout
     counts = re.search(r"(\d+) done, (\d+) succeeded, (\d+) failed", out)
@@ -586,15 +601,15 @@ class Bench:
             ("seed_post_order", "seed POST /order", "seed_order seed_user", self.seed),
             (
                 "get_user_grpc_moderate",
-                f"GetUser gRPC, {MODERATE} in flight",
+                f"GetUser gRPC, {MODERATE} x {MODERATE_RPS}/s",
                 "user_svc",
-                functools.partial(self.get_user_grpc, in_flight=MODERATE),
+                functools.partial(self.get_user_grpc, in_flight=MODERATE, rps=MODERATE_RPS),
             ),
             (
                 "get_user_rest_moderate",
-                f"GetUser REST, {MODERATE} in flight",
+                f"GetUser REST, {MODERATE} x {MODERATE_RPS}/s",
                 "gateway user_svc",
-                functools.partial(self.get_user_rest, in_flight=MODERATE),
+                self.get_user_rest_paced,
             ),
         ]
         rows += [
@@ -626,11 +641,13 @@ class Bench:
         sh(check, cwd=self.refs / "echo")
         return self.count_replies(run, ok_http, data, frame.stat().st_size)
 
-    def get_user_grpc(self, seconds: int, in_flight: int = IN_FLIGHT) -> Run:
+    def get_user_grpc(
+        self, seconds: int, in_flight: int = IN_FLIGHT, rps: int | None = None
+    ) -> Run:
         size = asyncio.run(get_user(self.user_addr, self.ids[0]))
         url = f"http://{self.user_addr}/shop.user.v1.UserService/GetUser"
         log = self.tmp / "h2.log"
-        run, ok_http, data = h2load(url, self.user_frame, seconds, log, in_flight)
+        run, ok_http, data = h2load(url, self.user_frame, seconds, log, in_flight, rps)
         asyncio.run(get_user(self.user_addr, self.ids[0]))
         return self.count_replies(run, ok_http, data, size)
 
@@ -671,6 +688,16 @@ class Bench:
     def get_user_rest(self, seconds: int, in_flight: int = IN_FLIGHT) -> Run:
         path = f"/v1/users/{self.ids[0]}"
         return self.rest(seconds, "get_user.lua", "GET", path, None, in_flight)
+
+    def get_user_rest_paced(self, seconds: int) -> Run:
+        """GetUser through the gateway as the paced gRPC row drives it: h2load, HTTP/1.1."""
+        assert self.gateway
+        url = f"{self.gateway}/v1/users/{self.ids[0]}"
+        check_http(self.http, "GET", url)
+        run, ok_http, _ = h2load(url, None, seconds, self.tmp / "h1.log", MODERATE, MODERATE_RPS)
+        run.errors += run.requests - ok_http
+        check_http(self.http, "GET", url)
+        return run
 
     def order_rest(self, seconds: int) -> Run:
         body = f'{{"userId":"{self.ids[0]}","items":{ITEMS_JSON}}}'
@@ -801,7 +828,7 @@ def gateway_targets(
             f"({ours_cpu / naive_cpu:.0%}), so {scaled:,.0f} µs in the issue's terms"
         ),
         "added_p99_ms": (
-            f"p99 added at {MODERATE} in flight {added:.2f} ms "
+            f"p99 added at {MODERATE} clients x {MODERATE_RPS}/s {added:.2f} ms "
             f"(REST {rest.p99_ms:.2f} minus gRPC {direct.p99_ms:.2f})"
         ),
         "rss_mb": f"gateway RSS {memory:.0f} MB",
@@ -882,7 +909,8 @@ def report(
         *(f"- note: {n}" for n in bench.notes),
         "",
         f"gRPC rows: h2load -t1 -c{IN_FLIGHT} -m1 -D {seconds}; REST and seed rows: wrk -t2 "
-        f"-c{IN_FLIGHT} -d{seconds}s --latency ({MODERATE} in flight: -c{MODERATE}). Errors: "
+        f"-c{IN_FLIGHT} -d{seconds}s --latency; paced rows: h2load -c{MODERATE} "
+        f"--rps={MODERATE_RPS} (REST: --h1). Errors: "
         "non-2xx, socket errors, failed gRPC calls (reply bytes, or orders made).",
     ]
     return {
