@@ -200,17 +200,22 @@ async def test_a_turn_of_units_commits_once_and_a_failing_unit_is_undone_alone(
         await asyncio.to_thread(thread.close)
 
 
-async def test_when_a_shared_commit_fails_no_unit_of_the_turn_is_told_it_succeeded(
-    tmp_path: pathlib.Path,
-) -> None:
+def late_failing_engine(tmp_path: pathlib.Path) -> Engine:
+    """A writer engine over `t` and `child`, whose foreign key is checked at commit: a row
+    in `child` with no parent fails the whole transaction, late."""
     engine = writer_engine(tmp_path / "fk.db")
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE t (n INTEGER PRIMARY KEY)")
-        # Checked at commit: a row that breaks it fails the whole transaction, late.
         conn.exec_driver_sql(
             "CREATE TABLE child (n INTEGER REFERENCES t (n) DEFERRABLE INITIALLY DEFERRED)"
         )
-    thread = DatabaseThread(engine, "test-db", group=True)
+    return engine
+
+
+async def test_when_a_shared_commit_fails_no_unit_of_the_turn_is_told_it_succeeded(
+    tmp_path: pathlib.Path,
+) -> None:
+    thread = DatabaseThread(late_failing_engine(tmp_path), "test-db", group=True)
     try:
         await thread.submit(count)  # the thread is up: the next units queue behind `busy`
         busy = thread.submit(sleep_then(0.2, lambda: None))
@@ -228,13 +233,7 @@ async def test_when_a_shared_commit_fails_no_unit_of_the_turn_is_told_it_succeed
 async def test_a_unit_whose_commit_fails_leaves_the_connection_usable(
     tmp_path: pathlib.Path,
 ) -> None:
-    engine = writer_engine(tmp_path / "fk.db")
-    with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE t (n INTEGER PRIMARY KEY)")
-        conn.exec_driver_sql(
-            "CREATE TABLE child (n INTEGER REFERENCES t (n) DEFERRABLE INITIALLY DEFERRED)"
-        )
-    thread = DatabaseThread(engine, "test-db")
+    thread = DatabaseThread(late_failing_engine(tmp_path), "test-db")
     try:
         with pytest.raises(sa.exc.IntegrityError):
             await thread.submit(lambda conn: conn.exec_driver_sql("INSERT INTO child VALUES (9)"))
