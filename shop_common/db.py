@@ -149,15 +149,18 @@ class Database:
             self._writer = sa.create_engine(self.url, pool_size=POSTGRES_POOL, max_overflow=0)
             self._reader: Engine = self._writer.execution_options(isolation_level="REPEATABLE READ")
             half = POSTGRES_POOL // 2
-            self._write_threads = DatabaseThreads(
-                self._writer, half, "db-write", depth=1, group=True
-            )
+            # No grouped commits here: writers on several connections take their row locks
+            # in one order (a create's checks, then the revision counter); a group would take
+            # its second unit's checks after its first unit's counter, and deadlock.
+            self._write_threads = DatabaseThreads(self._writer, half, "db-write", depth=1)
             self._read_threads = DatabaseThreads(self._reader, half, "db-read", depth=1)
         else:
             if self.url.database and self.url.database != ":memory:":
                 pathlib.Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
             self._writer = _sqlite_engine(self.url, "BEGIN IMMEDIATE", pool_size=1)
             self._reader = _sqlite_engine(self.url, "BEGIN", pool_size=SQLITE_READERS)
+            # The one writer: its turn's units commit together (BEGIN IMMEDIATE locks the
+            # whole database first, so no lock order can be broken).
             self._write_threads = DatabaseThreads(self._writer, 1, "db-write", depth=1, group=True)
             self._read_threads = DatabaseThreads(
                 self._reader, SQLITE_READERS, "db-read", depth=SQLITE_READ_DEPTH
