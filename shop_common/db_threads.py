@@ -25,7 +25,7 @@ T = TypeVar("T")
 Work = Callable[[Connection], Any]
 _Unit = tuple[asyncio.AbstractEventLoop, Work, "asyncio.Future[Any]"]
 _Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
-_Answers = dict[asyncio.AbstractEventLoop, list[_Outcome]]
+_Ran = list[tuple[asyncio.AbstractEventLoop, _Outcome]]
 
 _STOP = None
 
@@ -96,10 +96,10 @@ class DatabaseThread:
             if conn is not None:
                 conn.close()
 
-    def _run(self, conn: Connection, turn: Sequence[_Unit]) -> _Answers:
+    def _run(self, conn: Connection, turn: Sequence[_Unit]) -> _Ran:
         if self._group and len(turn) > 1:
             return self._run_together(conn, turn)
-        done: _Answers = {}
+        ran: _Ran = []
         for loop, work, future in turn:
             self._unit_started = time.monotonic()
             try:
@@ -108,11 +108,11 @@ class DatabaseThread:
             except BaseException as error:  # handed to the caller, as an executor would
                 _reset(conn)
                 outcome = (future, None, error)
-            done.setdefault(loop, []).append(outcome)
-        return done
+            ran.append((loop, outcome))
+        return ran
 
-    def _run_together(self, conn: Connection, turn: Sequence[_Unit]) -> _Answers:
-        ran: list[tuple[asyncio.AbstractEventLoop, _Outcome]] = []
+    def _run_together(self, conn: Connection, turn: Sequence[_Unit]) -> _Ran:
+        ran: _Ran = []
         try:
             with conn.begin():
                 driver = conn.connection.driver_connection
@@ -131,13 +131,14 @@ class DatabaseThread:
             _reset(conn)
             ran = [(loop, (f, None, e or error)) for loop, (f, _r, e) in ran]
             ran += [(loop, (f, None, error)) for loop, _w, f in turn[len(ran) :]]
-        done: _Answers = {}
-        for loop, outcome in ran:
-            done.setdefault(loop, []).append(outcome)
-        return done
+        return ran
 
-    def _answer(self, done: _Answers) -> None:
-        for loop, outcomes in done.items():
+    def _answer(self, ran: _Ran) -> None:
+        """One wake-up of each loop waiting (one, in practice) for all it gets."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+        for loop, outcome in ran:
+            by_loop.setdefault(loop, []).append(outcome)
+        for loop, outcomes in by_loop.items():
             with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
                 loop.call_soon_threadsafe(self._settle, outcomes)
 

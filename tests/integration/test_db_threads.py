@@ -160,15 +160,18 @@ async def test_database_reads_see_what_writes_committed(tmp_path: pathlib.Path) 
         await db.close()
 
 
-def writer_engine(path: pathlib.Path) -> Engine:
-    """As the services' SQLite writer: BEGIN IMMEDIATE, foreign keys on."""
-    return _sqlite_engine(driver_url(f"sqlite:///{path}"), "BEGIN IMMEDIATE", pool_size=1)
+def writer_engine(url: str) -> Engine:
+    """As the services' writer: on SQLite, BEGIN IMMEDIATE and foreign keys on."""
+    parsed = driver_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, "BEGIN IMMEDIATE", pool_size=1)
+    return sa.create_engine(parsed)
 
 
 async def test_a_turn_of_units_commits_once_and_a_failing_unit_is_undone_alone(
-    tmp_path: pathlib.Path,
+    database_url: str,
 ) -> None:
-    engine = writer_engine(tmp_path / "group.db")
+    engine = writer_engine(database_url)
     commits = 0
 
     def counted(_conn: Connection) -> None:
@@ -198,12 +201,13 @@ async def test_a_turn_of_units_commits_once_and_a_failing_unit_is_undone_alone(
         assert sorted(n for (n,) in rows) == [0, 1, 2, 3, 4, 10, 11, 12]
     finally:
         await asyncio.to_thread(thread.close)
+        engine.dispose()
 
 
 def late_failing_engine(tmp_path: pathlib.Path) -> Engine:
     """A writer engine over `t` and `child`, whose foreign key is checked at commit: a row
     in `child` with no parent fails the whole transaction, late."""
-    engine = writer_engine(tmp_path / "fk.db")
+    engine = writer_engine(f"sqlite:///{tmp_path / 'fk.db'}")
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE t (n INTEGER PRIMARY KEY)")
         conn.exec_driver_sql(
