@@ -30,7 +30,8 @@ from shop_common.feed import Feed, Watcher, compacted_error
 M = TypeVar("M", covariant=True)
 
 COALESCE_SECONDS = 0.005
-"""How long a woken watch waits for more revisions before it writes."""
+"""How long a woken watch waits for more revisions before it writes, unless it has written
+nothing for that long (the first revision after a quiet spell goes out at once)."""
 
 RESPONSE_BUDGET_BYTES = 1_000_000
 """A response stops taking revisions at about this much change data (gRPC allows 4 MiB);
@@ -196,6 +197,8 @@ class _Stream:
             # say so at once, as Kubernetes' bookmark at the end of the initial events.
             await self._context.write(self._encoder.progress(self._feed.last))
         ready = self._watcher.ready
+        loop = asyncio.get_running_loop()
+        sent = 0.0
         while True:
             try:
                 if not ready.is_set():
@@ -205,10 +208,12 @@ class _Stream:
                 # Idle and caught up: everything up to `last` was sent or filtered out.
                 await self._context.write(self._encoder.progress(self._feed.last))
                 continue
-            # Linger a moment so that a busy feed sends fewer, fuller responses: each write
-            # costs gRPC the same whether it carries one revision or twenty.
-            await asyncio.sleep(COALESCE_SECONDS)
+            # On a busy feed, linger a moment to send fewer, fuller responses: each write
+            # costs gRPC (both ends) about the same whether it carries one revision or twenty.
+            if loop.time() - sent < COALESCE_SECONDS:
+                await asyncio.sleep(COALESCE_SECONDS)
             await self._send(self._watcher.take())
+            sent = loop.time()
 
 
 async def serve(

@@ -151,7 +151,8 @@ def create_order(system: System, user_id: str, *flags: str) -> dict[str, Any]:
 
 
 def revision_of(address: str, service: str, listing: str) -> int:
-    return int(call(address, f"{service}/{listing}", {"page_size": 1})["revision"])
+    # grpcurl prints proto3 JSON: a revision of 0 (nothing written yet) is left out.
+    return int(call(address, f"{service}/{listing}", {"page_size": 1}).get("revision", 0))
 
 
 # --- list and reflection v1 ----------------------------------------------------------------
