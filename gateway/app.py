@@ -6,6 +6,7 @@ No framework: each request is a route match, a few precomputed setters and one c
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Iterable
@@ -34,6 +35,7 @@ from gateway.query import QueryError
 from gateway.routes import NoRoute, PathError, Route, Router, routes_of
 from gateway.semantics import PreconditionFailed, Semantics, not_modified, semantics_table
 from gateway.streaming import stopping_error
+from gateway.transport import left_mid_call
 from gateway.types import Headers, Receive, Scope, Send
 from gateway.types import Message as AsgiMessage
 
@@ -166,6 +168,10 @@ class Gateway:
                 await respond(reply, error.http_status, error.body(), error.headers)
         except ClientGone:
             pass
+        except asyncio.CancelledError:
+            if not left_mid_call(asyncio.current_task()):
+                raise
+            # Nobody to answer: the call in flight was cancelled with this task.
         except Exception:
             log.exception("%s %s failed (request %s)", scope["method"], scope["path"], request_id)
             if not started:  # else the status line is out: the connection just ends

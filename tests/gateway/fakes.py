@@ -1,7 +1,8 @@
 """Tiny in-memory stand-ins for the user and order services: they record what they
 receive, echo it back, and fail on demand with rich google.rpc.Status details.
 
-`GetUser` with id `code-N` fails with gRPC code N; `WatchUsers` from revision 0 is
+`GetUser` with id `code-N` fails with gRPC code N, with id `hang` answers only when cancelled
+(then `Recorder.cancelled` is set); `WatchUsers` from revision 0 is
 UNIMPLEMENTED (as the real services may still answer), from revision R streams three
 responses and then fails with ABORTED, and with `progress_notify` streams until cancelled.
 """
@@ -41,10 +42,13 @@ class Received:
 class Recorder:
     calls: list[Received] = field(default_factory=list)
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once a call is recorded."""
 
     def record(self, rpc: str, request: Message, context: Context) -> None:
         metadata = dict(context.invocation_metadata() or ())
         self.calls.append(Received(rpc, request, metadata, context.time_remaining()))
+        self.arrived.set()
 
     def last(self, rpc: str) -> Received:
         found = [call for call in self.calls if call.rpc == rpc]
@@ -102,6 +106,11 @@ class FakeUsers(user_pb2_grpc.UserServiceServicer):
         if request.id.startswith("code-"):
             code = next(c for c in grpc.StatusCode if c.value[0] == int(request.id[5:]))
             await abort(context, rich_status(code, f"failed with {code.name}", code.name, "id"))
+        if request.id == "hang":
+            try:
+                await asyncio.Event().wait()
+            finally:
+                self.recorder.cancelled.set()
         await echo_metadata(context)
         user = user_pb2.User(id=request.id, email=f"{request.id}@example.com")
         return user_pb2.GetUserResponse(user=user)
