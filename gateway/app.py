@@ -17,11 +17,12 @@ import orjson
 from google.protobuf import descriptor_pool
 from google.protobuf.message import Message
 
-from gateway import errors, openapi, streaming
+from gateway import docs, errors, openapi, streaming
 from gateway.body import ClientGone, has_body, read_body
 from gateway.codec import CodecError
 from gateway.config import Settings
 from gateway.cors import Cors
+from gateway.docs import DOCS_PATH
 from gateway.errors import GatewayError, bad_request, from_rpc_error, refusal
 from gateway.health import HealthChecker
 from gateway.metadata import (
@@ -43,12 +44,12 @@ log = logging.getLogger(__name__)
 
 HEALTH_PATH = "/healthz"
 OPENAPI_PATH = "/openapi.json"
-DOCS_PATH = "/docs"
 _HTML = (b"content-type", b"text/html; charset=utf-8")
-_BUILTIN_PATHS = frozenset({HEALTH_PATH, OPENAPI_PATH, DOCS_PATH})
+_BUILTIN_PATHS = frozenset({HEALTH_PATH, OPENAPI_PATH, DOCS_PATH, *docs.ASSET_PATHS})
 _BUILTIN_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _JSON_TYPE = re.compile(rb"\s*application/(?:[\w.+-]+\+)?json\s*(?:;|\Z)", re.I)
 _JSON = (b"content-type", b"application/json")
+_ASSET_CACHE = (b"cache-control", b"public, max-age=86400")
 Unary = grpc.aio.UnaryUnaryMultiCallable[Message, Message]
 Streaming = grpc.aio.UnaryStreamMultiCallable[Message, Message]
 
@@ -75,9 +76,11 @@ class Gateway:
         self._health: HealthChecker | None = None
         self._stopping = False
         self._openapi_json: bytes | None = None
-        self._docs = openapi.docs_html(OPENAPI_PATH)
+        self._docs = docs.page(OPENAPI_PATH)
+        self._docs_assets: dict[str, docs.Asset] = {}
 
     async def startup(self) -> None:
+        self._docs_assets = await asyncio.to_thread(docs.assets)
         options = list(self.settings.channel_options)
         for address in sorted(set(self.settings.backends.values())):
             self._channels[address] = grpc.aio.insecure_channel(address, options=options)
@@ -388,7 +391,7 @@ class Gateway:
         return self._openapi_json
 
     async def _builtin(self, method: str, scope: Scope, send: Send) -> None:
-        """`/healthz`, `/openapi.json` and `/docs`: GET and HEAD only."""
+        """`/healthz`, `/openapi.json`, `/docs` and its assets: GET and HEAD only."""
         if method == "OPTIONS":
             await respond(send, 204, b"", errors.allow_header(_BUILTIN_METHODS))
             return
@@ -401,8 +404,12 @@ class Gateway:
             await respond(send, status, body)
         elif path == OPENAPI_PATH:
             await respond(send, 200, self._openapi())
-        else:
+        elif path == DOCS_PATH:
             await respond(send, 200, self._docs, [_HTML])
+        else:
+            asset = self._docs_assets[path]
+            headers = [(b"content-type", asset.content_type), _ASSET_CACHE]
+            await respond(send, 200, asset.body, headers)
 
 
 def _from_browser(headers: Headers) -> bool:

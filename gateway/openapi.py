@@ -18,7 +18,6 @@ cannot drift from what is routed), and a small browser page to read it.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections import Counter
@@ -405,29 +404,3 @@ def _info(services: Iterable[ServiceDescriptor]) -> dict[str, str]:
         "version": ", ".join(versions) or "unversioned",
         "description": f"JSON over HTTP for {served}, by the gateway's routes.",
     }
-
-
-_DOCS = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>API reference</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.25.2/swagger-ui.css">
-</head>
-<body>
-<div id="docs"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.25.2/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: SPEC_URL, dom_id: "#docs"});</script>
-</body>
-</html>
-"""
-
-
-def docs_html(spec_url: str) -> bytes:
-    """A Swagger UI page (scripts from a CDN) reading the document at `spec_url`."""
-    # JSON is a JS literal; escaping <, > and & keeps `</script>` out of the page.
-    literal = json.dumps(spec_url)
-    for char in "<>&":
-        literal = literal.replace(char, f"\\u{ord(char):04x}")
-    return _DOCS.replace("SPEC_URL", literal).encode()

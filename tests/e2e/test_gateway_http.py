@@ -272,6 +272,9 @@ def test_the_openapi_document_and_its_docs_page_are_served(system: System) -> No
     docs = httpx.get(f"{base}/docs")
     assert docs.headers["content-type"] == "text/html; charset=utf-8"
     assert '"/openapi.json"' in docs.text
+    script = httpx.get(f"{base}/docs/swagger-ui-bundle.js")  # from the gateway, not a CDN
+    assert script.status_code == 200
+    assert b"SwaggerUIBundle" in script.content
 
 
 # -- X-Request-Id -------------------------------------------------------------------------

@@ -16,8 +16,9 @@ from openapi_spec_validator import validate
 
 from gateway import RunningGateway, pattern
 from gateway.codec import to_dict
+from gateway.docs import page
 from gateway.errors import bad_request, status_dict
-from gateway.openapi import docs_html, document, openapi_path
+from gateway.openapi import document, openapi_path
 from gateway.routes import Route, Router, routes_of
 from gateway.schema import comments_of
 from shop.order.v1 import order_pb2
@@ -394,11 +395,39 @@ def test_comments_are_read_from_source_info() -> None:
 
 
 def test_the_docs_page_reads_the_document_and_escapes_its_url() -> None:
-    page = docs_html("/openapi.json").decode()
-    assert 'url: "/openapi.json"' in page
-    assert "swagger-ui-bundle.js" in page
-    hostile = docs_html("/x</script><script>alert(1)</script>").decode()
+    html = page("/openapi.json").decode()
+    assert 'url: "/openapi.json"' in html
+    # Everything it loads comes from the gateway: nothing from a CDN.
+    assert '<script src="/docs/swagger-ui-bundle.js">' in html
+    assert '<link rel="stylesheet" href="/docs/swagger-ui.css">' in html
+    assert "//" not in html
+    hostile = page("/x</script><script>alert(1)</script>").decode()
     assert "</script><script>alert" not in hostile
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "start"),
+    [
+        ("/docs/swagger-ui-bundle.js", "text/javascript; charset=utf-8", b"/*! For license"),
+        ("/docs/swagger-ui.css", "text/css; charset=utf-8", b".swagger-ui"),
+    ],
+)
+async def test_the_gateway_serves_the_docs_pages_script_and_style(
+    client: httpx.AsyncClient, path: str, content_type: str, start: bytes
+) -> None:
+    response = await client.get(path)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == content_type
+    assert response.headers["cache-control"] == "public, max-age=86400"
+    assert response.content.startswith(start)
+    assert int(response.headers["content-length"]) == len(response.content) > 100_000
+    head = await client.head(path)
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == response.headers["content-length"]
+    refused = await client.post(path)
+    assert refused.status_code == 405
+    assert refused.headers["allow"] == "GET, HEAD, OPTIONS"
 
 
 async def test_the_gateway_serves_the_document_of_its_routes(
