@@ -119,10 +119,13 @@ class UserView:
         return await self._write(work)
 
     async def _write(self, work: Callable[[Connection], list[Order]]) -> list[Order]:
-        cancelled = await self._db.write(work)
+        cancelled = await self._db.write(work, abandoned=self._announce)
+        self._announce(cancelled)
+        return cancelled
+
+    def _announce(self, cancelled: list[Order]) -> None:
         if cancelled:
             self._orders.committed()
-        return cancelled
 
     def _lock_state(self, conn: Connection) -> int | None:
         return conn.execute(self._revision.with_for_update()).scalar()

@@ -16,6 +16,7 @@ writers serialize on the revision counter row (see `changelog`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import pathlib
 import sqlite3
 import time
@@ -141,6 +142,11 @@ class Prepared:
         )
 
 
+def _announce(abandoned: Callable[[T], None], future: asyncio.Future[T]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        abandoned(future.result())
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = driver_url(url)
@@ -171,9 +177,23 @@ class Database:
         """The PostgreSQL URL as libpq takes it (no `+driver`), for direct psycopg use."""
         return self.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
-    async def write(self, work: Callable[[Connection], T]) -> T:
-        """Runs `work` in one transaction that may write; commits unless it raises."""
-        return await self._write_threads.submit(work)
+    async def write(
+        self, work: Callable[[Connection], T], *, abandoned: Callable[[T], None] | None = None
+    ) -> T:
+        """Runs `work` in one transaction that may write; commits unless it raises.
+
+        A caller cancelled (its client left, its deadline passed) does not stop a unit
+        already handed over: it may still commit. `abandoned` is then called with its result
+        once it has, so that what it wrote is not left unannounced.
+        """
+        future = self._write_threads.submit(work)
+        if abandoned is None:
+            return await future
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(functools.partial(_announce, abandoned))
+            raise
 
     async def read(self, work: Callable[[Connection], T]) -> T:
         """Runs `work` in one read transaction: one consistent snapshot for its statements."""

@@ -35,6 +35,7 @@ class Resource(Protocol):
 
 
 R = TypeVar("R", bound=Resource)
+T = TypeVar("T")
 
 
 def to_us(moment: datetime) -> int:
@@ -144,7 +145,7 @@ class ResourceStore(Generic[R]):
             return resource, Batch(revision, (written,))
 
         try:
-            created, batch = await self._db.write(work)
+            created, batch = await self._write(work)
         except _Replay as replay:
             return self._codec.from_row(orjson.loads(replay.response))
         except IntegrityError as error:
@@ -197,7 +198,7 @@ class ResourceStore(Generic[R]):
             return after, Batch(revision, (written,))
 
         try:
-            updated, batch = await self._db.write(work)
+            updated, batch = await self._write(work)
         except IntegrityError as error:
             raise self._conflict(error) from None
         self._committed(batch)
@@ -244,9 +245,14 @@ class ResourceStore(Generic[R]):
             written = self._append(conn, revision, resource, ChangeType.DELETE, gone, prev, now)
             return resource, Batch(revision, (written,))
 
-        deleted, batch = await self._db.write(work)
+        deleted, batch = await self._write(work)
         self._committed(batch)
         return deleted
+
+    async def _write(self, work: Callable[[Connection], tuple[T, Batch]]) -> tuple[T, Batch]:
+        # A write whose caller was cancelled may commit all the same: its revision then
+        # reaches the feed at once, not at the feed's next poll of the log.
+        return await self._db.write(work, abandoned=lambda done: self._committed(done[1]))
 
     def _current(self, conn: Connection, resource_id: str) -> R:
         # No row lock needed: the counter row taken by next_revision serializes writers.

@@ -160,6 +160,38 @@ async def test_database_reads_see_what_writes_committed(tmp_path: pathlib.Path) 
         await db.close()
 
 
+@pytest.mark.parametrize("outcome", ["commits", "raises"])
+async def test_a_write_whose_caller_left_is_announced_once_it_has_committed(
+    tmp_path: pathlib.Path, outcome: str
+) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    running, release = threading.Event(), threading.Event()
+
+    def slow_insert(conn: Connection) -> int:
+        running.set()
+        release.wait(10)
+        if outcome == "raises":
+            raise ValueError("refused")
+        return insert(7)(conn)
+
+    announced: list[int] = []
+    try:
+        await db.write(lambda conn: conn.exec_driver_sql("CREATE TABLE t (n INTEGER)"))
+        caller = asyncio.create_task(db.write(slow_insert, abandoned=announced.append))
+        assert await asyncio.to_thread(running.wait, 10)
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        assert announced == []  # not before the unit has finished
+        release.set()
+        # The unit's outcome reaches the loop, then a read queued after it: the order is kept.
+        rows = await db.write(count)
+        await asyncio.sleep(0)  # the announcement is a callback of the unit's future
+        assert (rows, announced) == ((1, [7]) if outcome == "commits" else (0, []))
+    finally:
+        await db.close()
+
+
 def writer_engine(url: str) -> Engine:
     """As the services' writer: on SQLite, BEGIN IMMEDIATE and foreign keys on."""
     parsed = driver_url(url)

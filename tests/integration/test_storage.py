@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import pathlib
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -18,11 +21,16 @@ import order_svc.schema
 import user_svc.schema
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.user.v1 import user_pb2, user_pb2_grpc
-from shop_common.changelog import ChangeType
+from shop_common import ids
+from shop_common.changelog import Changelog, ChangeType
+from shop_common.config import FeedSettings
 from shop_common.db import Database
+from shop_common.feed import Feed
 from shop_common.migrations import Migration, migrate
 from tests.integration.helpers import create_user, order_request
 from tests.support import Databases, Services, channel_to, running_user_svc
+from user_svc.domain import User, new_user
+from user_svc.store import user_store
 
 SCHEMAS = [
     pytest.param(user_svc.schema, id="users"),
@@ -221,3 +229,42 @@ async def test_concurrent_writes_get_distinct_consecutive_revisions(services: Se
     assert [r.revision for r in rows] == list(range(1, 31))
     assert {r.resource_id: r.revision for r in rows} == {u.id: int(u.etag) for u in created}
     assert counter == 30
+
+
+async def test_a_write_cancelled_while_it_runs_still_reaches_watchers_at_once(
+    db: Database,
+) -> None:
+    """A caller cancelled (its client left, its deadline passed) while its unit runs in the
+    database thread: the unit commits all the same, and its revision is handed to the feed
+    once committed, not found at the feed's next poll (an hour away here)."""
+    await migrate(db, user_svc.schema.MIGRATIONS)
+    feed = Feed(db, Changelog(user_svc.schema.changelog), FeedSettings(poll_seconds=3600))
+    store = user_store(db, committed=feed.committed)
+    now = datetime.now(UTC)
+    user = await store.create(new_user(ids.new_id(), "late@example.com", "Early", now), None)
+    await feed.start()
+    try:
+        watcher = feed.watcher()
+        await feed.sync()
+        feed.attach(watcher, feed.last)
+        running, release = threading.Event(), threading.Event()
+
+        def slow_rename(before: User) -> User:  # runs in the database thread
+            running.set()
+            release.wait(10)
+            return dataclasses.replace(before, display_name="Late", update_time=now)
+
+        update = asyncio.create_task(store.update(user.id, slow_rename))
+        assert await asyncio.to_thread(running.wait, 10)
+        update.cancel()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await update
+        await asyncio.wait_for(watcher.ready.wait(), timeout=10)
+        [batch] = watcher.take()
+        assert batch.revision == user.revision + 1
+        stored = await store.get(user.id)
+        assert stored is not None
+        assert stored.display_name == "Late"
+    finally:
+        await feed.close()
