@@ -151,35 +151,37 @@ class Gateway:
                 started = message["status"]
             await send(message)
 
-        try:
-            if asked_id and asked_id.decode("latin-1") != request_id:
-                raise bad_request(
-                    "INVALID_HEADER", "x-request-id", "1 to 128 printable ASCII characters"
-                )
-            await self._dispatch(scope, receive, reply, request_id, origin)
-        except GatewayError as error:
-            if error.http_status >= 500:
-                log.warning(
-                    "%s %s: %d %s (request %s)",
-                    scope["method"],
-                    scope["path"],
-                    error.http_status,
-                    error.status.message,
-                    request_id,
-                )
-            if not started:
-                await respond(reply, error.http_status, error.body(), error.headers)
-        except ClientGone:
-            pass
+        try:  # the client may leave at any await, an error reply's included
+            try:
+                if asked_id and asked_id.decode("latin-1") != request_id:
+                    raise bad_request(
+                        "INVALID_HEADER", "x-request-id", "1 to 128 printable ASCII characters"
+                    )
+                await self._dispatch(scope, receive, reply, request_id, origin)
+            except GatewayError as error:
+                if error.http_status >= 500:
+                    log.warning(
+                        "%s %s: %d %s (request %s)",
+                        scope["method"],
+                        scope["path"],
+                        error.http_status,
+                        error.status.message,
+                        request_id,
+                    )
+                if not started:
+                    await respond(reply, error.http_status, error.body(), error.headers)
+            except ClientGone:
+                pass
+            except Exception:
+                method, path = scope["method"], scope["path"]
+                log.exception("%s %s failed (request %s)", method, path, request_id)
+                if not started:  # else the status line is out: the connection just ends
+                    failure = refusal(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error")
+                    await respond(reply, 500, failure.body(), failure.headers)
         except asyncio.CancelledError:
             if not left_mid_call(asyncio.current_task()):
                 raise
             # Nobody to answer: the call in flight was cancelled with this task.
-        except Exception:
-            log.exception("%s %s failed (request %s)", scope["method"], scope["path"], request_id)
-            if not started:  # else the status line is out: the connection just ends
-                failure = refusal(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error")
-                await respond(reply, 500, failure.body(), failure.headers)
         if log.isEnabledFor(logging.DEBUG):  # the access log: SHOP_LOG_LEVEL=DEBUG
             log.debug("%s %s %d (request %s)", scope["method"], scope["path"], started, request_id)
 
@@ -407,6 +409,7 @@ class Gateway:
         elif path == DOCS_PATH:
             await respond(send, 200, self._docs, [_HTML])
         else:
+            assert self._docs_assets, "startup() has not run"
             asset = self._docs_assets[path]
             headers = [(b"content-type", asset.content_type), _ASSET_CACHE]
             await respond(send, 200, asset.body, headers)

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import weakref
 from typing import Any
 
@@ -65,9 +66,9 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
-        # uvicorn's own (0.54, pinned), keeping the task; the gateway does not ask uvicorn
-        # to reset context variables per request.
-        task = self.loop.create_task(cycle.run_asgi(app))
+        # uvicorn's own (0.54, pinned), keeping the task.
+        context = contextvars.Context() if self.config.reset_contextvars else None
+        task = self.loop.create_task(cycle.run_asgi(app), context=context)
         task.add_done_callback(self.tasks.discard)
         self.tasks.add(task)
         self._running = (cycle, task)
