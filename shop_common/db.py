@@ -16,7 +16,6 @@ writers serialize on the revision counter row (see `changelog`).
 from __future__ import annotations
 
 import asyncio
-import functools
 import pathlib
 import sqlite3
 import time
@@ -142,11 +141,6 @@ class Prepared:
         )
 
 
-def _announce(abandoned: Callable[[T], None], future: asyncio.Future[T]) -> None:
-    if not future.cancelled() and future.exception() is None:
-        abandoned(future.result())
-
-
 class Database:
     def __init__(self, url: str) -> None:
         self.url = driver_url(url)
@@ -186,14 +180,7 @@ class Database:
         already handed over: it may still commit. `abandoned` is then called with its result
         once it has, so that what it wrote is not left unannounced.
         """
-        future = self._write_threads.submit(work)
-        if abandoned is None:
-            return await future
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            future.add_done_callback(functools.partial(_announce, abandoned))
-            raise
+        return await self._write_threads.submit(work, abandoned)
 
     async def read(self, work: Callable[[Connection], T]) -> T:
         """Runs `work` in one read transaction: one consistent snapshot for its statements."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import threading
 import time
@@ -23,11 +24,15 @@ from sqlalchemy.engine import Connection, Engine
 T = TypeVar("T")
 
 Work = Callable[[Connection], Any]
-_Unit = tuple[asyncio.AbstractEventLoop, Work, "asyncio.Future[Any]"]
-_Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
+Abandoned = Callable[[Any], None] | None
+"""Told the result of a unit that committed after its caller gave up (see `submit`)."""
+_Unit = tuple[asyncio.AbstractEventLoop, Work, "asyncio.Future[Any]", Abandoned]
+_Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None, Abandoned]
 _Ran = list[tuple[asyncio.AbstractEventLoop, _Outcome]]
 
 _STOP = None
+
+log = logging.getLogger(__name__)
 
 LONG_UNIT_SECONDS = 0.02
 """A unit running this long (a page of history, say) sends the next units to other threads."""
@@ -56,8 +61,14 @@ class DatabaseThread:
         started = self._unit_started
         return started != 0.0 and now - started > LONG_UNIT_SECONDS
 
-    def submit(self, work: Callable[[Connection], T]) -> asyncio.Future[T]:
-        """Runs `work(conn)` in one transaction on this thread; commits unless it raises."""
+    def submit(
+        self, work: Callable[[Connection], T], abandoned: Callable[[T], None] | None = None
+    ) -> asyncio.Future[T]:
+        """Runs `work(conn)` in one transaction on this thread; commits unless it raises.
+
+        A unit handed over runs even if its caller gives up (cancels the future): it may
+        commit all the same, and `abandoned`, if given, is then called with its result.
+        """
         if self._closed:
             raise RuntimeError("the database is closed")
         if self._thread is None:
@@ -66,7 +77,7 @@ class DatabaseThread:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self.queued += 1
-        self._units.put((loop, work, future))
+        self._units.put((loop, work, future, abandoned))
         return future
 
     def close(self) -> None:
@@ -100,14 +111,14 @@ class DatabaseThread:
         if self._group and len(turn) > 1:
             return self._run_together(conn, turn)
         ran: _Ran = []
-        for loop, work, future in turn:
+        for loop, work, future, abandoned in turn:
             self._unit_started = time.monotonic()
             try:
                 with conn.begin():
-                    outcome: _Outcome = (future, work(conn), None)
+                    outcome: _Outcome = (future, work(conn), None, abandoned)
             except BaseException as error:  # handed to the caller, as an executor would
                 _reset(conn)
-                outcome = (future, None, error)
+                outcome = (future, None, error, abandoned)
             ran.append((loop, outcome))
         return ran
 
@@ -117,20 +128,20 @@ class DatabaseThread:
             with conn.begin():
                 driver = conn.connection.driver_connection
                 assert driver is not None
-                for loop, work, future in turn:
+                for loop, work, future, abandoned in turn:
                     self._unit_started = time.monotonic()
                     driver.execute("SAVEPOINT unit")
                     try:
-                        outcome: _Outcome = (future, work(conn), None)
+                        outcome: _Outcome = (future, work(conn), None, abandoned)
                     except BaseException as error:
                         driver.execute("ROLLBACK TO SAVEPOINT unit")
-                        outcome = (future, None, error)
+                        outcome = (future, None, error, abandoned)
                     driver.execute("RELEASE SAVEPOINT unit")
                     ran.append((loop, outcome))
         except BaseException as error:  # the commit failed: no unit is kept
             _reset(conn)
-            ran = [(loop, (f, None, e or error)) for loop, (f, _r, e) in ran]
-            ran += [(loop, (f, None, error)) for loop, _w, f in turn[len(ran) :]]
+            ran = [(loop, (f, None, e or error, a)) for loop, (f, _r, e, a) in ran]
+            ran += [(loop, (f, None, error, a)) for loop, _w, f, a in turn[len(ran) :]]
         return ran
 
     def _answer(self, ran: _Ran) -> None:
@@ -144,8 +155,13 @@ class DatabaseThread:
 
     def _settle(self, outcomes: list[_Outcome]) -> None:
         self.queued -= len(outcomes)
-        for future, result, error in outcomes:
+        for future, result, error, abandoned in outcomes:
             if future.done():  # the caller gave up (cancelled) while the unit ran
+                if abandoned is not None and error is None:
+                    try:
+                        abandoned(result)
+                    except Exception:
+                        log.exception("telling of a unit whose caller gave up failed")
                 continue
             if error is None:
                 future.set_result(result)
@@ -180,12 +196,14 @@ class DatabaseThreads:
         self._threads = [DatabaseThread(engine, f"{name}-{n}", group=group) for n in range(count)]
         self._depth = depth
 
-    def submit(self, work: Callable[[Connection], T]) -> asyncio.Future[T]:
+    def submit(
+        self, work: Callable[[Connection], T], abandoned: Callable[[T], None] | None = None
+    ) -> asyncio.Future[T]:
         now = time.monotonic()
         for thread in self._threads:
             if thread.queued < self._depth and not thread.stuck(now):
-                return thread.submit(work)
-        return min(self._threads, key=lambda thread: thread.queued).submit(work)
+                return thread.submit(work, abandoned)
+        return min(self._threads, key=lambda thread: thread.queued).submit(work, abandoned)
 
     def close(self) -> None:
         for thread in self._threads:
