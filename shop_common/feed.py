@@ -111,9 +111,11 @@ class Feed:
             self._tasks.append(asyncio.create_task(self._listen(), name="feed-listen"))
 
     def wake(self) -> None:
-        """Something was committed: read the log now."""
+        """Something was committed: read the log now, if anyone is attached to hear of it
+        (else `attach` wakes the tail, and `sync` reads the log itself)."""
         self._dirty = True
-        self._wakeup.set()
+        if self._attached:
+            self._wakeup.set()
 
     def committed(self, batch: Batch | None) -> None:
         """This replica committed `batch` (None: changes not at hand).
