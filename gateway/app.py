@@ -22,7 +22,6 @@ from gateway.body import ClientGone, has_body, read_body
 from gateway.codec import CodecError
 from gateway.config import Settings
 from gateway.cors import Cors
-from gateway.docs import DOCS_PATH
 from gateway.errors import GatewayError, bad_request, from_rpc_error, refusal
 from gateway.health import HealthChecker
 from gateway.metadata import (
@@ -45,7 +44,7 @@ log = logging.getLogger(__name__)
 HEALTH_PATH = "/healthz"
 OPENAPI_PATH = "/openapi.json"
 _HTML = (b"content-type", b"text/html; charset=utf-8")
-_BUILTIN_PATHS = frozenset({HEALTH_PATH, OPENAPI_PATH, DOCS_PATH, *docs.ASSET_PATHS})
+_BUILTIN_PATHS = frozenset({HEALTH_PATH, OPENAPI_PATH, docs.DOCS_PATH, *docs.ASSET_PATHS})
 _BUILTIN_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _JSON_TYPE = re.compile(rb"\s*application/(?:[\w.+-]+\+)?json\s*(?:;|\Z)", re.I)
 _JSON = (b"content-type", b"application/json")
@@ -406,7 +405,7 @@ class Gateway:
             await respond(send, status, body)
         elif path == OPENAPI_PATH:
             await respond(send, 200, self._openapi())
-        elif path == DOCS_PATH:
+        elif path == docs.DOCS_PATH:
             await respond(send, 200, self._docs, [_HTML])
         else:
             assert self._docs_assets, "startup() has not run"

@@ -145,12 +145,11 @@ class ResourceStore(Generic[R]):
             return resource, Batch(revision, (written,))
 
         try:
-            created, batch = await self._write(work)
+            created, _batch = await self._write(work)
         except _Replay as replay:
             return self._codec.from_row(orjson.loads(replay.response))
         except IntegrityError as error:
             raise self._conflict(error) from None
-        self._committed(batch)
         return created
 
     async def expire_keys(self, now: datetime) -> int:
@@ -198,10 +197,9 @@ class ResourceStore(Generic[R]):
             return after, Batch(revision, (written,))
 
         try:
-            updated, batch = await self._write(work)
+            updated, _batch = await self._write(work)
         except IntegrityError as error:
             raise self._conflict(error) from None
-        self._committed(batch)
         return updated
 
     def update_matching(
@@ -245,14 +243,18 @@ class ResourceStore(Generic[R]):
             written = self._append(conn, revision, resource, ChangeType.DELETE, gone, prev, now)
             return resource, Batch(revision, (written,))
 
-        deleted, batch = await self._write(work)
-        self._committed(batch)
+        deleted, _batch = await self._write(work)
         return deleted
 
     async def _write(self, work: Callable[[Connection], tuple[T, Batch]]) -> tuple[T, Batch]:
-        # A write whose caller was cancelled may commit all the same: its revision then
-        # reaches the feed at once, not at the feed's next poll of the log.
-        return await self._db.write(work, abandoned=lambda done: self._committed(done[1]))
+        """Runs `work` and tells the feed of its batch once committed, also when the caller
+        was cancelled meanwhile (the unit may commit all the same)."""
+        done = await self._db.write(work, abandoned=self._announce)
+        self._announce(done)
+        return done
+
+    def _announce(self, done: tuple[Any, Batch]) -> None:
+        self._committed(done[1])
 
     def _current(self, conn: Connection, resource_id: str) -> R:
         # No row lock needed: the counter row taken by next_revision serializes writers.
