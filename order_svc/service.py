@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import orjson
-from sqlalchemy.engine import Connection
 
 from order_svc import domain
 from order_svc.domain import LineItem, Order
@@ -15,51 +12,29 @@ from order_svc.store import not_found
 from order_svc.user_view import UserView, Verdict
 from order_svc.users import UserDirectory, user_not_found
 from shop_common import ids
+from shop_common.clock import Clock, utc_now
 from shop_common.deadline import Deadline
-from shop_common.errors import FieldViolation, InvalidArgument
 from shop_common.idempotency import IdempotencyKey
 from shop_common.identity import Caller
-from shop_common.page_token import PageTokens, page_size
-from shop_common.resource_store import ResourceStore
-
-Clock = Callable[[], datetime]
-
-
-class _ViewBehind(Exception):
-    """The view of users does not know the user (yet)."""
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def check_id(value: str, field: str, what: str) -> str:
-    if not value:
-        raise InvalidArgument.of(FieldViolation(field, "is required", "REQUIRED"))
-    if not ids.is_valid_id(value):
-        raise InvalidArgument.of(FieldViolation(field, f"is not a valid {what} id", "INVALID_ID"))
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    orders: list[Order]
-    next_page_token: str
-    revision: int
+from shop_common.page_token import Page, PageTokens, list_page, page_size
+from shop_common.resource_table import ResourceTable
+from shop_common.unit_of_work import Transaction, UnitOfWork
 
 
 class OrderUseCases:
     def __init__(
         self,
-        store: ResourceStore[Order],
-        users: UserDirectory,
+        uow: UnitOfWork,
+        orders: ResourceTable[Order],
         view: UserView,
+        users: UserDirectory,
         tokens: PageTokens,
         clock: Clock = utc_now,
     ) -> None:
-        self._store = store
-        self._users = users
+        self._uow = uow
+        self._orders = orders
         self._view = view
+        self._users = users
         self._tokens = tokens
         self._clock = clock
 
@@ -73,58 +48,70 @@ class OrderUseCases:
     ) -> Order:
         # The owner defaults to the caller; development mode lets anyone order for anyone.
         owner = user_id or caller.subject or ""
-        check_id(owner, "order.user_id", "user")
+        ids.check_id(owner, "order.user_id", "user")
         draft = domain.new_order(ids.new_id(), owner, items, self._clock())
         fingerprint = orjson.dumps(
             [owner, [[i.sku, i.quantity, i.unit_price.currency, i.unit_price.nanos] for i in items]]
         )
         key = IdempotencyKey.of("CreateOrder", request_id, fingerprint)
-        try:
-            return await self._store.create(draft, key, self._user_check(owner))
-        except _ViewBehind:
-            pass
-        # A user the view has not seen yet (created a moment ago): ask the user service, and
-        # let the view know what it said, so that the user's deletion cancels this order.
-        revision = await self._users.require(owner, deadline)
-        return await self._store.create(draft, key, self._user_check(owner, learned=revision))
+        order = await self._uow.write(self._placing(draft, key))
+        if order is None:
+            # A user the view has not seen yet (created a moment ago): ask the user service,
+            # and record its answer in the view with the order, so that the user's deletion
+            # cancels this order.
+            revision = await self._users.require(owner, deadline)
+            order = await self._uow.write(self._placing(draft, key, learned=revision))
+            assert order is not None, "a user just learned of is known to the view"
+        return order
 
-    def _user_check(
-        self, owner: str, *, learned: int | None = None
-    ) -> Callable[[Connection], Exception | None]:
-        def check(conn: Connection) -> Exception | None:
+    def _placing(
+        self, draft: Order, key: IdempotencyKey | None, *, learned: int | None = None
+    ) -> Callable[[Transaction], Order | None]:
+        """CreateOrder's unit of work: the user must be live in the view, then the order is
+        inserted. None when the view has not seen the user."""
+        owner = draft.user_id
+
+        def unit(tx: Transaction) -> Order | None:
             if learned is not None:
-                self._view.learn(conn, owner, learned)
-            verdict = self._view.verdict(conn, owner)
+                self._view.learn(tx, owner, learned)
+            verdict = self._view.verdict(tx, owner)  # its row locked before the revision
+            earlier = self._orders.replay(tx, key)
+            if earlier is not None:
+                return earlier  # an idempotent replay wins over a refusal
             if verdict is Verdict.DELETED:
-                return user_not_found(owner, deleted=True)
+                raise user_not_found(owner, deleted=True)
             if verdict is Verdict.UNKNOWN:
-                return _ViewBehind()
-            return None
+                return None
+            return self._orders.insert(tx, draft, key)
 
-        return check
+        return unit
 
     async def get(self, order_id: str) -> Order:
-        order = await self._store.get(check_id(order_id, "id", "order"))
+        ids.check_id(order_id, "id", "order")
+        order = await self._uow.read(lambda conn: self._orders.get(conn, order_id))
         if order is None:
             raise not_found(order_id)
         return order
 
-    async def list(self, requested_size: int, page_token: str, user_id: str) -> Page:
+    async def list(self, requested_size: int, page_token: str, user_id: str) -> Page[Order]:
         size = page_size(requested_size)
         if user_id:
-            check_id(user_id, "user_id", "user")
-        query = f"orders?user_id={user_id}"
-        after = self._tokens.decode(page_token, query=query)
-        if after is not None and not ids.is_valid_id(after):
-            raise InvalidArgument.of(FieldViolation("page_token", "is not a valid page token"))
-        where = self._store.columns.user_id == user_id if user_id else None
-        page = await self._store.page(after, size, where)
-        token = self._tokens.encode(page.items[-1].id, query=query) if page.more else ""
-        return Page(page.items, token, page.revision)
+            ids.check_id(user_id, "user_id", "user")
+        return await list_page(
+            self._uow,
+            self._orders,
+            self._tokens,
+            size=size,
+            page_token=page_token,
+            query=f"orders?user_id={user_id}",
+            where=self._orders.columns.user_id == user_id if user_id else None,
+        )
 
     async def cancel(self, order_id: str, expected_etag: str) -> Order:
-        check_id(order_id, "id", "order")
+        ids.check_id(order_id, "id", "order")
         now = self._clock()
-        return await self._store.update(
-            order_id, lambda order: domain.cancelled(order, expected_etag, now)
+        return await self._uow.write(
+            lambda tx: self._orders.update(
+                tx, order_id, lambda order: domain.cancelled(order, expected_etag, now)
+            )
         )

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 
 from order_svc.convert import line_items, order_message
 from order_svc.events import OrderEvents
-from order_svc.service import OrderUseCases, check_id
+from order_svc.service import OrderUseCases
 from shop.order.v1 import order_pb2, order_pb2_grpc
-from shop_common import watch
+from shop_common import ids, watch
 from shop_common.deadline import Deadline
 from shop_common.feed import Feed
 from shop_common.identity import current_caller
@@ -46,7 +45,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     ) -> order_pb2.ListOrdersResponse:
         page = await self._orders.list(request.page_size, request.page_token, request.user_id)
         return order_pb2.ListOrdersResponse(
-            orders=[order_message(o) for o in page.orders],
+            orders=[order_message(o) for o in page.items],
             next_page_token=page.next_page_token,
             revision=page.revision,
         )
@@ -57,11 +56,13 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         order = await self._orders.cancel(request.id, request.etag)
         return order_pb2.CancelOrderResponse(order=order_message(order))
 
-    async def WatchOrders(
+    async def WatchOrders(  # type: ignore[override]
         self, request: order_pb2.WatchOrdersRequest, context: Context
-    ) -> AsyncIterator[order_pb2.WatchOrdersResponse]:
+    ) -> None:
+        # A coroutine writing through context.write, so that a watch can be cut off while a
+        # write waits; grpc.aio serves it, the generated stub declares only iterators.
         if request.user_id:
-            check_id(request.user_id, "user_id", "user")
+            ids.check_id(request.user_id, "user_id", "user")
         await watch.serve(
             self._feed,
             context,
@@ -69,7 +70,3 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
             start_revision=request.start_revision,
             progress_notify=request.progress_notify,
         )
-        return
-        # A generator, as the generated servicer declares; responses go out through
-        # context.write, so that a watch can be cut off while a write waits.
-        yield  # pragma: no cover

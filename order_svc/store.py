@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -10,10 +10,9 @@ from sqlalchemy.exc import IntegrityError
 
 from order_svc import schema
 from order_svc.domain import LineItem, Money, Order, State
-from shop_common.changelog import Batch
-from shop_common.db import Database
+from shop_common.changelog import Changelog
 from shop_common.errors import Aborted, NotFound
-from shop_common.resource_store import ResourceStore, from_us, to_us
+from shop_common.resource_table import ResourceTable, from_us, to_us
 
 
 class OrderRows:
@@ -58,16 +57,7 @@ def _conflict(_error: IntegrityError) -> Aborted:
     return Aborted("the order could not be stored; retry", reason="WRITE_CONFLICT")
 
 
-def order_store(
-    db: Database, committed: Callable[[Batch | None], None] = lambda _batch: None
-) -> ResourceStore[Order]:
-    return ResourceStore(
-        db,
-        schema.orders,
-        OrderRows(),
-        changelog=schema.changelog,
-        idempotency_keys=schema.idempotency_keys,
-        not_found=not_found,
-        committed=committed,
-        conflict=_conflict,
+def order_table(changelog: Changelog) -> ResourceTable[Order]:
+    return ResourceTable(
+        schema.orders, OrderRows(), changelog=changelog, not_found=not_found, conflict=_conflict
     )

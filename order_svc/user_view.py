@@ -7,19 +7,18 @@ neither loses an event nor applies one twice. Appliers take the state row first 
 replicas on one database apply one after the other); a user's row carries the
 revision of its last change, so an event older than what the view holds is skipped.
 
-CreateOrder reads a user's row in its own write transaction, locked for share on
+CreateOrder's unit of work reads the user's row (`verdict`), locked for share on
 PostgreSQL: a deletion applied concurrently either comes first (the order is refused)
 or waits for the order to commit (and then cancels it). A user the view has not seen
-yet is checked with the user service and recorded (`learn`) in that transaction, so the
+yet is checked with the user service and recorded (`learn`) in that unit, so the
 same holds for it, and a later listing that lacks the user cancels its orders too.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -27,8 +26,10 @@ from sqlalchemy.engine import Connection
 
 from order_svc import domain, schema
 from order_svc.domain import Order, State
-from shop_common.db import Database, Prepared
-from shop_common.resource_store import ResourceStore
+from shop_common.clock import Clock
+from shop_common.db import Prepared
+from shop_common.resource_table import ResourceTable
+from shop_common.unit_of_work import Transaction, UnitOfWork
 
 
 class Verdict(enum.Enum):
@@ -49,93 +50,89 @@ _users = schema.known_users
 _state = schema.user_view_state
 
 
+def _upsert(dialect: type[postgresql.Insert] | type[sqlite.Insert]) -> sa.Executable:
+    insert = dialect(_users)
+    return insert.on_conflict_do_update(
+        index_elements=[_users.c.id],
+        set_={"revision": insert.excluded.revision, "deleted": insert.excluded.deleted},
+        where=_users.c.revision < insert.excluded.revision,
+    )
+
+
+def _learn(dialect: type[postgresql.Insert] | type[sqlite.Insert]) -> sa.Executable:
+    return dialect(_users).on_conflict_do_nothing(index_elements=[_users.c.id])
+
+
 class UserView:
-    def __init__(
-        self, db: Database, orders: ResourceStore[Order], clock: Callable[[], datetime]
-    ) -> None:
-        self._db = db
+    def __init__(self, uow: UnitOfWork, orders: ResourceTable[Order], clock: Clock) -> None:
+        self._uow = uow
         self._orders = orders
         self._clock = clock
-        self._row = sa.select(_users.c.deleted).where(_users.c.id == sa.bindparam("id"))
-        self._locked_row = Prepared(self._row.with_for_update(read=True))
+        row = sa.select(_users.c.deleted).where(_users.c.id == sa.bindparam("id"))
+        self._locked_row = Prepared(row.with_for_update(read=True))
         self._revision = sa.select(_state.c.revision).where(_state.c.id == 1)
-        insert = (postgresql.insert if db.is_postgres else sqlite.insert)(_users)
-        self._upsert = insert.on_conflict_do_update(
-            index_elements=[_users.c.id],
-            set_={"revision": insert.excluded.revision, "deleted": insert.excluded.deleted},
-            where=_users.c.revision < insert.excluded.revision,
-        )
-        self._learn = insert.on_conflict_do_nothing(index_elements=[_users.c.id])
+        self._upsert = {"postgresql": _upsert(postgresql.Insert), "sqlite": _upsert(sqlite.Insert)}
+        self._learn = {"postgresql": _learn(postgresql.Insert), "sqlite": _learn(sqlite.Insert)}
 
     async def revision(self) -> int | None:
         """The user service revision the view is current to; None before the first listing."""
-        return await self._db.read(lambda conn: conn.execute(self._revision).scalar())
+        return await self._uow.read(lambda conn: conn.execute(self._revision).scalar())
 
-    def verdict(self, conn: Connection, user_id: str) -> Verdict:
-        """Within a write transaction: what the view knows of this user (row locked for share)."""
-        row = self._locked_row.first(conn, {"id": user_id})
+    def verdict(self, tx: Transaction, user_id: str) -> Verdict:
+        """What the view knows of this user (its row locked for share until commit)."""
+        row = self._locked_row.first(tx.conn, {"id": user_id})
         if row is None:
             return Verdict.UNKNOWN
-        deleted = row[0]
-        return Verdict.DELETED if deleted else Verdict.LIVE
+        return Verdict.DELETED if row[0] else Verdict.LIVE
+
+    def learn(self, tx: Transaction, user_id: str, revision: int) -> None:
+        """The user service just said this user exists at `revision`. Recorded unless the
+        view knows the user already, so that the user's deletion, applied later, finds this
+        user's orders (and a listing that lacks the user marks it gone)."""
+        values = {"id": user_id, "revision": revision, "deleted": False}
+        tx.conn.execute(self._learn[tx.conn.dialect.name], values)
 
     async def apply(self, changes: Sequence[UserChange], revision: int) -> list[Order]:
         """Applies a batch of the feed, up to and including `revision`; returns the orders
         cancelled because their user is gone."""
 
-        def work(conn: Connection) -> list[Order]:
-            current = self._lock_state(conn)
+        def unit(tx: Transaction) -> list[Order]:
+            current = self._lock_state(tx.conn)
             if current is not None and revision <= current:
                 return []  # applied before (e.g. by another replica)
             gone = []
             for change in changes:
                 if current is not None and change.revision <= current:
                     continue
-                if self._put(conn, change) and change.deleted:
+                if self._put(tx.conn, change) and change.deleted:
                     gone.append(change.user_id)
-            cancelled = self._cancel_orders_of(conn, gone)
-            conn.execute(_state.update().where(_state.c.id == 1).values(revision=revision))
+            cancelled = self._cancel_orders_of(tx, gone)
+            self._set_revision(tx.conn, revision)
             return cancelled
 
-        return await self._write(work)
+        return await self._uow.write(unit)
 
     async def replace(self, listed: Mapping[str, int], revision: int) -> list[Order]:
         """After a full listing of users (id → revision) taken at `revision`: users the
         view holds as live but the listing lacks were deleted meanwhile."""
 
-        def work(conn: Connection) -> list[Order]:
-            self._lock_state(conn)
-            rows = conn.execute(sa.select(_users.c.id, _users.c.deleted))
+        def unit(tx: Transaction) -> list[Order]:
+            self._lock_state(tx.conn)
+            rows = tx.conn.execute(sa.select(_users.c.id, _users.c.deleted))
             known = {row.id: row.deleted for row in rows}
             for user_id, user_revision in listed.items():
-                self._put(conn, UserChange(user_id, user_revision, deleted=False))
+                self._put(tx.conn, UserChange(user_id, user_revision, deleted=False))
             gone = [u for u, deleted in known.items() if not deleted and u not in listed]
             for user_id in gone:
-                self._put(conn, UserChange(user_id, revision, deleted=True))
-            cancelled = self._cancel_orders_of(conn, gone)
-            conn.execute(_state.update().where(_state.c.id == 1).values(revision=revision))
+                self._put(tx.conn, UserChange(user_id, revision, deleted=True))
+            cancelled = self._cancel_orders_of(tx, gone)
+            self._set_revision(tx.conn, revision)
             return cancelled
 
-        return await self._write(work)
-
-    async def _write(self, work: Callable[[Connection], list[Order]]) -> list[Order]:
-        cancelled = await self._db.write(work, abandoned=self._announce)
-        self._announce(cancelled)
-        return cancelled
-
-    def _announce(self, cancelled: list[Order]) -> None:
-        if cancelled:
-            self._orders.committed()
+        return await self._uow.write(unit)
 
     def _lock_state(self, conn: Connection) -> int | None:
         return conn.execute(self._revision.with_for_update()).scalar()
-
-    def learn(self, conn: Connection, user_id: str, revision: int) -> None:
-        """Within an order's write transaction: the user service just said this user exists
-        at `revision`. Recorded unless the view knows the user already, so that the user's
-        deletion, applied later, finds this user's orders (and a listing that lacks the
-        user marks it gone)."""
-        conn.execute(self._learn, {"id": user_id, "revision": revision, "deleted": False})
 
     def _put(self, conn: Connection, change: UserChange) -> bool:
         """Records the change unless the view holds a newer one; returns whether it did.
@@ -144,15 +141,18 @@ class UserView:
         (`learn`); this waits for it, then updates it.
         """
         values = {"id": change.user_id, "revision": change.revision, "deleted": change.deleted}
-        return bool(conn.execute(self._upsert, values).rowcount)
+        return bool(conn.execute(self._upsert[conn.dialect.name], values).rowcount)
 
-    def _cancel_orders_of(self, conn: Connection, user_ids: Sequence[str]) -> list[Order]:
+    def _set_revision(self, conn: Connection, revision: int) -> None:
+        conn.execute(_state.update().where(_state.c.id == 1).values(revision=revision))
+
+    def _cancel_orders_of(self, tx: Transaction, user_ids: Sequence[str]) -> list[Order]:
         if not user_ids:
             return []
         now = self._clock()
         columns = self._orders.columns
         return self._orders.update_matching(
-            conn,
+            tx,
             sa.and_(columns.user_id.in_(user_ids), columns.state == int(State.PENDING)),
             lambda order: domain.cancelled(order, "", now),
         )

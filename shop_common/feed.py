@@ -117,14 +117,14 @@ class Feed:
         if self._attached:
             self._wakeup.set()
 
-    def committed(self, batch: Batch | None) -> None:
-        """This replica committed `batch` (None: changes not at hand).
+    def committed(self, batch: Batch) -> None:
+        """This replica committed `batch`.
 
         The next revision is passed on at once, no query needed: it is exactly what reading
         the log would return next (nothing can commit between two revisions, whose numbers
         are taken under the counter's lock). Anything else: read the log.
         """
-        if batch is not None and self._attached and batch.revision == self.last + 1:
+        if self._attached and batch.revision == self.last + 1:
             self._publish(batch)
         else:
             self.wake()

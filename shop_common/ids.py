@@ -7,6 +7,8 @@ import re
 import time
 import uuid
 
+from shop_common.errors import FieldViolation, InvalidArgument
+
 _CANONICAL = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
@@ -23,3 +25,12 @@ def new_id() -> str:
 def is_valid_id(value: str) -> bool:
     """True for a canonical, lower-case UUIDv7 string: the only form the services issue."""
     return bool(_CANONICAL.fullmatch(value))
+
+
+def check_id(value: str, field: str, what: str) -> str:
+    """`value` if it is an id the services issue; else INVALID_ARGUMENT naming `field`."""
+    if not value:
+        raise InvalidArgument.of(FieldViolation(field, "is required", "REQUIRED"))
+    if not is_valid_id(value):
+        raise InvalidArgument.of(FieldViolation(field, f"is not a valid {what} id", "INVALID_ID"))
+    return value

@@ -7,8 +7,9 @@ errors; the table in `grpc_errors` turns those into statuses with details.
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import grpc
@@ -20,7 +21,9 @@ from shop_common.grpc_errors import internal_status, status_for
 log = logging.getLogger(__name__)
 
 Unary = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
-Streaming = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
+Streaming = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[None]]
+"""A server-streaming handler: a coroutine that writes its responses with `context.write`
+(as grpc_health's aio `Watch` does), or an async generator of them."""
 
 
 async def _abort_for(error: Exception, context: grpc.aio.ServicerContext[Any, Any]) -> None:
@@ -64,16 +67,18 @@ def _unary(behavior: Unary) -> Unary:
 
 
 def _streaming(behavior: Streaming) -> Streaming:
-    async def handle(
-        request: Any, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[Any]:
+    async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         try:
             token = identity.set_caller(identity.authenticate(context.invocation_metadata() or ()))
         except DomainError as error:
             await _abort_for(error, context)
         try:
-            async for response in behavior(request, context):
-                yield response
+            responses = behavior(request, context)
+            if inspect.isasyncgen(responses):
+                async for response in responses:
+                    await context.write(response)
+            else:
+                await responses
         except grpc.aio.AbortError:
             raise
         except Exception as error:

@@ -91,7 +91,7 @@ def seed_history(db_path: Path, changes: int, env: dict[str, str]) -> list[str]:
 
     from shop_common import ids
     from shop_common.changelog import ChangeType
-    from shop_common.resource_store import to_us
+    from shop_common.resource_table import to_us
     from user_svc import schema
     from user_svc.domain import User
     from user_svc.store import UserRows

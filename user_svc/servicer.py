@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -40,7 +39,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
     ) -> user_pb2.ListUsersResponse:
         page = await self._users.list(request.page_size, request.page_token)
         return user_pb2.ListUsersResponse(
-            users=[user_message(u) for u in page.users],
+            users=[user_message(u) for u in page.items],
             next_page_token=page.next_page_token,
             revision=page.revision,
         )
@@ -59,9 +58,11 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         await self._users.delete(request.id, request.etag)
         return user_pb2.DeleteUserResponse()
 
-    async def WatchUsers(
+    async def WatchUsers(  # type: ignore[override]
         self, request: user_pb2.WatchUsersRequest, context: Context
-    ) -> AsyncIterator[user_pb2.WatchUsersResponse]:
+    ) -> None:
+        # A coroutine writing through context.write, so that a watch can be cut off while a
+        # write waits; grpc.aio serves it, the generated stub declares only iterators.
         await watch.serve(
             self._feed,
             context,
@@ -69,7 +70,3 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
             start_revision=request.start_revision,
             progress_notify=request.progress_notify,
         )
-        return
-        # A generator, as the generated servicer declares; responses go out through
-        # context.write, so that a watch can be cut off while a write waits.
-        yield  # pragma: no cover

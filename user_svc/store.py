@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from shop_common.changelog import Batch
-from shop_common.db import Database
+from shop_common.changelog import Changelog
 from shop_common.errors import AlreadyExists, FieldViolation, NotFound
-from shop_common.resource_store import ResourceStore, from_us, to_us
+from shop_common.resource_table import ResourceTable, from_us, to_us
 from user_svc import schema
 from user_svc.domain import User
 
@@ -53,16 +52,7 @@ def _email_taken(_error: IntegrityError) -> AlreadyExists:
     )
 
 
-def user_store(
-    db: Database, committed: Callable[[Batch | None], None] = lambda _batch: None
-) -> ResourceStore[User]:
-    return ResourceStore(
-        db,
-        schema.users,
-        UserRows(),
-        changelog=schema.changelog,
-        idempotency_keys=schema.idempotency_keys,
-        not_found=not_found,
-        committed=committed,
-        conflict=_email_taken,
+def user_table(changelog: Changelog) -> ResourceTable[User]:
+    return ResourceTable(
+        schema.users, UserRows(), changelog=changelog, not_found=not_found, conflict=_email_taken
     )

@@ -26,11 +26,13 @@ from shop_common.changelog import Changelog, ChangeType
 from shop_common.config import FeedSettings
 from shop_common.db import Database
 from shop_common.feed import Feed
+from shop_common.idempotency import IdempotencyStore
 from shop_common.migrations import Migration, migrate
+from shop_common.unit_of_work import UnitOfWork
 from tests.integration.helpers import create_user, order_request
 from tests.support import Databases, Services, channel_to, running_user_svc
 from user_svc.domain import User, new_user
-from user_svc.store import user_store
+from user_svc.store import user_table
 
 SCHEMAS = [
     pytest.param(user_svc.schema, id="users"),
@@ -238,10 +240,14 @@ async def test_a_write_cancelled_while_it_runs_still_reaches_watchers_at_once(
     database thread: the unit commits all the same, and its revision is handed to the feed
     once committed, not found at the feed's next poll (an hour away here)."""
     await migrate(db, user_svc.schema.MIGRATIONS)
-    feed = Feed(db, Changelog(user_svc.schema.changelog), FeedSettings(poll_seconds=3600))
-    store = user_store(db, committed=feed.committed)
+    changelog = Changelog(user_svc.schema.changelog)
+    feed = Feed(db, changelog, FeedSettings(poll_seconds=3600))
+    keys = IdempotencyStore(user_svc.schema.idempotency_keys)
+    uow = UnitOfWork(db, changelog, keys, committed=feed.committed)
+    users = user_table(changelog)
     now = datetime.now(UTC)
-    user = await store.create(new_user(ids.new_id(), "late@example.com", "Early", now), None)
+    draft = new_user(ids.new_id(), "late@example.com", "Early", now)
+    user = await uow.write(lambda tx: users.insert(tx, draft))
     await feed.start()
     try:
         watcher = feed.watcher()
@@ -254,7 +260,7 @@ async def test_a_write_cancelled_while_it_runs_still_reaches_watchers_at_once(
             release.wait(10)
             return dataclasses.replace(before, display_name="Late", update_time=now)
 
-        update = asyncio.create_task(store.update(user.id, slow_rename))
+        update = asyncio.create_task(uow.write(lambda tx: users.update(tx, user.id, slow_rename)))
         assert await asyncio.to_thread(running.wait, 10)
         update.cancel()
         release.set()
@@ -263,7 +269,7 @@ async def test_a_write_cancelled_while_it_runs_still_reaches_watchers_at_once(
         await asyncio.wait_for(watcher.ready.wait(), timeout=10)
         [batch] = watcher.take()
         assert batch.revision == user.revision + 1
-        stored = await store.get(user.id)
+        stored = await uow.read(lambda conn: users.get(conn, user.id))
         assert stored is not None
         assert stored.display_name == "Late"
     finally:

@@ -29,17 +29,19 @@ from sqlalchemy.engine import Connection
 
 import user_svc.schema
 from order_svc import schema
-from order_svc.service import utc_now
-from order_svc.store import order_store
+from order_svc.store import order_table
 from order_svc.user_feed import HEALTH_NAME
 from order_svc.user_view import UserView
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_common.changelog import Changelog
+from shop_common.clock import utc_now
 from shop_common.config import FeedSettings
 from shop_common.db import Database
+from shop_common.idempotency import IdempotencyStore
 from shop_common.ids import new_id
 from shop_common.migrations import migrate
+from shop_common.unit_of_work import UnitOfWork
 from tests import support
 from tests.integration.helpers import (
     all_orders,
@@ -594,7 +596,9 @@ async def test_order_for_an_unseen_user_racing_its_deletion_is_cancelled(
 async def test_listing_into_the_view_warns_of_nothing(database_url: str) -> None:
     async with opened(database_url) as db:
         await migrate(db, schema.MIGRATIONS)
-        view = UserView(db, order_store(db), utc_now)
+        changelog = Changelog(schema.changelog)
+        uow = UnitOfWork(db, changelog, IdempotencyStore(schema.idempotency_keys))
+        view = UserView(uow, order_table(changelog), utc_now)
         with warnings.catch_warnings():
             warnings.simplefilter("error", DeprecationWarning)
             await view.replace({new_id(): 1}, 1)
@@ -663,3 +667,20 @@ async def test_feed_health_tracks_the_stream_while_liveness_stays_serving(
         s for n, s in enumerate(seen[HEALTH_NAME]) if n == 0 or s != seen[HEALTH_NAME][n - 1]
     ]
     assert changes[-3:] == [SERVING, NOT_SERVING, SERVING]
+
+
+async def test_a_retried_order_of_a_since_deleted_user_replays_the_first_result(
+    services: Services,
+) -> None:
+    """An idempotent replay wins over the refusal: the client's retry after a lost reply
+    gets the order it placed, not USER_NOT_FOUND."""
+    user = await create_user(services.users)
+    request = order_request(user.id, request_id="before-the-deletion")
+    first = (await services.orders.CreateOrder(request, timeout=10)).order
+    await delete_user(services.users, user.id)
+    async with opened(services.order_database_url) as db:
+        await wait_until_view_matches(db, services.users)
+        assert user.id in (await read_view(db)).deleted
+    again = (await services.orders.CreateOrder(request, timeout=10)).order
+    assert again.id == first.id
+    assert again.user_id == user.id

@@ -1,0 +1,105 @@
+"""Units of work on each backend: one revision per unit that writes, the batch it wrote
+handed to the feed once committed, and nothing spent or told by a unit that wrote nothing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+
+import user_svc.schema
+from shop_common import ids
+from shop_common.changelog import Batch, Changelog
+from shop_common.db import Database
+from shop_common.errors import NotFound
+from shop_common.idempotency import IdempotencyKey, IdempotencyStore
+from shop_common.migrations import migrate
+from shop_common.unit_of_work import Transaction, UnitOfWork
+from user_svc.domain import User, new_user
+from user_svc.store import user_table
+
+CHANGELOG = Changelog(user_svc.schema.changelog)
+USERS = user_table(CHANGELOG)
+
+
+class Harness:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.told: list[Batch] = []
+        keys = IdempotencyStore(user_svc.schema.idempotency_keys)
+        self.uow = UnitOfWork(db, CHANGELOG, keys, committed=self.told.append)
+
+    async def revision(self) -> int:
+        return await self.db.read(CHANGELOG.current_revision)
+
+
+@pytest.fixture
+async def harness(database_url: str) -> AsyncIterator[Harness]:
+    db = Database(database_url)
+    try:
+        await migrate(db, user_svc.schema.MIGRATIONS)
+        yield Harness(db)
+    finally:
+        await db.close()
+
+
+def draft(name: str = "Ada") -> User:
+    return new_user(ids.new_id(), f"{ids.new_id()}@example.com", name, datetime.now(UTC))
+
+
+async def test_a_unit_that_writes_takes_one_revision_and_tells_the_feed_its_changes(
+    harness: Harness,
+) -> None:
+    first, second = draft(), draft()
+
+    def unit(tx: Transaction) -> list[User]:
+        return [USERS.insert(tx, first), USERS.insert(tx, second)]
+
+    stored = await harness.uow.write(unit)
+    assert [u.revision for u in stored] == [1, 1]
+    [batch] = harness.told
+    assert batch.revision == 1
+    assert [(c.seq, c.resource_id) for c in batch.changes] == [(0, first.id), (1, second.id)]
+    assert await harness.revision() == 1
+
+
+async def test_a_unit_that_took_a_revision_and_wrote_nothing_is_rolled_back(
+    harness: Harness,
+) -> None:
+    def looks_only(tx: Transaction) -> str:
+        _ = tx.revision
+        return "nothing written"
+
+    assert await harness.uow.write(looks_only) == "nothing written"
+    assert await harness.revision() == 0
+    assert harness.told == []
+    stored = await harness.uow.write(lambda tx: USERS.insert(tx, draft()))
+    assert stored.revision == 1, "revisions stay dense"
+
+
+async def test_a_unit_that_raises_leaves_nothing_behind(harness: Harness) -> None:
+    def refused(tx: Transaction) -> None:
+        USERS.insert(tx, draft())
+        USERS.update(tx, ids.new_id(), lambda user: user)  # no such user
+
+    with pytest.raises(NotFound):
+        await harness.uow.write(refused)
+    assert await harness.revision() == 0
+    assert harness.told == []
+    assert (await harness.db.read(lambda conn: USERS.slice(conn, None, 10))).items == []
+
+
+async def test_a_replay_returns_the_first_result_and_spends_no_revision(
+    harness: Harness,
+) -> None:
+    key = IdempotencyKey.of("CreateUser", "request-1", b"the request")
+
+    def create(tx: Transaction) -> User:
+        return USERS.replay(tx, key) or USERS.insert(tx, draft(), key)
+
+    first = await harness.uow.write(create)
+    again = await harness.uow.write(create)
+    assert again == first
+    assert await harness.revision() == 1
+    assert [b.revision for b in harness.told] == [1]
