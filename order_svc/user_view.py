@@ -122,9 +122,9 @@ class UserView:
             known = {row.id: row.deleted for row in rows}
             for user_id, user_revision in listed.items():
                 self._put(tx.conn, UserChange(user_id, user_revision, deleted=False))
-            gone = [u for u, deleted in known.items() if not deleted and u not in listed]
-            for user_id in gone:
-                self._put(tx.conn, UserChange(user_id, revision, deleted=True))
+            missing = [u for u, deleted in known.items() if not deleted and u not in listed]
+            # A user the view learned of after the listing's snapshot is newer than it: kept.
+            gone = [u for u in missing if self._put(tx.conn, UserChange(u, revision, True))]
             cancelled = self._cancel_orders_of(tx, gone)
             self._set_revision(tx.conn, revision)
             return cancelled

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 
 import user_svc.schema
 from order_svc import schema
+from order_svc.domain import LineItem, Money, Order, new_order
 from order_svc.store import order_table
 from order_svc.user_feed import HEALTH_NAME
 from order_svc.user_view import UserView
@@ -41,7 +42,7 @@ from shop_common.db import Database
 from shop_common.idempotency import IdempotencyStore
 from shop_common.ids import new_id
 from shop_common.migrations import migrate
-from shop_common.unit_of_work import UnitOfWork
+from shop_common.unit_of_work import Transaction, UnitOfWork
 from tests import support
 from tests.integration.helpers import (
     all_orders,
@@ -684,3 +685,29 @@ async def test_a_retried_order_of_a_since_deleted_user_replays_the_first_result(
     again = (await services.orders.CreateOrder(request, timeout=10)).order
     assert again.id == first.id
     assert again.user_id == user.id
+
+
+async def test_a_listing_older_than_what_an_order_learned_cancels_nothing(
+    database_url: str,
+) -> None:
+    """The follower lists users (a snapshot at revision 3); meanwhile an order for a user
+    created after that snapshot learns of the user from the user service (revision 5).
+    The listing lacks the user, but only because it is older: the order stays open."""
+    async with opened(database_url) as db:
+        await migrate(db, schema.MIGRATIONS)
+        changelog = Changelog(schema.changelog)
+        uow = UnitOfWork(db, changelog, IdempotencyStore(schema.idempotency_keys))
+        orders = order_table(changelog)
+        view = UserView(uow, orders, utc_now)
+        user_id = new_id()
+        draft = new_order(new_id(), user_id, [LineItem("SKU-1", 1, Money("EUR", 1))], utc_now())
+
+        def place(tx: Transaction) -> Order:
+            view.learn(tx, user_id, 5)
+            return orders.insert(tx, draft)
+
+        placed = await uow.write(place)
+        assert await view.replace({}, 3) == []
+        assert user_id in (await read_view(db)).live
+        stored = await uow.read(lambda conn: orders.get(conn, placed.id))
+        assert stored == placed
