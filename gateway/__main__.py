@@ -12,8 +12,7 @@ import uvloop
 from gateway.config import Settings
 from gateway.routes import RouteError
 from gateway.server import serve
-from shop_common import logs
-from shop_common.config import ConfigError
+from shop_common.serving import ConfigError, configure_logging
 
 
 def main() -> int:
@@ -22,7 +21,7 @@ def main() -> int:
     except ConfigError as error:
         print(f"gateway: {error}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_level)
+    configure_logging(settings.log_level)
     # uvicorn's own start/stop chatter; its errors still show.
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     try:

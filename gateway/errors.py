@@ -14,7 +14,7 @@ from google.protobuf import any_pb2, json_format
 from google.rpc import error_details_pb2, status_pb2
 
 from gateway.types import Headers, MetadataPairs
-from shop_common.errors import ERROR_DOMAIN
+from shop_common.domain import ERROR_DOMAIN
 
 C = grpc.StatusCode
 HTTP_STATUS: Mapping[grpc.StatusCode, int] = {

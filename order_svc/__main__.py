@@ -3,18 +3,8 @@
 import os
 import sys
 
-from order_svc import app
-from order_svc.config import Settings
-from order_svc.schema import MIGRATIONS
-from shop_common import entrypoint
+from order_svc.app import PROGRAM
+from shop_common.serving import main
 
 if __name__ == "__main__":
-    sys.exit(
-        entrypoint.main(
-            sys.argv[1:],
-            name=app.NAME,
-            settings=Settings.from_env(os.environ),
-            start=app.start,
-            migrations=MIGRATIONS,
-        )
-    )
+    sys.exit(main(PROGRAM, sys.argv[1:], os.environ))

@@ -1,81 +1,59 @@
-"""Wires the order service together: storage, feed, the view of users and its follower,
-use cases, server."""
+"""Wires the order service together: its table, the view of users and its follower, the
+user service's client, use cases and servicer."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import grpc
 from grpc_health.v1 import health_pb2
 
 from order_svc import schema, user_feed
-from order_svc.config import Settings
+from order_svc.config import NAME, Settings
 from order_svc.service import OrderUseCases
 from order_svc.servicer import OrderServicer
 from order_svc.store import order_table
+from order_svc.user_client import CHANNEL_OPTIONS, GrpcUserDirectory
 from order_svc.user_view import UserView
-from order_svc.users import CHANNEL_OPTIONS, GrpcUserDirectory
 from shop.order.v1 import order_pb2, order_pb2_grpc
-from shop_common import periodic, server
-from shop_common.changelog import Changelog
-from shop_common.clock import utc_now
-from shop_common.db import Database
-from shop_common.feed import Feed
-from shop_common.idempotency import IdempotencyStore
-from shop_common.migrations import migrate
-from shop_common.page_token import PageTokens, load_or_create_key
-from shop_common.unit_of_work import UnitOfWork
+from shop_common.domain import utc_now
+from shop_common.serving import Parts, Program, RunningServer, Service, Wired, start_service
+from shop_common.serving.startup import Stopper
 
-NAME = "order_svc"
 DESCRIPTOR = order_pb2.DESCRIPTOR.services_by_name["OrderService"]
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-async def start(settings: Settings) -> server.RunningServer:
-    """Migrates the database and starts serving; the caller stops the result."""
-    db = Database(settings.database_url)
-    changelog = Changelog(schema.changelog)
-    feed = Feed(db, changelog, settings.common.feed)
-    channel = grpc.aio.insecure_channel(settings.user_svc_addr, options=CHANNEL_OPTIONS)
-
-    async def close() -> None:
-        await channel.close(None)
-        await db.close()
-
-    try:
-        await migrate(db, schema.MIGRATIONS)
-        key = load_or_create_key(
-            settings.common.page_token_key, settings.common.data_dir / f"{NAME}.page_token.key"
-        )
-        keys = IdempotencyStore(schema.idempotency_keys)
-        uow = UnitOfWork(db, changelog, keys, committed=feed.committed)
-        orders = order_table(changelog)
-        view = UserView(uow, orders, utc_now)
+def _wiring(settings: Settings) -> Callable[[Parts], Wired]:
+    def wire(parts: Parts) -> Wired:
+        channel = grpc.aio.insecure_channel(settings.user_svc_addr, options=CHANNEL_OPTIONS)
+        parts.closing.push_async_callback(channel.close, None)
+        orders = order_table(parts.changelog)
+        view = UserView(parts.uow, orders, utc_now)
         users = GrpcUserDirectory(channel, settings.user_svc_timeout_seconds)
-        await feed.start()
-        use_cases = OrderUseCases(uow, orders, view, users, PageTokens(key))
-        servicer = OrderServicer(use_cases, feed)
+        use_cases = OrderUseCases(parts.uow, orders, view, users, parts.tokens)
+        servicer = OrderServicer(use_cases, parts.feed)
 
-        def register(grpc_server: grpc.aio.Server) -> None:
-            order_pb2_grpc.add_OrderServiceServicer_to_server(servicer, grpc_server)
+        async def follow_users(running: RunningServer) -> Stopper:
+            async def set_health(current: bool) -> None:
+                status = _SERVING if current else _NOT_SERVING
+                await running.health.set(user_feed.HEALTH_NAME, status)
 
-        running = await server.start(NAME, settings.listen, [server.Service(DESCRIPTOR, register)])
-    except BaseException:
-        await feed.close()
-        await close()
-        raise
+            await set_health(False)
+            return user_feed.start(user_feed.UserFeedFollower(channel, view, set_health))
 
-    async def set_health(current: bool) -> None:
-        await running.health.set(user_feed.HEALTH_NAME, _SERVING if current else _NOT_SERVING)
+        def register(server: grpc.aio.Server) -> None:
+            order_pb2_grpc.add_OrderServiceServicer_to_server(servicer, server)
 
-    await set_health(False)
-    stop_follower = user_feed.start(user_feed.UserFeedFollower(channel, view, set_health))
-    running.on_stopping.append(feed.close)
-    running.on_stop.extend(
-        [
-            stop_follower,
-            periodic.every(3600, lambda: uow.expire_keys(utc_now())),
-            periodic.every(settings.common.feed.compaction_interval, feed.compact),
-            close,
-        ]
-    )
-    return running
+        return Wired(Service(DESCRIPTOR, register), started=[follow_users])
+
+    return wire
+
+
+async def start(settings: Settings) -> RunningServer:
+    """Migrates the database and starts serving; the caller stops the result."""
+    return await start_service(NAME, settings, schema, _wiring(settings))
+
+
+PROGRAM = Program(NAME, Settings.read, start, schema.MIGRATIONS)

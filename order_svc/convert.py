@@ -1,12 +1,14 @@
-"""Between the domain's orders and the contract's messages."""
+"""Between the domain's orders and the contract's messages, the feed's events included."""
 
 from __future__ import annotations
 
 from google.type import money_pb2
 
 from order_svc.domain import LineItem, Money, Order, State, money
+from order_svc.store import OrderRows
 from shop.order.v1 import order_pb2
-from shop_common.timestamps import set_timestamp
+from shop_common.feed import EventKind
+from shop_common.serving import set_timestamp
 
 _STATE = {
     State.PENDING: order_pb2.Order.STATE_PENDING,
@@ -52,3 +54,8 @@ def line_items(order: order_pb2.Order) -> list[LineItem]:
         )
         for n, item in enumerate(order.items)
     ]
+
+
+ORDER_EVENTS = EventKind(
+    order_pb2.OrderEvent, order_pb2.WatchOrdersResponse, "order", OrderRows(), order_message
+)

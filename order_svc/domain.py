@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
 
-from shop_common.errors import Aborted, FailedPrecondition, FieldViolation, InvalidArgument
+from shop_common.domain import Aborted, FailedPrecondition, FieldViolation, InvalidArgument
 
 NANOS_PER_UNIT = 1_000_000_000
 MAX_ITEMS = 100

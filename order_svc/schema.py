@@ -5,9 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from shop_common.changelog import changelog_tables
-from shop_common.idempotency import idempotency_table
-from shop_common.migrations import Migration
+from shop_common.storage import Migration, changelog_tables, idempotency_table
 
 metadata = sa.MetaData()
 

@@ -9,16 +9,18 @@ import orjson
 from order_svc import domain
 from order_svc.domain import LineItem, Order
 from order_svc.store import not_found
+from order_svc.user_client import UserDirectory, user_not_found
 from order_svc.user_view import UserView, Verdict
-from order_svc.users import UserDirectory, user_not_found
-from shop_common import ids
-from shop_common.clock import Clock, utc_now
-from shop_common.deadline import Deadline
-from shop_common.idempotency import IdempotencyKey
-from shop_common.identity import Caller
-from shop_common.page_token import Page, PageTokens, list_page, page_size
-from shop_common.resource_table import ResourceTable
-from shop_common.unit_of_work import Transaction, UnitOfWork
+from shop_common.domain import Clock, PageTokens, check_id, new_id, page_size, utc_now
+from shop_common.serving import Caller, Deadline
+from shop_common.storage import (
+    IdempotencyKey,
+    Page,
+    ResourceTable,
+    Transaction,
+    UnitOfWork,
+    list_page,
+)
 
 
 class OrderUseCases:
@@ -48,8 +50,8 @@ class OrderUseCases:
     ) -> Order:
         # The owner defaults to the caller; development mode lets anyone order for anyone.
         owner = user_id or caller.subject or ""
-        ids.check_id(owner, "order.user_id", "user")
-        draft = domain.new_order(ids.new_id(), owner, items, self._clock())
+        check_id(owner, "order.user_id", "user")
+        draft = domain.new_order(new_id(), owner, items, self._clock())
         fingerprint = orjson.dumps(
             [owner, [[i.sku, i.quantity, i.unit_price.currency, i.unit_price.nanos] for i in items]]
         )
@@ -87,7 +89,7 @@ class OrderUseCases:
         return unit
 
     async def get(self, order_id: str) -> Order:
-        ids.check_id(order_id, "id", "order")
+        check_id(order_id, "id", "order")
         order = await self._uow.read(lambda conn: self._orders.get(conn, order_id))
         if order is None:
             raise not_found(order_id)
@@ -96,7 +98,7 @@ class OrderUseCases:
     async def list(self, requested_size: int, page_token: str, user_id: str) -> Page[Order]:
         size = page_size(requested_size)
         if user_id:
-            ids.check_id(user_id, "user_id", "user")
+            check_id(user_id, "user_id", "user")
         return await list_page(
             self._uow,
             self._orders,
@@ -108,7 +110,7 @@ class OrderUseCases:
         )
 
     async def cancel(self, order_id: str, expected_etag: str) -> Order:
-        ids.check_id(order_id, "id", "order")
+        check_id(order_id, "id", "order")
         now = self._clock()
         return await self._uow.write(
             lambda tx: self._orders.update(

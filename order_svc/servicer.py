@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 
-from order_svc.convert import line_items, order_message
-from order_svc.events import OrderEvents
+from order_svc.convert import ORDER_EVENTS, line_items, order_message
 from order_svc.service import OrderUseCases
 from shop.order.v1 import order_pb2, order_pb2_grpc
-from shop_common import ids, watch
-from shop_common.deadline import Deadline
-from shop_common.feed import Feed
-from shop_common.identity import current_caller
+from shop_common.domain import check_id
+from shop_common.feed import Feed, ResourceEvents, everything, serve
+from shop_common.serving import Deadline, current_caller
+from shop_common.storage import Change
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -62,11 +62,20 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         # A coroutine writing through context.write, so that a watch can be cut off while a
         # write waits; grpc.aio serves it, the generated stub declares only iterators.
         if request.user_id:
-            ids.check_id(request.user_id, "user_id", "user")
-        await watch.serve(
+            check_id(request.user_id, "user_id", "user")
+        await serve(
             self._feed,
             context,
-            OrderEvents(request.prev_order, request.user_id),
+            ResourceEvents(
+                ORDER_EVENTS, with_prev=request.prev_order, wants=_of_user(request.user_id)
+            ),
             start_revision=request.start_revision,
             progress_notify=request.progress_notify,
         )
+
+
+def _of_user(user_id: str) -> Callable[[Change], bool]:
+    """WatchOrders' `user_id` filter: that user's orders only, when it is set."""
+    if not user_id:
+        return everything
+    return lambda change: change.row()["user_id"] == user_id

@@ -10,9 +10,8 @@ from sqlalchemy.exc import IntegrityError
 
 from order_svc import schema
 from order_svc.domain import LineItem, Money, Order, State
-from shop_common.changelog import Changelog
-from shop_common.errors import Aborted, NotFound
-from shop_common.resource_table import ResourceTable, from_us, to_us
+from shop_common.domain import Aborted, NotFound
+from shop_common.storage import Changelog, ResourceTable, from_us, to_us
 
 
 class OrderRows:

@@ -26,10 +26,8 @@ from sqlalchemy.engine import Connection
 
 from order_svc import domain, schema
 from order_svc.domain import Order, State
-from shop_common.clock import Clock
-from shop_common.db import Prepared
-from shop_common.resource_table import ResourceTable
-from shop_common.unit_of_work import Transaction, UnitOfWork
+from shop_common.domain import Clock
+from shop_common.storage import Prepared, ResourceTable, Transaction, UnitOfWork
 
 
 class Verdict(enum.Enum):

@@ -18,11 +18,10 @@ from sqlalchemy.engine import make_url
 import order_svc.app
 import order_svc.config
 import user_svc.app
-import user_svc.config
 from shop.order.v1 import order_pb2_grpc
 from shop.user.v1 import user_pb2_grpc
-from shop_common.config import Common, FeedSettings
-from shop_common.server import RunningServer
+from shop_common.feed import FeedSettings
+from shop_common.serving import Common, RunningServer, ServiceSettings
 
 POSTGRES_ENV = "TEST_DATABASE_URL"
 POSTGRES_SKIP_REASON = "TEST_DATABASE_URL not set: PostgreSQL tests skipped"
@@ -94,7 +93,7 @@ async def running_user_svc(
     feed: FeedSettings | None = None,
     listen: str = "127.0.0.1:0",
 ) -> AsyncIterator[RunningServer]:
-    settings = user_svc.config.Settings(
+    settings = ServiceSettings(
         listen=listen,
         database_url=database_url,
         common=common_settings(data_dir, drain_seconds=drain_seconds, feed=feed),

@@ -89,9 +89,8 @@ def seed_history(db_path: Path, changes: int, env: dict[str, str]) -> list[str]:
     import orjson
     import sqlalchemy as sa
 
-    from shop_common import ids
-    from shop_common.changelog import ChangeType
-    from shop_common.resource_table import to_us
+    from shop_common.domain import new_id
+    from shop_common.storage import ChangeType, to_us
     from user_svc import schema
     from user_svc.domain import User
     from user_svc.store import UserRows
@@ -115,7 +114,7 @@ def seed_history(db_path: Path, changes: int, env: dict[str, str]) -> list[str]:
         prev: str | None = None
         if revision <= user_count:
             user = User(
-                id=ids.new_id(), email=f"feed-{token}-{revision}@example.com",
+                id=new_id(), email=f"feed-{token}-{revision}@example.com",
                 display_name=f"Feed {revision}", create_time=moment, update_time=moment,
                 revision=revision,
             )  # fmt: skip

@@ -3,18 +3,8 @@
 import os
 import sys
 
-from shop_common import entrypoint
-from user_svc import app
-from user_svc.config import Settings
-from user_svc.schema import MIGRATIONS
+from shop_common.serving import main
+from user_svc.app import PROGRAM
 
 if __name__ == "__main__":
-    sys.exit(
-        entrypoint.main(
-            sys.argv[1:],
-            name=app.NAME,
-            settings=Settings.from_env(os.environ),
-            start=app.start,
-            migrations=MIGRATIONS,
-        )
-    )
+    sys.exit(main(PROGRAM, sys.argv[1:], os.environ))

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from shop_common.errors import Aborted, FieldViolation, InvalidArgument
+from shop_common.domain import Aborted, FieldViolation, InvalidArgument
 
 MAX_EMAIL_LENGTH = 254
 MAX_DISPLAY_NAME_LENGTH = 200

@@ -6,19 +6,22 @@ from collections.abc import Mapping, Sequence
 
 import orjson
 
-from shop_common import ids
-from shop_common.clock import Clock, utc_now
-from shop_common.idempotency import IdempotencyKey
-from shop_common.page_token import Page, PageTokens, list_page, page_size
-from shop_common.resource_table import ResourceTable
-from shop_common.unit_of_work import Transaction, UnitOfWork
+from shop_common.domain import Clock, PageTokens, check_id, new_id, page_size, utc_now
+from shop_common.storage import (
+    IdempotencyKey,
+    Page,
+    ResourceTable,
+    Transaction,
+    UnitOfWork,
+    list_page,
+)
 from user_svc import domain
 from user_svc.domain import User
 from user_svc.store import not_found
 
 
-def check_id(value: str, field: str = "id") -> str:
-    return ids.check_id(value, field, "user")
+def check_user_id(value: str, field: str = "id") -> str:
+    return check_id(value, field, "user")
 
 
 class UserUseCases:
@@ -36,7 +39,7 @@ class UserUseCases:
 
     async def create(self, email: str, display_name: str, request_id: str) -> User:
         key = IdempotencyKey.of("CreateUser", request_id, orjson.dumps([email, display_name]))
-        draft = domain.new_user(ids.new_id(), email, display_name, self._clock())
+        draft = domain.new_user(new_id(), email, display_name, self._clock())
 
         def unit(tx: Transaction) -> User:
             # The key is checked inside the write: a racing retry cannot create twice.
@@ -45,7 +48,7 @@ class UserUseCases:
         return await self._uow.write(unit)
 
     async def get(self, user_id: str) -> User:
-        check_id(user_id)
+        check_user_id(user_id)
         user = await self._uow.read(lambda conn: self._users.get(conn, user_id))
         if user is None:
             raise not_found(user_id)
@@ -68,7 +71,7 @@ class UserUseCases:
         mask: Sequence[str] | None,
         expected_etag: str,
     ) -> User:
-        check_id(user_id, "user.id")
+        check_user_id(user_id, "user.id")
         changes = domain.changes_for(values, mask)
         now = self._clock()
         return await self._uow.write(
@@ -78,7 +81,7 @@ class UserUseCases:
         )
 
     async def delete(self, user_id: str, expected_etag: str) -> None:
-        check_id(user_id)
+        check_user_id(user_id)
         now = self._clock()
         await self._uow.write(
             lambda tx: self._users.delete(

@@ -7,10 +7,8 @@ from typing import Any
 import grpc
 
 from shop.user.v1 import user_pb2, user_pb2_grpc
-from shop_common import watch
-from shop_common.feed import Feed
-from user_svc.convert import user_message
-from user_svc.events import UserEvents
+from shop_common.feed import Feed, ResourceEvents, serve
+from user_svc.convert import USER_EVENTS, user_message
 from user_svc.service import UserUseCases
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -63,10 +61,10 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
     ) -> None:
         # A coroutine writing through context.write, so that a watch can be cut off while a
         # write waits; grpc.aio serves it, the generated stub declares only iterators.
-        await watch.serve(
+        await serve(
             self._feed,
             context,
-            UserEvents(request.prev_user),
+            ResourceEvents(USER_EVENTS, with_prev=request.prev_user),
             start_revision=request.start_revision,
             progress_notify=request.progress_notify,
         )

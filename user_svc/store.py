@@ -7,9 +7,8 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from shop_common.changelog import Changelog
-from shop_common.errors import AlreadyExists, FieldViolation, NotFound
-from shop_common.resource_table import ResourceTable, from_us, to_us
+from shop_common.domain import AlreadyExists, FieldViolation, NotFound
+from shop_common.storage import Changelog, ResourceTable, from_us, to_us
 from user_svc import schema
 from user_svc.domain import User
 

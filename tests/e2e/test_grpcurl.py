@@ -33,7 +33,7 @@ from google.type import money_pb2
 
 from shop.order.v1 import order_pb2
 from shop.user.v1 import user_pb2
-from shop_common import ids
+from shop_common.domain import ids
 from tests.e2e.conftest import System, grpcurl_binary
 
 pytestmark = pytest.mark.e2e

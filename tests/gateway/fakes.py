@@ -23,7 +23,7 @@ from grpc_status import rpc_status
 
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.user.v1 import user_pb2, user_pb2_grpc
-from shop_common.errors import ERROR_DOMAIN
+from shop_common.domain import ERROR_DOMAIN
 
 Context = grpc.aio.ServicerContext[Any, Any]
 CREATED = timestamp_pb2.Timestamp(seconds=1_700_000_000, nanos=5_000_000)

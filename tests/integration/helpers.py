@@ -15,7 +15,7 @@ from grpc_status import rpc_status
 
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.user.v1 import user_pb2, user_pb2_grpc
-from shop_common.ids import is_valid_id
+from shop_common.domain import is_valid_id
 
 DOMAIN = "shop.dev"
 UNKNOWN_ID = "01a21966-e263-7607-918a-d4d32f874249"  # well formed, never issued here

@@ -13,8 +13,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from shop_common.db import Database, _sqlite_engine, driver_url
-from shop_common.db_threads import LONG_UNIT_SECONDS, DatabaseThread, DatabaseThreads
+from shop_common.storage import Database, driver_url
+from shop_common.storage.database import _sqlite_engine
+from shop_common.storage.threads import LONG_UNIT_SECONDS, DatabaseThread, DatabaseThreads
 
 T = TypeVar("T")
 

@@ -1,6 +1,6 @@
 """The change feeds end to end: WatchUsers and WatchOrders on real servers, on each backend.
 
-The promises (see `shop_common.watch`): every committed write is one revision, delivered in
+The promises (see `shop_common.feed.watch`): every committed write is one revision, delivered in
 order and exactly once, all events of a revision in one response (or in fragments when
 they are too many for one); a watch from 0 starts
 now; history hands over to the live tail without a gap; compacted history is refused with
@@ -24,16 +24,14 @@ import pytest
 from google.protobuf import message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-import order_svc.app
+import shop_common.serving.startup
 import user_svc.app
-import user_svc.config
 from order_svc.user_feed import HEALTH_NAME as USER_FEED_HEALTH
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.user.v1 import user_pb2, user_pb2_grpc
-from shop_common.changelog import Changelog
-from shop_common.config import FeedSettings
-from shop_common.db import Database
-from shop_common.feed import Feed
+from shop_common.feed import Feed, FeedSettings
+from shop_common.serving import ServiceSettings
+from shop_common.storage import Changelog, Database
 from tests.integration.helpers import (
     DOMAIN,
     Failure,
@@ -249,8 +247,7 @@ def spy_on_feeds(monkeypatch: pytest.MonkeyPatch) -> list[Feed]:
             super().__init__(*args, **kwargs)
             made.append(self)
 
-    monkeypatch.setattr(user_svc.app, "Feed", RecordedFeed)
-    monkeypatch.setattr(order_svc.app, "Feed", RecordedFeed)
+    monkeypatch.setattr(shop_common.serving.startup, "Feed", RecordedFeed)
     return made
 
 
@@ -763,7 +760,7 @@ async def test_watcher_that_does_not_read_is_cut_off_and_forgotten(
 async def test_open_watches_end_unavailable_when_the_server_stops(
     database_url: str, tmp_path: pathlib.Path
 ) -> None:
-    settings = user_svc.config.Settings(
+    settings = ServiceSettings(
         listen="127.0.0.1:0",
         database_url=database_url,
         common=common_settings(tmp_path, feed=FAST),
@@ -799,7 +796,7 @@ async def test_server_stops_when_a_commit_wakes_the_feed_as_it_stops(
     database_url: str, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     feeds = spy_on_feeds(monkeypatch)
-    settings = user_svc.config.Settings(
+    settings = ServiceSettings(
         listen="127.0.0.1:0", database_url=database_url, common=common_settings(tmp_path)
     )
     running = await user_svc.app.start(settings)
@@ -867,7 +864,7 @@ async def test_cancelled_watch_is_forgotten_and_the_server_stops_cleanly(
 ) -> None:
     feeds = spy_on_feeds(monkeypatch)
     caplog.set_level(logging.WARNING)
-    settings = user_svc.config.Settings(
+    settings = ServiceSettings(
         listen="127.0.0.1:0", database_url=database_url, common=common_settings(tmp_path)
     )
     running = await user_svc.app.start(settings)

@@ -15,8 +15,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 import user_svc.app
-import user_svc.config
 from shop.user.v1 import user_pb2, user_pb2_grpc
+from shop_common.serving import ServiceSettings
 from tests.integration.helpers import create_user
 from tests.support import Services, channel_to, common_settings
 
@@ -54,7 +54,7 @@ async def test_health_of_an_unknown_service_is_not_found(services: Services) -> 
 async def test_health_turns_not_serving_as_soon_as_stop_begins(
     database_url: str, tmp_path: pathlib.Path
 ) -> None:
-    settings = user_svc.config.Settings(
+    settings = ServiceSettings(
         listen="127.0.0.1:0",
         database_url=database_url,
         common=common_settings(tmp_path, drain_seconds=60),
@@ -92,7 +92,7 @@ async def test_health_turns_not_serving_as_soon_as_stop_begins(
 
 
 async def test_stopped_server_refuses_calls(database_url: str, tmp_path: pathlib.Path) -> None:
-    settings = user_svc.config.Settings(
+    settings = ServiceSettings(
         listen="127.0.0.1:0", database_url=database_url, common=common_settings(tmp_path)
     )
     running = await user_svc.app.start(settings)
@@ -108,7 +108,7 @@ async def test_stopped_server_refuses_calls(database_url: str, tmp_path: pathlib
 async def test_restarted_service_keeps_its_data_and_page_tokens(
     database_url: str, tmp_path: pathlib.Path
 ) -> None:
-    settings = user_svc.config.Settings(
+    settings = ServiceSettings(
         listen="127.0.0.1:0", database_url=database_url, common=common_settings(tmp_path)
     )
     running = await user_svc.app.start(settings)
@@ -136,7 +136,7 @@ async def test_stopping_right_after_start_leaves_no_connection_open(
 ) -> None:
     # Database.close() must not dispose the engine under a unit of work still running in
     # another database thread (the key janitor starts one at every start).
-    settings = user_svc.config.Settings(
+    settings = ServiceSettings(
         listen="127.0.0.1:0", database_url=database_url, common=common_settings(tmp_path)
     )
     gc.collect()

@@ -14,8 +14,8 @@ from order_svc.domain import MAX_QUANTITY, MAX_UNIT_PRICE_UNITS
 from order_svc.store import OrderRows
 from shop.order.v1 import order_pb2
 from shop.user.v1 import user_pb2
-from shop_common.db import Database
-from shop_common.ids import is_valid_id, new_id
+from shop_common.domain import is_valid_id, new_id
+from shop_common.storage import Database
 from tests.integration.helpers import (
     UNKNOWN_ID,
     all_orders,

@@ -21,14 +21,17 @@ import order_svc.schema
 import user_svc.schema
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.user.v1 import user_pb2, user_pb2_grpc
-from shop_common import ids
-from shop_common.changelog import Changelog, ChangeType
-from shop_common.config import FeedSettings
-from shop_common.db import Database
-from shop_common.feed import Feed
-from shop_common.idempotency import IdempotencyStore
-from shop_common.migrations import Migration, migrate
-from shop_common.unit_of_work import UnitOfWork
+from shop_common.domain import ids
+from shop_common.feed import Feed, FeedSettings
+from shop_common.storage import (
+    Changelog,
+    ChangeType,
+    Database,
+    IdempotencyStore,
+    Migration,
+    UnitOfWork,
+    migrate,
+)
 from tests.integration.helpers import create_user, order_request
 from tests.support import Databases, Services, channel_to, running_user_svc
 from user_svc.domain import User, new_user

@@ -9,13 +9,17 @@ from datetime import UTC, datetime
 import pytest
 
 import user_svc.schema
-from shop_common import ids
-from shop_common.changelog import Batch, Changelog
-from shop_common.db import Database
-from shop_common.errors import NotFound
-from shop_common.idempotency import IdempotencyKey, IdempotencyStore
-from shop_common.migrations import migrate
-from shop_common.unit_of_work import Transaction, UnitOfWork
+from shop_common.domain import NotFound, ids
+from shop_common.storage import (
+    Batch,
+    Changelog,
+    Database,
+    IdempotencyKey,
+    IdempotencyStore,
+    Transaction,
+    UnitOfWork,
+    migrate,
+)
 from user_svc.domain import User, new_user
 from user_svc.store import user_table
 

@@ -35,14 +35,16 @@ from order_svc.user_feed import HEALTH_NAME
 from order_svc.user_view import UserView
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.user.v1 import user_pb2, user_pb2_grpc
-from shop_common.changelog import Changelog
-from shop_common.clock import utc_now
-from shop_common.config import FeedSettings
-from shop_common.db import Database
-from shop_common.idempotency import IdempotencyStore
-from shop_common.ids import new_id
-from shop_common.migrations import migrate
-from shop_common.unit_of_work import Transaction, UnitOfWork
+from shop_common.domain import new_id, utc_now
+from shop_common.feed import FeedSettings
+from shop_common.storage import (
+    Changelog,
+    Database,
+    IdempotencyStore,
+    Transaction,
+    UnitOfWork,
+    migrate,
+)
 from tests import support
 from tests.integration.helpers import (
     all_orders,

@@ -10,7 +10,7 @@ import pytest
 from google.protobuf import field_mask_pb2
 
 from shop.user.v1 import user_pb2
-from shop_common.ids import is_valid_id
+from shop_common.domain import is_valid_id
 from tests.integration.helpers import (
     UNKNOWN_ID,
     all_users,

@@ -7,16 +7,16 @@ import pathlib
 import pytest
 
 import order_svc.config
-import user_svc.config
-from shop_common import config
-from shop_common.config import Common, ConfigError, FeedSettings
+import user_svc.app
+from shop_common.feed import FeedSettings
+from shop_common.serving import Common, ConfigError, address
 
 KEY = "00112233445566778899aabbccddeeff"
 
 
 def test_defaults() -> None:
-    users = user_svc.config.Settings.from_env({})
-    orders = order_svc.config.Settings.from_env({})
+    users = user_svc.app.settings({})
+    orders = order_svc.config.Settings.read({})
     assert users.listen == "127.0.0.1:50051"
     assert users.database_url == "sqlite:///data/user_svc.db"
     assert orders.listen == "127.0.0.1:50052"
@@ -37,7 +37,7 @@ def test_values_are_read_and_trimmed() -> None:
         "ORDER_SVC_USER_SVC_TIMEOUT_SECONDS": "0.25",
         "ORDER_SVC_DATABASE_URL": "postgresql://u@db/orders",
     }
-    settings = order_svc.config.Settings.from_env(env)
+    settings = order_svc.config.Settings.read(env)
     assert settings.common == Common(pathlib.Path("/srv/shop"), "DEBUG", 0.0, 2.5, KEY)
     assert settings.listen == "0.0.0.0:0"
     assert settings.user_svc_addr == "users.internal:443"
@@ -51,12 +51,12 @@ def test_values_are_read_and_trimmed() -> None:
 )
 def test_bad_address_is_refused_naming_the_variable(value: str) -> None:
     with pytest.raises(ConfigError, match="USER_SVC_LISTEN"):
-        user_svc.config.Settings.from_env({"USER_SVC_LISTEN": value})
+        user_svc.app.settings({"USER_SVC_LISTEN": value})
 
 
 @pytest.mark.parametrize("value", ["[::1]:50051", "127.0.0.1:0", "svc:65535"])
 def test_good_address_is_accepted(value: str) -> None:
-    assert config.address({"X": value}, "X", "unused:1") == value
+    assert address({"X": value}, "X", "unused:1") == value
 
 
 @pytest.mark.parametrize("value", ["two", "1,5", "1.5s", "0x10", "--1"])
@@ -67,7 +67,7 @@ def test_bad_number_is_refused_naming_the_variable(value: str) -> None:
 
 def test_number_below_its_minimum_is_refused() -> None:
     with pytest.raises(ConfigError, match="ORDER_SVC_USER_SVC_TIMEOUT_SECONDS"):
-        order_svc.config.Settings.from_env({"ORDER_SVC_USER_SVC_TIMEOUT_SECONDS": "0"})
+        order_svc.config.Settings.read({"ORDER_SVC_USER_SVC_TIMEOUT_SECONDS": "0"})
     with pytest.raises(ConfigError, match="SHOP_DRAIN_SECONDS"):
         Common.from_env({"SHOP_DRAIN_SECONDS": "-1"})
 
@@ -76,7 +76,7 @@ def test_number_below_its_minimum_is_refused() -> None:
 def test_not_a_number_is_refused(value: str) -> None:
     # float("nan") parses, and NaN compares false with the minimum: it must still be refused.
     with pytest.raises(ConfigError, match="ORDER_SVC_USER_SVC_TIMEOUT_SECONDS"):
-        order_svc.config.Settings.from_env({"ORDER_SVC_USER_SVC_TIMEOUT_SECONDS": value})
+        order_svc.config.Settings.read({"ORDER_SVC_USER_SVC_TIMEOUT_SECONDS": value})
 
 
 @pytest.mark.parametrize("value", ["abcd", KEY[:-2], "zz" * 16, KEY + "0"])

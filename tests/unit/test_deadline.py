@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from shop_common import deadline
-from shop_common.deadline import REPLY_MARGIN_SECONDS, Deadline
-from shop_common.errors import DeadlineExceeded
+from shop_common.domain import DeadlineExceeded
+from shop_common.serving import Deadline, deadline
+from shop_common.serving.deadline import REPLY_MARGIN_SECONDS
 
 
 class FakeClock:

@@ -6,8 +6,8 @@ import grpc
 import pytest
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from shop_common import errors
-from shop_common.grpc_errors import internal_status, status_for
+from shop_common.domain import errors
+from shop_common.serving.status import internal_status, status_for
 
 DETAILS_KEY = "grpc-status-details-bin"
 

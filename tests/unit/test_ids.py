@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from shop_common import ids
+from shop_common.domain import ids
 
 
 class FakeClock:

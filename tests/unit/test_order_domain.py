@@ -8,7 +8,7 @@ import pytest
 
 from order_svc import domain
 from order_svc.domain import NANOS_PER_UNIT, LineItem, Money, Order, State
-from shop_common.errors import Aborted, FailedPrecondition, InvalidArgument
+from shop_common.domain import Aborted, FailedPrecondition, InvalidArgument
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 ORDER_ID = "01a21966-e263-7607-918a-d4d32f874249"

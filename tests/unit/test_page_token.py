@@ -7,9 +7,8 @@ import pathlib
 
 import pytest
 
-from shop_common import page_token
-from shop_common.errors import InvalidArgument
-from shop_common.page_token import PageTokens
+from shop_common.domain import InvalidArgument, PageTokens
+from shop_common.domain import page_tokens as page_token
 
 KEY = bytes(range(32))
 LAST = "01a21966-e263-7607-918a-d4d32f874249"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from shop_common.timestamps import set_timestamp
+from shop_common.serving import set_timestamp
 
 MOMENTS = [
     datetime(1970, 1, 1, tzinfo=UTC),

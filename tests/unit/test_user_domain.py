@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shop_common.errors import Aborted, InvalidArgument
+from shop_common.domain import Aborted, InvalidArgument
 from user_svc import domain
 from user_svc.domain import User
 

@@ -1,5 +1,4 @@
-"""Pages of a list (AIP-158): opaque, tamper-proof page tokens, and one listing for both
-services.
+"""Opaque, tamper-proof page tokens (AIP-158), and page sizes.
 
 A token names the last key of the previous page and the query it belongs to,
 signed with HMAC-SHA256, so a client can neither forge a position nor reuse a
@@ -16,17 +15,10 @@ import hmac
 import os
 import pathlib
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 
 import orjson
-import sqlalchemy as sa
 
-from shop_common import ids
-from shop_common.errors import FieldViolation, InvalidArgument
-from shop_common.resource_table import Resource, ResourceTable
-from shop_common.unit_of_work import UnitOfWork
-
-R = TypeVar("R", bound=Resource)
+from shop_common.domain.errors import FieldViolation, InvalidArgument
 
 _MAC_BYTES = 16
 DEFAULT_PAGE_SIZE = 50
@@ -77,47 +69,21 @@ class PageTokens:
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         except (binascii.Error, ValueError):
-            raise _invalid("is not a page token from this service") from None
+            raise invalid_page_token("is not a page token from this service") from None
         payload, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
         expected = hmac.new(self.key, payload, hashlib.sha256).digest()[:_MAC_BYTES]
         if len(raw) <= _MAC_BYTES or not hmac.compare_digest(mac, expected):
-            raise _invalid("is not a page token from this service")
+            raise invalid_page_token("is not a page token from this service")
         data = orjson.loads(payload)
         if data.get("q") != query:
-            raise _invalid("belongs to a request with other filters")
+            raise invalid_page_token("belongs to a request with other filters")
         last_key = data.get("k")
         if not isinstance(last_key, str):
-            raise _invalid("is not a page token from this service")
+            raise invalid_page_token("is not a page token from this service")
         return last_key
 
 
-def _invalid(description: str, reason: str | None = "INVALID_PAGE_TOKEN") -> InvalidArgument:
+def invalid_page_token(
+    description: str, reason: str | None = "INVALID_PAGE_TOKEN"
+) -> InvalidArgument:
     return InvalidArgument.of(FieldViolation("page_token", description), reason=reason)
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[R]):
-    items: list[R]
-    next_page_token: str
-    revision: int
-    """The revision of the snapshot the page was read from."""
-
-
-async def list_page(
-    uow: UnitOfWork,
-    table: ResourceTable[R],
-    tokens: PageTokens,
-    *,
-    size: int,
-    page_token: str,
-    query: str,
-    where: sa.ColumnElement[bool] | None = None,
-) -> Page[R]:
-    """One page of `table` in id order (`size` from `page_size`); `query` names the filters
-    the page token is bound to."""
-    after = tokens.decode(page_token, query=query)
-    if after is not None and not ids.is_valid_id(after):
-        raise _invalid("is not a valid page token", reason=None)
-    found = await uow.read(lambda conn: table.slice(conn, after, size, where))
-    token = tokens.encode(found.items[-1].id, query=query) if found.more else ""
-    return Page(found.items, token, found.revision)

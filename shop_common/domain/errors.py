@@ -1,6 +1,6 @@
 """Domain errors: what went wrong, in words the domain knows. No gRPC here.
 
-The one table that turns these into gRPC statuses is `shop_common.grpc_errors`.
+The one table that turns these into gRPC statuses is `shop_common.serving.status`.
 """
 
 from __future__ import annotations

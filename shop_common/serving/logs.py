@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 
-def configure(level: str) -> None:
+def configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)-5s %(name)s: %(message)s",

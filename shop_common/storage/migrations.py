@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from shop_common.db import Database
+from shop_common.storage.database import Database
 
 log = logging.getLogger(__name__)
 

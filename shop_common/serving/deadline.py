@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from shop_common.errors import DeadlineExceeded
+from shop_common.domain import DeadlineExceeded
 
 # Kept back for answering our own caller after the outbound call returns.
 REPLY_MARGIN_SECONDS = 0.005

@@ -15,8 +15,8 @@ import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from shop_common import reflection
-from shop_common.interceptor import BoundaryInterceptor
+from shop_common.serving import reflection
+from shop_common.serving.interceptor import BoundaryInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class RunningServer:
             await hook()
 
 
-async def start(name: str, listen: str, services: Sequence[Service]) -> RunningServer:
+async def start_server(name: str, listen: str, services: Sequence[Service]) -> RunningServer:
     """Starts serving `services` on `listen` (port 0 picks one) and logs where."""
     names = frozenset(s.descriptor.full_name for s in services)
     server = grpc.aio.server(

@@ -21,7 +21,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from shop_common.db import Prepared
+from shop_common.storage.prepared import Prepared
 
 NOTIFY_CHANNEL = "shop_changes"
 _NOTIFY = sa.text(f"NOTIFY {NOTIFY_CHANNEL}")

@@ -14,9 +14,9 @@ from typing import Any, cast
 
 import grpc
 
-from shop_common import identity
-from shop_common.errors import DomainError
-from shop_common.grpc_errors import internal_status, status_for
+from shop_common.domain import DomainError
+from shop_common.serving import identity
+from shop_common.serving.status import internal_status, status_for
 
 log = logging.getLogger(__name__)
 

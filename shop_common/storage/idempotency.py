@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from shop_common.errors import FieldViolation, InvalidArgument
+from shop_common.domain import FieldViolation, InvalidArgument
 
 RETENTION_SECONDS = 48 * 3600
 MAX_REQUEST_ID_LENGTH = 128

@@ -15,9 +15,9 @@ from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy.engine import Connection
 
-from shop_common.changelog import Batch, Change, Changelog, ChangeType
-from shop_common.db import Database
-from shop_common.idempotency import IdempotencyKey, IdempotencyStore
+from shop_common.storage.changelog import Batch, Change, Changelog, ChangeType
+from shop_common.storage.database import Database
+from shop_common.storage.idempotency import IdempotencyKey, IdempotencyStore
 
 T = TypeVar("T")
 

@@ -7,7 +7,7 @@ import re
 import time
 import uuid
 
-from shop_common.errors import FieldViolation, InvalidArgument
+from shop_common.domain.errors import FieldViolation, InvalidArgument
 
 _CANONICAL = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 

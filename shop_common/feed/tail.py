@@ -25,10 +25,9 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from shop_common.changelog import NOTIFY_CHANNEL, Batch, Changelog, Compacted
-from shop_common.config import FeedSettings
-from shop_common.db import Database
-from shop_common.errors import DomainError, OutOfRange, ResourceExhausted, Unavailable
+from shop_common.domain import DomainError, OutOfRange, ResourceExhausted, Unavailable
+from shop_common.feed.settings import FeedSettings
+from shop_common.storage import NOTIFY_CHANNEL, Batch, Changelog, Compacted, Database
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from typing import Protocol
 import grpc
 
 from shop.user.v1 import user_pb2, user_pb2_grpc
-from shop_common.deadline import Deadline
-from shop_common.errors import DeadlineExceeded, FailedPrecondition, Unavailable
+from shop_common.domain import DeadlineExceeded, FailedPrecondition, Unavailable
+from shop_common.serving import Deadline
 
 # Reads may be retried by gRPC itself, on UNAVAILABLE only, with throttling.
 _SERVICE_CONFIG = json.dumps(

@@ -18,11 +18,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from shop_common.changelog import Changelog, ChangeType
-from shop_common.db import Prepared
-from shop_common.errors import DomainError
-from shop_common.idempotency import IdempotencyKey
-from shop_common.unit_of_work import Transaction
+from shop_common.domain import DomainError
+from shop_common.storage.changelog import Changelog, ChangeType
+from shop_common.storage.idempotency import IdempotencyKey
+from shop_common.storage.prepared import Prepared
+from shop_common.storage.unit_of_work import Transaction
 
 
 class Resource(Protocol):

@@ -12,7 +12,7 @@ import contextvars
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from shop_common.errors import Unauthenticated
+from shop_common.domain import Unauthenticated
 
 
 @dataclass(frozen=True, slots=True)

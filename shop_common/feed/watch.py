@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
 import grpc
 from google.protobuf.descriptor import Descriptor
-from google.protobuf.message import Message
 
-from shop_common.changelog import Batch, Change, Compacted
-from shop_common.errors import FieldViolation, InvalidArgument
-from shop_common.feed import Feed, Watcher, compacted_error
+from shop_common.domain import FieldViolation, InvalidArgument
+from shop_common.feed.tail import Feed, Watcher, compacted_error
+from shop_common.storage import Batch, Change, Compacted
 
 M = TypeVar("M", covariant=True)
 
@@ -70,16 +69,6 @@ def check_layout(response: Descriptor) -> None:
     found = {f.name: f.number for f in response.fields}
     if found != _LAYOUT:
         raise TypeError(f"{response.full_name} fields {found} are not {_LAYOUT}")
-
-
-def serialized(change: Change, variant: Hashable, build: Callable[[], Message]) -> bytes:
-    """The serialized message `build` makes of `change`: built once per change and variant
-    (e.g. with or without the previous value), then shared by every watcher."""
-    key = ("serialized", variant)
-    found: bytes | None = change.cache.get(key)
-    if found is None:
-        found = change.cache[key] = build().SerializeToString()
-    return found
 
 
 def _varint(value: int) -> bytes:

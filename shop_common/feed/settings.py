@@ -1,0 +1,26 @@
+"""How a service serves its change feed: retention, buffers, polling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSettings:
+    """How a service serves its change feed."""
+
+    retention_seconds: float = 86_400.0
+    """History older than this is compacted (the newest revision always stays)."""
+    progress_seconds: float = 5.0
+    """An idle watch that asked for it gets a progress notification this often."""
+    buffer_revisions: int = 4_096
+    """Revisions queued for one watcher before it is cut off as too slow."""
+    poll_seconds: float = 1.0
+    """The changelog is read at least this often, even when nothing wakes the feed."""
+    memory_revisions: int = 8_192
+    """Recent revisions kept in memory, so that a watcher a little behind needs no query."""
+
+    @property
+    def compaction_interval(self) -> float:
+        """How often history is compacted: often enough to keep near the retention."""
+        return min(300.0, max(1.0, self.retention_seconds / 2))

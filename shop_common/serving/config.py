@@ -1,0 +1,78 @@
+"""The services' settings, read from the environment once, at start-up, into frozen objects.
+
+Nothing else in the code base reads `os.environ`; `env` reads one variable.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from shop_common.feed import FeedSettings
+from shop_common.serving.env import ConfigError, address, number, optional, text
+
+
+@dataclass(frozen=True, slots=True)
+class Common:
+    """Settings every service shares."""
+
+    data_dir: pathlib.Path
+    log_level: str
+    grace_seconds: float
+    """How long in-flight calls may run on after SIGTERM."""
+    drain_seconds: float
+    """How long a stopping service reports NOT_SERVING before it stops accepting calls."""
+    page_token_key: str | None
+    """Hex key that signs page tokens; set it when several replicas serve one database."""
+    feed: FeedSettings = field(default_factory=FeedSettings)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Common:
+        key = optional(env, "SHOP_PAGE_TOKEN_KEY")
+        if key is not None:
+            try:
+                if len(bytes.fromhex(key)) < 16:
+                    raise ValueError
+            except ValueError:
+                raise ConfigError("SHOP_PAGE_TOKEN_KEY must be at least 32 hex digits") from None
+        return cls(
+            data_dir=pathlib.Path(text(env, "SHOP_DATA_DIR", "data")),
+            log_level=text(env, "SHOP_LOG_LEVEL", "INFO").upper(),
+            grace_seconds=number(env, "SHOP_GRACE_SECONDS", 5.0),
+            drain_seconds=number(env, "SHOP_DRAIN_SECONDS", 0.0),
+            page_token_key=key,
+            feed=_feed_settings(env),
+        )
+
+    def sqlite_url(self, service: str) -> str:
+        return f"sqlite:///{self.data_dir / f'{service}.db'}"
+
+
+def _feed_settings(env: Mapping[str, str]) -> FeedSettings:
+    return FeedSettings(
+        retention_seconds=number(env, "SHOP_FEED_RETENTION_SECONDS", 86_400.0),
+        progress_seconds=number(env, "SHOP_WATCH_PROGRESS_SECONDS", 5.0, minimum=0.01),
+        buffer_revisions=int(number(env, "SHOP_WATCH_BUFFER_REVISIONS", 4_096, minimum=1)),
+        poll_seconds=number(env, "SHOP_FEED_POLL_SECONDS", 1.0, minimum=0.001),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSettings:
+    """What every service reads: where it listens, its database, the shared settings."""
+
+    listen: str
+    database_url: str
+    common: Common
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], name: str, default_port: int) -> ServiceSettings:
+        """`<NAME>_LISTEN` and `<NAME>_DATABASE_URL` (SQLite under the data dir by default)."""
+        common = Common.from_env(env)
+        prefix = name.upper()
+        return cls(
+            listen=address(env, f"{prefix}_LISTEN", f"127.0.0.1:{default_port}"),
+            database_url=text(env, f"{prefix}_DATABASE_URL", common.sqlite_url(name)),
+            common=common,
+        )

@@ -1,0 +1,99 @@
+"""What every service does around its own wiring: at start, the database migrated, the
+changelog and feed, units of work and page tokens; then the server; on stop, the watches
+ended, housekeeping stopped and whatever the wiring opened closed, the database last."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import sqlalchemy as sa
+
+from shop_common.domain import PageTokens, load_or_create_key, utc_now
+from shop_common.feed import Feed
+from shop_common.serving.config import ServiceSettings
+from shop_common.serving.periodic import every
+from shop_common.serving.server import RunningServer, Service, start_server
+from shop_common.storage import (
+    Changelog,
+    ChangelogTables,
+    Database,
+    IdempotencyStore,
+    Migration,
+    UnitOfWork,
+    migrate,
+)
+
+KEY_EXPIRY_SECONDS = 3600.0
+"""How often idempotency keys past their retention are forgotten."""
+
+Stopper = Callable[[], Awaitable[None]]
+
+
+class ServiceSchema(Protocol):
+    """A service's `schema` module: its tables and their migrations."""
+
+    @property
+    def changelog(self) -> ChangelogTables: ...
+    @property
+    def idempotency_keys(self) -> sa.Table: ...
+    @property
+    def MIGRATIONS(self) -> Sequence[Migration]: ...  # the module's constant
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What a service's wiring is handed."""
+
+    db: Database
+    changelog: Changelog
+    feed: Feed
+    uow: UnitOfWork
+    tokens: PageTokens
+    closing: contextlib.AsyncExitStack
+    """Closed when the service has stopped (or failed to start); the database closes last."""
+
+
+@dataclass(frozen=True)
+class Wired:
+    """What a service's wiring gives back: its gRPC service, and what runs once it serves."""
+
+    service: Service
+    started: Sequence[Callable[[RunningServer], Awaitable[Stopper]]] = field(default=())
+
+
+async def start_service(
+    name: str, settings: ServiceSettings, schema: ServiceSchema, wire: Callable[[Parts], Wired]
+) -> RunningServer:
+    """Migrates the database and starts serving; the caller stops the result."""
+    db = Database(settings.database_url)
+    changelog = Changelog(schema.changelog)
+    feed = Feed(db, changelog, settings.common.feed)
+    closing = contextlib.AsyncExitStack()
+    closing.push_async_callback(db.close)
+    try:
+        await migrate(db, schema.MIGRATIONS)
+        common = settings.common
+        key = load_or_create_key(common.page_token_key, common.data_dir / f"{name}.page_token.key")
+        keys = IdempotencyStore(schema.idempotency_keys)
+        uow = UnitOfWork(db, changelog, keys, committed=feed.committed)
+        await feed.start()
+        wired = wire(Parts(db, changelog, feed, uow, PageTokens(key), closing))
+        running = await start_server(name, settings.listen, [wired.service])
+        stoppers = [await started(running) for started in wired.started]
+    except BaseException:
+        await feed.close()
+        await closing.aclose()
+        raise
+    running.on_stopping.append(feed.close)
+    running.on_stop.extend(
+        [
+            *stoppers,
+            every(KEY_EXPIRY_SECONDS, lambda: uow.expire_keys(utc_now())),
+            every(common.feed.compaction_interval, feed.compact),
+            closing.aclose,
+        ]
+    )
+    return running

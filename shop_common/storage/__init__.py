@@ -1,0 +1,56 @@
+"""Storage: one code path over SQLite and PostgreSQL, units of work run in database threads,
+the changelog each write appends to, idempotency keys, migrations, tables of resources."""
+
+from shop_common.storage.changelog import (
+    NOTIFY_CHANNEL,
+    Batch,
+    Change,
+    Changelog,
+    ChangelogTables,
+    ChangeType,
+    Compacted,
+    changelog_tables,
+)
+from shop_common.storage.database import Database, driver_url
+from shop_common.storage.idempotency import IdempotencyKey, IdempotencyStore, idempotency_table
+from shop_common.storage.listing import Page, list_page
+from shop_common.storage.migrations import Migration, migrate
+from shop_common.storage.prepared import Prepared
+from shop_common.storage.resource_table import (
+    Resource,
+    ResourceTable,
+    RowCodec,
+    Slice,
+    from_us,
+    to_us,
+)
+from shop_common.storage.unit_of_work import Transaction, UnitOfWork
+
+__all__ = [
+    "NOTIFY_CHANNEL",
+    "Batch",
+    "Change",
+    "ChangeType",
+    "Changelog",
+    "ChangelogTables",
+    "Compacted",
+    "Database",
+    "IdempotencyKey",
+    "IdempotencyStore",
+    "Migration",
+    "Page",
+    "Prepared",
+    "Resource",
+    "ResourceTable",
+    "RowCodec",
+    "Slice",
+    "Transaction",
+    "UnitOfWork",
+    "changelog_tables",
+    "driver_url",
+    "from_us",
+    "idempotency_table",
+    "list_page",
+    "migrate",
+    "to_us",
+]

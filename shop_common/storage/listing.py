@@ -1,0 +1,42 @@
+"""One page of a resource table, as both services list them (AIP-158)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import sqlalchemy as sa
+
+from shop_common.domain import PageTokens, invalid_page_token, is_valid_id
+from shop_common.storage.resource_table import Resource, ResourceTable
+from shop_common.storage.unit_of_work import UnitOfWork
+
+R = TypeVar("R", bound=Resource)
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[R]):
+    items: list[R]
+    next_page_token: str
+    revision: int
+    """The revision of the snapshot the page was read from."""
+
+
+async def list_page(
+    uow: UnitOfWork,
+    table: ResourceTable[R],
+    tokens: PageTokens,
+    *,
+    size: int,
+    page_token: str,
+    query: str,
+    where: sa.ColumnElement[bool] | None = None,
+) -> Page[R]:
+    """One page of `table` in id order (`size` from `page_size`); `query` names the filters
+    the page token is bound to."""
+    after = tokens.decode(page_token, query=query)
+    if after is not None and not is_valid_id(after):
+        raise invalid_page_token("is not a valid page token", reason=None)
+    found = await uow.read(lambda conn: table.slice(conn, after, size, where))
+    token = tokens.encode(found.items[-1].id, query=query) if found.more else ""
+    return Page(found.items, token, found.revision)

@@ -1,0 +1,64 @@
+"""Statements on every request's path, compiled once and run on the driver's own cursor."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.compiler import SQLCompiler
+
+
+class Prepared:
+    """A Core statement compiled once per dialect and run on the driver's own cursor, inside
+    the unit of work's transaction: for the few statements on every request's path, where
+    SQLAlchemy's per-execution work (~60 µs) costs more than the database (~15 µs).
+
+    Results are the driver's: tuples of plain values (a SQLite boolean is 0 or 1).
+    """
+
+    def __init__(
+        self, statement: sa.ClauseElement, column_keys: Sequence[str] | None = None
+    ) -> None:
+        self._statement = statement
+        self._column_keys = list(column_keys) if column_keys is not None else None
+        self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
+
+    def _for(self, dialect: Any) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            compiled = cast(
+                SQLCompiler,
+                self._statement.compile(dialect=dialect, column_keys=self._column_keys),
+            )
+            names = tuple(compiled.positiontup) if compiled.positiontup is not None else None
+            found = self._compiled[dialect.name] = (str(compiled), names, dict(compiled.params))
+        return found
+
+    def execute(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Any:
+        """Runs the statement; returns the driver's cursor."""
+        sql, names, defaults = self._for(conn.dialect)
+        values = {**defaults, **params} if params else defaults
+        args = [values[n] for n in names] if names is not None else values
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        dbapi = conn.dialect.loaded_dbapi
+        try:
+            cursor.execute(sql, args)
+        except dbapi.Error as error:
+            # As SQLAlchemy would raise it (IntegrityError etc.), for the callers' handlers.
+            raise sa.exc.DBAPIError.instance(sql, args, error, dbapi.Error) from error
+        return cursor
+
+    def first(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Any:
+        """The first row (a tuple), or None."""
+        return self.execute(conn, params).fetchone()
+
+    def first_mapping(
+        self, conn: Connection, params: Mapping[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        cursor = self.execute(conn, params)
+        row = cursor.fetchone()
+        return (
+            None if row is None else dict(zip([d[0] for d in cursor.description], row, strict=True))
+        )
