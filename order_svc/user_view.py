@@ -1,17 +1,13 @@
 """The order service's view of users: who exists, who was deleted, and the user service
 revision the view is current to. Only the user feed (`user_feed`) changes it.
 
-Each batch of events is applied in one transaction together with the new revision and
-the cancellation of the deleted users' open orders, so that a crash at any point
-neither loses an event nor applies one twice. Appliers take the state row first (two
-replicas on one database apply one after the other); a user's row carries the
-revision of its last change, so an event older than what the view holds is skipped.
-
-CreateOrder's unit of work reads the user's row (`verdict`), locked for share on
-PostgreSQL: a deletion applied concurrently either comes first (the order is refused)
-or waits for the order to commit (and then cancels it). A user the view has not seen
-yet is checked with the user service and recorded (`learn`) in that unit, so the
-same holds for it, and a later listing that lacks the user cancels its orders too.
+A batch of events is one unit of work with the new revision and the cancellation of
+the deleted users' open orders: a crash neither loses an event nor applies one twice.
+Appliers lock the state row first (replicas apply one after the other); a user's row
+carries the revision of its last change, so an older event is skipped. CreateOrder's
+unit reads the user's row (`verdict`, locked for share): a deletion applied meanwhile
+comes first (the order is refused) or waits for the order (and cancels it). A user the
+view has not seen is asked of the user service and recorded (`learn`) in that unit.
 """
 
 from __future__ import annotations
@@ -50,11 +46,14 @@ _state = schema.user_view_state
 
 def _upsert(dialect: type[postgresql.Insert] | type[sqlite.Insert]) -> sa.Executable:
     insert = dialect(_users)
-    return insert.on_conflict_do_update(
+    upsert = insert.on_conflict_do_update(
         index_elements=[_users.c.id],
         set_={"revision": insert.excluded.revision, "deleted": insert.excluded.deleted},
         where=_users.c.revision < insert.excluded.revision,
     )
+    # Whether it wrote is its rowcount, which SQLAlchemy keeps for an INSERT only when asked
+    # (psycopg's result is -1 otherwise, which reads as true).
+    return upsert.execution_options(preserve_rowcount=True)
 
 
 def _learn(dialect: type[postgresql.Insert] | type[sqlite.Insert]) -> sa.Executable:
