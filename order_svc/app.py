@@ -17,8 +17,15 @@ from order_svc.user_client import CHANNEL_OPTIONS, GrpcUserDirectory
 from order_svc.user_view import UserView
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop_common.domain import utc_now
-from shop_common.serving import Parts, Program, RunningServer, Service, Wired, start_service
-from shop_common.serving.startup import Stopper
+from shop_common.serving import (
+    Parts,
+    Program,
+    RunningServer,
+    Service,
+    Stopper,
+    Wired,
+    start_service,
+)
 
 DESCRIPTOR = order_pb2.DESCRIPTOR.services_by_name["OrderService"]
 _SERVING = health_pb2.HealthCheckResponse.SERVING

@@ -1,15 +1,12 @@
 """Following the user service's feed (WatchUsers) into the view of users.
 
-List-then-watch, as Kubernetes informers do: the first time (and whenever the feed
-says the view's revision is compacted) list every user and note the listing's
-revision, then watch from the next revision, applying each response in one
-transaction with its revision (`user_view`). On any failure: reconnect with
-exponential backoff and full jitter, resuming from the last applied revision. The
-stream's channel sends keepalive pings, which the servers permit.
-
-The follower's state is published as a health status of its own (`HEALTH_NAME`):
-SERVING while the view is current, NOT_SERVING while it lags or the stream is down.
-The service's own health is untouched: orders for known users are still accepted.
+List-then-watch, as Kubernetes informers do: the first time (and whenever the feed says
+the view's revision is compacted) list every user, then watch from the listing's
+revision, applying each response with its revision in one unit (`user_view`). On any
+failure: reconnect with exponential backoff and full jitter, resuming from the last
+applied revision. Its state is a health status of its own (`HEALTH_NAME`): SERVING while
+the view is current, NOT_SERVING while it lags or the stream is down; the service's own
+health is untouched (orders for known users are still accepted).
 """
 
 from __future__ import annotations

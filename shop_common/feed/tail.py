@@ -1,16 +1,12 @@
 """The live side of a service's change feed, one per replica: it tails the changelog
 and hands each new revision to the watchers that are caught up.
 
-Revisions reach the feed by polling the changelog (`Changelog.read`) when woken: by
-this replica's own commits (`wake`), by PostgreSQL notifications from the commits of
-other replicas, and at the latest every `poll_seconds`. The log is the only source,
-so every watcher on every replica sees the same revisions in the same order.
-
-A watcher first replays history (`recent` from memory, else `history` from the
-database) until it has reached `last`, then `attach`es: from that moment, which is
-one step of the event loop, each new revision is offered to its bounded queue. A
-watcher whose queue is full is ended with RESOURCE_EXHAUSTED and let go, so a
-client that does not read costs the server a bounded amount of memory.
+Revisions reach the feed from this replica's commits (`committed`) and by reading the
+changelog when woken: by PostgreSQL notifications of other replicas' commits, and at the
+latest every `poll_seconds`. The log is the only source, so every watcher on every replica
+sees the same revisions in the same order. A watcher replays history (`recent`, else
+`history`) up to `last`, then `attach`es: from then on each new revision is offered to its
+bounded queue; a watcher whose queue is full is ended with RESOURCE_EXHAUSTED.
 """
 
 from __future__ import annotations

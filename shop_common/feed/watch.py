@@ -1,15 +1,12 @@
 """One Watch call, whatever the resource: replay, hand-over to the live feed, progress
 notifications, and how the stream ends.
 
-The promises (etcd's Watch, Kubernetes' list-then-watch): revisions arrive in order,
-each exactly once, all events of a revision in one response (a revision too large for
-one goes out in several, each but the last flagged `fragment`, as etcd does); `start_revision` below
-the compaction point gets a response carrying `compact_revision`, then OUT_OF_RANGE;
-an idle stream that asked for it gets bookmarks; a watcher that does not read is cut
-off with RESOURCE_EXHAUSTED; on shutdown streams end with UNAVAILABLE.
-
-The responses are written by a task of their own so that the call can be ended while
-a write waits on a client that does not read.
+The promises (etcd's Watch, Kubernetes' list-then-watch): revisions in order, each once,
+a revision's events in one response (one too large goes out in `fragment`s, as etcd's);
+below the compaction point a `compact_revision` response, then OUT_OF_RANGE; bookmarks
+for an idle stream that asked; RESOURCE_EXHAUSTED for a watcher that does not read;
+UNAVAILABLE on shutdown. A task of its own writes the responses, so that the call can
+end while a write waits on a client that does not read.
 """
 
 from __future__ import annotations

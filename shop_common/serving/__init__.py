@@ -9,7 +9,7 @@ from shop_common.serving.identity import Caller, current_caller
 from shop_common.serving.logs import configure_logging
 from shop_common.serving.periodic import every
 from shop_common.serving.server import RunningServer, Service, serve_until_signal, start_server
-from shop_common.serving.startup import Parts, Wired, start_service
+from shop_common.serving.startup import Parts, Stopper, Wired, start_service
 from shop_common.serving.timestamps import set_timestamp
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "RunningServer",
     "Service",
     "ServiceSettings",
+    "Stopper",
     "Wired",
     "address",
     "configure_logging",

@@ -2,7 +2,7 @@
 
 One server interceptor wraps each method handler once (cached per method) so that
 handlers run with the caller in `identity.current_caller()` and may raise domain
-errors; the table in `grpc_errors` turns those into statuses with details.
+errors; the table in `serving.status` turns those into statuses with details.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def _streaming(behavior: Streaming) -> Streaming:
 
 def _passing_bytes(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], bytes]:
     """A response serializer that lets responses already serialized through (a watch
-    builds its responses from serialized events: see `watch`)."""
+    builds its responses from serialized events: see `feed.watch`)."""
 
     def serializer(response: Any) -> bytes:
         if isinstance(response, bytes) or serialize is None:

@@ -11,21 +11,36 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from shop_common.domain import errors
+from shop_common.domain import (
+    ERROR_DOMAIN,
+    Aborted,
+    AlreadyExists,
+    DeadlineExceeded,
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+    Unimplemented,
+)
 
-STATUS_OF: dict[type[errors.DomainError], grpc.StatusCode] = {
-    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
-    errors.NotFound: grpc.StatusCode.NOT_FOUND,
-    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
-    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
-    errors.Aborted: grpc.StatusCode.ABORTED,
-    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
-    errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
-    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
-    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
-    errors.OutOfRange: grpc.StatusCode.OUT_OF_RANGE,
-    errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    errors.Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
+STATUS_OF: dict[type[DomainError], grpc.StatusCode] = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    Aborted: grpc.StatusCode.ABORTED,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
+    DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    OutOfRange: grpc.StatusCode.OUT_OF_RANGE,
+    ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
 }
 
 
@@ -35,14 +50,14 @@ def _pack(message: error_details_pb2.ErrorInfo | error_details_pb2.BadRequest) -
     return packed
 
 
-def status_for(error: errors.DomainError) -> grpc.Status:
+def status_for(error: DomainError) -> grpc.Status:
     code = next(
         (c for kind, c in STATUS_OF.items() if isinstance(error, kind)), grpc.StatusCode.UNKNOWN
     )
     details = [
         _pack(
             error_details_pb2.ErrorInfo(
-                reason=error.reason, domain=errors.ERROR_DOMAIN, metadata=error.metadata
+                reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata
             )
         )
     ]
@@ -65,7 +80,7 @@ def status_for(error: errors.DomainError) -> grpc.Status:
 
 def internal_status() -> grpc.Status:
     """What a client sees for a bug: no internals leak, the log has the trace."""
-    info = error_details_pb2.ErrorInfo(reason="INTERNAL", domain=errors.ERROR_DOMAIN)
+    info = error_details_pb2.ErrorInfo(reason="INTERNAL", domain=ERROR_DOMAIN)
     status = status_pb2.Status(
         code=code_pb2.INTERNAL, message="internal error", details=[_pack(info)]
     )

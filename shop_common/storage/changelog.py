@@ -176,7 +176,7 @@ class Changelog:
         """Allocates the revision of this transaction (and locks the counter until commit).
 
         On PostgreSQL it also queues a notification, delivered at commit, that wakes the
-        feeds of every replica (see `feed`).
+        feeds of every replica (see `feed.tail`).
         """
         revision = int(self._next.first(conn)[0])
         if conn.dialect.name == "postgresql":

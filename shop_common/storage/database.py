@@ -1,16 +1,12 @@
 """The storage engine: one code path over SQLite (embedded default) and PostgreSQL.
 
-Repositories write SQLAlchemy Core against a plain (synchronous) connection, and
-every unit of work runs whole in a database thread (see `db_threads`): one hop off the
-event loop per operation, so no driver call ever blocks the loop. (SQLAlchemy's asyncio
-layer over aiosqlite measured ~1.2 ms of CPU per primary-key read here, against ~0.1 ms
-for the same read this way.)
-
-SQLite: WAL mode; a single writer thread and connection whose transactions open
-with BEGIN IMMEDIATE, so writers queue instead of failing on a lock upgrade, and
-a few reader threads with connections of their own. PostgreSQL (psycopg): one
-pool; reads run in REPEATABLE READ so all their statements see one snapshot;
-writers serialize on the revision counter row (see `changelog`).
+SQLAlchemy Core on plain (synchronous) connections, every unit of work run whole in a
+database thread (see `storage.threads`), so no driver call blocks the loop (cheaper than
+SQLAlchemy's asyncio layer: the README has the figures). SQLite: WAL mode; one writer
+thread and connection whose transactions open with BEGIN IMMEDIATE, so writers queue
+instead of failing on a lock upgrade, and a few readers. PostgreSQL (psycopg): one pool;
+reads in REPEATABLE READ see one snapshot; writers serialize on the revision counter row
+(see `storage.changelog`).
 """
 
 from __future__ import annotations
@@ -66,7 +62,7 @@ def _sqlite_engine(url: URL, begin: str, pool_size: int) -> Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        # Straight to the driver: exec_driver_sql costs ~50 µs more per transaction.
+        # Straight to the driver: exec_driver_sql costs measurably more per transaction.
         connection.connection.driver_connection.execute(begin)  # type: ignore[union-attr]
 
     return engine

@@ -13,7 +13,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 class Prepared:
     """A Core statement compiled once per dialect and run on the driver's own cursor, inside
     the unit of work's transaction: for the few statements on every request's path, where
-    SQLAlchemy's per-execution work (~60 µs) costs more than the database (~15 µs).
+    SQLAlchemy's per-execution work costs more than the database itself.
 
     Results are the driver's: tuples of plain values (a SQLite boolean is 0 or 1).
     """

@@ -2,7 +2,7 @@
 
 Both services keep their resources this way; a `RowCodec` says how one kind of resource
 maps to its table's columns. Every write is recorded in the changelog under the
-transaction's revision (see `unit_of_work`), so a resource's `revision` is the revision
+transaction's revision (see `storage.unit_of_work`), so a resource's `revision` is the revision
 of the write that last changed it and doubles as its etag.
 """
 

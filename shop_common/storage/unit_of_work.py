@@ -1,6 +1,6 @@
 """Units of work: one transaction each, whose changes reach the feed once committed.
 
-A unit is a plain function of a `Transaction`, run whole in a database thread (see `db`).
+A unit is a plain function of a `Transaction`, run whole in a database thread (`threads`).
 It reads and writes through synchronous table operations (`resource_table`), which record
 what they change in the changelog under the transaction's revision. `UnitOfWork.write`
 commits the unit and hands its batch of changes to the feed: in one place, also when the
