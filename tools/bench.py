@@ -51,7 +51,7 @@ import httpx
 from bench_feed import FeedBench, FeedError, Live, Replay, current_revision
 from bench_feed import markdown as feed_markdown
 from bench_feed import summary as feed_summary
-from bench_gateway import PATH as REF_PATH
+from benchmark.reference_gateway import PATH as REF_PATH
 from google.protobuf.message import Message
 from google.type import money_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -490,17 +490,18 @@ class Bench:
         (self.tmp / "create_order.lua").write_text(lua_cycling(self.ids, post, json_type))
 
     def setup_reference_gateways(self) -> None:
-        """Our gateway and the naive one (tools/bench_gateway.py) over one trivial backend."""
-        py, script = sys.executable, str(REPO / "tools" / "bench_gateway.py")
+        """Our gateway and the naive one (benchmark.reference_gateway) over one trivial backend.
+        Those two run as `python -m` from tools/, where this script finds the package too."""
+        py, module = sys.executable, [sys.executable, "-m", "benchmark.reference_gateway"]
         port = free_port()
-        backend = self.start("ref_backend", [py, script, "backend", str(port)], REPO, {})
+        backend = self.start("ref_backend", [*module, "backend", str(port)], REPO / "tools", {})
         backend.wait_for("listening on")
         address, ours_port, naive_port = f"127.0.0.1:{port}", free_port(), free_port()
         env = {"GATEWAY_LISTEN": f"127.0.0.1:{ours_port}"}
         env |= {"GATEWAY_USER_SVC_ADDR": address, "GATEWAY_ORDER_SVC_ADDR": address}
         ours = self.start("ref_gateway", [py, "-m", "gateway"], REPO, env)
-        naive_argv = [py, script, "naive", str(naive_port), address]
-        naive = self.start("naive_gateway", naive_argv, REPO, {})
+        naive_argv = [*module, "naive", str(naive_port), address]
+        naive = self.start("naive_gateway", naive_argv, REPO / "tools", {})
         ours.wait_for("gateway listening on")
         naive.wait_for("listening on")
         self.ref_urls = {

@@ -1,8 +1,9 @@
 """The gateway's reference, for `make bench` (not a test): the same GET measured through our
 gateway and through the naive gateway the gateway issue describes, over one trivial backend.
+Run from `tools/`:
 
-    python tools/bench_gateway.py backend PORT           # OrderService.GetOrder: a fixed order
-    python tools/bench_gateway.py naive PORT BACKEND     # Starlette, uvicorn, json_format
+    python -m benchmark.reference_gateway backend PORT        # GetOrder: a fixed order
+    python -m benchmark.reference_gateway naive PORT BACKEND  # Starlette, uvicorn, json_format
 
 The backend answers every GetOrder with the same order (about ten fields: nested, repeated,
 int64, enum, timestamps), so that both gateways do the same work per request and the

@@ -1,0 +1,1 @@
+"""The benchmark behind `make bench`; `tools/bench.py` is its entry point."""
