@@ -7,12 +7,12 @@ Run from `tools/`:
 
 The backend answers every GetOrder with the same order (about ten fields: nested, repeated,
 int64, enum, timestamps), so that both gateways do the same work per request and the
-backend costs little. The naive gateway is what the issue measured as its reference
-(450 µs of CPU per request there): Starlette on uvicorn, `json_format` to and from JSON,
-one channel, and none of the steps the issue lists as helping from there (raw ASGI,
-orjson, uvicorn with httptools and uvloop): uvicorn runs its pure-Python defaults, h11 on
-asyncio's loop. Figures from another machine compare with ours only through it, measured
-in the same run.
+backend costs little. The naive gateway is what the issue measured as its reference (its CPU
+per request there is `targets.NAIVE_REFERENCE_CPU_US`): Starlette on uvicorn, `json_format`
+to and from JSON, one channel, and none of the steps the issue lists as helping from there
+(raw ASGI, orjson, uvicorn with httptools and uvloop): uvicorn runs its pure-Python defaults,
+h11 on asyncio's loop. Figures from another machine compare with ours only through it,
+measured in the same run.
 """
 
 from __future__ import annotations

@@ -58,7 +58,8 @@ def gateway_targets(
     ours, naive = medians.get("get_order_ours"), medians.get("get_order_naive")
     ours_cpu = ours.cpu_us["ref_gateway"] if ours else math.nan
     naive_cpu = naive.cpu_us["naive_gateway"] if naive else math.nan
-    # In the terms: what ours would spend where the naive gateway spends 450 µs.
+    # In the terms: what ours would spend where the naive gateway spends
+    # NAIVE_REFERENCE_CPU_US.
     scaled = ours_cpu * NAIVE_REFERENCE_CPU_US / naive_cpu
     added = rest.p99_ms - direct.p99_ms
     memory = rss.get("gateway", math.nan)
