@@ -18,7 +18,8 @@ states each target beside what was measured.
 directory), and the processes this package starts from its own modules run with `tools/` as
 their working directory and `python -m`, so they import it the same way.
 
-- `cli`: the command line and the order of the run
+- `cli`: the command line and the order of the run; `errors`: why it stops
+- `settings`: paths, and how hard the system is driven
 - `session`: what one run started (temp dir, processes), stopped on exit
 - `processes`: a started process and its output; `sh`; free ports
 - `procfs`: process trees, CPU time and memory read from /proc
@@ -28,6 +29,7 @@ their working directory and `python -m`, so they import it the same way.
 - `references`: the echo server, the seed design and the two reference gateways
 - `reference_gateway`: the trivial backend and the naive gateway (run as processes)
 - `grpc_rows`, `rest_rows`: the measured rows; `scenarios`: their table and the measuring
-- `machine`: the machine's description; `report`: Markdown and JSON
+- `machine`: the machine's description; `targets`: each target beside what was measured;
+  `report`: Markdown and JSON
 - `feed`: the change-feed rows
 """
