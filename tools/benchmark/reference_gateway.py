@@ -1,17 +1,18 @@
 """The gateway's reference, for `make bench` (not a test): the same GET measured through our
 gateway and through the naive gateway the gateway issue describes, over one trivial backend.
+Run from `tools/`:
 
-    python tools/bench_gateway.py backend PORT           # OrderService.GetOrder: a fixed order
-    python tools/bench_gateway.py naive PORT BACKEND     # Starlette, uvicorn, json_format
+    python -m benchmark.reference_gateway backend PORT        # GetOrder: a fixed order
+    python -m benchmark.reference_gateway naive PORT BACKEND  # Starlette, uvicorn, json_format
 
 The backend answers every GetOrder with the same order (about ten fields: nested, repeated,
 int64, enum, timestamps), so that both gateways do the same work per request and the
-backend costs little. The naive gateway is what the issue measured as its reference
-(450 µs of CPU per request there): Starlette on uvicorn, `json_format` to and from JSON,
-one channel, and none of the steps the issue lists as helping from there (raw ASGI,
-orjson, uvicorn with httptools and uvloop): uvicorn runs its pure-Python defaults, h11 on
-asyncio's loop. Figures from another machine compare with ours only through it, measured
-in the same run.
+backend costs little. The naive gateway is what the issue measured as its reference (its CPU
+per request there is `targets.NAIVE_REFERENCE_CPU_US`): Starlette on uvicorn, `json_format`
+to and from JSON, one channel, and none of the steps the issue lists as helping from there
+(raw ASGI, orjson, uvicorn with httptools and uvloop): uvicorn runs its pure-Python defaults,
+h11 on asyncio's loop. Figures from another machine compare with ours only through it,
+measured in the same run.
 """
 
 from __future__ import annotations

@@ -1,0 +1,131 @@
+"""The command line of `make bench` (`tools/bench.py`): what it starts, in which order, and
+the rounds it measures."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import signal
+import sys
+from types import FrameType
+from typing import Any
+
+import grpc
+import httpx
+
+from benchmark.errors import BenchError, FeedError
+from benchmark.feed.results import FeedRounds
+from benchmark.feed.runner import FeedBench, measure_feed, start_feed
+from benchmark.load import Run, ensure_tools
+from benchmark.processes import Proc
+from benchmark.references import make_seed_venv, start_echo, start_reference_gateways, start_seed
+from benchmark.report import report
+from benchmark.scenarios import Scenario, measure, scenarios
+from benchmark.session import Session
+from benchmark.settings import OUT, REPO
+from benchmark.system import start_system
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Throughput and latency, beside references.")
+    parser.add_argument("--duration", type=int, help="seconds per run (10; 3 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="3 s runs")
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds (medians)")
+    parser.add_argument("--no-seed", action="store_true", help="skip the Flask seed design")
+    parser.add_argument("--no-gateway", action="store_true", help="only the gRPC rows")
+    parser.add_argument("--no-feed", action="store_true", help="skip the change-feed rows")
+    parser.add_argument(
+        "--feed-history", type=int, help="changes of history to replay (50,000; 10,000 --quick)"
+    )
+    parser.add_argument(
+        "--write-rates",
+        type=lambda text: [float(r) for r in text.split(",")],
+        default=[1000.0, 300.0],
+        help="writes/s of the live feed runs, comma-separated (1000,300: the target, and a "
+        "rate below user_svc's saturation, where the lag is the feed's own)",
+    )
+    parser.add_argument("--watchers", type=int, default=10, help="live feed watchers (10)")
+    parser.add_argument("--writers", type=int, default=2, help="live feed writer processes (2)")
+    return parser
+
+
+def start(args: argparse.Namespace, session: Session) -> tuple[list[Scenario], FeedBench | None]:
+    """Starts what the rows measure; the rows, and the feed's user_svc unless --no-feed."""
+    venv: Proc | None = None
+    if args.no_seed:
+        session.notes.append("--no-seed: the seed design was not measured")
+    else:
+        print("creating the seed design's venv (flask, gunicorn, requests) meanwhile", flush=True)
+        venv = make_seed_venv(session)
+    print("generating the echo stubs, starting the echo server", flush=True)
+    echo = start_echo(session)
+    print("starting the system (tools/run.py)", flush=True)
+    system = start_system(session, args.no_gateway)
+    ref_urls: dict[str, str] = {}
+    if system.gateway:
+        print("starting the gateway references: ours and a naive one on a trivial backend")
+        ref_urls = start_reference_gateways(session)
+    seed = start_seed(session, venv) if venv is not None else None
+    feed: FeedBench | None = None
+    if args.no_feed:
+        session.notes.append("--no-feed: the change-feed rows were not measured")
+    else:
+        changes = args.feed_history or (10_000 if args.quick else 50_000)
+        feed = start_feed(session, changes, args.watchers, args.writers)
+    return scenarios(session, system, echo, ref_urls, seed), feed
+
+
+def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]:
+    seconds: int = args.duration or (3 if args.quick else 10)
+    ensure_tools()
+    session = Session(stack)
+    rows, feed = start(args, session)
+    feed_rounds = FeedRounds(feed.changes) if feed is not None else None
+    print("warming up: 1 s each", flush=True)
+    for scenario in rows:
+        measure(session, scenario, 1)
+    rounds: list[dict[str, Run]] = []
+    for number in range(1, args.rounds + 1):
+        rounds.append({})
+        for s in rows:
+            r = rounds[-1][s.key] = measure(session, s, seconds)
+            figures = (
+                f"{r.rps:7,.0f}/s  p50 {r.p50_ms:.2f} ms  p99 {r.p99_ms:.2f} ms  errors {r.errors}"
+            )
+            print(f"round {number}: {s.label:<20} {figures}  ({'; '.join(r.notes)})", flush=True)
+        if feed is not None and feed_rounds is not None:
+            measure_feed(feed, feed_rounds, number, seconds, args.write_rates)
+    return report(session, rows, rounds, seconds, feed_rounds)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    parser = build_parser()
+    args = parser.parse_args()
+    if (args.duration is not None and args.duration < 1) or args.rounds < 1:
+        parser.error("--duration and --rounds must be at least 1")
+    if min(args.watchers, args.writers, args.feed_history or 1) < 1 or min(args.write_rates) <= 0:
+        parser.error("--watchers, --writers, --feed-history and --write-rates must be positive")
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with contextlib.ExitStack() as stack:
+            result = run(args, stack)
+            print("stopping everything", flush=True)
+    except (BenchError, FeedError) as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 1
+    except (grpc.RpcError, httpx.HTTPError) as error:
+        print(f"bench: a check call failed: {error!r}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted; what it started is stopped", file=sys.stderr)
+        return 130
+    print("\n" + result.pop("markdown"))
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwritten: {OUT.relative_to(REPO)}")
+    return 0

@@ -1,0 +1,86 @@
+"""The table of measured rows, and measuring one: its run, and the CPU time it cost each
+serving process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from benchmark import grpc_rows, rest_rows
+from benchmark.load import Run
+from benchmark.procfs import cpu_seconds, elsewhere
+from benchmark.references import Echo, Seed
+from benchmark.session import Session
+from benchmark.settings import MODERATE, MODERATE_RPS
+from benchmark.system import System
+
+PACED = f"{MODERATE} x {MODERATE_RPS}/s"
+ROWS = (  # key, label, serving processes (their CPU time is charged); in the order they run
+    ("echo", "echo (bare grpc.aio)", "echo"),
+    ("get_user_grpc", "GetUser gRPC", "user_svc"),
+    ("get_user_rest", "GetUser REST", "gateway user_svc"),
+    ("create_order_grpc", "CreateOrder gRPC", "order_svc user_svc"),
+    ("create_order_rest", "CreateOrder REST", "gateway order_svc user_svc"),
+    ("seed_post_order", "seed POST /order", "seed_order seed_user"),
+    ("get_user_grpc_moderate", f"GetUser gRPC, {PACED}", "user_svc"),
+    ("get_user_rest_moderate", f"GetUser REST, {PACED}", "gateway user_svc"),
+    ("get_order_ours", "GetOrder REST, trivial backend: our gateway", "ref_gateway"),
+    ("get_order_naive", "GetOrder REST, trivial backend: naive gateway", "naive_gateway"),
+)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    label: str
+    procs: tuple[str, ...]
+    """The serving processes whose CPU time the requests cost."""
+    measure: Callable[[int], Run]
+
+
+def scenarios(
+    session: Session, system: System, echo: Echo, ref_urls: dict[str, str], seed: Seed | None
+) -> list[Scenario]:
+    """The rows of ROWS whose processes were started (not the REST rows without a gateway,
+    nor the seed's without the seed design)."""
+    h2, h1, http = session.tmp / "h2.log", session.tmp / "h1.log", session.http
+    moderate = {"in_flight": MODERATE, "rps": MODERATE_RPS}
+    measures: dict[str, Callable[[int], Run]] = {
+        "echo": partial(grpc_rows.echo, echo, h2),
+        "get_user_grpc": partial(grpc_rows.get_user_grpc, system, h2),
+        "create_order_grpc": partial(grpc_rows.create_order_grpc, system, h2),
+        "get_user_grpc_moderate": partial(grpc_rows.get_user_grpc, system, h2, **moderate),
+    }
+    if system.gateway is not None:
+        get_order = session.tmp / "get_order.lua"
+        measures |= {
+            "get_user_rest": partial(rest_rows.get_user_rest, http, system),
+            "create_order_rest": partial(rest_rows.create_order_rest, http, system),
+            "get_user_rest_moderate": partial(rest_rows.get_user_rest_paced, http, system, h1),
+            "get_order_ours": partial(
+                rest_rows.get_order_via, http, ref_urls["ref_gateway"], get_order
+            ),
+            "get_order_naive": partial(
+                rest_rows.get_order_via, http, ref_urls["naive_gateway"], get_order
+            ),
+        }
+    if seed is not None:
+        measures["seed_post_order"] = partial(rest_rows.seed_post_order, http, seed)
+    return [
+        Scenario(key, label, tuple(procs.split()), measures[key])
+        for key, label, procs in ROWS
+        if key in measures
+    ]
+
+
+def measure(session: Session, scenario: Scenario, seconds: int) -> Run:
+    """Runs `scenario`, charging its CPU time; notes what else kept the CPUs busy."""
+    before = {name: cpu_seconds(session.roots[name]) for name in scenario.procs}
+    run, others = elsewhere(partial(scenario.measure, seconds))
+    run.other_cores = others
+    for name in scenario.procs:
+        spent = cpu_seconds(session.roots[name]) - before[name]
+        run.cpu_us[name] = spent * 1e6 / max(1, run.requests)
+    run.notes.append(f"other processes: {run.other_cores:.2f} CPUs")
+    return run

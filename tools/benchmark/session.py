@@ -1,0 +1,42 @@
+"""What one benchmark run started: its temp dir and processes, all stopped when it ends."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+
+import httpx
+
+from benchmark.processes import Proc
+from benchmark.procfs import runs_module
+
+
+class Session:
+    """A temp dir, the processes started into it, the roots of the serving ones and notes for
+    the report; `stack` stops them and removes the dir."""
+
+    def __init__(self, stack: contextlib.ExitStack) -> None:
+        self.stack, self.notes = stack, list[str]()
+        self.tmp = Path(tempfile.mkdtemp(prefix="shop-bench-"))
+        stack.callback(shutil.rmtree, self.tmp, ignore_errors=True)
+        (self.tmp / "logs").mkdir()
+        self.roots: dict[str, int] = {}
+        """Serving process name → the pid at the root of its process tree."""
+        self.http = stack.enter_context(httpx.Client(timeout=10))
+
+    def start(self, name: str, argv: list[str], cwd: Path, env: dict[str, str]) -> Proc:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+        proc = Proc(name, argv, cwd, env, self.tmp / "logs")
+        self.stack.callback(proc.stop)
+        return proc
+
+    def kill_leftovers(self, names: tuple[str, ...]) -> None:
+        """SIGKILL services tools/run.py started if they outlived it (it was killed)."""
+        for name in names:
+            if (pid := self.roots.get(name)) and runs_module(pid, name):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
