@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Iterable
 from typing import Any
 
 import grpc
@@ -19,21 +18,25 @@ from google.protobuf.message import Message
 
 from gateway import docs, errors, openapi, streaming
 from gateway.body import ClientGone, has_body, read_body
-from gateway.codec import CodecError
 from gateway.config import Settings
 from gateway.cors import Cors
-from gateway.errors import GatewayError, bad_request, from_rpc_error, refusal
+from gateway.errors import (
+    GatewayError,
+    RequestError,
+    from_rpc_error,
+    internal_error,
+    method_not_allowed,
+)
 from gateway.health import HealthChecker
 from gateway.metadata import (
-    HeaderError,
     Metadata,
+    invalid_header,
     request_id_of,
     request_metadata,
     response_headers,
 )
-from gateway.query import QueryError
-from gateway.routes import NoRoute, PathError, Route, Router, routes_of
-from gateway.semantics import PreconditionFailed, Semantics, not_modified, semantics_table
+from gateway.routes import NoRoute, Route, Router, routes_of
+from gateway.semantics import Semantics, not_modified, semantics_table
 from gateway.streaming import stopping_error
 from gateway.transport import left_mid_call
 from gateway.types import Headers, Receive, Scope, Send
@@ -153,9 +156,7 @@ class Gateway:
         try:  # the client may leave at any await, an error reply's included
             try:
                 if asked_id and asked_id.decode("latin-1") != request_id:
-                    raise bad_request(
-                        "INVALID_HEADER", "x-request-id", "1 to 128 printable ASCII characters"
-                    )
+                    raise invalid_header("x-request-id", "1 to 128 printable ASCII characters")
                 await self._dispatch(scope, receive, reply, request_id, origin)
             except GatewayError as error:
                 if error.http_status >= 500:
@@ -175,7 +176,7 @@ class Gateway:
                 method, path = scope["method"], scope["path"]
                 log.exception("%s %s failed (request %s)", method, path, request_id)
                 if not started:  # else the status line is out: the connection just ends
-                    failure = refusal(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error")
+                    failure = internal_error()
                     await respond(reply, 500, failure.body(), failure.headers)
         except asyncio.CancelledError:
             if not left_mid_call(asyncio.current_task()):
@@ -198,21 +199,8 @@ class Gateway:
         semantics = self._semantics[route]
         headers: Headers = scope["headers"]
         request = await self._request(route, semantics, captures, scope, receive)
-        try:
-            conditional = semantics.apply_headers(headers, request)
-            metadata, asked = request_metadata(headers, scope.get("client"))
-        except HeaderError as error:
-            raise refusal(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                "INVALID_HEADER",
-                error.description,
-                field=error.header,
-                http=error.http,
-            ) from None
-        except PreconditionFailed as error:
-            raise refusal(
-                grpc.StatusCode.FAILED_PRECONDITION, "PRECONDITION_FAILED", str(error), http=412
-            ) from None
+        conditional = semantics.apply_headers(headers, request)
+        metadata, asked = request_metadata(headers, scope.get("client"))
         metadata.append(("x-request-id", request_id))
         cap = self.settings.max_timeout_seconds
         if route.server_streaming:  # a watch may last: no deadline unless the client sets one
@@ -244,17 +232,15 @@ class Gateway:
             await respond(send, 204, b"", errors.allow_header(allowed))
             return
         if not self._cors.allows(origin):
-            raise refusal(
-                grpc.StatusCode.PERMISSION_DENIED,
+            raise RequestError(
                 "CORS_ORIGIN_NOT_ALLOWED",
+                None,
                 f"the origin {origin.decode('latin-1')} may not call this API",
+                code=grpc.StatusCode.PERMISSION_DENIED,
             )
         if asked_method.decode("latin-1") not in allowed:
-            raise _not_allowed(asked_method.decode("latin-1"), scope, allowed)
-        granted = self._cors.preflight_headers(allowed, asked_headers)
-        if isinstance(granted, str):
-            raise refusal(grpc.StatusCode.PERMISSION_DENIED, "CORS_HEADER_NOT_ALLOWED", granted)
-        await respond(send, 204, b"", granted)
+            raise method_not_allowed(asked_method.decode("latin-1"), scope["path"], allowed)
+        await respond(send, 204, b"", self._cors.preflight_headers(allowed, asked_headers))
 
     async def _request(
         self,
@@ -272,37 +258,21 @@ class Gateway:
             data = await read_body(scope["headers"], receive, self.settings.max_body_bytes)
             if data and (strict or _from_browser(scope["headers"])):
                 _require_json(scope["headers"])
-            try:
-                sent = route.body.decode(data, request)
-            except CodecError as error:
-                raise refusal(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    error.reason,
-                    error.description,
-                    field=error.field,
-                ) from None
+            sent = route.body.decode(data, request)
         elif strict and has_body(scope["headers"]):
-            raise bad_request("BODY_NOT_ALLOWED", "", f"{route.http_method} takes no body here")
+            raise RequestError("BODY_NOT_ALLOWED", "", f"{route.http_method} takes no body here")
         if captures:
             twice = route.bound_in(request) if strict and sent is not None else None
             if twice is not None:
-                raise bad_request(
+                raise RequestError(
                     "FIELD_IN_PATH_AND_BODY",
                     twice,
                     f"{twice} is given by the path; leave it out of the body",
                 )
-            try:
-                route.bind_path(request, captures)
-            except PathError as error:
-                raise bad_request(
-                    "INVALID_PATH_PARAMETER", error.variable, error.description
-                ) from None
+            route.bind_path(request, captures)
         query: bytes = scope["query_string"]
         if query and route.query is not None:
-            try:
-                route.query.parse(query, request)
-            except QueryError as error:
-                raise bad_request("INVALID_QUERY_PARAMETER", error.key, error.description) from None
+            route.query.parse(query, request)
         mask = semantics.mask
         if mask is not None and sent is not None and not request.HasField(mask):
             assert route.body is not None
@@ -362,7 +332,7 @@ class Gateway:
             raise _not_utf8() from None
         except NoRoute as missing:
             if missing.allowed:
-                raise _not_allowed(method, scope, missing.allowed) from None
+                raise method_not_allowed(method, scope["path"], missing.allowed) from None
             raise _no_route(scope) from None
 
     async def _stream(
@@ -396,9 +366,9 @@ class Gateway:
         if method == "OPTIONS":
             await respond(send, 204, b"", errors.allow_header(_BUILTIN_METHODS))
             return
-        if method not in ("GET", "HEAD"):
-            raise _not_allowed(method, scope, _BUILTIN_METHODS)
         path = scope["path"]
+        if method not in ("GET", "HEAD"):
+            raise method_not_allowed(method, path, _BUILTIN_METHODS)
         if path == HEALTH_PATH:
             assert self._health is not None, "startup() has not run"
             status, body = await self._health.check()
@@ -424,11 +394,10 @@ def _require_json(headers: Headers) -> None:
     for name, value in headers:
         if name == b"content-type" and _JSON_TYPE.match(value):
             return
-    raise refusal(
-        grpc.StatusCode.INVALID_ARGUMENT,
+    raise RequestError(
         "UNSUPPORTED_MEDIA_TYPE",
+        "content-type",
         "the body must be sent as Content-Type: application/json",
-        field="content-type",
         http=415,
     )
 
@@ -442,26 +411,16 @@ def _path(scope: Scope) -> str:
         raise _not_utf8() from None
 
 
-def _not_utf8() -> GatewayError:
-    return bad_request("INVALID_PATH", "", "the path is not UTF-8")
+def _not_utf8() -> RequestError:
+    return RequestError("INVALID_PATH", "", "the path is not UTF-8")
 
 
-def _not_allowed(method: str, scope: Scope, allowed: Iterable[str]) -> GatewayError:
-    return refusal(
-        grpc.StatusCode.UNIMPLEMENTED,
-        "METHOD_NOT_ALLOWED",
-        f"{method} is not allowed on {scope['path']}",
-        http=405,
-        headers=errors.allow_header(allowed),
-        metadata={"allow": ", ".join(sorted(allowed))},
-    )
-
-
-def _no_route(scope: Scope) -> GatewayError:
-    return refusal(
-        grpc.StatusCode.NOT_FOUND,
+def _no_route(scope: Scope) -> RequestError:
+    return RequestError(
         "ROUTE_NOT_FOUND",
+        None,
         f"no route for {scope['path']}",
+        code=grpc.StatusCode.NOT_FOUND,
         metadata={"path": scope["path"]},
     )
 

@@ -7,7 +7,8 @@ from collections.abc import Iterable
 
 import grpc
 
-from gateway.errors import GatewayError, bad_request, refusal
+from gateway.errors import RequestError
+from gateway.metadata import invalid_header
 from gateway.types import Receive
 
 
@@ -15,12 +16,12 @@ class ClientGone(Exception):
     """The client disconnected before its request was read: there is no one to answer."""
 
 
-def too_large(limit: int) -> GatewayError:
-    return refusal(
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
+def too_large(limit: int) -> RequestError:
+    return RequestError(
         "BODY_TOO_LARGE",
+        "",
         f"the request body is larger than {limit} bytes",
-        field="",
+        code=grpc.StatusCode.RESOURCE_EXHAUSTED,
         http=413,
         metadata={"limit": str(limit)},
         # The rest of the body stays unread: the connection cannot be reused.
@@ -32,7 +33,7 @@ def declared_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
     for name, value in headers:
         if name == b"content-length":
             if not value.isdigit():
-                raise bad_request("INVALID_HEADER", "content-length", "not a length")
+                raise invalid_header("content-length", "not a length")
             return int(value)
     return None
 
@@ -46,7 +47,7 @@ def has_body(headers: Iterable[tuple[bytes, bytes]]) -> bool:
 
 
 async def read_body(headers: Iterable[tuple[bytes, bytes]], receive: Receive, limit: int) -> bytes:
-    """The whole body, or `GatewayError` 413 as soon as it is known to exceed `limit`."""
+    """The whole body, or `RequestError` 413 as soon as it is known to exceed `limit`."""
     declared = declared_length(headers)
     if declared is not None and declared > limit:
         raise too_large(limit)

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import grpc
+
+from gateway.errors import RequestError
 from gateway.types import Headers
 
 MAX_AGE_SECONDS = 600
@@ -63,12 +66,18 @@ class Cors:
             ]
         return [(b"vary", b"Origin")]
 
-    def preflight_headers(self, methods: Iterable[str], requested: bytes) -> Headers | str:
-        """The 204's headers, or why the preflight is refused (a header it may not send)."""
+    def preflight_headers(self, methods: Iterable[str], requested: bytes) -> Headers:
+        """The 204's headers; `RequestError` when the preflight asks for a header that may
+        not be sent."""
         asked = [h.strip().lower() for h in requested.decode("latin-1").split(",") if h.strip()]
         for header in asked:
             if header not in ALLOWED_HEADERS and not header.startswith("grpc-metadata-"):
-                return f"the header {header!r} may not be sent cross-origin"
+                raise RequestError(
+                    "CORS_HEADER_NOT_ALLOWED",
+                    None,
+                    f"the header {header!r} may not be sent cross-origin",
+                    code=grpc.StatusCode.PERMISSION_DENIED,
+                )
         # `Access-Control-Allow-Origin` comes with every response to an allowed origin.
         headers = [
             (b"access-control-allow-methods", ", ".join(sorted(methods)).encode()),

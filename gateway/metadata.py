@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Iterable
 
+from gateway.errors import RequestError
 from gateway.types import Headers
 
 MetadataValue = str | bytes
@@ -34,14 +35,9 @@ _TIMEOUT = re.compile(r"([0-9]{1,8})([HMSmun])\Z")
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 
 
-class HeaderError(ValueError):
-    """A request header that cannot be passed on: `header` is its name as received."""
-
-    def __init__(self, header: str, description: str, *, http: int = 400) -> None:
-        super().__init__(f"{header}: {description}")
-        self.header = header
-        self.description = description
-        self.http = http
+def invalid_header(header: str, description: str, *, http: int | None = None) -> RequestError:
+    """A request header the gateway cannot take: `header` is its name as received."""
+    return RequestError("INVALID_HEADER", header, description, http=http)
 
 
 _REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,128}\Z")
@@ -63,7 +59,7 @@ def parse_timeout(text: str) -> float:
     """A gRPC timeout (`500m`, `2S`, `1H`: 1-8 digits and a unit) in seconds."""
     match = _TIMEOUT.match(text)
     if match is None:
-        raise HeaderError("grpc-timeout", f"not a gRPC timeout: {text!r} (e.g. 500m or 2S)")
+        raise invalid_header("grpc-timeout", f"not a gRPC timeout: {text!r} (e.g. 500m or 2S)")
     return int(match.group(1)) * _TIMEOUT_UNITS[match.group(2)]
 
 
@@ -97,7 +93,7 @@ def request_metadata(
         metadata.append(("x-forwarded-host", _ascii(named, forwarded_host or host)))
     size = sum(len(key) + len(value) for key, value in metadata)
     if size > MAX_METADATA_BYTES:
-        raise HeaderError(
+        raise invalid_header(
             "grpc-metadata-*",
             f"{size} bytes of headers to forward as metadata; at most {MAX_METADATA_BYTES}",
             http=431,
@@ -108,18 +104,18 @@ def request_metadata(
 def _incoming(key: str, value: bytes) -> tuple[str, MetadataValue]:
     header = f"grpc-metadata-{key}"
     if not _KEY.match(key) or key.startswith("grpc-") or key in _RESERVED | _GATEWAY_KEYS:
-        raise HeaderError(header, f"{key!r} cannot be sent as gRPC metadata")
+        raise invalid_header(header, f"{key!r} cannot be sent as gRPC metadata")
     if key.endswith("-bin"):
         try:
             return key, base64.b64decode(value + b"=" * (-len(value) % 4), validate=True)
         except binascii.Error:
-            raise HeaderError(header, "a -bin value must be base64") from None
+            raise invalid_header(header, "a -bin value must be base64") from None
     return key, _ascii(header, value)
 
 
 def _ascii(header: str, value: bytes) -> str:
     if not _VALUE.match(value):
-        raise HeaderError(header, "gRPC metadata values are printable ASCII")
+        raise invalid_header(header, "gRPC metadata values are printable ASCII")
     return value.decode("ascii")
 
 

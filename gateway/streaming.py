@@ -32,7 +32,7 @@ from google.protobuf.message import Message
 from gateway import sse
 from gateway.codec import ResponseEncoder
 from gateway.config import Settings
-from gateway.errors import GatewayError, bad_request, from_rpc_error, refusal, status_dict
+from gateway.errors import RequestError, from_rpc_error, internal_error, status_dict
 from gateway.metadata import response_headers
 from gateway.routes import Route
 from gateway.types import Headers, MetadataPairs, Receive, Send
@@ -103,12 +103,12 @@ class Writer:
 
 def writer_for(route: Route, headers: Headers, request: Message, settings: Settings) -> Writer:
     """The writer the request's `Accept` asks for; may adjust `request` to resume a stream.
-    Raises `GatewayError` for a request it cannot serve."""
+    Raises `RequestError` for a request it cannot serve."""
     chosen = negotiate(_header(headers, b"accept"))
     if chosen is None:
-        raise refusal(
-            grpc.StatusCode.INVALID_ARGUMENT,
+        raise RequestError(
             "NOT_ACCEPTABLE",
+            None,
             f"a stream is sent as {' or '.join(FORMATS)}, which Accept does not allow",
             http=406,
             headers=[(b"vary", b"Accept")],
@@ -121,7 +121,7 @@ def writer_for(route: Route, headers: Headers, request: Message, settings: Setti
     if revisions is not None and last is not None and last.strip(" \t"):
         event_id = sse.parse_event_id(last)
         if event_id is None:
-            raise bad_request(
+            raise RequestError(
                 "INVALID_LAST_EVENT_ID",
                 sse.LAST_EVENT_ID,
                 f"{sse.LAST_EVENT_ID} must be a revision from 0 to {sse.MAX_EVENT_ID}, "
@@ -220,8 +220,10 @@ async def relay(
             await gone
 
 
-def stopping_error() -> GatewayError:
-    return refusal(grpc.StatusCode.UNAVAILABLE, "GATEWAY_STOPPING", "the gateway is stopping")
+def stopping_error() -> RequestError:
+    return RequestError(
+        "GATEWAY_STOPPING", None, "the gateway is stopping", code=grpc.StatusCode.UNAVAILABLE
+    )
 
 
 async def _until_disconnect(receive: Receive) -> None:
@@ -305,8 +307,7 @@ async def _relay(
     except Exception:
         # The status line is sent: the error can only be the last line.
         log.exception("stream of %s failed", call)
-        failure = refusal(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error")
-        await _send_body(send, framing.error(status_dict(failure.status)))
+        await _send_body(send, framing.error(status_dict(internal_error().status)))
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.metadata import HeaderError, parse_timeout, request_metadata, response_headers
+from gateway.errors import RequestError
+from gateway.metadata import parse_timeout, request_metadata, response_headers
 
 
 @pytest.mark.parametrize(
@@ -26,9 +27,9 @@ def test_grpc_timeouts(text: str, seconds: float) -> None:
 
 @pytest.mark.parametrize("text", ["", "5", "S", "1s", "1.5S", "-1S", "123456789S", " 1S"])
 def test_bad_grpc_timeouts(text: str) -> None:
-    with pytest.raises(HeaderError) as raised:
+    with pytest.raises(RequestError) as raised:
         parse_timeout(text)
-    assert raised.value.header == "grpc-timeout"
+    assert raised.value.field == "grpc-timeout"
 
 
 def test_request_headers_to_metadata() -> None:
@@ -81,9 +82,9 @@ def test_forwarded_headers_are_extended_not_replaced() -> None:
     ],
 )
 def test_headers_that_cannot_be_metadata_are_refused(name: bytes, value: bytes) -> None:
-    with pytest.raises(HeaderError) as raised:
+    with pytest.raises(RequestError) as raised:
         request_metadata([(name, value)], None)
-    assert raised.value.header == name.decode()
+    assert raised.value.field == name.decode()
 
 
 def test_response_metadata_to_headers() -> None:

@@ -17,7 +17,7 @@ from openapi_spec_validator import validate
 from gateway import RunningGateway, pattern
 from gateway.codec import to_dict
 from gateway.docs import page
-from gateway.errors import bad_request, status_dict
+from gateway.errors import RequestError, status_dict
 from gateway.openapi import document, openapi_path
 from gateway.routes import Route, Router, routes_of
 from gateway.schema import comments_of
@@ -302,7 +302,7 @@ def test_the_gateways_json_satisfies_the_schemas(sample_doc: Doc) -> None:
     schema = ref("gateway.test.v1.Sample")
     validator(sample_doc, schema).validate(orjson.loads(orjson.dumps(to_dict(message))))
     validator(sample_doc, schema).validate(to_dict(sample.Sample()))
-    error = status_dict(bad_request("INVALID_QUERY_PARAMETER", "i32", "not an integer").status)
+    error = status_dict(RequestError("INVALID_QUERY_PARAMETER", "i32", "not an integer").status)
     validator(sample_doc, ref("google.rpc.Status")).validate(error)
 
 
