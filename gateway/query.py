@@ -16,8 +16,7 @@ from urllib.parse import parse_qsl
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from gateway.errors import RequestError
-from gateway.fields import (
+from gateway.bindings import (
     Binding,
     BindingError,
     MapBinding,
@@ -25,6 +24,7 @@ from gateway.fields import (
     is_text_field,
     map_binding,
 )
+from gateway.errors import RequestError
 from gateway.wellknown import is_map
 
 MAX_DEPTH = 8

@@ -19,9 +19,9 @@ from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
 from gateway import pattern as patterns
+from gateway.bindings import Binding, BindingError, binding, is_text_field, resolve
 from gateway.codec import BodyDecoder, ResponseEncoder
 from gateway.errors import RequestError
-from gateway.fields import Binding, BindingError, binding, is_text_field, resolve
 from gateway.query import QueryParser
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch")
