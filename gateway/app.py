@@ -27,10 +27,10 @@ from gateway.errors import (
     internal_error,
     method_not_allowed,
 )
+from gateway.headers import RequestHeaders, invalid_header
 from gateway.health import HealthChecker
 from gateway.metadata import (
     Metadata,
-    invalid_header,
     request_id_of,
     request_metadata,
     response_headers,
@@ -134,16 +134,12 @@ class Gateway:
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        origin = b""
-        asked_id = b""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                asked_id = value
-            elif name == b"origin":
-                origin = value
+        headers = RequestHeaders(scope["headers"])
+        asked_id = headers.get(b"x-request-id") or b""
         request_id = request_id_of(asked_id)
         extra: Headers = [(b"x-request-id", request_id.encode())]
-        extra += self._cors.response_headers(origin)
+        if self._cors.enabled:  # else it has nothing to add
+            extra += self._cors.response_headers(headers.get(b"origin") or b"")
         started = 0  # the status sent, once sent
 
         async def reply(message: AsgiMessage) -> None:
@@ -157,7 +153,7 @@ class Gateway:
             try:
                 if asked_id and asked_id.decode("latin-1") != request_id:
                     raise invalid_header("x-request-id", "1 to 128 printable ASCII characters")
-                await self._dispatch(scope, receive, reply, request_id, origin)
+                await self._dispatch(scope, headers, receive, reply, request_id)
             except GatewayError as error:
                 if error.http_status >= 500:
                     log.warning(
@@ -186,19 +182,23 @@ class Gateway:
             log.debug("%s %s %d (request %s)", scope["method"], scope["path"], started, request_id)
 
     async def _dispatch(
-        self, scope: Scope, receive: Receive, send: Send, request_id: str, origin: bytes
+        self,
+        scope: Scope,
+        headers: RequestHeaders,
+        receive: Receive,
+        send: Send,
+        request_id: str,
     ) -> None:
         method: str = scope["method"]
         if scope["path"] in _BUILTIN_PATHS:
             await self._builtin(method, scope, send)
             return
         if method == "OPTIONS":
-            await self._options(scope, send, origin)
+            await self._options(scope, headers, send)
             return
         route, captures = self._route(method, scope)
         semantics = self._semantics[route]
-        headers: Headers = scope["headers"]
-        request = await self._request(route, semantics, captures, scope, receive)
+        request = await self._request(route, semantics, captures, scope, headers, receive)
         conditional = semantics.apply_headers(headers, request)
         metadata, asked = request_metadata(headers, scope.get("client"))
         metadata.append(("x-request-id", request_id))
@@ -212,7 +212,7 @@ class Gateway:
             call = self._unary[route.full_method](request, timeout=deadline, metadata=metadata)
             await self._unary_reply(route, semantics, call, conditional, headers, send)
 
-    async def _options(self, scope: Scope, send: Send, origin: bytes) -> None:
+    async def _options(self, scope: Scope, headers: RequestHeaders, send: Send) -> None:
         """A CORS preflight, or a plain OPTIONS: the methods the path has."""
         try:
             allowed = self.router.methods(_path(scope))
@@ -221,13 +221,9 @@ class Gateway:
         if not allowed:
             raise _no_route(scope)
         allowed |= {"OPTIONS"}
-        asked_method = b""
-        asked_headers = b""
-        for name, value in scope["headers"]:
-            if name == b"access-control-request-method":
-                asked_method = value
-            elif name == b"access-control-request-headers":
-                asked_headers = value
+        origin = headers.get(b"origin") or b""
+        asked_method = headers.get(b"access-control-request-method") or b""
+        asked_headers = headers.get(b"access-control-request-headers") or b""
         if not (asked_method and origin and self._cors.enabled):
             await respond(send, 204, b"", errors.allow_header(allowed))
             return
@@ -248,6 +244,7 @@ class Gateway:
         semantics: Semantics,
         captures: list[str],
         scope: Scope,
+        headers: RequestHeaders,
         receive: Receive,
     ) -> Message:
         """The request message: the body first, then the path, then the query."""
@@ -255,11 +252,11 @@ class Gateway:
         strict = self.settings.strict
         sent: object = None
         if route.body is not None:
-            data = await read_body(scope["headers"], receive, self.settings.max_body_bytes)
-            if data and (strict or _from_browser(scope["headers"])):
-                _require_json(scope["headers"])
+            data = await read_body(headers, receive, self.settings.max_body_bytes)
+            if data and (strict or headers.get(b"origin") is not None):
+                _require_json(headers)
             sent = route.body.decode(data, request)
-        elif strict and has_body(scope["headers"]):
+        elif strict and has_body(headers):
             raise RequestError("BODY_NOT_ALLOWED", "", f"{route.http_method} takes no body here")
         if captures:
             twice = route.bound_in(request) if strict and sent is not None else None
@@ -285,7 +282,7 @@ class Gateway:
         semantics: Semantics,
         call: grpc.aio.UnaryUnaryCall[Message, Message],
         conditional: bool,
-        headers: Headers,
+        headers: RequestHeaders,
         send: Send,
     ) -> None:
         try:
@@ -384,15 +381,11 @@ class Gateway:
             await respond(send, 200, asset.body, headers)
 
 
-def _from_browser(headers: Headers) -> bool:
-    return any(name == b"origin" for name, _ in headers)
-
-
-def _require_json(headers: Headers) -> None:
+def _require_json(headers: RequestHeaders) -> None:
     """A body from a browser (or in strict mode) must say it is JSON: a page may send
     `text/plain` or a form to any origin without a preflight, so that is what CSRF uses."""
-    for name, value in headers:
-        if name == b"content-type" and _JSON_TYPE.match(value):
+    for value in headers.lines(b"content-type"):
+        if _JSON_TYPE.match(value):
             return
     raise RequestError(
         "UNSUPPORTED_MEDIA_TYPE",

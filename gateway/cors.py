@@ -39,10 +39,7 @@ class Cors:
         allowed = {origin.lower().encode() for origin in origins}
         self._any = b"*" in allowed
         self._origins = frozenset(allowed - {b"*"})
-
-    @property
-    def enabled(self) -> bool:
-        return self._any or bool(self._origins)
+        self.enabled = self._any or bool(self._origins)
 
     def allows(self, origin: bytes) -> bool:
         return self._any or origin.lower() in self._origins

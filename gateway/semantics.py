@@ -24,7 +24,7 @@ from google.protobuf.message import Message
 
 from gateway.codec import BodyDecoder
 from gateway.errors import RequestError
-from gateway.metadata import invalid_header
+from gateway.headers import RequestHeaders, invalid_header
 from gateway.routes import Route
 from gateway.wellknown import FIELD_MASK
 
@@ -86,7 +86,7 @@ class Semantics:
         """The mask of a PATCH: the proto paths of the JSON keys sent, as AIP-134 asks."""
         return [p for p in body.field_paths(sent) if p.split(".", 1)[0] not in self.unmasked]
 
-    def apply_headers(self, headers: Iterable[tuple[bytes, bytes]], request: Message) -> bool:
+    def apply_headers(self, headers: RequestHeaders, request: Message) -> bool:
         """Sets the request's etag from `If-Match` and request id from `Idempotency-Key`;
         says whether an `If-Match` was applied (a mismatch is then 412). An `If-Match` on a
         create cannot hold (nothing exists yet); on another write without an etag to check
@@ -94,7 +94,7 @@ class Semantics:
         conditional = False
         if not self.writes and self.request_id is None:
             return conditional
-        for name, value in headers:
+        for name, value in headers.request_fields:
             if name == b"if-match" and self.writes:
                 tag = _single_etag("If-Match", value)
                 if self.status == 201:
@@ -134,13 +134,13 @@ class Semantics:
         return path.encode()
 
 
-def not_modified(headers: Iterable[tuple[bytes, bytes]], etag: bytes) -> bool:
+def not_modified(headers: RequestHeaders, etag: bytes) -> bool:
     """Whether a read's `If-None-Match` names `etag` (weak comparison, RFC 9110 13.1.2);
     repeated header lines count as one list."""
-    for name, value in headers:
-        if name == b"if-none-match" and any(
-            tag.strip() in (b"*", etag, b"W/" + etag) for tag in value.split(b",")
-        ):
+    if headers.get(b"if-none-match") is None:
+        return False  # the usual case, without walking lines
+    for value in headers.lines(b"if-none-match"):
+        if any(tag.strip() in (b"*", etag, b"W/" + etag) for tag in value.split(b",")):
             return True
     return False
 

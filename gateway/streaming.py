@@ -33,9 +33,10 @@ from gateway import sse
 from gateway.codec import ResponseEncoder
 from gateway.config import Settings
 from gateway.errors import RequestError, from_rpc_error, internal_error, status_dict
+from gateway.headers import RequestHeaders
 from gateway.metadata import response_headers
 from gateway.routes import Route
-from gateway.types import Headers, MetadataPairs, Receive, Send
+from gateway.types import MetadataPairs, Receive, Send
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +102,12 @@ class Writer:
     framing: Framing
 
 
-def writer_for(route: Route, headers: Headers, request: Message, settings: Settings) -> Writer:
+def writer_for(
+    route: Route, headers: RequestHeaders, request: Message, settings: Settings
+) -> Writer:
     """The writer the request's `Accept` asks for; may adjust `request` to resume a stream.
     Raises `RequestError` for a request it cannot serve."""
-    chosen = negotiate(_header(headers, b"accept"))
+    chosen = negotiate(headers.joined(b"accept"))
     if chosen is None:
         raise RequestError(
             "NOT_ACCEPTABLE",
@@ -117,7 +120,7 @@ def writer_for(route: Route, headers: Headers, request: Message, settings: Setti
     if chosen == NDJSON_FORMAT:
         return Writer(route.encoder, Ndjson())
     revisions = sse.revisions_of(route.method)
-    last = _header(headers, b"last-event-id")
+    last = headers.joined(b"last-event-id")
     if revisions is not None and last is not None and last.strip(" \t"):
         event_id = sse.parse_event_id(last)
         if event_id is None:
@@ -129,12 +132,6 @@ def writer_for(route: Route, headers: Headers, request: Message, settings: Setti
             )
         revisions.resume_after(request, event_id)
     return Writer(route.encoder, sse.EventStream(revisions, settings.sse_heartbeat_seconds))
-
-
-def _header(headers: Headers, name: bytes) -> str | None:
-    """A request header's value (several fields of one name joined as HTTP says)."""
-    values = [value for key, value in headers if key == name]
-    return b", ".join(values).decode("latin-1") if values else None
 
 
 def negotiate(accept: str | None) -> str | None:

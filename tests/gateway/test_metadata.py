@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.errors import RequestError
+from gateway.headers import RequestHeaders
 from gateway.metadata import parse_timeout, request_metadata, response_headers
 
 
@@ -34,14 +35,16 @@ def test_bad_grpc_timeouts(text: str) -> None:
 
 def test_request_headers_to_metadata() -> None:
     metadata, timeout = request_metadata(
-        [
-            (b"host", b"api.example.com"),
-            (b"authorization", b"Bearer abc"),
-            (b"grpc-metadata-x-tenant", b"t1"),
-            (b"grpc-metadata-trace-bin", b"AQID"),
-            (b"grpc-timeout", b"3S"),
-            (b"accept", b"*/*"),
-        ],
+        RequestHeaders(
+            [
+                (b"host", b"api.example.com"),
+                (b"authorization", b"Bearer abc"),
+                (b"grpc-metadata-x-tenant", b"t1"),
+                (b"grpc-metadata-trace-bin", b"AQID"),
+                (b"grpc-timeout", b"3S"),
+                (b"accept", b"*/*"),
+            ]
+        ),
         ("10.0.0.9", 5555),
     )
     assert metadata == [
@@ -56,11 +59,13 @@ def test_request_headers_to_metadata() -> None:
 
 def test_forwarded_headers_are_extended_not_replaced() -> None:
     metadata, timeout = request_metadata(
-        [
-            (b"x-forwarded-for", b"1.2.3.4"),
-            (b"x-forwarded-host", b"front.example.com"),
-            (b"host", b"inner"),
-        ],
+        RequestHeaders(
+            [
+                (b"x-forwarded-for", b"1.2.3.4"),
+                (b"x-forwarded-host", b"front.example.com"),
+                (b"host", b"inner"),
+            ]
+        ),
         ("10.0.0.9", 1),
     )
     assert dict(metadata) == {
@@ -79,11 +84,12 @@ def test_forwarded_headers_are_extended_not_replaced() -> None:
         (b"grpc-metadata-x", "é".encode()),
         (b"grpc-metadata-x-bin", b"not base64!"),
         (b"authorization", b"Bearer \x01"),
+        (b"authorization", b"Bearer \x7f"),
     ],
 )
 def test_headers_that_cannot_be_metadata_are_refused(name: bytes, value: bytes) -> None:
     with pytest.raises(RequestError) as raised:
-        request_metadata([(name, value)], None)
+        request_metadata(RequestHeaders([(name, value)]), None)
     assert raised.value.field == name.decode()
 
 
