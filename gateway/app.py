@@ -1,5 +1,6 @@
-"""The ASGI application: routes a request, builds the request message, calls the backend
-over one `grpc.aio` channel per backend, and answers with JSON (or NDJSON for streams).
+"""The ASGI application: matches a request to its route, has its message built, calls the
+backend over one `grpc.aio` channel per backend, and has the reply written (`reply`, or
+`streaming` for a stream). Every error ends here, in `_http`, as one HTTP response.
 
 No framework: each request is a route match, a few precomputed setters and one call.
 """
@@ -8,35 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from typing import Any
 
 import grpc
-import orjson
 from google.protobuf import descriptor_pool
 from google.protobuf.message import Message
 
-from gateway import docs, errors, openapi, streaming
-from gateway.body import ClientGone, has_body, read_body
+from gateway import builtin_routes, streaming
+from gateway.body import ClientGone
 from gateway.config import Settings
 from gateway.cors import Cors
-from gateway.errors import (
-    GatewayError,
-    RequestError,
-    from_rpc_error,
-    internal_error,
-    method_not_allowed,
-)
+from gateway.errors import GatewayError, RequestError, internal_error, method_not_allowed
 from gateway.headers import RequestHeaders, invalid_header
-from gateway.health import HealthChecker
-from gateway.metadata import (
-    Metadata,
-    request_id_of,
-    request_metadata,
-    response_headers,
-)
+from gateway.metadata import Metadata, request_id_of, request_metadata
+from gateway.reply import respond, unary_reply
+from gateway.request import build_request
 from gateway.routes import NoRoute, Route, Router, routes_of
-from gateway.semantics import Semantics, not_modified, semantics_table
+from gateway.semantics import semantics_table
 from gateway.streaming import stopping_error
 from gateway.transport import left_mid_call
 from gateway.types import Headers, Receive, Scope, Send
@@ -44,14 +33,6 @@ from gateway.types import Message as AsgiMessage
 
 log = logging.getLogger(__name__)
 
-HEALTH_PATH = "/healthz"
-OPENAPI_PATH = "/openapi.json"
-_HTML = (b"content-type", b"text/html; charset=utf-8")
-_BUILTIN_PATHS = frozenset({HEALTH_PATH, OPENAPI_PATH, docs.DOCS_PATH, *docs.ASSET_PATHS})
-_BUILTIN_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_JSON_TYPE = re.compile(rb"\s*application/(?:[\w.+-]+\+)?json\s*(?:;|\Z)", re.I)
-_JSON = (b"content-type", b"application/json")
-_ASSET_CACHE = (b"cache-control", b"public, max-age=86400")
 Unary = grpc.aio.UnaryUnaryMultiCallable[Message, Message]
 Streaming = grpc.aio.UnaryStreamMultiCallable[Message, Message]
 
@@ -75,14 +56,13 @@ class Gateway:
         self._unary: dict[str, Unary] = {}
         self._streaming: dict[str, Streaming] = {}
         self._streams: set[grpc.aio.Call] = set()
-        self._health: HealthChecker | None = None
         self._stopping = False
-        self._openapi_json: bytes | None = None
-        self._docs = docs.page(OPENAPI_PATH)
-        self._docs_assets: dict[str, docs.Asset] = {}
+        self._builtins = builtin_routes.BuiltinRoutes(
+            self.router.routes, proto_names=settings.proto_names
+        )
 
     async def startup(self) -> None:
-        self._docs_assets = await asyncio.to_thread(docs.assets)
+        await self._builtins.load_assets()
         options = list(self.settings.channel_options)
         for address in sorted(set(self.settings.backends.values())):
             self._channels[address] = grpc.aio.insecure_channel(address, options=options)
@@ -94,7 +74,7 @@ class Gateway:
             else:
                 self._unary[route.full_method] = _multicallable(channel, route, stream=False)
             log.debug("route %s", route)
-        self._health = HealthChecker(by_service)
+        self._builtins.check_health_on(by_service)
 
     def begin_stop(self) -> None:
         """Ends the open streams (each with a last UNAVAILABLE error) and refuses new ones."""
@@ -190,15 +170,19 @@ class Gateway:
         request_id: str,
     ) -> None:
         method: str = scope["method"]
-        if scope["path"] in _BUILTIN_PATHS:
-            await self._builtin(method, scope, send)
+        path: str = scope["path"]
+        if path in builtin_routes.PATHS:
+            await self._builtins.answer(method, path, send)
             return
         if method == "OPTIONS":
             await self._options(scope, headers, send)
             return
         route, captures = self._route(method, scope)
         semantics = self._semantics[route]
-        request = await self._request(route, semantics, captures, scope, headers, receive)
+        query: bytes = scope["query_string"]
+        request = await build_request(
+            route, semantics, captures, query, headers, receive, self.settings
+        )
         conditional = semantics.apply_headers(headers, request)
         metadata, asked = request_metadata(headers, scope.get("client"))
         metadata.append(("x-request-id", request_id))
@@ -210,7 +194,7 @@ class Gateway:
         else:
             deadline = self.settings.timeout_seconds if asked is None else min(asked, cap)
             call = self._unary[route.full_method](request, timeout=deadline, metadata=metadata)
-            await self._unary_reply(route, semantics, call, conditional, headers, send)
+            await unary_reply(route, semantics, call, conditional, headers, send)
 
     async def _options(self, scope: Scope, headers: RequestHeaders, send: Send) -> None:
         """A CORS preflight, or a plain OPTIONS: the methods the path has."""
@@ -220,106 +204,8 @@ class Gateway:
             raise _not_utf8() from None
         if not allowed:
             raise _no_route(scope)
-        allowed |= {"OPTIONS"}
-        origin = headers.get(b"origin") or b""
-        asked_method = headers.get(b"access-control-request-method") or b""
-        asked_headers = headers.get(b"access-control-request-headers") or b""
-        if not (asked_method and origin and self._cors.enabled):
-            await respond(send, 204, b"", errors.allow_header(allowed))
-            return
-        if not self._cors.allows(origin):
-            raise RequestError(
-                "CORS_ORIGIN_NOT_ALLOWED",
-                None,
-                f"the origin {origin.decode('latin-1')} may not call this API",
-                code=grpc.StatusCode.PERMISSION_DENIED,
-            )
-        if asked_method.decode("latin-1") not in allowed:
-            raise method_not_allowed(asked_method.decode("latin-1"), scope["path"], allowed)
-        await respond(send, 204, b"", self._cors.preflight_headers(allowed, asked_headers))
-
-    async def _request(
-        self,
-        route: Route,
-        semantics: Semantics,
-        captures: list[str],
-        scope: Scope,
-        headers: RequestHeaders,
-        receive: Receive,
-    ) -> Message:
-        """The request message: the body first, then the path, then the query."""
-        request = route.request_class()
-        strict = self.settings.strict
-        sent: object = None
-        if route.body is not None:
-            data = await read_body(headers, receive, self.settings.max_body_bytes)
-            if data and (strict or headers.get(b"origin") is not None):
-                _require_json(headers)
-            sent = route.body.decode(data, request)
-        elif strict and has_body(headers):
-            raise RequestError("BODY_NOT_ALLOWED", "", f"{route.http_method} takes no body here")
-        if captures:
-            twice = route.bound_in(request) if strict and sent is not None else None
-            if twice is not None:
-                raise RequestError(
-                    "FIELD_IN_PATH_AND_BODY",
-                    twice,
-                    f"{twice} is given by the path; leave it out of the body",
-                )
-            route.bind_path(request, captures)
-        query: bytes = scope["query_string"]
-        if query and route.query is not None:
-            route.query.parse(query, request)
-        mask = semantics.mask
-        if mask is not None and sent is not None and not request.HasField(mask):
-            assert route.body is not None
-            getattr(request, mask).paths.extend(semantics.mask_paths(route.body, sent))
-        return request
-
-    async def _unary_reply(
-        self,
-        route: Route,
-        semantics: Semantics,
-        call: grpc.aio.UnaryUnaryCall[Message, Message],
-        conditional: bool,
-        headers: RequestHeaders,
-        send: Send,
-    ) -> None:
-        try:
-            response = await call
-        except grpc.aio.AioRpcError as error:
-            extra = response_headers(
-                errors.pairs(error.initial_metadata()), errors.pairs(error.trailing_metadata())
-            )
-            failure = from_rpc_error(error, extra)
-            if conditional and error.code() == grpc.StatusCode.ABORTED:
-                failure.http_status = 412  # the If-Match did not hold
-            raise failure from None
-        status = semantics.status
-        reply: Headers = []
-        if semantics.etag_out or semantics.location is not None:
-            resource = getattr(response, route.response_body) if route.response_body else response
-            etag = semantics.etag_of(resource)
-            if etag is not None:
-                reply.append((b"etag", etag))
-                if route.http_method == "GET" and not_modified(headers, etag):
-                    status = 304
-            if status == 201:
-                location = semantics.location_of(resource)
-                if location is not None:
-                    reply.append((b"location", location))
-        initial = await call.initial_metadata()
-        trailing = await call.trailing_metadata()
-        if initial or trailing:
-            reply.extend(response_headers(initial, trailing))
-        if status in (204, 304):
-            await send({"type": "http.response.start", "status": status, "headers": reply})
-            await send({"type": "http.response.body", "body": b""})
-            return
-        body = route.encoder.encode(response)
-        reply += [_JSON, (b"content-length", b"%d" % len(body))]
-        await send({"type": "http.response.start", "status": status, "headers": reply})
-        await send({"type": "http.response.body", "body": body})
+        granted = self._cors.options(allowed | {"OPTIONS"}, headers, scope["path"])
+        await respond(send, 204, b"", granted)
 
     def _route(self, method: str, scope: Scope) -> tuple[Route, list[str]]:
         path = _path(scope)
@@ -352,48 +238,6 @@ class Gateway:
             self._streams.discard(call)
             call.cancel()
 
-    def _openapi(self) -> bytes:
-        if self._openapi_json is None:
-            spec = openapi.document(self.router.routes, proto_names=self.settings.proto_names)
-            self._openapi_json = orjson.dumps(spec)
-        return self._openapi_json
-
-    async def _builtin(self, method: str, scope: Scope, send: Send) -> None:
-        """`/healthz`, `/openapi.json`, `/docs` and its assets: GET and HEAD only."""
-        if method == "OPTIONS":
-            await respond(send, 204, b"", errors.allow_header(_BUILTIN_METHODS))
-            return
-        path = scope["path"]
-        if method not in ("GET", "HEAD"):
-            raise method_not_allowed(method, path, _BUILTIN_METHODS)
-        if path == HEALTH_PATH:
-            assert self._health is not None, "startup() has not run"
-            status, body = await self._health.check()
-            await respond(send, status, body)
-        elif path == OPENAPI_PATH:
-            await respond(send, 200, self._openapi())
-        elif path == docs.DOCS_PATH:
-            await respond(send, 200, self._docs, [_HTML])
-        else:
-            assert self._docs_assets, "startup() has not run"
-            asset = self._docs_assets[path]
-            headers = [(b"content-type", asset.content_type), _ASSET_CACHE]
-            await respond(send, 200, asset.body, headers)
-
-
-def _require_json(headers: RequestHeaders) -> None:
-    """A body from a browser (or in strict mode) must say it is JSON: a page may send
-    `text/plain` or a form to any origin without a preflight, so that is what CSRF uses."""
-    for value in headers.lines(b"content-type"):
-        if _JSON_TYPE.match(value):
-            return
-    raise RequestError(
-        "UNSUPPORTED_MEDIA_TYPE",
-        "content-type",
-        "the body must be sent as Content-Type: application/json",
-        http=415,
-    )
-
 
 def _path(scope: Scope) -> str:
     """The request's path, still percent-encoded (the router decodes per segment)."""
@@ -416,19 +260,6 @@ def _no_route(scope: Scope) -> RequestError:
         code=grpc.StatusCode.NOT_FOUND,
         metadata={"path": scope["path"]},
     )
-
-
-async def respond(send: Send, status: int, body: bytes, headers: Headers | None = None) -> None:
-    """A whole response: JSON unless `headers` name another content type; a 204 has no
-    content at all (not even its length, RFC 9110 8.6)."""
-    extra = headers or []
-    if status == 204:
-        start = extra
-    else:
-        typed = any(name == b"content-type" for name, _ in extra)
-        start = [*(() if typed else (_JSON,)), (b"content-length", b"%d" % len(body)), *extra]
-    await send({"type": "http.response.start", "status": status, "headers": start})
-    await send({"type": "http.response.body", "body": body})
 
 
 def _multicallable(channel: grpc.aio.Channel, route: Route, *, stream: bool) -> Any:
