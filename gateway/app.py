@@ -1,6 +1,6 @@
 """The ASGI application: matches a request to its route, has its message built, calls the
 backend over one `grpc.aio` channel per backend, and has the reply written (`reply`, or
-`streaming` for a stream). Every error ends here, in `_http`, as one HTTP response.
+`streams` for a stream). Every error ends here, in `_http`, as one HTTP response.
 
 No framework: each request is a route match, a few precomputed setters and one call.
 """
@@ -15,7 +15,7 @@ import grpc
 from google.protobuf import descriptor_pool
 from google.protobuf.message import Message
 
-from gateway import builtin_routes, streaming
+from gateway import builtin_routes, streams
 from gateway.body import ClientGone
 from gateway.config import Settings
 from gateway.cors import Cors
@@ -26,7 +26,6 @@ from gateway.reply import respond, unary_reply
 from gateway.request import build_request
 from gateway.routes import NoRoute, Route, Router, routes_of
 from gateway.semantics import semantics_table
-from gateway.streaming import stopping_error
 from gateway.transport import left_mid_call
 from gateway.types import Headers, Receive, Scope, Send
 from gateway.types import Message as AsgiMessage
@@ -189,7 +188,7 @@ class Gateway:
         cap = self.settings.max_timeout_seconds
         if route.server_streaming:  # a watch may last: no deadline unless the client sets one
             deadline = None if asked is None else min(asked, cap)
-            writer = streaming.writer_for(route, headers, request, self.settings)
+            writer = streams.writer_for(route, headers, request, self.settings)
             await self._stream(route, request, metadata, deadline, writer, receive, send)
         else:
             deadline = self.settings.timeout_seconds if asked is None else min(asked, cap)
@@ -224,16 +223,16 @@ class Gateway:
         request: Message,
         metadata: Metadata,
         deadline: float | None,
-        writer: streaming.Writer,
+        writer: streams.Writer,
         receive: Receive,
         send: Send,
     ) -> None:
         if self._stopping:
-            raise stopping_error()
+            raise streams.stopping_error()
         call = self._streaming[route.full_method](request, timeout=deadline, metadata=metadata)
         self._streams.add(call)
         try:
-            await streaming.relay(call, writer, receive, send, self.stopping)
+            await streams.relay(call, writer, receive, send, self.stopping)
         finally:
             self._streams.discard(call)
             call.cancel()

@@ -7,7 +7,7 @@ cannot drift from what is routed), and a small browser page to read it.
 - Parameters: each path variable; each field the route's query parser takes (dotted paths
   for nested fields; a recursive message's fields once, not at every depth); the headers
   the gateway reads: `Grpc-Timeout` everywhere, and where `gateway.semantics` (or, for
-  `Last-Event-ID`, `gateway.sse`) applies them `If-Match`, `If-None-Match`,
+  `Last-Event-ID`, `gateway.streams`) applies them `If-Match`, `If-None-Match`,
   `Idempotency-Key` and `Last-Event-ID`.
 - A request body never repeats what the path binds: those fields are left out of it (and a
   PATCH body requires nothing: it carries the fields to change).
@@ -33,7 +33,7 @@ from gateway.pattern import Kind, Pattern, Segment, Variable
 from gateway.routes import Route
 from gateway.schema import FB, Comments, JsonSchema, Schemas, field_behaviors
 from gateway.semantics import Semantics, response_type, semantics_table
-from gateway.sse import revisions_of
+from gateway.streams import revisions_of
 
 log = logging.getLogger(__name__)
 

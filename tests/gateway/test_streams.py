@@ -16,8 +16,14 @@ from grpc_health.v1 import health_pb2
 from gateway import start
 from gateway.headers import RequestHeaders
 from gateway.routes import route_for
-from gateway.sse import Revisions, revisions_of
-from gateway.streaming import NDJSON_FORMAT, SSE_FORMAT, negotiate, writer_for
+from gateway.streams import (
+    NDJSON_FORMAT,
+    SSE_FORMAT,
+    Revisions,
+    negotiate,
+    revisions_of,
+    writer_for,
+)
 from shop.order.v1 import order_pb2
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from tests.gateway.conftest import SLACK, Backend, settings_for
