@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 import grpc
 import orjson
 
-from gateway import docs, openapi
+from gateway import openapi
 from gateway.errors import allow_header, method_not_allowed
 from gateway.health import HealthChecker
 from gateway.reply import respond
@@ -19,7 +19,7 @@ from gateway.types import Send
 
 HEALTH_PATH = "/healthz"
 OPENAPI_PATH = "/openapi.json"
-PATHS = frozenset({HEALTH_PATH, OPENAPI_PATH, docs.DOCS_PATH, *docs.ASSET_PATHS})
+PATHS = frozenset({HEALTH_PATH, OPENAPI_PATH, openapi.DOCS_PATH, *openapi.ASSET_PATHS})
 METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _HTML = (b"content-type", b"text/html; charset=utf-8")
 _ASSET_CACHE = (b"cache-control", b"public, max-age=86400")
@@ -32,13 +32,13 @@ class BuiltinRoutes:
         self._routes = routes
         self._proto_names = proto_names
         self._openapi_json: bytes | None = None
-        self._docs = docs.page(OPENAPI_PATH)
-        self._docs_assets: dict[str, docs.Asset] = {}
+        self._docs = openapi.page(OPENAPI_PATH)
+        self._docs_assets: dict[str, openapi.Asset] = {}
         self._health: HealthChecker | None = None
 
     async def load_assets(self) -> None:
         """Reads the docs page's files (blocking, so off the loop)."""
-        self._docs_assets = await asyncio.to_thread(docs.assets)
+        self._docs_assets = await asyncio.to_thread(openapi.assets)
 
     def check_health_on(self, channels: Mapping[str, grpc.aio.Channel]) -> None:
         """`channels`: service full name → the channel to its backend."""
@@ -57,7 +57,7 @@ class BuiltinRoutes:
             await respond(send, status, body)
         elif path == OPENAPI_PATH:
             await respond(send, 200, self._openapi())
-        elif path == docs.DOCS_PATH:
+        elif path == openapi.DOCS_PATH:
             await respond(send, 200, self._docs, [_HTML])
         else:
             assert self._docs_assets, "startup() has not run"

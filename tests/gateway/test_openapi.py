@@ -16,11 +16,9 @@ from openapi_spec_validator import validate
 
 from gateway import RunningGateway, pattern
 from gateway.codec import to_dict
-from gateway.docs import page
 from gateway.errors import RequestError, status_dict
-from gateway.openapi import document, openapi_path
+from gateway.openapi import comments_of, document, openapi_path, page
 from gateway.routes import Route, Router, routes_of
-from gateway.schema import comments_of
 from shop.order.v1 import order_pb2
 from shop.user.v1 import user_pb2
 from tests.gateway import sample
