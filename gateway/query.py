@@ -16,14 +16,8 @@ from urllib.parse import parse_qsl
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from gateway.bindings import (
-    Binding,
-    BindingError,
-    MapBinding,
-    binding,
-    is_text_field,
-    map_binding,
-)
+from gateway.bindings import Binding, MapBinding, binding, map_binding
+from gateway.convert import BindingError, is_text_field
 from gateway.errors import RequestError
 from gateway.wellknown import is_map
 

@@ -19,8 +19,9 @@ from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
 from gateway import pattern as patterns
-from gateway.bindings import Binding, BindingError, binding, is_text_field, resolve
+from gateway.bindings import Binding, binding, resolve
 from gateway.codec import BodyDecoder, ResponseEncoder
+from gateway.convert import BindingError, is_text_field
 from gateway.errors import RequestError
 from gateway.query import QueryParser
 
