@@ -93,18 +93,22 @@ def document(routes: Sequence[Route], *, proto_names: bool = False) -> dict[str,
             for name, service in services.items()
         ],
         "paths": paths,
-        "components": {
-            "schemas": dict(sorted(schemas.components.items())),
-            "parameters": {
-                name: {"name": name, "in": "header", **header} for name, header in HEADERS.items()
-            },
-            "responses": {
-                ERROR: {
-                    "description": "An error: a google.rpc.Status, with the HTTP status of its "
-                    "code.",
-                    "content": {JSON: {"schema": error}},
-                }
-            },
+        "components": _components(schemas, error),
+    }
+
+
+def _components(schemas: Schemas, error: JsonSchema) -> dict[str, Any]:
+    """The schemas the operations refer to, the headers, and the error response."""
+    return {
+        "schemas": dict(sorted(schemas.components.items())),
+        "parameters": {
+            name: {"name": name, "in": "header", **header} for name, header in HEADERS.items()
+        },
+        "responses": {
+            ERROR: {
+                "description": "An error: a google.rpc.Status, with the HTTP status of its code.",
+                "content": {JSON: {"schema": error}},
+            }
         },
     }
 
