@@ -1,5 +1,6 @@
-"""The ASGI application: routes a request, builds the request message, calls the backend
-over one `grpc.aio` channel per backend, and answers with JSON (or NDJSON for streams).
+"""The ASGI application: matches a request to its route, has its message built, calls the
+backend over one `grpc.aio` channel per backend, and has the reply written (`reply`, or
+`streams` for a stream). Every error ends here, in `_http`, as one HTTP response.
 
 No framework: each request is a route match, a few precomputed setters and one call.
 """
@@ -8,47 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-from collections.abc import Iterable
 from typing import Any
 
 import grpc
-import orjson
 from google.protobuf import descriptor_pool
 from google.protobuf.message import Message
 
-from gateway import docs, errors, openapi, streaming
-from gateway.body import ClientGone, has_body, read_body
-from gateway.codec import CodecError
+from gateway import builtin_routes, streams
+from gateway.body import ClientGone
 from gateway.config import Settings
 from gateway.cors import Cors
-from gateway.errors import GatewayError, bad_request, from_rpc_error, refusal
-from gateway.health import HealthChecker
-from gateway.metadata import (
-    HeaderError,
-    Metadata,
-    request_id_of,
-    request_metadata,
-    response_headers,
-)
-from gateway.query import QueryError
-from gateway.routes import NoRoute, PathError, Route, Router, routes_of
-from gateway.semantics import PreconditionFailed, Semantics, not_modified, semantics_table
-from gateway.streaming import stopping_error
+from gateway.errors import GatewayError, RequestError, internal_error, method_not_allowed
+from gateway.headers import RequestHeaders, invalid_header
+from gateway.metadata import Metadata, request_id_of, request_metadata
+from gateway.reply import respond, unary_reply
+from gateway.request import build_request
+from gateway.routes import NoRoute, Route, Router, routes_of
+from gateway.semantics import semantics_table
 from gateway.transport import left_mid_call
 from gateway.types import Headers, Receive, Scope, Send
 from gateway.types import Message as AsgiMessage
 
 log = logging.getLogger(__name__)
 
-HEALTH_PATH = "/healthz"
-OPENAPI_PATH = "/openapi.json"
-_HTML = (b"content-type", b"text/html; charset=utf-8")
-_BUILTIN_PATHS = frozenset({HEALTH_PATH, OPENAPI_PATH, docs.DOCS_PATH, *docs.ASSET_PATHS})
-_BUILTIN_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_JSON_TYPE = re.compile(rb"\s*application/(?:[\w.+-]+\+)?json\s*(?:;|\Z)", re.I)
-_JSON = (b"content-type", b"application/json")
-_ASSET_CACHE = (b"cache-control", b"public, max-age=86400")
 Unary = grpc.aio.UnaryUnaryMultiCallable[Message, Message]
 Streaming = grpc.aio.UnaryStreamMultiCallable[Message, Message]
 
@@ -72,14 +55,13 @@ class Gateway:
         self._unary: dict[str, Unary] = {}
         self._streaming: dict[str, Streaming] = {}
         self._streams: set[grpc.aio.Call] = set()
-        self._health: HealthChecker | None = None
         self._stopping = False
-        self._openapi_json: bytes | None = None
-        self._docs = docs.page(OPENAPI_PATH)
-        self._docs_assets: dict[str, docs.Asset] = {}
+        self._builtins = builtin_routes.BuiltinRoutes(
+            self.router.routes, proto_names=settings.proto_names
+        )
 
     async def startup(self) -> None:
-        self._docs_assets = await asyncio.to_thread(docs.assets)
+        await self._builtins.load_assets()
         options = list(self.settings.channel_options)
         for address in sorted(set(self.settings.backends.values())):
             self._channels[address] = grpc.aio.insecure_channel(address, options=options)
@@ -91,7 +73,7 @@ class Gateway:
             else:
                 self._unary[route.full_method] = _multicallable(channel, route, stream=False)
             log.debug("route %s", route)
-        self._health = HealthChecker(by_service)
+        self._builtins.check_health_on(by_service)
 
     def begin_stop(self) -> None:
         """Ends the open streams (each with a last UNAVAILABLE error) and refuses new ones."""
@@ -131,16 +113,12 @@ class Gateway:
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        origin = b""
-        asked_id = b""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                asked_id = value
-            elif name == b"origin":
-                origin = value
+        headers = RequestHeaders(scope["headers"])
+        asked_id = headers.get(b"x-request-id") or b""
         request_id = request_id_of(asked_id)
         extra: Headers = [(b"x-request-id", request_id.encode())]
-        extra += self._cors.response_headers(origin)
+        if self._cors.enabled:  # else it has nothing to add
+            extra += self._cors.response_headers(headers.get(b"origin") or b"")
         started = 0  # the status sent, once sent
 
         async def reply(message: AsgiMessage) -> None:
@@ -153,10 +131,8 @@ class Gateway:
         try:  # the client may leave at any await, an error reply's included
             try:
                 if asked_id and asked_id.decode("latin-1") != request_id:
-                    raise bad_request(
-                        "INVALID_HEADER", "x-request-id", "1 to 128 printable ASCII characters"
-                    )
-                await self._dispatch(scope, receive, reply, request_id, origin)
+                    raise invalid_header("x-request-id", "1 to 128 printable ASCII characters")
+                await self._dispatch(scope, headers, receive, reply, request_id)
             except GatewayError as error:
                 if error.http_status >= 500:
                     log.warning(
@@ -175,7 +151,7 @@ class Gateway:
                 method, path = scope["method"], scope["path"]
                 log.exception("%s %s failed (request %s)", method, path, request_id)
                 if not started:  # else the status line is out: the connection just ends
-                    failure = refusal(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error")
+                    failure = internal_error()
                     await respond(reply, 500, failure.body(), failure.headers)
         except asyncio.CancelledError:
             if not left_mid_call(asyncio.current_task()):
@@ -185,46 +161,41 @@ class Gateway:
             log.debug("%s %s %d (request %s)", scope["method"], scope["path"], started, request_id)
 
     async def _dispatch(
-        self, scope: Scope, receive: Receive, send: Send, request_id: str, origin: bytes
+        self,
+        scope: Scope,
+        headers: RequestHeaders,
+        receive: Receive,
+        send: Send,
+        request_id: str,
     ) -> None:
         method: str = scope["method"]
-        if scope["path"] in _BUILTIN_PATHS:
-            await self._builtin(method, scope, send)
+        path: str = scope["path"]
+        if path in builtin_routes.PATHS:
+            await self._builtins.answer(method, path, send)
             return
         if method == "OPTIONS":
-            await self._options(scope, send, origin)
+            await self._options(scope, headers, send)
             return
         route, captures = self._route(method, scope)
         semantics = self._semantics[route]
-        headers: Headers = scope["headers"]
-        request = await self._request(route, semantics, captures, scope, receive)
-        try:
-            conditional = semantics.apply_headers(headers, request)
-            metadata, asked = request_metadata(headers, scope.get("client"))
-        except HeaderError as error:
-            raise refusal(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                "INVALID_HEADER",
-                error.description,
-                field=error.header,
-                http=error.http,
-            ) from None
-        except PreconditionFailed as error:
-            raise refusal(
-                grpc.StatusCode.FAILED_PRECONDITION, "PRECONDITION_FAILED", str(error), http=412
-            ) from None
+        query: bytes = scope["query_string"]
+        request = await build_request(
+            route, semantics, captures, query, headers, receive, self.settings
+        )
+        conditional = semantics.apply_headers(headers, request)
+        metadata, asked = request_metadata(headers, scope.get("client"))
         metadata.append(("x-request-id", request_id))
         cap = self.settings.max_timeout_seconds
         if route.server_streaming:  # a watch may last: no deadline unless the client sets one
             deadline = None if asked is None else min(asked, cap)
-            writer = streaming.writer_for(route, headers, request, self.settings)
+            writer = streams.writer_for(route, headers, request, self.settings)
             await self._stream(route, request, metadata, deadline, writer, receive, send)
         else:
             deadline = self.settings.timeout_seconds if asked is None else min(asked, cap)
             call = self._unary[route.full_method](request, timeout=deadline, metadata=metadata)
-            await self._unary_reply(route, semantics, call, conditional, headers, send)
+            await unary_reply(route, semantics, call, conditional, headers, send)
 
-    async def _options(self, scope: Scope, send: Send, origin: bytes) -> None:
+    async def _options(self, scope: Scope, headers: RequestHeaders, send: Send) -> None:
         """A CORS preflight, or a plain OPTIONS: the methods the path has."""
         try:
             allowed = self.router.methods(_path(scope))
@@ -232,127 +203,8 @@ class Gateway:
             raise _not_utf8() from None
         if not allowed:
             raise _no_route(scope)
-        allowed |= {"OPTIONS"}
-        asked_method = b""
-        asked_headers = b""
-        for name, value in scope["headers"]:
-            if name == b"access-control-request-method":
-                asked_method = value
-            elif name == b"access-control-request-headers":
-                asked_headers = value
-        if not (asked_method and origin and self._cors.enabled):
-            await respond(send, 204, b"", errors.allow_header(allowed))
-            return
-        if not self._cors.allows(origin):
-            raise refusal(
-                grpc.StatusCode.PERMISSION_DENIED,
-                "CORS_ORIGIN_NOT_ALLOWED",
-                f"the origin {origin.decode('latin-1')} may not call this API",
-            )
-        if asked_method.decode("latin-1") not in allowed:
-            raise _not_allowed(asked_method.decode("latin-1"), scope, allowed)
-        granted = self._cors.preflight_headers(allowed, asked_headers)
-        if isinstance(granted, str):
-            raise refusal(grpc.StatusCode.PERMISSION_DENIED, "CORS_HEADER_NOT_ALLOWED", granted)
+        granted = self._cors.options(allowed | {"OPTIONS"}, headers, scope["path"])
         await respond(send, 204, b"", granted)
-
-    async def _request(
-        self,
-        route: Route,
-        semantics: Semantics,
-        captures: list[str],
-        scope: Scope,
-        receive: Receive,
-    ) -> Message:
-        """The request message: the body first, then the path, then the query."""
-        request = route.request_class()
-        strict = self.settings.strict
-        sent: object = None
-        if route.body is not None:
-            data = await read_body(scope["headers"], receive, self.settings.max_body_bytes)
-            if data and (strict or _from_browser(scope["headers"])):
-                _require_json(scope["headers"])
-            try:
-                sent = route.body.decode(data, request)
-            except CodecError as error:
-                raise refusal(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    error.reason,
-                    error.description,
-                    field=error.field,
-                ) from None
-        elif strict and has_body(scope["headers"]):
-            raise bad_request("BODY_NOT_ALLOWED", "", f"{route.http_method} takes no body here")
-        if captures:
-            twice = route.bound_in(request) if strict and sent is not None else None
-            if twice is not None:
-                raise bad_request(
-                    "FIELD_IN_PATH_AND_BODY",
-                    twice,
-                    f"{twice} is given by the path; leave it out of the body",
-                )
-            try:
-                route.bind_path(request, captures)
-            except PathError as error:
-                raise bad_request(
-                    "INVALID_PATH_PARAMETER", error.variable, error.description
-                ) from None
-        query: bytes = scope["query_string"]
-        if query and route.query is not None:
-            try:
-                route.query.parse(query, request)
-            except QueryError as error:
-                raise bad_request("INVALID_QUERY_PARAMETER", error.key, error.description) from None
-        mask = semantics.mask
-        if mask is not None and sent is not None and not request.HasField(mask):
-            assert route.body is not None
-            getattr(request, mask).paths.extend(semantics.mask_paths(route.body, sent))
-        return request
-
-    async def _unary_reply(
-        self,
-        route: Route,
-        semantics: Semantics,
-        call: grpc.aio.UnaryUnaryCall[Message, Message],
-        conditional: bool,
-        headers: Headers,
-        send: Send,
-    ) -> None:
-        try:
-            response = await call
-        except grpc.aio.AioRpcError as error:
-            extra = response_headers(
-                errors.pairs(error.initial_metadata()), errors.pairs(error.trailing_metadata())
-            )
-            failure = from_rpc_error(error, extra)
-            if conditional and error.code() == grpc.StatusCode.ABORTED:
-                failure.http_status = 412  # the If-Match did not hold
-            raise failure from None
-        status = semantics.status
-        reply: Headers = []
-        if semantics.etag_out or semantics.location is not None:
-            resource = getattr(response, route.response_body) if route.response_body else response
-            etag = semantics.etag_of(resource)
-            if etag is not None:
-                reply.append((b"etag", etag))
-                if route.http_method == "GET" and not_modified(headers, etag):
-                    status = 304
-            if status == 201:
-                location = semantics.location_of(resource)
-                if location is not None:
-                    reply.append((b"location", location))
-        initial = await call.initial_metadata()
-        trailing = await call.trailing_metadata()
-        if initial or trailing:
-            reply.extend(response_headers(initial, trailing))
-        if status in (204, 304):
-            await send({"type": "http.response.start", "status": status, "headers": reply})
-            await send({"type": "http.response.body", "body": b""})
-            return
-        body = route.encoder.encode(response)
-        reply += [_JSON, (b"content-length", b"%d" % len(body))]
-        await send({"type": "http.response.start", "status": status, "headers": reply})
-        await send({"type": "http.response.body", "body": body})
 
     def _route(self, method: str, scope: Scope) -> tuple[Route, list[str]]:
         path = _path(scope)
@@ -362,7 +214,7 @@ class Gateway:
             raise _not_utf8() from None
         except NoRoute as missing:
             if missing.allowed:
-                raise _not_allowed(method, scope, missing.allowed) from None
+                raise method_not_allowed(method, scope["path"], missing.allowed) from None
             raise _no_route(scope) from None
 
     async def _stream(
@@ -371,66 +223,19 @@ class Gateway:
         request: Message,
         metadata: Metadata,
         deadline: float | None,
-        writer: streaming.Writer,
+        writer: streams.Writer,
         receive: Receive,
         send: Send,
     ) -> None:
         if self._stopping:
-            raise stopping_error()
+            raise streams.stopping_error()
         call = self._streaming[route.full_method](request, timeout=deadline, metadata=metadata)
         self._streams.add(call)
         try:
-            await streaming.relay(call, writer, receive, send, self.stopping)
+            await streams.relay(call, writer, receive, send, self.stopping)
         finally:
             self._streams.discard(call)
             call.cancel()
-
-    def _openapi(self) -> bytes:
-        if self._openapi_json is None:
-            spec = openapi.document(self.router.routes, proto_names=self.settings.proto_names)
-            self._openapi_json = orjson.dumps(spec)
-        return self._openapi_json
-
-    async def _builtin(self, method: str, scope: Scope, send: Send) -> None:
-        """`/healthz`, `/openapi.json`, `/docs` and its assets: GET and HEAD only."""
-        if method == "OPTIONS":
-            await respond(send, 204, b"", errors.allow_header(_BUILTIN_METHODS))
-            return
-        if method not in ("GET", "HEAD"):
-            raise _not_allowed(method, scope, _BUILTIN_METHODS)
-        path = scope["path"]
-        if path == HEALTH_PATH:
-            assert self._health is not None, "startup() has not run"
-            status, body = await self._health.check()
-            await respond(send, status, body)
-        elif path == OPENAPI_PATH:
-            await respond(send, 200, self._openapi())
-        elif path == docs.DOCS_PATH:
-            await respond(send, 200, self._docs, [_HTML])
-        else:
-            assert self._docs_assets, "startup() has not run"
-            asset = self._docs_assets[path]
-            headers = [(b"content-type", asset.content_type), _ASSET_CACHE]
-            await respond(send, 200, asset.body, headers)
-
-
-def _from_browser(headers: Headers) -> bool:
-    return any(name == b"origin" for name, _ in headers)
-
-
-def _require_json(headers: Headers) -> None:
-    """A body from a browser (or in strict mode) must say it is JSON: a page may send
-    `text/plain` or a form to any origin without a preflight, so that is what CSRF uses."""
-    for name, value in headers:
-        if name == b"content-type" and _JSON_TYPE.match(value):
-            return
-    raise refusal(
-        grpc.StatusCode.INVALID_ARGUMENT,
-        "UNSUPPORTED_MEDIA_TYPE",
-        "the body must be sent as Content-Type: application/json",
-        field="content-type",
-        http=415,
-    )
 
 
 def _path(scope: Scope) -> str:
@@ -442,41 +247,18 @@ def _path(scope: Scope) -> str:
         raise _not_utf8() from None
 
 
-def _not_utf8() -> GatewayError:
-    return bad_request("INVALID_PATH", "", "the path is not UTF-8")
+def _not_utf8() -> RequestError:
+    return RequestError("INVALID_PATH", "", "the path is not UTF-8")
 
 
-def _not_allowed(method: str, scope: Scope, allowed: Iterable[str]) -> GatewayError:
-    return refusal(
-        grpc.StatusCode.UNIMPLEMENTED,
-        "METHOD_NOT_ALLOWED",
-        f"{method} is not allowed on {scope['path']}",
-        http=405,
-        headers=errors.allow_header(allowed),
-        metadata={"allow": ", ".join(sorted(allowed))},
-    )
-
-
-def _no_route(scope: Scope) -> GatewayError:
-    return refusal(
-        grpc.StatusCode.NOT_FOUND,
+def _no_route(scope: Scope) -> RequestError:
+    return RequestError(
         "ROUTE_NOT_FOUND",
+        None,
         f"no route for {scope['path']}",
+        code=grpc.StatusCode.NOT_FOUND,
         metadata={"path": scope["path"]},
     )
-
-
-async def respond(send: Send, status: int, body: bytes, headers: Headers | None = None) -> None:
-    """A whole response: JSON unless `headers` name another content type; a 204 has no
-    content at all (not even its length, RFC 9110 8.6)."""
-    extra = headers or []
-    if status == 204:
-        start = extra
-    else:
-        typed = any(name == b"content-type" for name, _ in extra)
-        start = [*(() if typed else (_JSON,)), (b"content-length", b"%d" % len(body)), *extra]
-    await send({"type": "http.response.start", "status": status, "headers": start})
-    await send({"type": "http.response.body", "body": body})
 
 
 def _multicallable(channel: grpc.aio.Channel, route: Route, *, stream: bool) -> Any:

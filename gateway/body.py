@@ -3,11 +3,10 @@ is read, and counted while reading when the length is not declared (chunked)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import grpc
 
-from gateway.errors import GatewayError, bad_request, refusal
+from gateway.errors import RequestError
+from gateway.headers import RequestHeaders, invalid_header
 from gateway.types import Receive
 
 
@@ -15,12 +14,12 @@ class ClientGone(Exception):
     """The client disconnected before its request was read: there is no one to answer."""
 
 
-def too_large(limit: int) -> GatewayError:
-    return refusal(
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
+def too_large(limit: int) -> RequestError:
+    return RequestError(
         "BODY_TOO_LARGE",
+        "",
         f"the request body is larger than {limit} bytes",
-        field="",
+        code=grpc.StatusCode.RESOURCE_EXHAUSTED,
         http=413,
         metadata={"limit": str(limit)},
         # The rest of the body stays unread: the connection cannot be reused.
@@ -28,25 +27,25 @@ def too_large(limit: int) -> GatewayError:
     )
 
 
-def declared_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
-    for name, value in headers:
-        if name == b"content-length":
-            if not value.isdigit():
-                raise bad_request("INVALID_HEADER", "content-length", "not a length")
-            return int(value)
-    return None
+def declared_length(headers: RequestHeaders) -> int | None:
+    """The first `Content-Length`, if any."""
+    lines = headers.lines(b"content-length")
+    if not lines:
+        return None
+    if not lines[0].isdigit():
+        raise invalid_header("content-length", "not a length")
+    return int(lines[0])
 
 
-def has_body(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+def has_body(headers: RequestHeaders) -> bool:
     """Whether the request declares a body (a non-zero length, or chunked)."""
-    for name, value in headers:
-        if name == b"transfer-encoding" or (name == b"content-length" and value.strip(b"0 ")):
-            return True
-    return False
+    if headers.get(b"transfer-encoding") is not None:
+        return True
+    return any(value.strip(b"0 ") for value in headers.lines(b"content-length"))
 
 
-async def read_body(headers: Iterable[tuple[bytes, bytes]], receive: Receive, limit: int) -> bytes:
-    """The whole body, or `GatewayError` 413 as soon as it is known to exceed `limit`."""
+async def read_body(headers: RequestHeaders, receive: Receive, limit: int) -> bytes:
+    """The whole body, or `RequestError` 413 as soon as it is known to exceed `limit`."""
     declared = declared_length(headers)
     if declared is not None and declared > limit:
         raise too_large(limit)

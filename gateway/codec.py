@@ -11,17 +11,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from gateway import protojson
-
-
-class CodecError(ValueError):
-    """A body that does not decode: `field` is the path as the client spelled it (keys
-    joined by `.`, `[n]` for a list element, `[key]` for a map value)."""
-
-    def __init__(self, reason: str, field: str, description: str) -> None:
-        super().__init__(description)
-        self.reason = reason
-        self.field = field
-        self.description = description
+from gateway.errors import RequestError
 
 
 def _top_field(message: Descriptor, name: str, role: str) -> FieldDescriptor:
@@ -53,7 +43,8 @@ class BodyDecoder:
 
     def decode(self, data: bytes, message: Message) -> object:
         """Merges the JSON body into `message` and returns the parsed JSON (None for an empty
-        body); raises `CodecError` on bad JSON or values."""
+        body). Bad JSON or values raise `RequestError` naming the field as the client spelled
+        it: keys joined by `.`, `[n]` for a list element, `[key]` for a map value."""
         field = self._field
         if not data.strip():
             if field is not None and self._into_message:
@@ -62,11 +53,11 @@ class BodyDecoder:
         try:
             value = orjson.loads(data)
         except orjson.JSONDecodeError as error:
-            raise CodecError("INVALID_JSON", "", f"the body is not JSON: {error}") from None
+            raise RequestError("INVALID_JSON", "", f"the body is not JSON: {error}") from None
         target = message
         if self._into_message:
             if not isinstance(value, dict):
-                raise CodecError("INVALID_JSON", "", "the body must be a JSON object")
+                raise RequestError("INVALID_JSON", "", "the body must be a JSON object")
             if field is not None:
                 target = getattr(message, field.name)
                 target.SetInParent()
@@ -76,7 +67,7 @@ class BodyDecoder:
             if not self._into_message:
                 assert field is not None
                 error.at(field.json_name)  # the body is that field's value
-            raise CodecError("INVALID_FIELD", error.path, error.description) from None
+            raise RequestError("INVALID_FIELD", error.path, error.description) from None
         return value
 
     def field_paths(self, value: object) -> list[str]:

@@ -9,8 +9,12 @@ keeps the response from the page.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
+import grpc
+
+from gateway.errors import RequestError, allow_header, method_not_allowed
+from gateway.headers import RequestHeaders
 from gateway.types import Headers
 
 MAX_AGE_SECONDS = 600
@@ -36,10 +40,7 @@ class Cors:
         allowed = {origin.lower().encode() for origin in origins}
         self._any = b"*" in allowed
         self._origins = frozenset(allowed - {b"*"})
-
-    @property
-    def enabled(self) -> bool:
-        return self._any or bool(self._origins)
+        self.enabled = self._any or bool(self._origins)
 
     def allows(self, origin: bytes) -> bool:
         return self._any or origin.lower() in self._origins
@@ -63,12 +64,37 @@ class Cors:
             ]
         return [(b"vary", b"Origin")]
 
-    def preflight_headers(self, methods: Iterable[str], requested: bytes) -> Headers | str:
-        """The 204's headers, or why the preflight is refused (a header it may not send)."""
+    def options(self, allowed: Collection[str], headers: RequestHeaders, path: str) -> Headers:
+        """The headers of the 204 that answers an OPTIONS to `path`, whose methods are
+        `allowed`: a preflight's grant, or else `Allow`. `RequestError` refuses a
+        preflight from another origin, for another method or with another header."""
+        origin = headers.get(b"origin") or b""
+        asked = headers.get(b"access-control-request-method") or b""
+        if not (asked and origin and self.enabled):
+            return allow_header(allowed)
+        if not self.allows(origin):
+            raise RequestError(
+                "CORS_ORIGIN_NOT_ALLOWED",
+                None,
+                f"the origin {origin.decode('latin-1')} may not call this API",
+                code=grpc.StatusCode.PERMISSION_DENIED,
+            )
+        method = asked.decode("latin-1")
+        if method not in allowed:
+            raise method_not_allowed(method, path, allowed)
+        requested = headers.get(b"access-control-request-headers") or b""
+        return self._preflight_headers(allowed, requested)
+
+    def _preflight_headers(self, methods: Iterable[str], requested: bytes) -> Headers:
         asked = [h.strip().lower() for h in requested.decode("latin-1").split(",") if h.strip()]
         for header in asked:
             if header not in ALLOWED_HEADERS and not header.startswith("grpc-metadata-"):
-                return f"the header {header!r} may not be sent cross-origin"
+                raise RequestError(
+                    "CORS_HEADER_NOT_ALLOWED",
+                    None,
+                    f"the header {header!r} may not be sent cross-origin",
+                    code=grpc.StatusCode.PERMISSION_DENIED,
+                )
         # `Access-Control-Allow-Origin` comes with every response to an allowed origin.
         headers = [
             (b"access-control-allow-methods", ", ".join(sorted(methods)).encode()),

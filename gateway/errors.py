@@ -1,11 +1,11 @@
 """Errors as HTTP sees them: the one gRPC code → HTTP status table, and google.rpc.Status
-JSON bodies for the backends' errors and for the gateway's own refusals.
+JSON bodies for the backends' errors and for the gateway's own refusals (`RequestError`).
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import cast
 
 import grpc
@@ -47,7 +47,8 @@ def http_status(code: int) -> int:
 
 
 class GatewayError(Exception):
-    """A request that ends in an error response: the Status, its HTTP status and headers."""
+    """A request that ends in an error response: the Status, its HTTP status and headers.
+    A backend's error as it came (`from_rpc_error`), or the gateway's own (`RequestError`)."""
 
     def __init__(
         self, status: status_pb2.Status, http: int | None = None, headers: Headers | None = None
@@ -63,30 +64,40 @@ class GatewayError(Exception):
         return status_json(self.status)
 
 
-def refusal(
-    code: grpc.StatusCode,
-    reason: str,
-    message: str,
-    *,
-    field: str | None = None,
-    http: int | None = None,
-    headers: Headers | None = None,
-    metadata: Mapping[str, str] | None = None,
-) -> GatewayError:
-    """The gateway's own error: an ErrorInfo, and a BadRequest when a field is to blame."""
-    info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata)
-    details = [_pack(info)]
-    if field is not None:
-        violation = error_details_pb2.BadRequest.FieldViolation(
-            field=field, description=message, reason=reason
-        )
-        details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
-    status = status_pb2.Status(code=code.value[0], message=message, details=details)
-    return GatewayError(status, http, headers)
+class RequestError(GatewayError):
+    """The gateway's own error, raised where the client's name for what is wrong is known:
+    the Status carries an ErrorInfo with `reason` and, unless `field` is None, a BadRequest
+    naming `field` as the client spelled it (a JSON path, a query key, a path variable, a
+    header). The HTTP status is the code's unless `http` says otherwise."""
+
+    def __init__(
+        self,
+        reason: str,
+        field: str | None,
+        description: str,
+        *,
+        code: grpc.StatusCode = C.INVALID_ARGUMENT,
+        http: int | None = None,
+        headers: Headers | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata)
+        details = [_pack(info)]
+        if field is not None:
+            violation = error_details_pb2.BadRequest.FieldViolation(
+                field=field, description=description, reason=reason
+            )
+            details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
+        status = status_pb2.Status(code=code.value[0], message=description, details=details)
+        super().__init__(status, http, headers)
+        self.reason = reason
+        self.field = field
+        self.description = description
 
 
-def bad_request(reason: str, field: str, message: str) -> GatewayError:
-    return refusal(C.INVALID_ARGUMENT, reason, message, field=field)
+def internal_error() -> RequestError:
+    """What a client is told of a fault of the gateway's own (the log has the rest)."""
+    return RequestError("INTERNAL", None, "internal error", code=C.INTERNAL)
 
 
 def from_rpc_error(error: grpc.aio.AioRpcError, headers: Headers | None = None) -> GatewayError:
@@ -135,3 +146,15 @@ def _pack(message: error_details_pb2.ErrorInfo | error_details_pb2.BadRequest) -
 
 def allow_header(methods: Iterable[str]) -> Headers:
     return [(b"allow", ", ".join(sorted(methods)).encode())]
+
+
+def method_not_allowed(method: str, path: str, allowed: Collection[str]) -> RequestError:
+    return RequestError(
+        "METHOD_NOT_ALLOWED",
+        None,
+        f"{method} is not allowed on {path}",
+        code=C.UNIMPLEMENTED,
+        http=405,
+        headers=allow_header(allowed),
+        metadata={"allow": ", ".join(sorted(allowed))},
+    )

@@ -16,29 +16,16 @@ from urllib.parse import parse_qsl
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from gateway.fields import (
-    Binding,
-    BindingError,
-    MapBinding,
-    binding,
-    is_text_field,
-    map_binding,
-)
+from gateway.bindings import Binding, MapBinding, binding, map_binding
+from gateway.convert import BindingError, is_text_field
+from gateway.errors import RequestError
 from gateway.wellknown import is_map
 
 MAX_DEPTH = 8
 """Longest field path a key may name (recursive messages nest without end)."""
 
 UNKNOWN = "unknown query parameter"
-
-
-class QueryError(ValueError):
-    """A query parameter that cannot be taken: `key` is as the client spelled it."""
-
-    def __init__(self, key: str, description: str) -> None:
-        super().__init__(f"{key}: {description}")
-        self.key = key
-        self.description = description
+INVALID = "INVALID_QUERY_PARAMETER"
 
 
 class _Node:
@@ -156,17 +143,18 @@ class QueryParser:
         return node.binding
 
     def parse(self, query: bytes, message: Message) -> None:
-        """Sets the fields named in `query`; raises `QueryError` on a bad key or value."""
+        """Sets the fields named in `query`; a bad key or value raises `RequestError` naming
+        the key as the client spelled it."""
         try:
             pairs = parse_qsl(query.decode(), keep_blank_values=True, errors="strict")
         except UnicodeDecodeError:
-            raise QueryError("", "the query string is not UTF-8") from None
+            raise RequestError(INVALID, "", "the query string is not UTF-8") from None
         seen: set[object] = set()
         for key, value in pairs:
             found = self.find(key)
             if isinstance(found, str):
                 if self.strict:
-                    raise QueryError(key, found)
+                    raise RequestError(INVALID, key, found)
                 continue
             try:
                 if isinstance(found, Binding):
@@ -179,12 +167,12 @@ class QueryParser:
                     _once(seen, (entries.path, entry), key)
                     entries.set(message, entry, value)
             except BindingError as error:
-                raise QueryError(key, str(error)) from None
+                raise RequestError(INVALID, key, str(error)) from None
 
 
 def _once(seen: set[object], mark: object, key: str) -> None:
     if mark in seen:
-        raise QueryError(key, "given more than once")
+        raise RequestError(INVALID, key, "given more than once")
     seen.add(mark)
 
 

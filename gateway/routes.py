@@ -19,8 +19,10 @@ from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
 from gateway import pattern as patterns
+from gateway.bindings import Binding, binding, resolve
 from gateway.codec import BodyDecoder, ResponseEncoder
-from gateway.fields import Binding, BindingError, binding, is_text_field, resolve
+from gateway.convert import BindingError, is_text_field
+from gateway.errors import RequestError
 from gateway.query import QueryParser
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch")
@@ -36,13 +38,6 @@ class NoRoute(LookupError):
     def __init__(self, allowed: frozenset[str] = frozenset()) -> None:
         super().__init__(", ".join(sorted(allowed)) or "no route")
         self.allowed = allowed
-
-
-class PathError(ValueError):
-    def __init__(self, variable: str, description: str) -> None:
-        super().__init__(f"{variable}: {description}")
-        self.variable = variable
-        self.description = description
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -67,11 +62,12 @@ class Route:
     encoder: ResponseEncoder
 
     def bind_path(self, message: Message, captures: Sequence[str]) -> None:
+        """Sets the path variables; a bad value raises `RequestError` naming the variable."""
         for bound, text in zip(self.path_bindings, captures, strict=True):
             try:
                 bound.set(message, text)
             except BindingError as error:
-                raise PathError(bound.path, str(error)) from None
+                raise RequestError("INVALID_PATH_PARAMETER", bound.path, str(error)) from None
 
     def bound_in(self, message: Message) -> str | None:
         """The first path-bound field that `message` already has a value for."""

@@ -17,12 +17,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
+import grpc
 from google.api import field_behavior_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from gateway.codec import BodyDecoder
-from gateway.metadata import HeaderError
+from gateway.errors import RequestError
+from gateway.headers import RequestHeaders, invalid_header
 from gateway.routes import Route
 from gateway.wellknown import FIELD_MASK
 
@@ -32,8 +34,11 @@ _VARIABLE = re.compile(r"\{([^}=]+)(=[^}]*)?\}")
 _ETAG_CHARS = re.compile(r"[\x21\x23-\x7e]*\Z")  # RFC 9110 etagc, without obs-text
 
 
-class PreconditionFailed(ValueError):
+def precondition_failed(description: str) -> RequestError:
     """An `If-Match` that cannot hold, whatever the resource is now (RFC 9110 13.1.1)."""
+    return RequestError(
+        "PRECONDITION_FAILED", None, description, code=grpc.StatusCode.FAILED_PRECONDITION, http=412
+    )
 
 
 def response_type(route: Route) -> Descriptor:
@@ -81,7 +86,7 @@ class Semantics:
         """The mask of a PATCH: the proto paths of the JSON keys sent, as AIP-134 asks."""
         return [p for p in body.field_paths(sent) if p.split(".", 1)[0] not in self.unmasked]
 
-    def apply_headers(self, headers: Iterable[tuple[bytes, bytes]], request: Message) -> bool:
+    def apply_headers(self, headers: RequestHeaders, request: Message) -> bool:
         """Sets the request's etag from `If-Match` and request id from `Idempotency-Key`;
         says whether an `If-Match` was applied (a mismatch is then 412). An `If-Match` on a
         create cannot hold (nothing exists yet); on another write without an etag to check
@@ -89,20 +94,20 @@ class Semantics:
         conditional = False
         if not self.writes and self.request_id is None:
             return conditional
-        for name, value in headers:
+        for name, value in headers.request_fields:
             if name == b"if-match" and self.writes:
                 tag = _single_etag("If-Match", value)
                 if self.status == 201:
-                    raise PreconditionFailed("If-Match on a create: nothing exists yet to match")
+                    raise precondition_failed("If-Match on a create: nothing exists yet to match")
                 if self.etag_in is None:
-                    raise HeaderError("If-Match", "this route has no etag to make conditional")
+                    raise invalid_header("If-Match", "this route has no etag to make conditional")
                 if tag is not None:
                     _set_text(request, self.etag_in, tag, "If-Match")
                     conditional = True
             elif name == b"idempotency-key" and self.request_id is not None:
                 key = _text("Idempotency-Key", value).strip('"')
                 if not key:
-                    raise HeaderError("Idempotency-Key", "must not be empty")
+                    raise invalid_header("Idempotency-Key", "must not be empty")
                 _set_text(request, (self.request_id,), key, "Idempotency-Key")
         return conditional
 
@@ -129,13 +134,13 @@ class Semantics:
         return path.encode()
 
 
-def not_modified(headers: Iterable[tuple[bytes, bytes]], etag: bytes) -> bool:
+def not_modified(headers: RequestHeaders, etag: bytes) -> bool:
     """Whether a read's `If-None-Match` names `etag` (weak comparison, RFC 9110 13.1.2);
     repeated header lines count as one list."""
-    for name, value in headers:
-        if name == b"if-none-match" and any(
-            tag.strip() in (b"*", etag, b"W/" + etag) for tag in value.split(b",")
-        ):
+    if headers.get(b"if-none-match") is None:
+        return False  # the usual case, without walking lines
+    for value in headers.lines(b"if-none-match"):
+        if any(tag.strip() in (b"*", etag, b"W/" + etag) for tag in value.split(b",")):
             return True
     return False
 
@@ -232,9 +237,9 @@ def _text(header: str, value: bytes) -> str:
     try:
         text = value.decode("ascii").strip()
     except UnicodeDecodeError:
-        raise HeaderError(header, "must be ASCII") from None
+        raise invalid_header(header, "must be ASCII") from None
     if not text.isprintable():
-        raise HeaderError(header, "must be printable")
+        raise invalid_header(header, "must be printable")
     return text
 
 
@@ -244,11 +249,11 @@ def _single_etag(header: str, value: bytes) -> str | None:
     if text == "*":
         return None
     if "," in text:
-        raise HeaderError(header, "name exactly one entity tag")
+        raise invalid_header(header, "name exactly one entity tag")
     if text.startswith("W/"):
-        raise PreconditionFailed("a weak entity tag never matches for a write (RFC 9110 13.1.1)")
+        raise precondition_failed("a weak entity tag never matches for a write (RFC 9110 13.1.1)")
     if len(text) < 2 or not (text.startswith('"') and text.endswith('"')):
-        raise HeaderError(header, 'an entity tag is quoted, e.g. "42"')
+        raise invalid_header(header, 'an entity tag is quoted, e.g. "42"')
     return text[1:-1]
 
 
@@ -259,5 +264,5 @@ def _set_text(request: Message, path: tuple[str, ...], value: str, header: str) 
     current: str = getattr(target, path[-1])
     if current and current != value:
         field = ".".join(path)
-        raise HeaderError(header, f"differs from the {field} given in the request")
+        raise invalid_header(header, f"differs from the {field} given in the request")
     setattr(target, path[-1], value)

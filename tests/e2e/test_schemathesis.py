@@ -41,7 +41,8 @@ from schemathesis.checks import not_a_server_error
 
 from gateway import Settings, start
 from gateway.config import services_of
-from gateway.metadata import HeaderError, parse_timeout
+from gateway.errors import RequestError
+from gateway.metadata import parse_timeout
 from shop.order.v1 import order_pb2
 from shop.user.v1 import user_pb2
 from tests.support import running_order_svc, running_user_svc
@@ -124,7 +125,7 @@ def _short_deadline(headers: Mapping[str, Any] | None) -> bool:
         if name.lower() == "grpc-timeout":
             try:
                 return parse_timeout(str(value)) < SHORT_DEADLINE_SECONDS
-            except HeaderError:
+            except RequestError:
                 return False
     return False
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from gateway.codec import BodyDecoder, CodecError, ResponseEncoder, to_dict
+from gateway.codec import BodyDecoder, ResponseEncoder, to_dict
+from gateway.errors import RequestError
 from shop.order.v1 import order_pb2
 from shop.user.v1 import user_pb2
 from tests.gateway.sample import SAMPLE, Sample
@@ -54,7 +55,7 @@ def test_unknown_fields_are_ignored_unless_strict() -> None:
     assert decode(b'{"userId": "u", "colour": 1}') == order_pb2.CreateOrderRequest(
         order=order_pb2.Order(user_id="u")
     )
-    with pytest.raises(CodecError) as raised:
+    with pytest.raises(RequestError) as raised:
         decode(b'{"userId": "u", "colour": 1}', strict=True)
     assert raised.value.field == "colour"
 
@@ -82,7 +83,7 @@ def test_unknown_fields_are_ignored_unless_strict() -> None:
     ],
 )
 def test_bad_bodies_name_the_field_as_sent(body: bytes, reason: str, field: str) -> None:
-    with pytest.raises(CodecError) as raised:
+    with pytest.raises(RequestError) as raised:
         decode(body)
     assert (raised.value.reason, raised.value.field) == (reason, field)
     assert raised.value.description
@@ -90,13 +91,13 @@ def test_bad_bodies_name_the_field_as_sent(body: bytes, reason: str, field: str)
 
 
 def test_the_description_says_what_was_expected_and_what_came() -> None:
-    with pytest.raises(CodecError) as raised:
+    with pytest.raises(RequestError) as raised:
         decode(b'{"items": [{"quantity": "many"}]}')
     assert raised.value.description == 'expected an integer, got "many"'
 
 
 def test_a_scalar_body_names_the_field_in_errors() -> None:
-    with pytest.raises(CodecError) as raised:
+    with pytest.raises(RequestError) as raised:
         decode(b"5", "request_id")
     assert (raised.value.field, raised.value.description) == (
         "requestId",
@@ -105,7 +106,7 @@ def test_a_scalar_body_names_the_field_in_errors() -> None:
 
 
 def test_strict_decoding_names_an_unknown_nested_field() -> None:
-    with pytest.raises(CodecError) as raised:
+    with pytest.raises(RequestError) as raised:
         decode(b'{"items": [{"sku": "A", "colour": 1}]}', strict=True)
     assert (raised.value.reason, raised.value.field) == ("INVALID_FIELD", "items[0].colour")
     assert raised.value.description == "no such field in shop.order.v1.LineItem"
@@ -136,7 +137,7 @@ def test_field_paths_of_a_scalar_body_are_none() -> None:
 def test_unknown_enum_names_are_ignored_unless_strict() -> None:
     # As proto3 JSON parsers do when they ignore unknown fields (protojson's DiscardUnknown).
     assert decode(b'{"state": "OPEN"}') == order_pb2.CreateOrderRequest(order=order_pb2.Order())
-    with pytest.raises(CodecError) as raised:
+    with pytest.raises(RequestError) as raised:
         decode(b'{"state": "OPEN"}', strict=True)
     assert raised.value.field == "state"
 

@@ -11,9 +11,9 @@ from google.rpc import error_details_pb2, status_pb2
 from gateway.errors import (
     HTTP_STATUS,
     STATUS_DETAILS_KEY,
+    RequestError,
     from_rpc_error,
     http_status,
-    refusal,
     status_json,
 )
 
@@ -103,8 +103,8 @@ def test_an_unknown_detail_type_is_passed_on_as_raw_any() -> None:
     assert body["details"] == [{"@type": "type.googleapis.com/acme.Secret", "value": "AQI="}]
 
 
-def test_refusal_carries_error_info_and_the_field_violation() -> None:
-    error = refusal(C.INVALID_ARGUMENT, "INVALID_JSON", "bad", field="items[0].sku")
+def test_a_request_error_carries_error_info_and_the_field_violation() -> None:
+    error = RequestError("INVALID_JSON", "items[0].sku", "bad")
     assert error.http_status == 400
     info, bad = orjson.loads(error.body())["details"]
     assert info["@type"] == "type.googleapis.com/google.rpc.ErrorInfo"
@@ -115,5 +115,7 @@ def test_refusal_carries_error_info_and_the_field_violation() -> None:
 
 
 @pytest.mark.parametrize(("http", "expected"), [(None, 404), (413, 413)])
-def test_refusal_http_status_defaults_to_the_table(http: int | None, expected: int) -> None:
-    assert refusal(C.NOT_FOUND, "X", "x", http=http).http_status == expected
+def test_a_request_errors_http_status_defaults_to_the_table(
+    http: int | None, expected: int
+) -> None:
+    assert RequestError("X", None, "x", code=C.NOT_FOUND, http=http).http_status == expected

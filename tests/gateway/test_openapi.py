@@ -16,11 +16,9 @@ from openapi_spec_validator import validate
 
 from gateway import RunningGateway, pattern
 from gateway.codec import to_dict
-from gateway.docs import page
-from gateway.errors import bad_request, status_dict
-from gateway.openapi import document, openapi_path
+from gateway.errors import RequestError, status_dict
+from gateway.openapi import comments_of, document, openapi_path, page
 from gateway.routes import Route, Router, routes_of
-from gateway.schema import comments_of
 from shop.order.v1 import order_pb2
 from shop.user.v1 import user_pb2
 from tests.gateway import sample
@@ -302,7 +300,7 @@ def test_the_gateways_json_satisfies_the_schemas(sample_doc: Doc) -> None:
     schema = ref("gateway.test.v1.Sample")
     validator(sample_doc, schema).validate(orjson.loads(orjson.dumps(to_dict(message))))
     validator(sample_doc, schema).validate(to_dict(sample.Sample()))
-    error = status_dict(bad_request("INVALID_QUERY_PARAMETER", "i32", "not an integer").status)
+    error = status_dict(RequestError("INVALID_QUERY_PARAMETER", "i32", "not an integer").status)
     validator(sample_doc, ref("google.rpc.Status")).validate(error)
 
 

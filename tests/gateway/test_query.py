@@ -10,7 +10,8 @@ import pytest
 from google.protobuf import duration_pb2, field_mask_pb2, json_format, timestamp_pb2, wrappers_pb2
 from google.protobuf.message import Message
 
-from gateway.query import QueryError, QueryParser
+from gateway.errors import RequestError
+from gateway.query import QueryParser
 from tests.gateway.conformance.protos import Conformance, load
 from tests.gateway.sample import SAMPLE, Sample
 
@@ -120,14 +121,14 @@ def test_bindings_list_each_field_once() -> None:
     ],
 )
 def test_bad_values_name_the_key_as_sent(query: str, key: str) -> None:
-    with pytest.raises(QueryError) as raised:
+    with pytest.raises(RequestError) as raised:
         parsed(query)
-    assert raised.value.key == key
+    assert raised.value.field == key
     assert raised.value.description
 
 
 def test_a_query_that_is_not_utf8_is_refused() -> None:
-    with pytest.raises(QueryError):
+    with pytest.raises(RequestError):
         QueryParser(SAMPLE).parse(b"text=%ff", Sample())
 
 
@@ -154,9 +155,10 @@ def expected(api: Conformance, value: dict[str, object]) -> Message:
 
 def refused(
     api: Conformance, query: str, exclude: tuple[str, ...] = (), *, strict: bool = False
-) -> QueryError:
-    with pytest.raises(QueryError) as raised:
+) -> RequestError:
+    with pytest.raises(RequestError) as raised:
         everything(api, query, exclude, strict=strict)
+    assert raised.value.reason == "INVALID_QUERY_PARAMETER"
     return raised.value
 
 
@@ -205,7 +207,7 @@ def test_bad_map_entries_name_the_key_as_sent(
     api: Conformance, query: str, key: str, description: str
 ) -> None:
     error = refused(api, query)
-    assert (error.key, error.description[: len(description)]) == (key, description)
+    assert (error.field, error.description[: len(description)]) == (key, description)
 
 
 def test_maps_lists_each_settable_map_once(api: Conformance) -> None:
@@ -236,7 +238,7 @@ def test_strict_refuses_a_key_that_sets_nothing(
     api: Conformance, query: str, key: str, why: str
 ) -> None:
     error = refused(api, f"text=ok&{query}", strict=True)
-    assert error.key == key
+    assert error.field == key
     assert error.description.startswith("unknown query parameter")
     assert why in error.description
 
@@ -262,7 +264,7 @@ def test_strict_refuses_fields_bound_by_path_or_body(
     api: Conformance, query: str, exclude: tuple[str, ...], key: str, why: str
 ) -> None:
     error = refused(api, query, exclude, strict=True)
-    assert error.key == key
+    assert error.field == key
     assert error.description.startswith("unknown query parameter: ")
     assert why in error.description
     assert everything(api, query, exclude) == api.Everything()
@@ -384,7 +386,7 @@ def test_float_words(api: Conformance, query: str, printed: str) -> None:
 )
 def test_bad_well_known_and_other_values(api: Conformance, query: str, description: str) -> None:
     error = refused(api, query)
-    assert error.key == query.partition("=")[0]
+    assert error.field == query.partition("=")[0]
     assert error.description.startswith(description), error.description
 
 
@@ -398,14 +400,14 @@ def test_bad_well_known_and_other_values(api: Conformance, query: str, descripti
 )
 def test_two_members_of_one_oneof_are_refused(api: Conformance, query: str, key: str) -> None:
     error = refused(api, query)
-    assert error.key == key
+    assert error.field == key
     assert "oneof choice" in error.description
 
 
 def test_a_oneof_member_set_before_the_query_is_not_switched(api: Conformance) -> None:
     """The body and the path fill the request first."""
     message = api.Everything(choice_number=5)
-    with pytest.raises(QueryError) as raised:
+    with pytest.raises(RequestError) as raised:
         QueryParser(api.everything).parse(b"choiceText=a", message)
     assert raised.value.description == (
         "choice_number is already set, and choice_text is in the same oneof choice"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from google.api import http_pb2
 
-from gateway.routes import NoRoute, PathError, Route, RouteError, Router, route_for, routes_of
+from gateway.errors import RequestError
+from gateway.routes import NoRoute, Route, RouteError, Router, route_for, routes_of
 from shop.order.v1 import order_pb2
 from shop.user.v1 import user_pb2
 from tests.gateway import sample
@@ -153,9 +154,9 @@ def test_path_variables_are_converted_to_the_field_type(samples: Router) -> None
 
 def test_a_bad_path_value_names_the_variable(samples: Router) -> None:
     route, captures = samples.match("GET", "/v2/shelves/s1/books/forty")
-    with pytest.raises(PathError) as raised:
+    with pytest.raises(RequestError) as raised:
         route.bind_path(route.request_class(), captures)
-    assert raised.value.variable == "i64"
+    assert raised.value.field == "i64"
 
 
 def test_a_path_that_is_not_utf8_is_refused(router: Router) -> None:

@@ -1,26 +1,14 @@
-"""Server-Sent Events (the WHATWG HTML standard's `text/event-stream`): how a stream's
-messages, its last error and its heartbeats are framed, and which revision a message is the
-`id:` of, so that an EventSource that reconnects with `Last-Event-ID` resumes after it.
-
-    retry: 1000                      once, first: how soon to reconnect
-
-    id: 42                           a message: its proto3 JSON on one `data:` line
-    data: {"events": [...], "headerRevision": "42", ...}
-
-    : heartbeat                      while idle, so that proxies keep the connection
-
-    event: error                     the error that ended the stream, a google.rpc.Status
-    data: {"code": 14, "message": "...", "details": [...]}
+"""Server-Sent Events (`text/event-stream`, WHATWG HTML): a `retry:` line first, a `data:`
+line per message (its JSON, with `id:` on a resumable stream), `: heartbeat` comments
+while idle, and a last `event: error` whose data is a google.rpc.Status.
 
 Ids come from the descriptors, never from a route's name: a stream is resumable when its
-request has an int64 `start_revision` and its response an int64 `header_revision` and
-exactly one repeated message field whose element has an int64 `revision` (the change
-feeds, `WatchUsers` and `WatchOrders`). A response's id is then the revision of its last
-event; a progress notification's (`progress_notify`, no events) its `header_revision`,
-as everything up to it was delivered. A `fragment` (a revision split over responses) has
-no id, so that a resume cannot skip the rest of its revision: the last fragment has it.
-Nor has a response with `compact_revision`. An EventSource keeps the last id it saw
-across events without one, so resuming from it never skips nor repeats a revision.
+request has an int64 `start_revision` and its response an int64 `header_revision` and one
+repeated message field whose element has an int64 `revision` (the change feeds). A
+response's id is its last event's revision, or a progress notification's
+`header_revision`; a `fragment` of a revision, or a response with `compact_revision`, has
+none, so that an EventSource resuming from the last id it saw never skips nor repeats a
+revision.
 """
 
 from __future__ import annotations

@@ -14,9 +14,16 @@ from google.api import http_pb2
 from grpc_health.v1 import health_pb2
 
 from gateway import start
+from gateway.headers import RequestHeaders
 from gateway.routes import route_for
-from gateway.sse import Revisions, revisions_of
-from gateway.streaming import NDJSON_FORMAT, SSE_FORMAT, negotiate, writer_for
+from gateway.streams import (
+    NDJSON_FORMAT,
+    SSE_FORMAT,
+    Revisions,
+    negotiate,
+    revisions_of,
+    writer_for,
+)
 from shop.order.v1 import order_pb2
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from tests.gateway.conftest import SLACK, Backend, settings_for
@@ -553,7 +560,9 @@ def test_a_stream_that_is_not_resumable_sends_no_ids_and_ignores_last_event_id()
     watch = health_pb2.DESCRIPTOR.services_by_name["Health"].methods_by_name["Watch"]
     route = route_for(watch, http_pb2.HttpRule(get="/v1/health:watch"))
     request = health_pb2.HealthCheckRequest(service="s")
-    headers = [(b"accept", SSE_FORMAT.encode()), (b"last-event-id", b"not-a-revision")]
+    headers = RequestHeaders(
+        [(b"accept", SSE_FORMAT.encode()), (b"last-event-id", b"not-a-revision")]
+    )
     writer = writer_for(route, headers, request, settings_for("127.0.0.1:1"))
     assert request == health_pb2.HealthCheckRequest(service="s")
     response = health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)

@@ -1,0 +1,28 @@
+"""Newline-delimited JSON: `{"result": ...}` per message and, when the stream fails after
+its first message, a last `{"error": <google.rpc.Status>}` line."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import orjson
+from google.protobuf.message import Message
+
+CONTENT_TYPE: Final = b"application/x-ndjson"
+
+
+class Ndjson:
+    """Newline-delimited JSON: no preamble, no heartbeats, no ids."""
+
+    __slots__ = ()
+
+    headers: tuple[tuple[bytes, bytes], ...] = ((b"content-type", CONTENT_TYPE),)
+    preamble = b""
+    heartbeat: float | None = None
+    ping = b""
+
+    def message(self, response: Message, value: object) -> bytes:
+        return orjson.dumps({"result": value}) + b"\n"
+
+    def error(self, status: dict[str, object]) -> bytes:
+        return orjson.dumps({"error": status}) + b"\n"
