@@ -51,7 +51,7 @@ class Settings:
             # Watch streams stay open for long; the backends permit pings every 10 s.
             ("grpc.keepalive_time_ms", 60_000),
             ("grpc.keepalive_timeout_ms", 20_000),
-            # No retry machinery on every call (~8% of the gateway's CPU per request): a
+            # No retry machinery on every call (its cost is in the README): a
             # proxy passes UNAVAILABLE on and lets its client decide.
             ("grpc.enable_retries", 0),
         )
