@@ -1,16 +1,12 @@
 """Proto3 JSON for messages, compiled once per message type from its descriptors.
 
-`json_format` walks the descriptors of every message on every call, and that walk was most
-of the gateway's CPU per request. Here a message type compiles once, on first use, into a
-plan (`_output`, `_input`, `_mask`); a request then costs getattr/setattr and small
-conversions. The mapping is `json_format`'s: `MessageToDict` with
-`always_print_fields_with_no_presence=True` out, `ParseDict` in (the tests hold them equal,
-and the docstrings of `_input` and `_scalars` list the few inputs refused on purpose).
-Any and the Struct family are rare here and go through `json_format` itself. A bad value
-raises `DecodeError` with the path of the field as the client spelled it.
-
-Plans are cached by descriptor (not by full name, which two pools may share) and never
-evicted: there is one per message type of the served APIs.
+`json_format` walks the descriptors of every message on every call. Here a message type
+compiles once into a plan (`_output`, `_input`, `_mask`), cached by descriptor (two pools
+may share a full name), one per message type of the served APIs. The mapping is
+`json_format`'s: `MessageToDict` with `always_print_fields_with_no_presence=True` out,
+`ParseDict` in (the tests hold them equal; `_input` and `_scalars` list the inputs refused
+on purpose); Any and the Struct family go through `json_format` itself. A bad value raises
+`DecodeError` with the path of the field as the client spelled it.
 """
 
 from __future__ import annotations
