@@ -12,7 +12,7 @@ import uvloop
 from gateway.config import Settings
 from gateway.routes import RouteError
 from gateway.server import serve
-from shop_common.serving import ConfigError, configure_logging
+from shop_common.process import ConfigError, configure_logging
 
 
 def main() -> int:

@@ -11,7 +11,7 @@ from google.protobuf.descriptor import FileDescriptor
 
 from shop.order.v1 import order_pb2
 from shop.user.v1 import user_pb2
-from shop_common.serving import ConfigError, address, flag, number, text
+from shop_common.process import ConfigError, address, flag, number, text
 
 MIB = 1024 * 1024
 

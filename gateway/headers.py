@@ -1,9 +1,9 @@
 """A request's header block, read in one pass when the request comes in.
 
-Values are kept as received (bytes): each is checked where it is used, so a request with
-several faults is refused for the same one whatever the order of its headers. Repeated
-lines of a name stay in order; so do the lines that become metadata, and those that set
-request fields, as their readers take them one by one.
+Values are kept as received (bytes) and each is checked where it is used, as before this
+block was parsed once: a request with several faults is refused for the one checked first.
+Repeated lines of a name stay in order; so do the lines that become metadata, and those
+that set request fields, as their readers take them one by one.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shop_common.serving import ServiceSettings, address, number
+from shop_common.process import address, number
+from shop_common.serving import ServiceSettings
 
 NAME = "order_svc"
 

@@ -4,9 +4,7 @@ interceptor every call crosses (identity, errors → statuses), deadlines, messa
 from shop_common.serving.config import Common, ServiceSettings
 from shop_common.serving.deadline import Deadline
 from shop_common.serving.entrypoint import Program, main
-from shop_common.serving.env import ConfigError, address, flag, number, optional, text
 from shop_common.serving.identity import Caller, current_caller
-from shop_common.serving.logs import configure_logging
 from shop_common.serving.periodic import every
 from shop_common.serving.server import RunningServer, Service, serve_until_signal, start_server
 from shop_common.serving.startup import Parts, Stopper, Wired, start_service
@@ -15,7 +13,6 @@ from shop_common.serving.timestamps import set_timestamp
 __all__ = [
     "Caller",
     "Common",
-    "ConfigError",
     "Deadline",
     "Parts",
     "Program",
@@ -24,17 +21,11 @@ __all__ = [
     "ServiceSettings",
     "Stopper",
     "Wired",
-    "address",
-    "configure_logging",
     "current_caller",
     "every",
-    "flag",
     "main",
-    "number",
-    "optional",
     "serve_until_signal",
     "set_timestamp",
     "start_server",
     "start_service",
-    "text",
 ]

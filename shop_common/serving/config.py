@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from shop_common.feed import FeedSettings
-from shop_common.serving.env import ConfigError, address, number, optional, text
+from shop_common.process import ConfigError, address, number, optional, text
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,8 @@ from typing import Generic, TypeVar
 
 import uvloop
 
+from shop_common.process import configure_logging
 from shop_common.serving.config import ServiceSettings
-from shop_common.serving.logs import configure_logging
 from shop_common.serving.server import RunningServer, serve_until_signal
 from shop_common.storage import Database, Migration, migrate
 

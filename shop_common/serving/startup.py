@@ -82,7 +82,6 @@ async def start_service(
         await feed.start()
         wired = wire(Parts(db, changelog, feed, uow, PageTokens(key), closing))
         running = await start_server(name, settings.listen, [wired.service])
-        stoppers = [await started(running) for started in wired.started]
     except BaseException:
         await feed.close()
         await closing.aclose()
@@ -90,10 +89,15 @@ async def start_service(
     running.on_stopping.append(feed.close)
     running.on_stop.extend(
         [
-            *stoppers,
             every(KEY_EXPIRY_SECONDS, lambda: uow.expire_keys(utc_now())),
             every(common.feed.compaction_interval, feed.compact),
             closing.aclose,
         ]
     )
+    try:
+        for started in wired.started:
+            running.on_stop.insert(0, await started(running))
+    except BaseException:
+        await running.stop(grace=0)  # what has started stops with it
+        raise
     return running

@@ -31,6 +31,8 @@ class Transaction:
     a refusal it returns rather than raises), so that revisions stay dense.
     """
 
+    __slots__ = ("_keys", "_log", "_revision", "changes", "conn")
+
     def __init__(self, conn: Connection, changelog: Changelog, keys: IdempotencyStore) -> None:
         self.conn = conn
         self._log = changelog

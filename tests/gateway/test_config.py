@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.config import Settings
-from shop_common.serving import ConfigError
+from shop_common.process import ConfigError
 
 
 def test_defaults() -> None:

@@ -9,7 +9,8 @@ import pytest
 import order_svc.config
 import user_svc.app
 from shop_common.feed import FeedSettings
-from shop_common.serving import Common, ConfigError, address
+from shop_common.process import ConfigError, address
+from shop_common.serving import Common
 
 KEY = "00112233445566778899aabbccddeeff"
 

@@ -1,9 +1,9 @@
 """The walls of the code base, read from every module's imports.
 
-- shop_common knows no service and no gateway; its subpackages stand in layers (domain, then
-  storage, then feed, then serving): none imports one above it.
-- The services talk to each other only through generated stubs; the gateway uses no storage
-  and no feed (that it knows only descriptors: tests/gateway/test_imports.py).
+- shop_common knows no service and no gateway; its subpackages stand in layers (process,
+  domain, storage, feed, serving): none imports one after it.
+- The services talk to each other only through generated stubs; a gateway process loads no
+  storage, feed or service server (that it knows only descriptors: tests/gateway/test_imports.py).
 - Code outside a shop_common subpackage imports only its public surface (its `__init__`).
 - Each subpackage's surface is what its `__all__` says.
 """
@@ -13,12 +13,14 @@ from __future__ import annotations
 import ast
 import importlib
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 RUNTIME = ("shop_common", "user_svc", "order_svc", "gateway")
-LAYERS = ("domain", "storage", "feed", "serving")
+LAYERS = ("process", "domain", "storage", "feed", "serving")
 
 
 def _module_name(path: pathlib.Path) -> str:
@@ -78,12 +80,15 @@ def test_a_service_does_not_import_the_other(service: str, other: str) -> None:
     assert [(a, b) for a, b in IMPORTS if _top(a) == service and _top(b) == other] == []
 
 
-def test_the_gateway_uses_no_storage_and_no_feed() -> None:
-    """(That it knows the services only by their descriptors: tests/gateway/test_imports.py.)"""
-    wrong = [
-        (a, b) for a, b in IMPORTS if _top(a) == "gateway" and _layer(b) in ("storage", "feed")
-    ]
-    assert wrong == []
+def test_a_gateway_process_loads_no_storage_no_feed_and_no_service_server() -> None:
+    """Not even through another layer: only `process` and `domain` (and no SQLAlchemy).
+    (That it knows the services only by their descriptors: tests/gateway/test_imports.py.)"""
+    code = "import sys, gateway, gateway.__main__; print(' '.join(sorted(sys.modules)))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout.split()
+    heavy = ("shop_common.storage", "shop_common.feed", "shop_common.serving", "sqlalchemy")
+    assert [m for m in loaded if m.startswith(heavy)] == []
 
 
 def test_code_outside_a_subpackage_imports_only_its_surface() -> None:

@@ -3,7 +3,7 @@
 They run against a user_svc of their own, on a fresh SQLite file whose history of N
 changes is written straight into its tables after `python -m user_svc migrate`: users
 rows as `UserRows.to_row` makes them, change rows carrying the orjson of that row as
-`ResourceStore` writes them, consecutive revisions, the counter at N (`history`).
+`ResourceTable` writes them, consecutive revisions, the counter at N (`history`).
 
 - replay: one watcher reads WatchUsers(start_revision=1) until it has N events;
   events/s, and user_svc's CPU time per event.
