@@ -39,7 +39,7 @@ def _wiring(settings: Settings) -> Callable[[Parts], Wired]:
         orders = order_table(parts.changelog)
         view = UserView(parts.uow, orders, utc_now)
         users = GrpcUserDirectory(channel, settings.user_svc_timeout_seconds)
-        use_cases = OrderUseCases(parts.uow, orders, view, users, parts.tokens)
+        use_cases = OrderUseCases(parts.uow, orders, view, users, parts.pages(orders))
         servicer = OrderServicer(use_cases, parts.feed)
 
         async def follow_users(running: RunningServer) -> Stopper:

@@ -11,15 +11,15 @@ from order_svc.domain import LineItem, Order
 from order_svc.store import not_found
 from order_svc.user_client import UserDirectory, user_not_found
 from order_svc.user_view import UserView, Verdict
-from shop_common.domain import Clock, PageTokens, check_id, new_id, page_size, utc_now
+from shop_common.domain import Clock, check_id, new_id, page_size, utc_now
 from shop_common.serving import Caller, Deadline
 from shop_common.storage import (
     IdempotencyKey,
     Page,
+    Pages,
     ResourceTable,
     Transaction,
     UnitOfWork,
-    list_page,
 )
 
 
@@ -30,14 +30,14 @@ class OrderUseCases:
         orders: ResourceTable[Order],
         view: UserView,
         users: UserDirectory,
-        tokens: PageTokens,
+        pages: Pages[Order],
         clock: Clock = utc_now,
     ) -> None:
         self._uow = uow
         self._orders = orders
         self._view = view
         self._users = users
-        self._tokens = tokens
+        self._pages = pages
         self._clock = clock
 
     async def create(
@@ -99,12 +99,9 @@ class OrderUseCases:
         size = page_size(requested_size)
         if user_id:
             check_id(user_id, "user_id", "user")
-        return await list_page(
-            self._uow,
-            self._orders,
-            self._tokens,
-            size=size,
-            page_token=page_token,
+        return await self._pages.list(
+            size,
+            page_token,
             query=f"orders?user_id={user_id}",
             where=self._orders.columns.user_id == user_id if user_id else None,
         )

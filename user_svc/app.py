@@ -29,7 +29,8 @@ def settings(env: Mapping[str, str]) -> ServiceSettings:
 
 
 def _wire(parts: Parts) -> Wired:
-    use_cases = UserUseCases(parts.uow, user_table(parts.changelog), parts.tokens)
+    users = user_table(parts.changelog)
+    use_cases = UserUseCases(parts.uow, users, parts.pages(users))
     servicer = UserServicer(use_cases, parts.feed)
     return Wired(
         Service(

@@ -6,14 +6,14 @@ from collections.abc import Mapping, Sequence
 
 import orjson
 
-from shop_common.domain import Clock, PageTokens, check_id, new_id, page_size, utc_now
+from shop_common.domain import Clock, check_id, new_id, page_size, utc_now
 from shop_common.storage import (
     IdempotencyKey,
     Page,
+    Pages,
     ResourceTable,
     Transaction,
     UnitOfWork,
-    list_page,
 )
 from user_svc import domain
 from user_svc.domain import User
@@ -29,12 +29,12 @@ class UserUseCases:
         self,
         uow: UnitOfWork,
         users: ResourceTable[User],
-        tokens: PageTokens,
+        pages: Pages[User],
         clock: Clock = utc_now,
     ) -> None:
         self._uow = uow
         self._users = users
-        self._tokens = tokens
+        self._pages = pages
         self._clock = clock
 
     async def create(self, email: str, display_name: str, request_id: str) -> User:
@@ -55,14 +55,7 @@ class UserUseCases:
         return user
 
     async def list(self, requested_size: int, page_token: str) -> Page[User]:
-        return await list_page(
-            self._uow,
-            self._users,
-            self._tokens,
-            size=page_size(requested_size),
-            page_token=page_token,
-            query="users",
-        )
+        return await self._pages.list(page_size(requested_size), page_token, query="users")
 
     async def update(
         self,

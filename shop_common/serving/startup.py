@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import sqlalchemy as sa
 
@@ -22,9 +22,14 @@ from shop_common.storage import (
     Database,
     IdempotencyStore,
     Migration,
+    Pages,
+    Resource,
+    ResourceTable,
     UnitOfWork,
     migrate,
 )
+
+R = TypeVar("R", bound=Resource)
 
 KEY_EXPIRY_SECONDS = 3600.0
 """How often idempotency keys past their retention are forgotten."""
@@ -54,6 +59,9 @@ class Parts:
     tokens: PageTokens
     closing: contextlib.AsyncExitStack
     """Closed when the service has stopped (or failed to start); the database closes last."""
+
+    def pages(self, table: ResourceTable[R]) -> Pages[R]:
+        return Pages(self.uow, table, self.tokens)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from shop_common.storage.changelog import (
 )
 from shop_common.storage.database import Database, driver_url
 from shop_common.storage.idempotency import IdempotencyKey, IdempotencyStore, idempotency_table
-from shop_common.storage.listing import Page, list_page
+from shop_common.storage.listing import Page, Pages
 from shop_common.storage.migrations import Migration, migrate
 from shop_common.storage.prepared import Prepared
 from shop_common.storage.resource_table import (
@@ -39,6 +39,7 @@ __all__ = [
     "IdempotencyStore",
     "Migration",
     "Page",
+    "Pages",
     "Prepared",
     "Resource",
     "ResourceTable",
@@ -50,7 +51,6 @@ __all__ = [
     "driver_url",
     "from_us",
     "idempotency_table",
-    "list_page",
     "migrate",
     "to_us",
 ]

@@ -22,21 +22,27 @@ class Page(Generic[R]):
     """The revision of the snapshot the page was read from."""
 
 
-async def list_page(
-    uow: UnitOfWork,
-    table: ResourceTable[R],
-    tokens: PageTokens,
-    *,
-    size: int,
-    page_token: str,
-    query: str,
-    where: sa.ColumnElement[bool] | None = None,
-) -> Page[R]:
-    """One page of `table` in id order (`size` from `page_size`); `query` names the filters
-    the page token is bound to."""
-    after = tokens.decode(page_token, query=query)
-    if after is not None and not is_valid_id(after):
-        raise invalid_page_token("is not a valid page token", reason=None)
-    found = await uow.read(lambda conn: table.slice(conn, after, size, where))
-    token = tokens.encode(found.items[-1].id, query=query) if found.more else ""
-    return Page(found.items, token, found.revision)
+class Pages(Generic[R]):
+    """A table listed a page at a time in id order, behind signed page tokens."""
+
+    def __init__(self, uow: UnitOfWork, table: ResourceTable[R], tokens: PageTokens) -> None:
+        self._uow = uow
+        self._table = table
+        self._tokens = tokens
+
+    async def list(
+        self,
+        size: int,
+        page_token: str,
+        *,
+        query: str,
+        where: sa.ColumnElement[bool] | None = None,
+    ) -> Page[R]:
+        """One page (`size` from `page_size`); `query` names the filters the token is bound
+        to, so that a token is refused with other filters."""
+        after = self._tokens.decode(page_token, query=query)
+        if after is not None and not is_valid_id(after):
+            raise invalid_page_token("is not a valid page token", reason=None)
+        found = await self._uow.read(lambda conn: self._table.slice(conn, after, size, where))
+        token = self._tokens.encode(found.items[-1].id, query=query) if found.more else ""
+        return Page(found.items, token, found.revision)
