@@ -184,6 +184,14 @@ class Gateway:
         )
         conditional = semantics.apply_headers(headers, request)
         metadata, asked = request_metadata(headers, scope.get("client"))
+        if asked is not None and asked <= 0:
+            # gRPC rounds a deadline up on the wire, so the backend could still start it.
+            raise RequestError(
+                "DEADLINE_EXCEEDED",
+                None,
+                "the deadline (Grpc-Timeout) had passed before the call could start",
+                code=grpc.StatusCode.DEADLINE_EXCEEDED,
+            )
         metadata.append(("x-request-id", request_id))
         cap = self.settings.max_timeout_seconds
         if route.server_streaming:  # a watch may last: no deadline unless the client sets one

@@ -10,12 +10,14 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import Token
 from typing import Any, cast
 
 import grpc
 
 from shop_common.domain import DomainError
 from shop_common.serving import identity
+from shop_common.serving.identity import Caller
 from shop_common.serving.status import internal_status, status_for
 
 log = logging.getLogger(__name__)
@@ -48,12 +50,19 @@ def _request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     return "-"
 
 
+async def _admit(context: grpc.aio.ServicerContext[Any, Any]) -> Token[Caller]:
+    """Lets the call start with its caller established (`identity.current_caller()`), or
+    refuses it. (grpc.aio itself never starts a handler whose deadline has passed.)"""
+    try:
+        return identity.set_caller(identity.authenticate(context.invocation_metadata() or ()))
+    except DomainError as error:
+        await _abort_for(error, context)
+    raise AssertionError("abort returned")  # pragma: no cover
+
+
 def _unary(behavior: Unary) -> Unary:
     async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        try:
-            token = identity.set_caller(identity.authenticate(context.invocation_metadata() or ()))
-        except DomainError as error:
-            await _abort_for(error, context)
+        token = await _admit(context)
         try:
             return await behavior(request, context)
         except grpc.aio.AbortError:
@@ -68,10 +77,7 @@ def _unary(behavior: Unary) -> Unary:
 
 def _streaming(behavior: Streaming) -> Streaming:
     async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        try:
-            token = identity.set_caller(identity.authenticate(context.invocation_metadata() or ()))
-        except DomainError as error:
-            await _abort_for(error, context)
+        token = await _admit(context)
         try:
             responses = behavior(request, context)
             if inspect.isasyncgen(responses):

@@ -485,3 +485,19 @@ async def test_cors_grants_errors_and_streams_too(cors: httpx.AsyncClient) -> No
 async def test_plain_options_lists_the_methods(cors: httpx.AsyncClient) -> None:
     response = await cors.options("/v1/orders/o-1:cancel")
     assert (response.status_code, response.headers["allow"]) == (204, "OPTIONS, POST")
+
+
+# -- deadlines -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("timeout", ["0S", "0n", "0m"])
+def test_a_write_whose_deadline_has_passed_is_not_started(system: System, timeout: str) -> None:
+    base = system.gateway_url
+    email = f"{uuid.uuid4().hex[:12]}@example.com"
+    late = httpx.post(f"{base}/v1/users", json={"email": email}, headers={"Grpc-Timeout": timeout})
+    assert late.status_code == 504, late.text
+    assert reason(late) == "DEADLINE_EXCEEDED"
+    emails = [
+        u["email"] for u in httpx.get(f"{base}/v1/users", params={"pageSize": 1000}).json()["users"]
+    ]
+    assert email not in emails
