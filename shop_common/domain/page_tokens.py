@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import orjson
 
 from shop_common.domain.errors import FieldViolation, InvalidArgument
+from shop_common.process import private_dir
 
 _MAC_BYTES = 16
 DEFAULT_PAGE_SIZE = 50
@@ -41,7 +42,7 @@ def load_or_create_key(configured: str | None, key_file: pathlib.Path) -> bytes:
     try:
         return bytes.fromhex(key_file.read_text().strip())
     except FileNotFoundError:
-        key_file.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(key_file.parent)
         key = os.urandom(32)
         # O_EXCL: when several processes start at once, one writes and the rest read.
         try:

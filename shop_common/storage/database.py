@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
+from shop_common.process import private_dir, private_file
 from shop_common.storage.threads import DatabaseThreads
 
 T = TypeVar("T")
@@ -97,7 +98,12 @@ class Database:
             self._read_threads = DatabaseThreads(self._reader, half, "db-read", depth=1)
         else:
             if self.url.database and self.url.database != ":memory:":
-                pathlib.Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+                path = pathlib.Path(self.url.database)
+                private_dir(path.parent)
+                private_file(path)
+                for suffix in ("-wal", "-shm"):  # left by an earlier version, maybe 0644
+                    if (kept := path.with_name(path.name + suffix)).exists():
+                        private_file(kept)
             self._writer = _sqlite_engine(self.url, "BEGIN IMMEDIATE", pool_size=1)
             self._reader = _sqlite_engine(self.url, "BEGIN", pool_size=SQLITE_READERS)
             # The one writer: its turn's units commit together (BEGIN IMMEDIATE locks the

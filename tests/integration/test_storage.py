@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import pathlib
 import sqlite3
+import stat
 import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -277,3 +278,30 @@ async def test_a_write_cancelled_while_it_runs_still_reaches_watchers_at_once(
         assert stored.display_name == "Late"
     finally:
         await feed.close()
+
+
+async def test_the_data_directory_and_its_files_are_this_users_only(
+    tmp_path: pathlib.Path,
+) -> None:
+    """The databases hold every user's e-mail address: 0700 for the directory the service
+    creates, 0600 for its database (and SQLite's -wal and -shm beside it) and its key."""
+    data = tmp_path / "new" / "data"
+    async with running_user_svc(f"sqlite:///{data}/user_svc.db", data) as server:
+        async with channel_to(server.port) as channel:
+            await create_user(user_pb2_grpc.UserServiceStub(channel))
+        files = {p.name: stat.S_IMODE(p.stat().st_mode) for p in data.iterdir()}
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert {"user_svc.db", "user_svc.db-wal", "user_svc.db-shm"} <= set(files)
+    assert "user_svc.page_token.key" in files
+    assert files == dict.fromkeys(files, 0o600)
+
+
+async def test_a_database_left_readable_by_an_earlier_version_is_made_private(
+    tmp_path: pathlib.Path,
+) -> None:
+    path = tmp_path / "old.db"
+    sqlite3.connect(path).close()
+    path.chmod(0o644)
+    db = Database(f"sqlite:///{path}")
+    await db.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
