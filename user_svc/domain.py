@@ -15,6 +15,10 @@ MAX_EMAIL_LENGTH = 254
 MAX_DISPLAY_NAME_LENGTH = 200
 MUTABLE_FIELDS = ("email", "display_name")
 
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co"})
+JOINERS_IN_NAMES = frozenset({"\u200c", "\u200d"})
+"""ZWNJ and ZWJ: Persian and Indic names and emoji sequences need them (PRECIS allows them
+in context); the only invisible formatting characters a display name may hold."""
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _EMAIL = re.compile(rf"^[^@\s]{{1,64}}@{_LABEL}(?:\.{_LABEL})+$")
 
@@ -46,7 +50,7 @@ def email_violation(email: str, field: str = "email") -> FieldViolation | None:
         len(email.lower()) > MAX_EMAIL_LENGTH
         or len(email) > MAX_EMAIL_LENGTH
         or not _EMAIL.match(email)
-        or _has_control(email)
+        or _has_hidden(email, frozenset())
     ):
         return FieldViolation(field, "is not a valid e-mail address", "INVALID_EMAIL")
     return None
@@ -55,13 +59,16 @@ def email_violation(email: str, field: str = "email") -> FieldViolation | None:
 def display_name_violation(name: str, field: str = "display_name") -> FieldViolation | None:
     if len(name) > MAX_DISPLAY_NAME_LENGTH:
         return FieldViolation(field, f"must be at most {MAX_DISPLAY_NAME_LENGTH} characters")
-    if _has_control(name):
-        return FieldViolation(field, "must not contain control characters")
+    if _has_hidden(name, JOINERS_IN_NAMES):
+        return FieldViolation(field, "must not contain control or invisible formatting characters")
     return None
 
 
-def _has_control(text: str) -> bool:
-    return any(unicodedata.category(ch) in ("Cc", "Cs", "Co") for ch in text)
+def _has_hidden(text: str, allowed: frozenset[str]) -> bool:
+    """Control, surrogate and private-use characters, and invisible formatting ones (Cf: zero
+    widths, bidirectional overrides), which let `ada<U+200B>@example.com` pass for another
+    address or turn a name around on screen. Refused, not removed: the client sees why."""
+    return any(unicodedata.category(ch) in _HIDDEN and ch not in allowed for ch in text)
 
 
 def _check(*violations: FieldViolation | None) -> None:

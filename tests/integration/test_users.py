@@ -232,6 +232,11 @@ async def test_update_to_a_taken_email_is_already_exists(services: Services) -> 
         (user_pb2.User(), [("user.email", "REQUIRED")]),
         (user_pb2.User(email="nope"), [("user.email", "INVALID_EMAIL")]),
         (user_pb2.User(email="a b@example.com"), [("user.email", "INVALID_EMAIL")]),
+        (user_pb2.User(email="ada\u200b@example.com"), [("user.email", "INVALID_EMAIL")]),
+        (
+            user_pb2.User(email="ok@example.com", display_name="Ada\u202eecalevoL"),
+            [("user.display_name", "INVALID_FIELD")],
+        ),
         (
             user_pb2.User(email="ok@example.com", display_name="x" * 201),
             [("user.display_name", "INVALID_FIELD")],

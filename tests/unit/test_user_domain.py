@@ -70,6 +70,12 @@ def test_valid_email_is_accepted(email: str) -> None:
         "ada\x1b@example.com",
         "ada\ue000@example.com",  # private use
         "ada\ud800@example.com",  # lone surrogate
+        "ada\u200b@example.com",  # zero width space: a lookalike of ada@example.com
+        "ada\u200d@example.com",  # zero width joiner
+        "\u202eada@example.com",  # right-to-left override
+        "ada\u2066@example.com",  # left-to-right isolate
+        "ada\ufeff@example.com",  # zero width no-break space (BOM)
+        "ada\u00ad@example.com",  # soft hyphen
         "l" * 65 + "@example.com",  # local part over 64
         "l" * 64 + "@" + "a" * 64 + ".com",  # label over 63
         longest_valid_email() + "m",  # 255 characters
@@ -88,7 +94,15 @@ def test_empty_email_is_required() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["", "Ada", "x" * domain.MAX_DISPLAY_NAME_LENGTH, "Ζωή 🙂 O'Hara; DROP TABLE users;--"]
+    "name",
+    [
+        "",
+        "Ada",
+        "x" * domain.MAX_DISPLAY_NAME_LENGTH,
+        "Ζωή 🙂 O'Hara; DROP TABLE users;--",
+        "\U0001f468\u200d\U0001f469\u200d\U0001f467",  # an emoji family: joined by ZWJ
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0645",  # Persian with a ZWNJ
+    ],
 )
 def test_display_name_within_limits_is_accepted(name: str) -> None:
     assert domain.display_name_violation(name) is None
@@ -100,7 +114,17 @@ def test_display_name_length_counts_characters_not_bytes() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["x" * (domain.MAX_DISPLAY_NAME_LENGTH + 1), "Ada\nLovelace", "Ada\x00", "\x07"]
+    "name",
+    [
+        "x" * (domain.MAX_DISPLAY_NAME_LENGTH + 1),
+        "Ada\nLovelace",
+        "Ada\x00",
+        "\x07",
+        "Ada\u202eecalevol",  # right-to-left override: shown as "Adalovelace" reversed
+        "Ada\u200b",  # zero width space
+        "\u2067Ada",  # right-to-left isolate
+        "Ada\ufeff",
+    ],
 )
 def test_display_name_too_long_or_with_control_characters_is_refused(name: str) -> None:
     found = domain.display_name_violation(name, "user.display_name")
