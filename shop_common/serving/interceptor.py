@@ -14,8 +14,9 @@ from contextvars import Token
 from typing import Any, cast
 
 import grpc
+from google.protobuf.message import DecodeError
 
-from shop_common.domain import DomainError
+from shop_common.domain import DomainError, InvalidArgument
 from shop_common.serving import identity
 from shop_common.serving.identity import Caller
 from shop_common.serving.status import internal_status, status_for
@@ -50,11 +51,40 @@ def _request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     return "-"
 
 
-async def _admit(context: grpc.aio.ServicerContext[Any, Any]) -> Token[Caller]:
+class _Malformed:
+    """A request that did not parse, handed on so that it is refused as any bad input is
+    (grpc.aio would answer UNKNOWN, naming a Python exception, with no details)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: DecodeError) -> None:
+        self.error = error
+
+
+def _parsing(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except DecodeError as error:  # truncated, corrupt, or a string that is not UTF-8
+            return _Malformed(error)
+
+    return parse
+
+
+async def _admit(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Token[Caller]:
     """Lets the call start with its caller established (`identity.current_caller()`), or
     refuses it. (grpc.aio itself never starts a handler whose deadline has passed.)"""
     try:
-        return identity.set_caller(identity.authenticate(context.invocation_metadata() or ()))
+        token = identity.set_caller(identity.authenticate(context.invocation_metadata() or ()))
+        if type(request) is _Malformed:
+            identity.reset_caller(token)
+            raise InvalidArgument(
+                f"the request could not be parsed: {request.error}", reason="MALFORMED_REQUEST"
+            )
+        return token
     except DomainError as error:
         await _abort_for(error, context)
     raise AssertionError("abort returned")  # pragma: no cover
@@ -62,7 +92,7 @@ async def _admit(context: grpc.aio.ServicerContext[Any, Any]) -> Token[Caller]:
 
 def _unary(behavior: Unary) -> Unary:
     async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        token = await _admit(context)
+        token = await _admit(request, context)
         try:
             return await behavior(request, context)
         except grpc.aio.AbortError:
@@ -77,7 +107,7 @@ def _unary(behavior: Unary) -> Unary:
 
 def _streaming(behavior: Streaming) -> Streaming:
     async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        token = await _admit(context)
+        token = await _admit(request, context)
         try:
             responses = behavior(request, context)
             if inspect.isasyncgen(responses):
@@ -113,12 +143,12 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any
     if handler.response_streaming:
         return grpc.unary_stream_rpc_method_handler(
             _streaming(cast(Streaming, handler.unary_stream)),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_parsing(handler.request_deserializer),
             response_serializer=_passing_bytes(handler.response_serializer),
         )
     return grpc.unary_unary_rpc_method_handler(
         _unary(cast(Unary, handler.unary_unary)),
-        request_deserializer=handler.request_deserializer,
+        request_deserializer=_parsing(handler.request_deserializer),
         response_serializer=handler.response_serializer,
     )
 
