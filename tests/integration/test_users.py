@@ -359,7 +359,8 @@ async def test_unusable_request_id_is_invalid_argument(services: Services, reque
     [
         ("o'brien+x@example.com", "Robert'); DROP TABLE users;--"),
         ('"%_\\;*@example.com', '100% _under_ \\back\\ "quoted" `tick` $1 ?'),
-        ("zoë@example.com", "Zoë 🙂 — 名前 مرحبا ‮rtl"),
+        # Arabic, then Persian with a zero width non-joiner (kept: names need it).
+        ("zoë@example.com", "Zoë 🙂 — 名前 مرحبا \u0645\u06cc\u200c\u062e\u0648\u0627\u0645"),
         ("名前@example.jp", "x" * 200),
         ("ünï@example.com", "é" * 200),
     ],
