@@ -23,10 +23,9 @@ from shop_common.serving.status import internal_status, status_for
 
 log = logging.getLogger(__name__)
 
-Unary = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
-Streaming = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[None]]
-"""A server-streaming handler: a coroutine that writes its responses with `context.write`
-(as grpc_health's aio `Watch` does), or an async generator of them."""
+Handler = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Any]
+"""A unary handler is a coroutine; a server-streaming one a coroutine that writes its
+responses with `context.write` (as grpc_health's aio `Watch` does), or an async generator."""
 
 
 async def _abort_for(error: Exception, context: grpc.aio.ServicerContext[Any, Any]) -> None:
@@ -90,31 +89,18 @@ async def _admit(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> T
     raise AssertionError("abort returned")  # pragma: no cover
 
 
-def _unary(behavior: Unary) -> Unary:
+def _guarded(behavior: Handler, *, streaming: bool) -> Handler:
+    """`behavior` run with its caller established, its errors turned into statuses."""
+
     async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         token = await _admit(request, context)
         try:
-            return await behavior(request, context)
-        except grpc.aio.AbortError:
-            raise
-        except Exception as error:
-            await _abort_for(error, context)
-        finally:
-            identity.reset_caller(token)
-
-    return handle
-
-
-def _streaming(behavior: Streaming) -> Streaming:
-    async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        token = await _admit(request, context)
-        try:
-            responses = behavior(request, context)
-            if inspect.isasyncgen(responses):
-                async for response in responses:
+            result = behavior(request, context)
+            if streaming and inspect.isasyncgen(result):
+                async for response in result:
                     await context.write(response)
-            else:
-                await responses
+                return None
+            return await result
         except grpc.aio.AbortError:
             raise
         except Exception as error:
@@ -142,12 +128,12 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any
         return handler  # no client-streaming RPC in the contracts yet
     if handler.response_streaming:
         return grpc.unary_stream_rpc_method_handler(
-            _streaming(cast(Streaming, handler.unary_stream)),
+            _guarded(cast(Handler, handler.unary_stream), streaming=True),
             request_deserializer=_parsing(handler.request_deserializer),
             response_serializer=_passing_bytes(handler.response_serializer),
         )
     return grpc.unary_unary_rpc_method_handler(
-        _unary(cast(Unary, handler.unary_unary)),
+        _guarded(cast(Handler, handler.unary_unary), streaming=False),
         request_deserializer=_parsing(handler.request_deserializer),
         response_serializer=handler.response_serializer,
     )
