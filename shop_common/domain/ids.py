@@ -1,9 +1,11 @@
-"""Resource identifiers: UUIDv7 (time-ordered, so keyset pages follow creation order)."""
+"""Resource identifiers: UUIDv7, time-ordered and, within one process, strictly increasing,
+so that keyset pages follow the order in which a service created its resources."""
 
 from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 import uuid
 
@@ -12,13 +14,24 @@ from shop_common.domain.errors import FieldViolation, InvalidArgument
 _CANONICAL = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
+_RANDOM_BITS = 74
+_last = 0
+"""The last id made, as milliseconds and random bits (version and variant left out)."""
+_lock = threading.Lock()
+
+
 def new_id() -> str:
-    """A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits."""
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
-    value &= ~(0xF << 76)
-    value |= 0x7 << 76  # version 7
-    value &= ~(0x3 << 62)
-    value |= 0x2 << 62  # RFC 4122 variant
+    """A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits. Within the same
+    millisecond, the next id is the last one plus one (RFC 9562's monotonic random)."""
+    global _last
+    ms = time.time_ns() // 1_000_000
+    bits = ms << _RANDOM_BITS | int.from_bytes(os.urandom(10), "big") >> 6
+    with _lock:
+        if ms == _last >> _RANDOM_BITS and bits <= _last:
+            bits = _last + 1
+        _last = bits
+    ms, rand_a, rand_b = bits >> _RANDOM_BITS, (bits >> 62) & 0xFFF, bits & ((1 << 62) - 1)
+    value = ms << 80 | 0x7 << 76 | rand_a << 64 | 0x2 << 62 | rand_b  # version 7, RFC variant
     return str(uuid.UUID(int=value))
 
 

@@ -38,6 +38,16 @@ def test_new_ids_are_unique_within_one_millisecond(monkeypatch: pytest.MonkeyPat
     assert len(set(made)) == len(made)
 
 
+def test_ids_of_one_millisecond_sort_in_the_order_they_were_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """So that a page of users lists them in the order they were created."""
+    monkeypatch.setattr(ids, "time", FakeClock(1_735_787_045_124_000_000))
+    made = [ids.new_id() for _ in range(10_000)]
+    assert sorted(made) == made
+    assert all(ids.is_valid_id(value) for value in made)
+
+
 def test_later_ids_sort_after_earlier_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock(1_735_787_045_123_000_000)
     monkeypatch.setattr(ids, "time", clock)
