@@ -77,13 +77,12 @@ async def _admit(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> T
     """Lets the call start with its caller established (`identity.current_caller()`), or
     refuses it. (grpc.aio itself never starts a handler whose deadline has passed.)"""
     try:
-        token = identity.set_caller(identity.authenticate(context.invocation_metadata() or ()))
+        caller = identity.authenticate(context.invocation_metadata() or ())
         if type(request) is _Malformed:
-            identity.reset_caller(token)
             raise InvalidArgument(
                 f"the request could not be parsed: {request.error}", reason="MALFORMED_REQUEST"
             )
-        return token
+        return identity.set_caller(caller)
     except DomainError as error:
         await _abort_for(error, context)
     raise AssertionError("abort returned")  # pragma: no cover

@@ -52,7 +52,6 @@ class ServiceSchema(Protocol):
 class Parts:
     """What a service's wiring is handed."""
 
-    db: Database
     changelog: Changelog
     feed: Feed
     uow: UnitOfWork
@@ -88,7 +87,7 @@ async def start_service(
         keys = IdempotencyStore(schema.idempotency_keys)
         uow = UnitOfWork(db, changelog, keys, committed=feed.committed)
         await feed.start()
-        wired = wire(Parts(db, changelog, feed, uow, PageTokens(key), closing))
+        wired = wire(Parts(changelog, feed, uow, PageTokens(key), closing))
         running = await start_server(name, settings.listen, [wired.service])
     except BaseException:
         await feed.close()

@@ -146,8 +146,8 @@ class ResourceTable(Generic[R]):
 
     def update(self, tx: Transaction, resource_id: str, change: Callable[[R], R]) -> R:
         """Applies `change` (which may refuse by raising) to the current value."""
-        revision = tx.revision  # the counter's lock serializes writers: no row lock needed
-        return self._replace(tx, self._current(tx.conn, resource_id), change, revision)
+        _ = tx.revision  # taken first: the counter's lock serializes writers, no row lock needed
+        return self._replace(tx, self._current(tx.conn, resource_id), change)
 
     def update_matching(
         self, tx: Transaction, where: sa.ColumnElement[bool], change: Callable[[R], R]
@@ -156,7 +156,7 @@ class ResourceTable(Generic[R]):
         revision; takes no revision when nothing matches."""
         rows = tx.conn.execute(sa.select(self._table).where(where).order_by(self._table.c.id))
         before = [self._codec.from_row(r) for r in rows.mappings()]
-        return [self._replace(tx, resource, change, tx.revision) for resource in before]
+        return [self._replace(tx, resource, change) for resource in before]
 
     def delete(
         self, tx: Transaction, resource_id: str, check: Callable[[R], None], at: datetime
@@ -171,8 +171,8 @@ class ResourceTable(Generic[R]):
         tx.record(resource_id, ChangeType.DELETE, gone, prev, to_us(at))
         return resource
 
-    def _replace(self, tx: Transaction, before: R, change: Callable[[R], R], revision: int) -> R:
-        after: R = dataclasses.replace(change(before), revision=revision)  # type: ignore[type-var]
+    def _replace(self, tx: Transaction, before: R, change: Callable[[R], R]) -> R:
+        after: R = dataclasses.replace(change(before), revision=tx.revision)  # type: ignore[type-var]
         row = self._codec.to_row(after)
         self._execute(self._update, tx.conn, row | {"_id": before.id})
         prev = orjson.dumps(self._codec.to_row(before)).decode()
