@@ -101,7 +101,20 @@ def internal_error() -> RequestError:
 
 
 def from_rpc_error(error: grpc.aio.AioRpcError, headers: Headers | None = None) -> GatewayError:
-    """A backend's error as it came: code, message and the details of its trailer."""
+    """A backend's error as it came: code, message and the details of its trailer.
+
+    Except CANCELLED: the gateway's own cancellations end its calls with CancelledError,
+    so a CANCELLED status is the backend's, cutting a call whose client still waits (a
+    server that stops cancels the calls it had received but not started). The client is
+    told UNAVAILABLE (503), which it may retry, as Envoy answers a reset from upstream."""
+    if error.code() == C.CANCELLED:
+        return RequestError(
+            "BACKEND_CANCELLED",
+            None,
+            "the service cancelled the call (it may be stopping); retry",
+            code=C.UNAVAILABLE,
+            headers=headers,
+        )
     code = error.code().value[0]
     status = status_pb2.Status(code=code, message=error.details() or "")
     for key, value in pairs(error.trailing_metadata()):

@@ -16,7 +16,7 @@ from typing import Any, cast
 import grpc
 from google.protobuf.message import DecodeError
 
-from shop_common.domain import DomainError, InvalidArgument
+from shop_common.domain import DomainError, InvalidArgument, Unavailable
 from shop_common.serving import identity
 from shop_common.serving.identity import Caller
 from shop_common.serving.status import internal_status, status_for
@@ -138,12 +138,37 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any
     )
 
 
+async def _refuse(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    await _abort_for(
+        Unavailable("the server is shutting down; retry", reason="SHUTTING_DOWN"), context
+    )
+
+
+_REFUSED_UNARY = grpc.unary_unary_rpc_method_handler(_refuse)
+_REFUSED_STREAM = grpc.unary_stream_rpc_method_handler(_refuse)
+
+
 class BoundaryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Applied to the application's services; health and reflection pass through."""
+    """Applied to the application's services; health and reflection pass through.
+
+    Once `refuse()` is called, every new call to the application's services is answered
+    UNAVAILABLE (SHUTTING_DOWN), which clients retry: grpc cancels the calls it has
+    received but not handed on when the server stops (CANCELLED, which clients do not
+    retry), so a stopping server first refuses for a moment, and those calls are handed
+    on and refused instead.
+    """
 
     def __init__(self, service_names: frozenset[str]) -> None:
         self._services = service_names
         self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any] | None] = {}
+        self._refusing = False
+
+    def refuse(self) -> None:
+        self._refusing = True
+
+    @property
+    def refusing(self) -> bool:
+        return self._refusing
 
     async def intercept_service(  # type: ignore[override]  # grpc-stubs omits the None
         self,
@@ -153,6 +178,10 @@ class BoundaryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         method = handler_call_details.method
+        if self._refusing and method.split("/")[1] in self._services:
+            handler = await continuation(handler_call_details)
+            if handler is not None:
+                return _REFUSED_STREAM if handler.response_streaming else _REFUSED_UNARY
         if method in self._wrapped:
             return self._wrapped[method]
         handler = await continuation(handler_call_details)

@@ -20,6 +20,10 @@ from shop_common.serving.interceptor import BoundaryInterceptor
 
 log = logging.getLogger(__name__)
 
+REFUSING_SECONDS = 0.05
+"""How long a stopping server refuses new calls (UNAVAILABLE) before it stops: long enough
+for the calls grpc has queued to be handed on and refused, instead of cancelled."""
+
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 SERVER_OPTIONS: Sequence[tuple[str, int]] = (
@@ -50,16 +54,24 @@ class RunningServer:
     health: Any  # grpc_health.v1.health.aio.HealthServicer (untyped package)
     port: int
     services: Sequence[Service]
+    boundary: BoundaryInterceptor
     on_stopping: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Run once no new call is accepted, while calls in flight finish (e.g. end streams)."""
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Run after the server has stopped (e.g. close the database)."""
 
-    async def stop(self, *, grace: float, drain: float = 0.0) -> None:
-        """NOT_SERVING first, a moment for load balancers, then a graceful stop."""
+    async def stop(
+        self, *, grace: float, drain: float = 0.0, refuse: float = REFUSING_SECONDS
+    ) -> None:
+        """NOT_SERVING first and a moment for load balancers (`drain`, calls still served),
+        then new calls refused as UNAVAILABLE (`refuse`), then a graceful stop: calls in
+        flight may finish for `grace` seconds, and those still running then are cut
+        (UNAVAILABLE too)."""
         await self.health.enter_graceful_shutdown()
         if drain:
             await asyncio.sleep(drain)
+        self.boundary.refuse()
+        await asyncio.sleep(refuse)
         stopping = asyncio.create_task(self.server.stop(grace))
         await asyncio.sleep(0)  # the server stops accepting calls first
         for hook in self.on_stopping:
@@ -72,9 +84,8 @@ class RunningServer:
 async def start_server(name: str, listen: str, services: Sequence[Service]) -> RunningServer:
     """Starts serving `services` on `listen` (port 0 picks one) and logs where."""
     names = frozenset(s.descriptor.full_name for s in services)
-    server = grpc.aio.server(
-        interceptors=[BoundaryInterceptor(names)], options=list(SERVER_OPTIONS)
-    )
+    boundary = BoundaryInterceptor(names)
+    server = grpc.aio.server(interceptors=[boundary], options=list(SERVER_OPTIONS))
     for service in services:
         service.register(server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]  # stubs lag
@@ -92,7 +103,9 @@ async def start_server(name: str, listen: str, services: Sequence[Service]) -> R
         await health_servicer.set(service_name, serving)
     host = listen.rpartition(":")[0]
     log.info("%s listening on %s:%d", name, host, port)
-    return RunningServer(server=server, health=health_servicer, port=port, services=services)
+    return RunningServer(
+        server=server, health=health_servicer, port=port, services=services, boundary=boundary
+    )
 
 
 async def serve_until_signal(running: RunningServer, *, grace: float, drain: float) -> None:

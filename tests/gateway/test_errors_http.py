@@ -34,7 +34,9 @@ def assert_refusal(response: httpx.Response, status: int, reason: str, field: st
 
 
 @pytest.mark.parametrize(
-    "code", [c for c in grpc.StatusCode if c is not grpc.StatusCode.OK], ids=lambda c: c.name
+    "code",
+    [c for c in grpc.StatusCode if c not in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED)],
+    ids=lambda c: c.name,
 )
 async def test_backend_errors_keep_code_message_and_details(
     client: httpx.AsyncClient, code: grpc.StatusCode
@@ -53,6 +55,14 @@ async def test_backend_errors_keep_code_message_and_details(
     }
     assert bad_request["@type"] == BAD_REQUEST
     assert bad_request["fieldViolations"][0]["field"] == "id"
+
+
+async def test_a_call_the_backend_cancels_is_a_retryable_503(client: httpx.AsyncClient) -> None:
+    """Not 499: the client did not leave; the service cut the call (a stopping grpc server
+    cancels the calls it has not started), and the client may retry it."""
+    response = await client.get(f"/v1/users/code-{grpc.StatusCode.CANCELLED.value[0]}")
+    assert_refusal(response, 503, "BACKEND_CANCELLED", None)
+    assert response.json()["code"] == grpc.StatusCode.UNAVAILABLE.value[0]
 
 
 async def test_unauthenticated_has_www_authenticate(client: httpx.AsyncClient) -> None:

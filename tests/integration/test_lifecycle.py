@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 import user_svc.app
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_common.serving import ServiceSettings
-from tests.integration.helpers import create_user
+from tests.integration.helpers import create_user, fails
 from tests.support import Services, channel_to, common_settings
 
 Code = grpc.StatusCode
@@ -103,6 +103,36 @@ async def test_stopped_server_refuses_calls(database_url: str, tmp_path: pathlib
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await users.ListUsers(user_pb2.ListUsersRequest(), timeout=5)
         assert caught.value.code() == Code.UNAVAILABLE
+
+
+async def test_a_stopping_server_refuses_new_calls_as_unavailable_before_it_stops(
+    database_url: str, tmp_path: pathlib.Path
+) -> None:
+    """grpc cancels (CANCELLED, which clients do not retry) the calls it has received but
+    not handed on when a server stops; refusing new calls for a moment first hands them on
+    to be refused as UNAVAILABLE, which clients retry."""
+    settings = ServiceSettings(
+        listen="127.0.0.1:0", database_url=database_url, common=common_settings(tmp_path)
+    )
+    running = await user_svc.app.start(settings)
+    try:
+        async with channel_to(running.port) as channel:
+            users = user_pb2_grpc.UserServiceStub(channel)
+            created = await create_user(users)
+            stopping = asyncio.create_task(running.stop(grace=0, refuse=2))
+            while not running.boundary.refusing:  # noqa: ASYNC110  # a flag, not an event
+                await asyncio.sleep(0.001)
+            await fails(
+                users.GetUser(user_pb2.GetUserRequest(id=created.id), timeout=5),
+                Code.UNAVAILABLE,
+                "SHUTTING_DOWN",
+            )
+            watch = users.WatchUsers(user_pb2.WatchUsersRequest(), timeout=5)
+            await fails(watch.read(), Code.UNAVAILABLE, "SHUTTING_DOWN")
+            assert await health_of(channel, "") == NOT_SERVING  # health still answers
+            await stopping
+    finally:
+        await running.stop(grace=0)
 
 
 async def test_restarted_service_keeps_its_data_and_page_tokens(
