@@ -55,7 +55,7 @@ class OrderUseCases:
         fingerprint = orjson.dumps(
             [owner, [[i.sku, i.quantity, i.unit_price.currency, i.unit_price.nanos] for i in items]]
         )
-        key = IdempotencyKey.of("CreateOrder", request_id, fingerprint)
+        key = IdempotencyKey.of("CreateOrder", caller.subject, request_id, fingerprint)
         order = await self._uow.write(self._placing(draft, key))
         if order is None:
             # A user the view has not seen yet (created a moment ago): ask the user service,

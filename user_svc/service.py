@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import orjson
 
 from shop_common.domain import Clock, check_id, new_id, page_size, utc_now
+from shop_common.serving import Caller
 from shop_common.storage import (
     IdempotencyKey,
     Page,
@@ -37,8 +38,10 @@ class UserUseCases:
         self._pages = pages
         self._clock = clock
 
-    async def create(self, email: str, display_name: str, request_id: str) -> User:
-        key = IdempotencyKey.of("CreateUser", request_id, orjson.dumps([email, display_name]))
+    async def create(self, email: str, display_name: str, request_id: str, caller: Caller) -> User:
+        key = IdempotencyKey.of(
+            "CreateUser", caller.subject, request_id, orjson.dumps([email, display_name])
+        )
         draft = domain.new_user(new_id(), email, display_name, self._clock())
 
         def unit(tx: Transaction) -> User:

@@ -8,6 +8,7 @@ import grpc
 
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_common.feed import Feed, ResourceEvents, serve
+from shop_common.serving import current_caller
 from user_svc.convert import USER_EVENTS, user_message
 from user_svc.service import UserUseCases
 
@@ -23,7 +24,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.CreateUserRequest, context: Context
     ) -> user_pb2.CreateUserResponse:
         user = await self._users.create(
-            request.user.email, request.user.display_name, request.request_id
+            request.user.email, request.user.display_name, request.request_id, current_caller()
         )
         return user_pb2.CreateUserResponse(user=user_message(user))
 

@@ -3,6 +3,9 @@
 Checked and recorded inside the write transaction that performs the request, so a
 retry racing the original cannot create twice. The same key with a different
 request is INVALID_ARGUMENT. Keys are kept for `RETENTION_SECONDS` at least.
+
+Keys belong to the caller that sent them: the same key from two callers is two requests,
+and nobody learns another caller's keys (not even that one is in use).
 """
 
 from __future__ import annotations
@@ -34,13 +37,17 @@ def idempotency_table(metadata: sa.MetaData) -> sa.Table:
 @dataclass(frozen=True, slots=True)
 class IdempotencyKey:
     scope: str
-    """The operation, e.g. `CreateUser`: keys of different operations never collide."""
+    """The operation, e.g. `CreateUser`, and the caller (a digest of its subject): keys of
+    different operations or callers never collide."""
     request_id: str
     fingerprint: str
     """A digest of the request without its request_id."""
 
     @classmethod
-    def of(cls, scope: str, request_id: str, canonical_request: bytes) -> IdempotencyKey | None:
+    def of(
+        cls, operation: str, caller: str | None, request_id: str, canonical_request: bytes
+    ) -> IdempotencyKey | None:
+        """The key of `request_id` sent by `caller` (its subject; None when anonymous)."""
         if not request_id:
             return None
         if len(request_id) > MAX_REQUEST_ID_LENGTH or not request_id.isprintable():
@@ -49,7 +56,17 @@ class IdempotencyKey:
                     "request_id", f"must be at most {MAX_REQUEST_ID_LENGTH} printable characters"
                 )
             )
-        return cls(scope, request_id, hashlib.sha256(canonical_request).hexdigest())
+        return cls(
+            _scope(operation, caller), request_id, hashlib.sha256(canonical_request).hexdigest()
+        )
+
+
+def _scope(operation: str, caller: str | None) -> str:
+    """`CreateUser` for anonymous callers, `CreateUser:<48 hex digits>` for a subject: fits
+    the 64 characters of the column whatever the subject's length."""
+    if caller is None:
+        return operation
+    return f"{operation}:{hashlib.sha256(caller.encode()).hexdigest()[:48]}"
 
 
 class IdempotencyStore:

@@ -387,6 +387,28 @@ async def test_request_id_reused_with_another_order_is_invalid_argument(
     assert await all_orders(services.orders) == [first]
 
 
+async def test_request_ids_belong_to_their_caller(services: Services) -> None:
+    """Another caller sending Alice's key places an order of their own: with her request
+    they do not get hers back, with another they do not learn (REQUEST_ID_REUSED) that she
+    used the key."""
+    user = await create_user(services.users)
+
+    def bearer(subject: str) -> tuple[tuple[str, str]]:
+        return (("authorization", f"Bearer {subject}"),)
+
+    request = order_request(user.id, item(quantity=1), request_id="k")
+    other = order_request(user.id, item(quantity=2), request_id="k")
+    hers = (await services.orders.CreateOrder(request, metadata=bearer("alice"))).order
+    bobs = (await services.orders.CreateOrder(request, metadata=bearer("bob"))).order
+    carols = (await services.orders.CreateOrder(other, metadata=bearer("carol"))).order
+    assert len({hers.id, bobs.id, carols.id}) == 3
+    assert carols.items[0].quantity == 2
+    for order, subject in ((hers, "alice"), (bobs, "bob")):
+        replayed = await services.orders.CreateOrder(request, metadata=bearer(subject))
+        assert replayed.order == order
+    assert len(await all_orders(services.orders)) == 3
+
+
 async def test_request_ids_of_users_and_orders_do_not_collide(services: Services) -> None:
     user = await create_user(services.users, request_id="shared")
     order = await place(services, order_request(user.id, request_id="shared"))

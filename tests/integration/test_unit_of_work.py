@@ -97,7 +97,7 @@ async def test_a_unit_that_raises_leaves_nothing_behind(harness: Harness) -> Non
 async def test_a_replay_returns_the_first_result_and_spends_no_revision(
     harness: Harness,
 ) -> None:
-    key = IdempotencyKey.of("CreateUser", "request-1", b"the request")
+    key = IdempotencyKey.of("CreateUser", None, "request-1", b"the request")
 
     def create(tx: Transaction) -> User:
         return USERS.replay(tx, key) or USERS.insert(tx, draft(), key)

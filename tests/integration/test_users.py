@@ -429,6 +429,22 @@ async def test_same_request_id_concurrently_creates_once(services: Services) -> 
     assert await all_users(services.users) == [responses[0].user]
 
 
+async def test_request_ids_belong_to_their_caller(services: Services) -> None:
+    """Bob sending Alice's key creates his own user (no REQUEST_ID_REUSED telling him she
+    used it); with her very request he is not handed her user (the email is taken)."""
+    alice, bob = (("authorization", "Bearer alice"),), (("authorization", "Bearer bob"),)
+    request = user_pb2.CreateUserRequest(user=user_pb2.User(email=new_email()), request_id="k")
+    hers = (await services.users.CreateUser(request, metadata=alice)).user
+    await fails(
+        services.users.CreateUser(request, metadata=bob), Code.ALREADY_EXISTS, "EMAIL_TAKEN"
+    )
+    other = user_pb2.CreateUserRequest(user=user_pb2.User(email=new_email()), request_id="k")
+    his = (await services.users.CreateUser(other, metadata=bob)).user
+    assert his.id != hers.id
+    assert (await services.users.CreateUser(request, metadata=alice)).user == hers
+    assert (await services.users.CreateUser(other, metadata=bob)).user == his
+
+
 async def test_replay_returns_the_first_result_after_later_changes(services: Services) -> None:
     email = new_email()
     first = await create_user(services.users, email=email, display_name="A", request_id="r")
