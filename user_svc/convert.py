@@ -11,7 +11,11 @@ from user_svc.store import UserRows
 
 def user_message(user: User) -> user_pb2.User:
     message = user_pb2.User(
-        id=user.id, email=user.email, display_name=user.display_name, etag=user.etag
+        id=user.id,
+        email=user.email,
+        display_name=user.display_name,
+        etag=user.etag,
+        subject=user.subject or "",
     )
     set_timestamp(message.create_time, user.create_time)
     set_timestamp(message.update_time, user.update_time)

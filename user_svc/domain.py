@@ -9,10 +9,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from shop_common.domain import Aborted, FieldViolation, InvalidArgument
+from shop_common.domain import Aborted, FieldViolation, InvalidArgument, PermissionDenied
 
 MAX_EMAIL_LENGTH = 254
 MAX_DISPLAY_NAME_LENGTH = 200
+MAX_SUBJECT_LENGTH = 255
 MUTABLE_FIELDS = ("email", "display_name")
 
 _HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co"})
@@ -32,6 +33,8 @@ class User:
     update_time: datetime
     revision: int = 0
     """The revision of the write that last changed the user; 0 before it is stored."""
+    subject: str | None = None
+    """The token subject that owns the user; None when no subject owns it."""
 
     @property
     def email_key(self) -> str:
@@ -77,12 +80,33 @@ def _check(*violations: FieldViolation | None) -> None:
         raise InvalidArgument.of(*found)
 
 
-def new_user(user_id: str, email: str, display_name: str, now: datetime) -> User:
+def owner_of_new_user(requested: str, caller: str | None, *, admin: bool) -> str | None:
+    """Who owns a user being created: the subject the request names, which only an admin
+    may set to another than their own, or else the caller's."""
+    if not requested:
+        return caller
+    if len(requested) > MAX_SUBJECT_LENGTH or _has_hidden(requested, frozenset()):
+        raise InvalidArgument.of(
+            FieldViolation(
+                "subject",
+                f"must be at most {MAX_SUBJECT_LENGTH} characters, none of them invisible",
+            )
+        )
+    if requested != caller and not admin:
+        raise PermissionDenied(
+            "only an admin may create a user for another subject", reason="NOT_YOUR_SUBJECT"
+        )
+    return requested
+
+
+def new_user(
+    user_id: str, email: str, display_name: str, now: datetime, subject: str | None = None
+) -> User:
     _check(
         email_violation(email, "user.email"),
         display_name_violation(display_name, "user.display_name"),
     )
-    return User(user_id, email, display_name, create_time=now, update_time=now)
+    return User(user_id, email, display_name, create_time=now, update_time=now, subject=subject)
 
 
 def changes_for(values: Mapping[str, str], mask: Sequence[str] | None) -> dict[str, str]:

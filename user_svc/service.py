@@ -38,11 +38,14 @@ class UserUseCases:
         self._pages = pages
         self._clock = clock
 
-    async def create(self, email: str, display_name: str, request_id: str, caller: Caller) -> User:
+    async def create(
+        self, email: str, display_name: str, subject: str, request_id: str, caller: Caller
+    ) -> User:
+        owner = domain.owner_of_new_user(subject, caller.subject, admin=caller.admin)
         key = IdempotencyKey.of(
-            "CreateUser", caller.subject, request_id, orjson.dumps([email, display_name])
+            "CreateUser", caller.subject, request_id, orjson.dumps([email, display_name, owner])
         )
-        draft = domain.new_user(new_id(), email, display_name, self._clock())
+        draft = domain.new_user(new_id(), email, display_name, self._clock(), owner)
 
         def unit(tx: Transaction) -> User:
             # The key is checked inside the write: a racing retry cannot create twice.

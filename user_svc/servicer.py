@@ -24,7 +24,11 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.CreateUserRequest, context: Context
     ) -> user_pb2.CreateUserResponse:
         user = await self._users.create(
-            request.user.email, request.user.display_name, request.request_id, current_caller()
+            request.user.email,
+            request.user.display_name,
+            request.subject,
+            request.request_id,
+            current_caller(),
         )
         return user_pb2.CreateUserResponse(user=user_message(user))
 

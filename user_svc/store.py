@@ -23,6 +23,7 @@ class UserRows:
             "create_time_us": to_us(user.create_time),
             "update_time_us": to_us(user.update_time),
             "revision": user.revision,
+            "subject": user.subject,
         }
 
     def from_row(self, row: Mapping[Any, Any]) -> User:
@@ -33,6 +34,7 @@ class UserRows:
             create_time=from_us(row["create_time_us"]),
             update_time=from_us(row["update_time_us"]),
             revision=row["revision"],
+            subject=row.get("subject"),  # changes recorded before owners were have none
         )
 
 
@@ -42,8 +44,15 @@ def not_found(user_id: str) -> NotFound:
     )
 
 
-def _email_taken(_error: IntegrityError) -> AlreadyExists:
-    # The only unique constraint a write can break is the e-mail's (ids are UUIDv7).
+def _taken(error: IntegrityError) -> AlreadyExists:
+    # A write can break two unique constraints (ids are UUIDv7): the subject's, whose
+    # index both databases name in their message, and the e-mail's.
+    if "subject" in str(error.orig):
+        return AlreadyExists(
+            "the subject already owns a user",
+            reason="SUBJECT_TAKEN",
+            violations=[FieldViolation("subject", "already owns a user", "SUBJECT_TAKEN")],
+        )
     return AlreadyExists(
         "another user has this e-mail address",
         reason="EMAIL_TAKEN",
@@ -53,5 +62,5 @@ def _email_taken(_error: IntegrityError) -> AlreadyExists:
 
 def user_table(changelog: Changelog) -> ResourceTable[User]:
     return ResourceTable(
-        schema.users, UserRows(), changelog=changelog, not_found=not_found, conflict=_email_taken
+        schema.users, UserRows(), changelog=changelog, not_found=not_found, conflict=_taken
     )

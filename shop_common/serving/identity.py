@@ -1,9 +1,9 @@
 """Who is calling: established once per call from metadata, readable by every handler.
 
-Development mode is permissive: a missing `authorization` gives an anonymous
-caller, and `Bearer <subject>` is taken at its word. The seam is here so that a
-verifying authenticator (JWT, mTLS identity) replaces `authenticate` without
-touching handlers.
+Development mode is permissive: a call without `authorization` acts as a development
+admin, and `Bearer <subject>` is taken at its word (a user, not an admin). The seam is
+here so that a verifying authenticator (JWT, mTLS identity) replaces `authenticate`
+without touching handlers.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from shop_common.domain import Unauthenticated
 class Caller:
     subject: str | None
     """The authenticated principal, None for an anonymous caller."""
+    admin: bool = False
+    """May act on every resource, and on behalf of any subject."""
 
     @property
     def is_anonymous(self) -> bool:
@@ -26,6 +28,11 @@ class Caller:
 
 
 ANONYMOUS = Caller(subject=None)
+DEVELOPMENT_ADMIN = Caller(subject=None, admin=True)
+DEVELOPMENT_WARNING = (
+    "development identity: a call without credentials acts as an admin, and "
+    "'Bearer <subject>' is believed without verification; never expose this port"
+)
 _current: contextvars.ContextVar[Caller] = contextvars.ContextVar("caller", default=ANONYMOUS)
 
 
@@ -52,4 +59,4 @@ def authenticate(metadata: Iterable[tuple[str, str | bytes]]) -> Caller:
                     "authorization must be 'Bearer <token>'", reason="MALFORMED_AUTHORIZATION"
                 )
             return Caller(subject=credential.strip())
-    return ANONYMOUS
+    return DEVELOPMENT_ADMIN

@@ -5,6 +5,7 @@ ended, housekeeping stopped and whatever the wiring opened closed, the database 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from shop_common.domain import PageTokens, load_or_create_key, utc_now
 from shop_common.feed import Feed
 from shop_common.serving.config import ServiceSettings
+from shop_common.serving.identity import DEVELOPMENT_WARNING
 from shop_common.serving.periodic import every
 from shop_common.serving.server import RunningServer, Service, start_server
 from shop_common.storage import (
@@ -30,6 +32,7 @@ from shop_common.storage import (
 )
 
 R = TypeVar("R", bound=Resource)
+log = logging.getLogger(__name__)
 
 KEY_EXPIRY_SECONDS = 3600.0
 """How often idempotency keys past their retention are forgotten."""
@@ -89,6 +92,7 @@ async def start_service(
         await feed.start()
         wired = wire(Parts(changelog, feed, uow, PageTokens(key), closing))
         running = await start_server(name, settings.listen, [wired.service])
+        log.warning(DEVELOPMENT_WARNING)
     except BaseException:
         await feed.close()
         await closing.aclose()

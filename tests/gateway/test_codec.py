@@ -171,6 +171,7 @@ def test_output_can_use_proto_names() -> None:
         "email": "",
         "display_name": "D",
         "etag": "",
+        "subject": "",
     }
 
 
@@ -187,6 +188,7 @@ def test_an_unset_message_response_body_prints_its_defaults() -> None:
         "email": "",
         "displayName": "",
         "etag": "",
+        "subject": "",
     }
 
 
@@ -203,6 +205,7 @@ def test_response_body_returns_the_field_alone() -> None:
         "email": "",
         "displayName": "D",
         "etag": "",
+        "subject": "",
     }
 
 

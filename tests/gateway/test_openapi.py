@@ -237,7 +237,14 @@ def test_a_field_body_is_the_schema_of_the_field(sample_doc: Doc) -> None:
 def test_a_patch_body_leaves_out_the_path_and_requires_nothing(shop_doc: Doc) -> None:
     op = operations(shop_doc)[("patch", "/v1/users/{user.id}")]
     body = op["requestBody"]["content"]["application/json"]["schema"]
-    assert set(body["properties"]) == {"email", "displayName", "createTime", "updateTime", "etag"}
+    assert set(body["properties"]) == {
+        "email",
+        "displayName",
+        "createTime",
+        "updateTime",
+        "etag",
+        "subject",
+    }
     assert "required" not in body
     assert names(shop_doc, op, "path") == ["user.id"]
     assert names(shop_doc, op, "query") == ["updateMask"]

@@ -47,7 +47,7 @@ async def test_stream_relays_each_message_then_the_error_that_ended_it(
     assert results[0]["events"] == [
         {
             "type": "TYPE_PUT",
-            "user": {"id": "u1", "email": "", "displayName": "", "etag": ""},
+            "user": {"id": "u1", "email": "", "displayName": "", "etag": "", "subject": ""},
             "revision": "11",
         }
     ]
@@ -270,7 +270,7 @@ async def test_sse_sends_each_message_as_an_event_with_its_revision_as_id_then_t
     assert first["events"] == [
         {
             "type": "TYPE_PUT",
-            "user": {"id": "u1", "email": "", "displayName": "", "etag": ""},
+            "user": {"id": "u1", "email": "", "displayName": "", "etag": "", "subject": ""},
             "revision": "11",
         }
     ]

@@ -30,6 +30,7 @@ async def test_create_user_takes_the_body_as_the_user_and_returns_the_bare_user(
         "displayName": "Lin",
         "createTime": "2023-11-14T22:13:20.005Z",
         "etag": "",
+        "subject": "",
     }
     received = backend.recorder.last("CreateUser").request
     assert received == user_pb2.CreateUserRequest(
@@ -69,7 +70,13 @@ async def test_list_users_reads_query_parameters_and_prints_int64_as_string(
     assert body["revision"] == str(BIG_REVISION)
     assert body["nextPageToken"] == "after-t"
     # Unpopulated fields are printed; fields with presence (timestamps) are not.
-    assert body["users"][1] == {"id": "b", "email": "", "displayName": "", "etag": ""}
+    assert body["users"][1] == {
+        "id": "b",
+        "email": "",
+        "displayName": "",
+        "etag": "",
+        "subject": "",
+    }
 
 
 async def test_update_user_merges_path_into_the_body_field(

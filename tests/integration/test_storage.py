@@ -36,7 +36,7 @@ from shop_common.storage import (
 from tests.integration.helpers import create_user, order_request
 from tests.support import Databases, Services, channel_to, running_user_svc
 from user_svc.domain import User, new_user
-from user_svc.store import user_table
+from user_svc.store import UserRows, user_table
 
 SCHEMAS = [
     pytest.param(user_svc.schema, id="users"),
@@ -106,6 +106,25 @@ async def test_migration_on_a_fresh_sqlite_file_waits_for_another_writer(
             await db.close()
     finally:
         other.close()
+
+
+async def test_users_stored_before_owners_were_recorded_have_none(db: Database) -> None:
+    """Migration 3 adds the owning subject to a users table that already holds users."""
+    released = [m for m in user_svc.schema.MIGRATIONS if m.version < 3]
+    assert await migrate(db, released) == [1, 2]
+    await db.write(
+        lambda conn: conn.execute(
+            sa.text(
+                "INSERT INTO users (id, email, email_key, display_name, create_time_us,"
+                " update_time_us, revision) VALUES ('u1', 'A@x.org', 'a@x.org', 'A', 1, 1, 1)"
+            )
+        )
+    )
+    assert await migrate(db, user_svc.schema.MIGRATIONS) == [3]
+    rows = await db.read(
+        lambda conn: conn.execute(sa.select(user_svc.schema.users)).mappings().all()
+    )
+    assert [UserRows().from_row(row).subject for row in rows] == [None]
 
 
 async def test_new_migrations_apply_after_old_ones(db: Database) -> None:

@@ -555,3 +555,67 @@ async def test_concurrent_creates_with_one_email_let_exactly_one_win(services: S
     assert len(won) == 1
     assert [e.code() for e in lost] == [Code.ALREADY_EXISTS] * 5
     assert await all_users(services.users) == won
+
+
+# --- owners --------------------------------------------------------------------------------------
+
+
+def bearer(subject: str) -> tuple[tuple[str, str]]:
+    return (("authorization", f"Bearer {subject}"),)
+
+
+async def test_a_user_is_owned_by_the_subject_that_created_it(services: Services) -> None:
+    request = user_pb2.CreateUserRequest(user=user_pb2.User(email=new_email()))
+    created = (await services.users.CreateUser(request, metadata=bearer("alice"))).user
+    assert created.subject == "alice"
+    fetched = await services.users.GetUser(user_pb2.GetUserRequest(id=created.id))
+    assert fetched.user.subject == "alice"
+    watch = services.users.WatchUsers(user_pb2.WatchUsersRequest(start_revision=1), timeout=5)
+    response = await watch.read()
+    watch.cancel()
+    assert isinstance(response, user_pb2.WatchUsersResponse)
+    event = response.events[0]
+    assert event.user.subject == "alice"
+
+
+async def test_a_subject_owns_one_user(services: Services) -> None:
+    first = user_pb2.CreateUserRequest(user=user_pb2.User(email=new_email()))
+    await services.users.CreateUser(first, metadata=bearer("alice"))
+    second = user_pb2.CreateUserRequest(user=user_pb2.User(email=new_email()))
+    found = await fails(
+        services.users.CreateUser(second, metadata=bearer("alice")),
+        Code.ALREADY_EXISTS,
+        "SUBJECT_TAKEN",
+    )
+    assert found.violations == [("subject", "SUBJECT_TAKEN")]
+    assert len(await all_users(services.users)) == 1
+
+
+async def test_only_an_admin_creates_a_user_for_another_subject(services: Services) -> None:
+    for_bob = user_pb2.CreateUserRequest(user=user_pb2.User(email=new_email()), subject="bob")
+    await fails(
+        services.users.CreateUser(for_bob, metadata=bearer("alice")),
+        Code.PERMISSION_DENIED,
+        "NOT_YOUR_SUBJECT",
+    )
+    assert await all_users(services.users) == []
+    # Development identity: a call without credentials is an admin.
+    assert (await services.users.CreateUser(for_bob)).user.subject == "bob"
+    own = user_pb2.CreateUserRequest(user=user_pb2.User(email=new_email()), subject="carol")
+    assert (await services.users.CreateUser(own, metadata=bearer("carol"))).user.subject == "carol"
+
+
+async def test_a_user_an_admin_creates_without_a_subject_has_no_owner(
+    services: Services,
+) -> None:
+    assert (await create_user(services.users)).subject == ""
+    assert (await create_user(services.users)).subject == ""  # any number of them
+
+
+@pytest.mark.parametrize("subject", ["s" * 256, "ali\u200bce"])
+async def test_an_unusable_subject_is_invalid_argument(services: Services, subject: str) -> None:
+    request = user_pb2.CreateUserRequest(user=user_pb2.User(email=new_email()), subject=subject)
+    found = await fails(
+        services.users.CreateUser(request), Code.INVALID_ARGUMENT, "INVALID_ARGUMENT"
+    )
+    assert fields_of(found) == {"subject"}

@@ -55,6 +55,15 @@ export declare type User = Message<"shop.user.v1.User"> & {
    * @generated from field: string etag = 6;
    */
   etag: string;
+
+  /**
+   * The subject (the `sub` of the caller's token) that owns the user: set
+   * when the user is created, from the caller or, by an admin, from the
+   * request. Empty for a user no subject owns. One user per subject.
+   *
+   * @generated from field: string subject = 7;
+   */
+  subject: string;
 };
 
 /**
@@ -74,11 +83,20 @@ export declare type CreateUserRequest = Message<"shop.user.v1.CreateUserRequest"
 
   /**
    * Makes the call idempotent: the same id with the same request returns the
-   * first result; with a different request it is INVALID_ARGUMENT.
+   * first result; with a different request it is INVALID_ARGUMENT. Ids belong
+   * to the caller: another caller's same id is another request.
    *
    * @generated from field: string request_id = 2;
    */
   requestId: string;
+
+  /**
+   * The subject that will own the user. Empty: the caller's own. Only an admin
+   * may name another subject.
+   *
+   * @generated from field: string subject = 3;
+   */
+  subject: string;
 };
 
 /**

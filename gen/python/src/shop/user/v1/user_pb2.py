@@ -28,7 +28,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17shop/user/v1/user.proto\x12\x0cshop.user.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x01\n\x04User\x12\x14\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x02id\x12\x1a\n\x05\x65mail\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x05\x65mail\x12!\n\x0c\x64isplay_name\x18\x03 \x01(\tR\x0b\x64isplayName\x12\x41\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime\x12\x12\n\x04\x65tag\x18\x06 \x01(\tR\x04\x65tag\"`\n\x11\x43reateUserRequest\x12,\n\x04user\x18\x01 \x01(\x0b\x32\x12.shop.user.v1.UserB\x04\xe2\x41\x01\x02R\x04user\x12\x1d\n\nrequest_id\x18\x02 \x01(\tR\trequestId\"<\n\x12\x43reateUserResponse\x12&\n\x04user\x18\x01 \x01(\x0b\x32\x12.shop.user.v1.UserR\x04user\"&\n\x0eGetUserRequest\x12\x14\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x02id\"9\n\x0fGetUserResponse\x12&\n\x04user\x18\x01 \x01(\x0b\x32\x12.shop.user.v1.UserR\x04user\"N\n\x10ListUsersRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"\x81\x01\n\x11ListUsersResponse\x12(\n\x05users\x18\x01 \x03(\x0b\x32\x12.shop.user.v1.UserR\x05users\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1a\n\x08revision\x18\x03 \x01(\x03R\x08revision\"~\n\x11UpdateUserRequest\x12,\n\x04user\x18\x01 \x01(\x0b\x32\x12.shop.user.v1.UserB\x04\xe2\x41\x01\x02R\x04user\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"<\n\x12UpdateUserResponse\x12&\n\x04user\x18\x01 \x01(\x0b\x32\x12.shop.user.v1.UserR\x04user\"=\n\x11\x44\x65leteUserRequest\x12\x14\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x02id\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\"\x14\n\x12\x44\x65leteUserResponse\"\x80\x01\n\x11WatchUsersRequest\x12%\n\x0estart_revision\x18\x01 \x01(\x03R\rstartRevision\x12\'\n\x0fprogress_notify\x18\x02 \x01(\x08R\x0eprogressNotify\x12\x1b\n\tprev_user\x18\x03 \x01(\x08R\x08prevUser\"\xde\x01\n\x12WatchUsersResponse\x12/\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.shop.user.v1.UserEventR\x06\x65vents\x12\'\n\x0fheader_revision\x18\x02 \x01(\x03R\x0eheaderRevision\x12)\n\x10\x63ompact_revision\x18\x03 \x01(\x03R\x0f\x63ompactRevision\x12\'\n\x0fprogress_notify\x18\x04 \x01(\x08R\x0eprogressNotify\x12\x1a\n\x08\x66ragment\x18\x05 \x01(\x08R\x08\x66ragment\"\xef\x01\n\tUserEvent\x12\x30\n\x04type\x18\x01 \x01(\x0e\x32\x1c.shop.user.v1.UserEvent.TypeR\x04type\x12&\n\x04user\x18\x02 \x01(\x0b\x32\x12.shop.user.v1.UserR\x04user\x12/\n\tprev_user\x18\x03 \x01(\x0b\x32\x12.shop.user.v1.UserR\x08prevUser\x12\x1a\n\x08revision\x18\x04 \x01(\x03R\x08revision\";\n\x04Type\x12\x14\n\x10TYPE_UNSPECIFIED\x10\x00\x12\x0c\n\x08TYPE_PUT\x10\x01\x12\x0f\n\x0bTYPE_DELETE\x10\x02\x32\x93\x05\n\x0bUserService\x12n\n\nCreateUser\x12\x1f.shop.user.v1.CreateUserRequest\x1a .shop.user.v1.CreateUserResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\"\t/v1/users:\x04userb\x04user\x12\x64\n\x07GetUser\x12\x1c.shop.user.v1.GetUserRequest\x1a\x1d.shop.user.v1.GetUserResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x0e/v1/users/{id}b\x04user\x12_\n\tListUsers\x12\x1e.shop.user.v1.ListUsersRequest\x1a\x1f.shop.user.v1.ListUsersResponse\"\x11\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/users\x12x\n\nUpdateUser\x12\x1f.shop.user.v1.UpdateUserRequest\x1a .shop.user.v1.UpdateUserResponse\"\'\x82\xd3\xe4\x93\x02!2\x13/v1/users/{user.id}:\x04userb\x04user\x12g\n\nDeleteUser\x12\x1f.shop.user.v1.DeleteUserRequest\x1a .shop.user.v1.DeleteUserResponse\"\x16\x82\xd3\xe4\x93\x02\x10*\x0e/v1/users/{id}\x12j\n\nWatchUsers\x12\x1f.shop.user.v1.WatchUsersRequest\x1a .shop.user.v1.WatchUsersResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/users:watch0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17shop/user/v1/user.proto\x12\x0cshop.user.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x95\x02\n\x04User\x12\x14\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x02id\x12\x1a\n\x05\x65mail\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x05\x65mail\x12!\n\x0c\x64isplay_name\x18\x03 \x01(\tR\x0b\x64isplayName\x12\x41\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime\x12\x12\n\x04\x65tag\x18\x06 \x01(\tR\x04\x65tag\x12\x1e\n\x07subject\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03R\x07subject\"z\n\x11\x43reateUserRequest\x12,\n\x04user\x18\x01 \x01(\x0b\x32\x12.shop.user.v1.UserB\x04\xe2\x41\x01\x02R\x04user\x12\x1d\n\nrequest_id\x18\x02 \x01(\tR\trequestId\x12\x18\n\x07subject\x18\x03 \x01(\tR\x07subject\"<\n\x12\x43reateUserResponse\x12&\n\x04user\x18\x01 \x01(\x0b\x32\x12.shop.user.v1.UserR\x04user\"&\n\x0eGetUserRequest\x12\x14\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x02id\"9\n\x0fGetUserResponse\x12&\n\x04user\x18\x01 \x01(\x0b\x32\x12.shop.user.v1.UserR\x04user\"N\n\x10ListUsersRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"\x81\x01\n\x11ListUsersResponse\x12(\n\x05users\x18\x01 \x03(\x0b\x32\x12.shop.user.v1.UserR\x05users\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1a\n\x08revision\x18\x03 \x01(\x03R\x08revision\"~\n\x11UpdateUserRequest\x12,\n\x04user\x18\x01 \x01(\x0b\x32\x12.shop.user.v1.UserB\x04\xe2\x41\x01\x02R\x04user\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"<\n\x12UpdateUserResponse\x12&\n\x04user\x18\x01 \x01(\x0b\x32\x12.shop.user.v1.UserR\x04user\"=\n\x11\x44\x65leteUserRequest\x12\x14\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x02id\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\"\x14\n\x12\x44\x65leteUserResponse\"\x80\x01\n\x11WatchUsersRequest\x12%\n\x0estart_revision\x18\x01 \x01(\x03R\rstartRevision\x12\'\n\x0fprogress_notify\x18\x02 \x01(\x08R\x0eprogressNotify\x12\x1b\n\tprev_user\x18\x03 \x01(\x08R\x08prevUser\"\xde\x01\n\x12WatchUsersResponse\x12/\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.shop.user.v1.UserEventR\x06\x65vents\x12\'\n\x0fheader_revision\x18\x02 \x01(\x03R\x0eheaderRevision\x12)\n\x10\x63ompact_revision\x18\x03 \x01(\x03R\x0f\x63ompactRevision\x12\'\n\x0fprogress_notify\x18\x04 \x01(\x08R\x0eprogressNotify\x12\x1a\n\x08\x66ragment\x18\x05 \x01(\x08R\x08\x66ragment\"\xef\x01\n\tUserEvent\x12\x30\n\x04type\x18\x01 \x01(\x0e\x32\x1c.shop.user.v1.UserEvent.TypeR\x04type\x12&\n\x04user\x18\x02 \x01(\x0b\x32\x12.shop.user.v1.UserR\x04user\x12/\n\tprev_user\x18\x03 \x01(\x0b\x32\x12.shop.user.v1.UserR\x08prevUser\x12\x1a\n\x08revision\x18\x04 \x01(\x03R\x08revision\";\n\x04Type\x12\x14\n\x10TYPE_UNSPECIFIED\x10\x00\x12\x0c\n\x08TYPE_PUT\x10\x01\x12\x0f\n\x0bTYPE_DELETE\x10\x02\x32\x93\x05\n\x0bUserService\x12n\n\nCreateUser\x12\x1f.shop.user.v1.CreateUserRequest\x1a .shop.user.v1.CreateUserResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\"\t/v1/users:\x04userb\x04user\x12\x64\n\x07GetUser\x12\x1c.shop.user.v1.GetUserRequest\x1a\x1d.shop.user.v1.GetUserResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x0e/v1/users/{id}b\x04user\x12_\n\tListUsers\x12\x1e.shop.user.v1.ListUsersRequest\x1a\x1f.shop.user.v1.ListUsersResponse\"\x11\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/users\x12x\n\nUpdateUser\x12\x1f.shop.user.v1.UpdateUserRequest\x1a .shop.user.v1.UpdateUserResponse\"\'\x82\xd3\xe4\x93\x02!2\x13/v1/users/{user.id}:\x04userb\x04user\x12g\n\nDeleteUser\x12\x1f.shop.user.v1.DeleteUserRequest\x1a .shop.user.v1.DeleteUserResponse\"\x16\x82\xd3\xe4\x93\x02\x10*\x0e/v1/users/{id}\x12j\n\nWatchUsers\x12\x1f.shop.user.v1.WatchUsersRequest\x1a .shop.user.v1.WatchUsersResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/users:watch0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,6 +43,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_USER'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
   _globals['_USER'].fields_by_name['update_time']._loaded_options = None
   _globals['_USER'].fields_by_name['update_time']._serialized_options = b'\342A\001\003'
+  _globals['_USER'].fields_by_name['subject']._loaded_options = None
+  _globals['_USER'].fields_by_name['subject']._serialized_options = b'\342A\001\003'
   _globals['_CREATEUSERREQUEST'].fields_by_name['user']._loaded_options = None
   _globals['_CREATEUSERREQUEST'].fields_by_name['user']._serialized_options = b'\342A\001\002'
   _globals['_GETUSERREQUEST'].fields_by_name['id']._loaded_options = None
@@ -64,35 +66,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_USERSERVICE'].methods_by_name['WatchUsers']._loaded_options = None
   _globals['_USERSERVICE'].methods_by_name['WatchUsers']._serialized_options = b'\202\323\344\223\002\021\022\017/v1/users:watch'
   _globals['_USER']._serialized_start=172
-  _globals['_USER']._serialized_end=417
-  _globals['_CREATEUSERREQUEST']._serialized_start=419
-  _globals['_CREATEUSERREQUEST']._serialized_end=515
-  _globals['_CREATEUSERRESPONSE']._serialized_start=517
-  _globals['_CREATEUSERRESPONSE']._serialized_end=577
-  _globals['_GETUSERREQUEST']._serialized_start=579
-  _globals['_GETUSERREQUEST']._serialized_end=617
-  _globals['_GETUSERRESPONSE']._serialized_start=619
-  _globals['_GETUSERRESPONSE']._serialized_end=676
-  _globals['_LISTUSERSREQUEST']._serialized_start=678
-  _globals['_LISTUSERSREQUEST']._serialized_end=756
-  _globals['_LISTUSERSRESPONSE']._serialized_start=759
-  _globals['_LISTUSERSRESPONSE']._serialized_end=888
-  _globals['_UPDATEUSERREQUEST']._serialized_start=890
-  _globals['_UPDATEUSERREQUEST']._serialized_end=1016
-  _globals['_UPDATEUSERRESPONSE']._serialized_start=1018
-  _globals['_UPDATEUSERRESPONSE']._serialized_end=1078
-  _globals['_DELETEUSERREQUEST']._serialized_start=1080
-  _globals['_DELETEUSERREQUEST']._serialized_end=1141
-  _globals['_DELETEUSERRESPONSE']._serialized_start=1143
-  _globals['_DELETEUSERRESPONSE']._serialized_end=1163
-  _globals['_WATCHUSERSREQUEST']._serialized_start=1166
-  _globals['_WATCHUSERSREQUEST']._serialized_end=1294
-  _globals['_WATCHUSERSRESPONSE']._serialized_start=1297
-  _globals['_WATCHUSERSRESPONSE']._serialized_end=1519
-  _globals['_USEREVENT']._serialized_start=1522
-  _globals['_USEREVENT']._serialized_end=1761
-  _globals['_USEREVENT_TYPE']._serialized_start=1702
-  _globals['_USEREVENT_TYPE']._serialized_end=1761
-  _globals['_USERSERVICE']._serialized_start=1764
-  _globals['_USERSERVICE']._serialized_end=2423
+  _globals['_USER']._serialized_end=449
+  _globals['_CREATEUSERREQUEST']._serialized_start=451
+  _globals['_CREATEUSERREQUEST']._serialized_end=573
+  _globals['_CREATEUSERRESPONSE']._serialized_start=575
+  _globals['_CREATEUSERRESPONSE']._serialized_end=635
+  _globals['_GETUSERREQUEST']._serialized_start=637
+  _globals['_GETUSERREQUEST']._serialized_end=675
+  _globals['_GETUSERRESPONSE']._serialized_start=677
+  _globals['_GETUSERRESPONSE']._serialized_end=734
+  _globals['_LISTUSERSREQUEST']._serialized_start=736
+  _globals['_LISTUSERSREQUEST']._serialized_end=814
+  _globals['_LISTUSERSRESPONSE']._serialized_start=817
+  _globals['_LISTUSERSRESPONSE']._serialized_end=946
+  _globals['_UPDATEUSERREQUEST']._serialized_start=948
+  _globals['_UPDATEUSERREQUEST']._serialized_end=1074
+  _globals['_UPDATEUSERRESPONSE']._serialized_start=1076
+  _globals['_UPDATEUSERRESPONSE']._serialized_end=1136
+  _globals['_DELETEUSERREQUEST']._serialized_start=1138
+  _globals['_DELETEUSERREQUEST']._serialized_end=1199
+  _globals['_DELETEUSERRESPONSE']._serialized_start=1201
+  _globals['_DELETEUSERRESPONSE']._serialized_end=1221
+  _globals['_WATCHUSERSREQUEST']._serialized_start=1224
+  _globals['_WATCHUSERSREQUEST']._serialized_end=1352
+  _globals['_WATCHUSERSRESPONSE']._serialized_start=1355
+  _globals['_WATCHUSERSRESPONSE']._serialized_end=1577
+  _globals['_USEREVENT']._serialized_start=1580
+  _globals['_USEREVENT']._serialized_end=1819
+  _globals['_USEREVENT_TYPE']._serialized_start=1760
+  _globals['_USEREVENT_TYPE']._serialized_end=1819
+  _globals['_USERSERVICE']._serialized_start=1822
+  _globals['_USERSERVICE']._serialized_end=2481
 # @@protoc_insertion_point(module_scope)

@@ -33,6 +33,7 @@ class User(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Server-assigned opaque identifier."""
     email: _builtins.str
@@ -42,6 +43,11 @@ class User(_message.Message):
     etag: _builtins.str
     """Changes with every write; send it back on update or delete to make the
     write conditional on nobody having changed the user since it was read.
+    """
+    subject: _builtins.str
+    """The subject (the `sub` of the caller's token) that owns the user: set
+    when the user is created, from the caller or, by an admin, from the
+    request. Empty for a user no subject owns. One user per subject.
     """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
@@ -56,10 +62,11 @@ class User(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        subject: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "display_name", b"display_name", "email", b"email", "etag", b"etag", "id", b"id", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "display_name", b"display_name", "email", b"email", "etag", b"etag", "id", b"id", "subject", b"subject", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -71,9 +78,15 @@ class CreateUserRequest(_message.Message):
 
     USER_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Makes the call idempotent: the same id with the same request returns the
-    first result; with a different request it is INVALID_ARGUMENT.
+    first result; with a different request it is INVALID_ARGUMENT. Ids belong
+    to the caller: another caller's same id is another request.
+    """
+    subject: _builtins.str
+    """The subject that will own the user. Empty: the caller's own. Only an admin
+    may name another subject.
     """
     @_builtins.property
     def user(self) -> Global___User: ...
@@ -82,10 +95,11 @@ class CreateUserRequest(_message.Message):
         *,
         user: Global___User | None = ...,
         request_id: _builtins.str = ...,
+        subject: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "subject", b"subject", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
