@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from shop_common.feed import FeedSettings
 from shop_common.process import ConfigError, address, number, optional, text
+from shop_common.serving.limits import ServerLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,8 @@ class Common:
     page_token_key: str | None
     """Hex key that signs page tokens; set it when several replicas serve one database."""
     feed: FeedSettings = field(default_factory=FeedSettings)
+    limits: ServerLimits = field(default_factory=ServerLimits)
+    """What one client may take of the gRPC server: message sizes, streams, pings."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Common:
@@ -43,6 +46,7 @@ class Common:
             drain_seconds=number(env, "SHOP_DRAIN_SECONDS", 0.0),
             page_token_key=key,
             feed=_feed_settings(env),
+            limits=ServerLimits.from_env(env),
         )
 
     def sqlite_url(self, service: str) -> str:
