@@ -2,6 +2,8 @@
 connection, how often it may ping, how long its connection may live. gRPC core's channel
 arguments, under names and defaults a grpc-go or Envoy operator recognises, read once from
 `SHOP_GRPC_*` (times in seconds, as every other setting here).
+
+(Watches are capped per connection and per process by the feed: `FeedSettings`.)
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class ServerLimits:
       default) is closed with GOAWAY ENHANCE_YOUR_CALM `too_many_pings`.
     - the server pings an idle connection every 60 s and closes it when no answer comes
       within 20 s (`ServerParameters.Time/Timeout`; gRPC's default is 2 h): a client that
-      vanished without closing its connection frees its watches within
+      vanished without closing its connection frees its watches (and their slots) within
       about 80 s, not hours.
     - no maximum idle time or age (as gRPC and grpc-go): connections are cheap and
       clients reconnect anyway. Behind an L4 load balancer, which balances connections not

@@ -140,6 +140,8 @@ def test_server_limits_default_and_become_grpc_options() -> None:
         "grpc.keepalive_time_ms": 60_000,
         "grpc.keepalive_timeout_ms": 20_000,
     }  # no idle or age limit: gRPC's default, never
+    feed = Common.from_env({}).feed
+    assert (feed.max_watches_per_connection, feed.max_watches) == (100, 10_000)
 
 
 def test_server_limits_from_env() -> None:
@@ -155,6 +157,8 @@ def test_server_limits_from_env() -> None:
         "SHOP_GRPC_MAX_CONNECTION_IDLE_SECONDS": "600",
         "SHOP_GRPC_MAX_CONNECTION_AGE_SECONDS": "300",
         "SHOP_GRPC_MAX_CONNECTION_AGE_GRACE_SECONDS": "15",
+        "SHOP_MAX_WATCHES_PER_CONNECTION": "999",
+        "SHOP_MAX_WATCHES": "50",
     }
     common = Common.from_env(env)
     assert common.limits == ServerLimits(
@@ -170,6 +174,7 @@ def test_server_limits_from_env() -> None:
         max_connection_age_seconds=300.0,
         max_connection_age_grace_seconds=15.0,
     )
+    assert (common.feed.max_watches_per_connection, common.feed.max_watches) == (999, 50)
     options = dict(common.limits.server_options())
     assert options["grpc.keepalive_permit_without_calls"] == 0
     assert options["grpc.keepalive_timeout_ms"] == 2500
@@ -197,11 +202,22 @@ def test_server_limits_from_env() -> None:
         ("SHOP_GRPC_MAX_CONNECTION_AGE_SECONDS", "3000000"),  # over 24 days in ms
         ("SHOP_GRPC_MAX_CONNECTION_AGE_GRACE_SECONDS", "inf"),
         ("SHOP_GRPC_MAX_CONNECTION_IDLE_SECONDS", "-5"),
+        ("SHOP_MAX_WATCHES_PER_CONNECTION", "0"),
+        ("SHOP_MAX_WATCHES_PER_CONNECTION", "2.5"),
+        ("SHOP_MAX_WATCHES", "0"),
     ],
 )
 def test_unusable_server_limit_is_refused_naming_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         Common.from_env({name: value})
+
+
+def test_a_connection_full_of_watches_must_still_have_a_stream_for_other_calls() -> None:
+    env = {"SHOP_GRPC_MAX_CONCURRENT_STREAMS": "100", "SHOP_MAX_WATCHES_PER_CONNECTION": "100"}
+    with pytest.raises(ConfigError, match=r"SHOP_GRPC_MAX_CONCURRENT_STREAMS.*more than"):
+        Common.from_env(env)
+    env["SHOP_GRPC_MAX_CONCURRENT_STREAMS"] = "101"
+    assert Common.from_env(env).limits.max_concurrent_streams == 101
 
 
 def test_our_own_clients_stay_within_the_servers_limits() -> None:
