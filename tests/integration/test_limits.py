@@ -346,3 +346,25 @@ async def test_a_client_that_pings_within_the_interval_is_not_sent_away(
         assert await which_done(first_reads([call]), within=3.5) == [False]  # open, no error
         assert not call.done()
         call.cancel()
+
+
+# -- connection age -----------------------------------------------------------------------
+
+
+async def test_a_connection_past_its_age_ends_its_watches_after_the_grace_and_the_client_goes_on(
+    tmp_path: pathlib.Path,
+) -> None:
+    """What moves clients behind an L4 load balancer: GOAWAY at the age (1 s ± 10%), then
+    the grace for calls in flight; a watch is cut then, and resumes on a new connection."""
+    limits = ServerLimits(max_connection_age_seconds=1, max_connection_age_grace_seconds=0.5)
+    async with user_svc(tmp_path, limits=limits) as server, channel_to(server.port) as channel:
+        call = watch(channel)
+        await started(call)
+        began = time.monotonic()
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            async with asyncio.timeout(5):
+                await call.read()
+        assert caught.value.code() == Code.UNAVAILABLE
+        assert "max connection age" in (caught.value.details() or "")
+        assert time.monotonic() - began < 3
+        await started(watch(channel))
