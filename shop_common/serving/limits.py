@@ -36,14 +36,14 @@ class ServerLimits:
     """The transport limits of every gRPC server of the system.
 
     Defaults, and why (grpc-go's names in brackets):
-    - messages of 4 MiB both ways: gRPC's own default for receiving, which grpc-go and
-      Envoy's transcoder share, and the gateway's body limit; sending is capped too (gRPC
-      would send any size) so that a response no client accepts fails here, clearly.
-    - 1000 concurrent streams per connection (`MaxConcurrentStreams`; gRPC and grpc-go
-      set no limit, Go's HTTP/2 server 250, Envoy's edge guidance 100): the value Kubernetes
-      gives API servers whose client is a proxy multiplexing many long-running watches into
-      one connection, which is what the gateway does. Beyond it a client's new calls wait
-      for a stream to end (HTTP/2 flow control, not an error).
+    - messages of 4 MiB both ways: the default for receiving of gRPC and grpc-go
+      (`MaxRecvMsgSize`), and the gateway's body limit; sending is capped too (both would
+      send any size) so that a response no default client accepts fails here, clearly.
+    - 1000 concurrent streams per connection (`MaxConcurrentStreams`; gRPC, grpc-go and
+      Envoy set no limit, Go's HTTP/2 server 250, Envoy's edge guidance 100): the value
+      Kubernetes gives API servers whose client is a proxy multiplexing many long-running
+      watches into one connection, which is what the gateway does. Beyond it a client's new
+      calls wait for a stream to end (HTTP/2 flow control, not an error).
     - keepalive enforcement (`EnforcementPolicy`): pings no more often than every 10 s
       (grpc-go's floor for a client's keepalive time, so any grpc-go client's legal setting
       passes; gRPC's default is 5 min, which fails grpc-go clients set to 10 s), also on a
