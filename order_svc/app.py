@@ -13,7 +13,7 @@ from order_svc.config import NAME, Settings
 from order_svc.service import OrderUseCases
 from order_svc.servicer import OrderServicer
 from order_svc.store import order_table
-from order_svc.user_client import CHANNEL_OPTIONS, GrpcUserDirectory
+from order_svc.user_client import GrpcUserDirectory, channel_options
 from order_svc.user_view import UserView
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop_common.domain import utc_now
@@ -34,7 +34,8 @@ _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 def _wiring(settings: Settings) -> Callable[[Parts], Wired]:
     def wire(parts: Parts) -> Wired:
-        channel = grpc.aio.insecure_channel(settings.user_svc_addr, options=CHANNEL_OPTIONS)
+        options = channel_options(settings.common.limits)
+        channel = grpc.aio.insecure_channel(settings.user_svc_addr, options=options)
         parts.closing.push_async_callback(channel.close, None)
         orders = order_table(parts.changelog)
         view = UserView(parts.uow, orders, utc_now)

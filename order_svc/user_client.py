@@ -9,7 +9,7 @@ import grpc
 
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_common.domain import DeadlineExceeded, FailedPrecondition, Unavailable
-from shop_common.serving import Deadline
+from shop_common.serving import Deadline, ServerLimits
 
 # Reads may be retried by gRPC itself, on UNAVAILABLE only, with throttling.
 _SERVICE_CONFIG = json.dumps(
@@ -30,12 +30,17 @@ _SERVICE_CONFIG = json.dumps(
     }
 )
 
-CHANNEL_OPTIONS = (
-    ("grpc.enable_retries", 1),
-    ("grpc.service_config", _SERVICE_CONFIG),
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-)
+
+def channel_options(limits: ServerLimits) -> list[tuple[str, str | int]]:
+    """The channel to the user service, within its limits (every service reads the same
+    `SHOP_GRPC_*`): messages, and keepalive pings the server permits; it carries one watch
+    (the user feed) and GetUser calls, which `SHOP_GRPC_MAX_CONCURRENT_STREAMS` leaves room
+    for."""
+    return [
+        ("grpc.enable_retries", 1),
+        ("grpc.service_config", _SERVICE_CONFIG),
+        *limits.client_options(),
+    ]
 
 
 class UserDirectory(Protocol):

@@ -8,7 +8,7 @@ import contextlib
 import os
 import pathlib
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -21,7 +21,7 @@ import user_svc.app
 from shop.order.v1 import order_pb2_grpc
 from shop.user.v1 import user_pb2_grpc
 from shop_common.feed import FeedSettings
-from shop_common.serving import Common, RunningServer, ServiceSettings
+from shop_common.serving import Common, RunningServer, ServerLimits, ServiceSettings
 
 POSTGRES_ENV = "TEST_DATABASE_URL"
 POSTGRES_SKIP_REASON = "TEST_DATABASE_URL not set: PostgreSQL tests skipped"
@@ -34,7 +34,11 @@ LEAKED_CONNECTION_WARNING = (
 
 
 def common_settings(
-    data_dir: pathlib.Path, *, drain_seconds: float = 0.0, feed: FeedSettings | None = None
+    data_dir: pathlib.Path,
+    *,
+    drain_seconds: float = 0.0,
+    feed: FeedSettings | None = None,
+    limits: ServerLimits | None = None,
 ) -> Common:
     return Common(
         data_dir=data_dir,
@@ -43,6 +47,7 @@ def common_settings(
         drain_seconds=drain_seconds,
         page_token_key=None,
         feed=feed or FeedSettings(),
+        limits=limits or ServerLimits(),
     )
 
 
@@ -91,12 +96,13 @@ async def running_user_svc(
     *,
     drain_seconds: float = 0.0,
     feed: FeedSettings | None = None,
+    limits: ServerLimits | None = None,
     listen: str = "127.0.0.1:0",
 ) -> AsyncIterator[RunningServer]:
     settings = ServiceSettings(
         listen=listen,
         database_url=database_url,
-        common=common_settings(data_dir, drain_seconds=drain_seconds, feed=feed),
+        common=common_settings(data_dir, drain_seconds=drain_seconds, feed=feed, limits=limits),
     )
     running = await user_svc.app.start(settings)
     try:
@@ -113,13 +119,14 @@ async def running_order_svc(
     *,
     user_svc_timeout_seconds: float = 2.0,
     feed: FeedSettings | None = None,
+    limits: ServerLimits | None = None,
 ) -> AsyncIterator[RunningServer]:
     settings = order_svc.config.Settings(
         listen="127.0.0.1:0",
         database_url=database_url,
         user_svc_addr=user_svc_addr,
         user_svc_timeout_seconds=user_svc_timeout_seconds,
-        common=common_settings(data_dir, feed=feed),
+        common=common_settings(data_dir, feed=feed, limits=limits),
     )
     running = await order_svc.app.start(settings)
     try:
@@ -129,8 +136,10 @@ async def running_order_svc(
 
 
 @contextlib.asynccontextmanager
-async def channel_to(port: int) -> AsyncIterator[grpc.aio.Channel]:
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+async def channel_to(
+    port: int, options: Sequence[tuple[str, str | int]] = ()
+) -> AsyncIterator[grpc.aio.Channel]:
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=list(options))
     try:
         yield channel
     finally:

@@ -19,6 +19,12 @@ class FeedSettings:
     """The changelog is read at least this often, even when nothing wakes the feed."""
     memory_revisions: int = 8_192
     """Recent revisions kept in memory, so that a watcher a little behind needs no query."""
+    max_watches_per_connection: int = 900
+    """Watches one client connection may have open at once; the next is refused with
+    RESOURCE_EXHAUSTED. A proxy (the gateway) carries all its clients' watches over one
+    connection: this bounds how many watch through it."""
+    max_watches: int = 10_000
+    """Watches open at once in the process, whatever their connections."""
 
     @property
     def compaction_interval(self) -> float:

@@ -23,6 +23,7 @@ import psycopg
 
 from shop_common.domain import DomainError, OutOfRange, ResourceExhausted, Unavailable
 from shop_common.feed.settings import FeedSettings
+from shop_common.feed.slots import WatchSlots
 from shop_common.storage import NOTIFY_CHANNEL, Batch, Changelog, Compacted, Database
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ class Feed:
         self._db = db
         self._log = changelog
         self.settings = settings
+        self.slots = WatchSlots(settings.max_watches_per_connection, settings.max_watches)
+        """Who may open one more watch (taken by each Watch call)."""
         self.last = 0
         """The newest revision this feed has read from the log."""
         self._ring: list[Batch] = []

@@ -5,7 +5,8 @@ The promises (etcd's Watch, Kubernetes' list-then-watch): revisions in order, ea
 a revision's events in one response (one too large goes out in `fragment`s, as etcd's);
 below the compaction point a `compact_revision` response, then OUT_OF_RANGE; bookmarks
 for an idle stream that asked; RESOURCE_EXHAUSTED for a watcher that does not read;
-UNAVAILABLE on shutdown. A task of its own writes the responses, so that the call can
+UNAVAILABLE on shutdown; RESOURCE_EXHAUSTED for a watch over the caps of its connection or
+of the process (`slots`). A task of its own writes the responses, so that the call can
 end while a write waits on a client that does not read.
 """
 
@@ -215,21 +216,23 @@ async def serve(
         raise InvalidArgument.of(
             FieldViolation("start_revision", "must be 0 (from now) or a revision", "OUT_OF_RANGE")
         )
-    watcher = feed.watcher()
-    stream = _Stream(feed, watcher, encoder, context, progress_notify)
-    runner = asyncio.create_task(stream.run(start_revision))
-    ended = asyncio.create_task(watcher.ended.wait())
-    try:
-        await asyncio.wait({runner, ended}, return_when=asyncio.FIRST_COMPLETED)
-        if runner.done():
-            runner.result()  # the stream's own error, e.g. OUT_OF_RANGE
-            return
-        runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
-        assert watcher.error is not None
-        raise watcher.error
-    finally:
-        runner.cancel()
-        ended.cancel()
-        feed.forget(watcher)
+    # The slot is held until the call ends, however it ends: its client leaving cancels it.
+    with feed.slots.take(context.peer() or ""):
+        watcher = feed.watcher()
+        stream = _Stream(feed, watcher, encoder, context, progress_notify)
+        runner = asyncio.create_task(stream.run(start_revision))
+        ended = asyncio.create_task(watcher.ended.wait())
+        try:
+            await asyncio.wait({runner, ended}, return_when=asyncio.FIRST_COMPLETED)
+            if runner.done():
+                runner.result()  # the stream's own error, e.g. OUT_OF_RANGE
+                return
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+            assert watcher.error is not None
+            raise watcher.error
+        finally:
+            runner.cancel()
+            ended.cancel()
+            feed.forget(watcher)

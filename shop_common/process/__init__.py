@@ -2,7 +2,7 @@
 (typed, each bad value a clear error naming the variable), configure its logs, keep its data
 files private. Standard library only, so that importing it loads nothing else."""
 
-from shop_common.process.env import ConfigError, address, flag, number, optional, text
+from shop_common.process.env import ConfigError, address, flag, number, optional, text, whole
 from shop_common.process.files import private_dir, private_file
 from shop_common.process.logs import configure_logging
 
@@ -16,4 +16,5 @@ __all__ = [
     "private_dir",
     "private_file",
     "text",
+    "whole",
 ]

@@ -31,6 +31,21 @@ def number(env: Mapping[str, str], name: str, default: float, *, minimum: float 
     return value
 
 
+def whole(
+    env: Mapping[str, str], name: str, default: int, *, minimum: int = 0, maximum: int | None = None
+) -> int:
+    """A whole number (`1e6` and `1_000_000` are fine; `1.5` is not)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    value = number(env, name, float(default), minimum=minimum)
+    if not value.is_integer():
+        raise ConfigError(f"{name}={raw!r} is not a whole number")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name}={raw!r} must be at most {maximum}")
+    return int(value)
+
+
 def flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     """`true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`), any case."""
     raw = env.get(name, "").strip().lower()

@@ -1,10 +1,12 @@
-"""Serving: settings, start-up and shutdown, the gRPC server with health and reflection, the
-interceptor every call crosses (identity, errors → statuses), deadlines, messages' times."""
+"""Serving: settings, start-up and shutdown, the gRPC server with health, reflection and its
+transport limits, the interceptor every call crosses (identity, errors → statuses),
+deadlines, messages' times."""
 
 from shop_common.serving.config import Common, ServiceSettings
 from shop_common.serving.deadline import Deadline
 from shop_common.serving.entrypoint import Program, main
 from shop_common.serving.identity import Caller, current_caller
+from shop_common.serving.limits import ServerLimits
 from shop_common.serving.periodic import every
 from shop_common.serving.server import RunningServer, Service, serve_until_signal, start_server
 from shop_common.serving.startup import Parts, Stopper, Wired, start_service
@@ -17,6 +19,7 @@ __all__ = [
     "Parts",
     "Program",
     "RunningServer",
+    "ServerLimits",
     "Service",
     "ServiceSettings",
     "Stopper",

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from shop_common.feed import FeedSettings
-from shop_common.process import ConfigError, address, number, optional, text
+from shop_common.process import ConfigError, address, number, optional, text, whole
+from shop_common.serving.limits import ServerLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,8 @@ class Common:
     page_token_key: str | None
     """Hex key that signs page tokens; set it when several replicas serve one database."""
     feed: FeedSettings = field(default_factory=FeedSettings)
+    limits: ServerLimits = field(default_factory=ServerLimits)
+    """What one client may take of the gRPC server: message sizes, streams, pings."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Common:
@@ -36,13 +39,22 @@ class Common:
                     raise ValueError
             except ValueError:
                 raise ConfigError("SHOP_PAGE_TOKEN_KEY must be at least 32 hex digits") from None
+        feed, limits = _feed_settings(env), ServerLimits.from_env(env)
+        if limits.max_concurrent_streams <= feed.max_watches_per_connection:
+            # A connection whose streams were all watches could make no other call: the
+            # order service's channel to the user service carries a watch and its GetUser.
+            raise ConfigError(
+                f"SHOP_GRPC_MAX_CONCURRENT_STREAMS ({limits.max_concurrent_streams}) must be "
+                f"more than SHOP_MAX_WATCHES_PER_CONNECTION ({feed.max_watches_per_connection})"
+            )
         return cls(
             data_dir=pathlib.Path(text(env, "SHOP_DATA_DIR", "data")),
             log_level=text(env, "SHOP_LOG_LEVEL", "INFO").upper(),
             grace_seconds=number(env, "SHOP_GRACE_SECONDS", 5.0),
             drain_seconds=number(env, "SHOP_DRAIN_SECONDS", 0.0),
             page_token_key=key,
-            feed=_feed_settings(env),
+            feed=feed,
+            limits=limits,
         )
 
     def sqlite_url(self, service: str) -> str:
@@ -55,6 +67,8 @@ def _feed_settings(env: Mapping[str, str]) -> FeedSettings:
         progress_seconds=number(env, "SHOP_WATCH_PROGRESS_SECONDS", 5.0, minimum=0.01),
         buffer_revisions=int(number(env, "SHOP_WATCH_BUFFER_REVISIONS", 4_096, minimum=1)),
         poll_seconds=number(env, "SHOP_FEED_POLL_SECONDS", 1.0, minimum=0.001),
+        max_watches_per_connection=whole(env, "SHOP_MAX_WATCHES_PER_CONNECTION", 900, minimum=1),
+        max_watches=whole(env, "SHOP_MAX_WATCHES", 10_000, minimum=1),
     )
 
 

@@ -17,6 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from shop_common.serving import reflection
 from shop_common.serving.interceptor import BoundaryInterceptor
+from shop_common.serving.limits import ServerLimits
 
 log = logging.getLogger(__name__)
 
@@ -24,20 +25,11 @@ REFUSING_SECONDS = 0.05
 """How long a stopping server refuses new calls (UNAVAILABLE) before it stops: long enough
 for the calls grpc has queued to be handed on and refused, instead of cancelled."""
 
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
-
 SERVER_OPTIONS: Sequence[tuple[str, int]] = (
     # A busy port must fail to bind, not be shared silently with another process.
     ("grpc.so_reuseport", 0),
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    # Long-lived streams (WatchUsers) keep their connections alive with client pings.
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-    ("grpc.http2.max_ping_strikes", 2),
-    ("grpc.keepalive_time_ms", 60_000),
-    ("grpc.keepalive_timeout_ms", 20_000),
 )
+"""Besides the limits (`ServerLimits`: message sizes, streams, keepalive)."""
 
 
 @dataclass
@@ -81,11 +73,16 @@ class RunningServer:
             await hook()
 
 
-async def start_server(name: str, listen: str, services: Sequence[Service]) -> RunningServer:
-    """Starts serving `services` on `listen` (port 0 picks one) and logs where."""
+async def start_server(
+    name: str, listen: str, services: Sequence[Service], *, limits: ServerLimits
+) -> RunningServer:
+    """Starts serving `services` on `listen` (port 0 picks one) within `limits`, and logs
+    where."""
     names = frozenset(s.descriptor.full_name for s in services)
     boundary = BoundaryInterceptor(names)
-    server = grpc.aio.server(interceptors=[boundary], options=list(SERVER_OPTIONS))
+    server = grpc.aio.server(
+        interceptors=[boundary], options=[*SERVER_OPTIONS, *limits.server_options()]
+    )
     for service in services:
         service.register(server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]  # stubs lag

@@ -91,7 +91,7 @@ async def start_service(
         uow = UnitOfWork(db, changelog, keys, committed=feed.committed)
         await feed.start()
         wired = wire(Parts(changelog, feed, uow, PageTokens(key), closing))
-        running = await start_server(name, settings.listen, [wired.service])
+        running = await start_server(name, settings.listen, [wired.service], limits=common.limits)
         log.warning(DEVELOPMENT_WARNING)
     except BaseException:
         await feed.close()

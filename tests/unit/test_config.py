@@ -7,10 +7,11 @@ import pathlib
 import pytest
 
 import order_svc.config
+import order_svc.user_client
 import user_svc.app
 from shop_common.feed import FeedSettings
-from shop_common.process import ConfigError, address
-from shop_common.serving import Common
+from shop_common.process import ConfigError, address, whole
+from shop_common.serving import Common, ServerLimits
 
 KEY = "00112233445566778899aabbccddeeff"
 
@@ -119,3 +120,133 @@ def test_feed_settings_default_and_from_env() -> None:
 def test_unusable_feed_setting_is_refused_naming_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         Common.from_env({name: value})
+
+
+# -- the gRPC servers' limits ------------------------------------------------------------
+
+MIB = 1024 * 1024
+
+
+def test_server_limits_default_and_become_grpc_options() -> None:
+    limits = Common.from_env({}).limits
+    assert limits == ServerLimits()
+    assert dict(limits.server_options()) == {
+        "grpc.max_receive_message_length": 4 * MIB,
+        "grpc.max_send_message_length": 4 * MIB,
+        "grpc.max_concurrent_streams": 1000,
+        "grpc.http2.min_ping_interval_without_data_ms": 10_000,
+        "grpc.http2.max_ping_strikes": 2,
+        "grpc.keepalive_permit_without_calls": 1,
+        "grpc.keepalive_time_ms": 60_000,
+        "grpc.keepalive_timeout_ms": 20_000,
+    }  # no idle or age limit: gRPC's default, never
+    feed = Common.from_env({}).feed
+    assert (feed.max_watches_per_connection, feed.max_watches) == (900, 10_000)
+
+
+def test_server_limits_from_env() -> None:
+    env = {
+        "SHOP_GRPC_MAX_RECEIVE_BYTES": "65536",
+        "SHOP_GRPC_MAX_SEND_BYTES": " 8388608 ",
+        "SHOP_GRPC_MAX_CONCURRENT_STREAMS": "1e3",
+        "SHOP_GRPC_MIN_PING_INTERVAL_SECONDS": "30",
+        "SHOP_GRPC_MAX_PING_STRIKES": "0",
+        "SHOP_GRPC_PERMIT_KEEPALIVE_WITHOUT_CALLS": "false",
+        "SHOP_GRPC_KEEPALIVE_TIME_SECONDS": "7200",
+        "SHOP_GRPC_KEEPALIVE_TIMEOUT_SECONDS": "2.5",
+        "SHOP_GRPC_MAX_CONNECTION_IDLE_SECONDS": "600",
+        "SHOP_GRPC_MAX_CONNECTION_AGE_SECONDS": "300",
+        "SHOP_GRPC_MAX_CONNECTION_AGE_GRACE_SECONDS": "15",
+        "SHOP_MAX_WATCHES_PER_CONNECTION": "999",
+        "SHOP_MAX_WATCHES": "50",
+    }
+    common = Common.from_env(env)
+    assert common.limits == ServerLimits(
+        max_receive_bytes=65536,
+        max_send_bytes=8 * MIB,
+        max_concurrent_streams=1000,
+        min_ping_interval_seconds=30.0,
+        max_ping_strikes=0,
+        permit_keepalive_without_calls=False,
+        keepalive_time_seconds=7200.0,
+        keepalive_timeout_seconds=2.5,
+        max_connection_idle_seconds=600.0,
+        max_connection_age_seconds=300.0,
+        max_connection_age_grace_seconds=15.0,
+    )
+    assert (common.feed.max_watches_per_connection, common.feed.max_watches) == (999, 50)
+    options = dict(common.limits.server_options())
+    assert options["grpc.keepalive_permit_without_calls"] == 0
+    assert options["grpc.keepalive_timeout_ms"] == 2500
+    assert options["grpc.max_connection_idle_ms"] == 600_000
+    assert options["grpc.max_connection_age_ms"] == 300_000
+    assert options["grpc.max_connection_age_grace_ms"] == 15_000
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SHOP_GRPC_MAX_RECEIVE_BYTES", "4MiB"),
+        ("SHOP_GRPC_MAX_RECEIVE_BYTES", "4"),  # meant MiB, surely: below 64 KiB
+        ("SHOP_GRPC_MAX_RECEIVE_BYTES", "65536.5"),
+        ("SHOP_GRPC_MAX_RECEIVE_BYTES", "2147483648"),  # gRPC's arguments are C ints
+        ("SHOP_GRPC_MAX_SEND_BYTES", "1048576"),  # below a watch response
+        ("SHOP_GRPC_MAX_CONCURRENT_STREAMS", "1"),
+        ("SHOP_GRPC_MAX_CONCURRENT_STREAMS", "0"),
+        ("SHOP_GRPC_MIN_PING_INTERVAL_SECONDS", "-1"),
+        ("SHOP_GRPC_MAX_PING_STRIKES", "-1"),
+        ("SHOP_GRPC_MAX_PING_STRIKES", "two"),
+        ("SHOP_GRPC_PERMIT_KEEPALIVE_WITHOUT_CALLS", "sometimes"),
+        ("SHOP_GRPC_KEEPALIVE_TIME_SECONDS", "0.5"),
+        ("SHOP_GRPC_KEEPALIVE_TIMEOUT_SECONDS", "0"),
+        ("SHOP_GRPC_MAX_CONNECTION_AGE_SECONDS", "3000000"),  # over 24 days in ms
+        ("SHOP_GRPC_MAX_CONNECTION_AGE_GRACE_SECONDS", "inf"),
+        ("SHOP_GRPC_MAX_CONNECTION_IDLE_SECONDS", "-5"),
+        ("SHOP_MAX_WATCHES_PER_CONNECTION", "0"),
+        ("SHOP_MAX_WATCHES_PER_CONNECTION", "2.5"),
+        ("SHOP_MAX_WATCHES", "0"),
+    ],
+)
+def test_unusable_server_limit_is_refused_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Common.from_env({name: value})
+
+
+def test_a_connection_full_of_watches_must_still_have_a_stream_for_other_calls() -> None:
+    env = {"SHOP_GRPC_MAX_CONCURRENT_STREAMS": "100", "SHOP_MAX_WATCHES_PER_CONNECTION": "100"}
+    with pytest.raises(ConfigError, match=r"SHOP_GRPC_MAX_CONCURRENT_STREAMS.*more than"):
+        Common.from_env(env)
+    env["SHOP_GRPC_MAX_CONCURRENT_STREAMS"] = "101"
+    assert Common.from_env(env).limits.max_concurrent_streams == 101
+
+
+def test_our_own_clients_stay_within_the_servers_limits() -> None:
+    """The order service's channel to the user service: it sends what the server receives,
+    receives what it sends, and pings no more often than the server permits."""
+    assert dict(ServerLimits().client_options()) == {
+        "grpc.max_send_message_length": 4 * MIB,
+        "grpc.max_receive_message_length": 4 * MIB,
+        "grpc.keepalive_time_ms": 30_000,
+        "grpc.keepalive_timeout_ms": 10_000,
+    }
+    strict = ServerLimits(
+        max_receive_bytes=MIB, max_send_bytes=16 * MIB, min_ping_interval_seconds=300
+    )
+    options = dict(strict.client_options())
+    assert options["grpc.max_send_message_length"] == MIB
+    assert options["grpc.max_receive_message_length"] == 16 * MIB
+    assert options["grpc.keepalive_time_ms"] == 600_000
+    channel = dict(order_svc.user_client.channel_options(strict))
+    assert channel["grpc.keepalive_time_ms"] == 600_000
+    assert channel["grpc.enable_retries"] == 1
+
+
+@pytest.mark.parametrize(("raw", "value"), [("12", 12), (" 1_000 ", 1000), ("1e3", 1000), ("", 7)])
+def test_whole_numbers(raw: str, value: int) -> None:
+    assert whole({"N": raw}, "N", 7) == value
+
+
+@pytest.mark.parametrize("raw", ["1.5", "x", "-1", "11"])
+def test_whole_number_not_whole_or_out_of_range_is_refused(raw: str) -> None:
+    with pytest.raises(ConfigError, match="N="):
+        whole({"N": raw}, "N", 7, maximum=10)
