@@ -9,17 +9,48 @@
   request's task (`left_mid_call` then says so): the gRPC call in flight is cancelled with
   it, so the backend sees CANCELLED and stops working for nobody (as grpc-gateway and Envoy
   do). It costs nothing per request: no task listens for the disconnect.
+
+And three defences against hostile clients (issue 13), each answered with a google.rpc.Status
+JSON body (`refusals`) where an answer is possible, never uvicorn's plain text:
+
+- What the parser refuses (a malformed request line or header, a bad `Content-Length`, an
+  unsupported HTTP version), a request target over `max_url_bytes` (414), a head over
+  `max_head_bytes` (431: httptools itself has no limit), an upgrade with a body.
+- A cap on open connections: one more is answered 503 with `Retry-After` at once, its
+  writing side shut, and it is closed when the client closes or a second later. It never
+  waits in the accept queue, so the others are never starved of descriptors.
+- Deadlines, one timer per connection, re-armed as the connection moves on: a head must be
+  complete `head_seconds` after the connection opened or (kept alive) after its first byte,
+  a body `body_seconds` after its head (408, and the gRPC call is never made), and a
+  kept-alive connection with no request begun is closed after `idle_seconds`. Bytes alone
+  do not reset a deadline: a client trickling its head is cut off all the same. Once a
+  request is read, nothing times its response: a watch streams as long as it lasts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import weakref
-from typing import Any
+from typing import Any, ClassVar, Literal, cast
 
+import httptools
 from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from gateway import refusals
+from gateway.config import Settings
+from gateway.errors import RequestError
+
+log = logging.getLogger(__name__)
+
+LINGER_SECONDS = 1.0
+"""How long a refused connection may stay, its writing side shut and what it still sends
+dropped, to read its answer before it is closed. (Closing at once, with what the client sent
+unread, sends a reset, which can destroy the answer before the client reads it.)"""
+
+Deadline = Literal["idle", "head", "body"]
 
 _left: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 """Requests' tasks cancelled because their client left (a cancellation's message does not
@@ -51,19 +82,165 @@ class CoalescingTransport:
         self._flush()
         self._transport.close()
 
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
 
-class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, writing through a `CoalescingTransport` and cancelling
-    the running request when its client leaves."""
+class Refused(Exception):
+    """Raised in a parser callback to stop parsing; the protocol's `_refusal` says why."""
+
+
+class GatewayHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, writing through a `CoalescingTransport`, cancelling
+    the running request when its client leaves, and refusing hostile clients. `for_settings`
+    makes the class uvicorn is given."""
+
+    settings: ClassVar[Settings]
+    at_cap: ClassVar[bytes]
+    """The whole 503 answer to a connection over the cap, made once."""
 
     _running: tuple[RequestResponseCycle, asyncio.Task[None]] | None = None
     """The request being served (pipelined ones wait their turn) and its task."""
+    _timer: asyncio.TimerHandle | None = None
+    _deadline: Deadline = "head"
+    """What `_timer`, when set, is the deadline of."""
+    _head_by = 0.0
+    """When the head being read must be complete (loop time)."""
+    _in_head = False
+    _in_body = False
+    _head_read = 0
+    """Bytes read while the head was incomplete (bounds what the parser holds of a header
+    that never ends)."""
+    _head_bytes = 0
+    """Bytes of the head's complete headers (catches a large head read at once)."""
+    _refusal: RequestError | None = None
+    _over_cap = False
+    _lingering = False
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> type[GatewayHttpProtocol]:
+        at_cap = refusals.response(refusals.too_many_connections(settings.max_connections))
+        configured = type(cls.__name__, (cls,), {"settings": settings, "at_cap": at_cap})
+        return cast(type[GatewayHttpProtocol], configured)
+
+    # The connection
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if len(self.connections) >= self.settings.max_connections:
+            self._refuse_over_cap(transport)
+            return
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+        self._head_by = self.loop.time() + self.settings.head_seconds
+        self._arm("head", self.settings.head_seconds)
+
+    def _refuse_over_cap(self, transport: asyncio.Transport) -> None:
+        self._over_cap = True
+        self.transport = transport
+        transport.write(self.at_cap)
+        self._linger()
+
+    def _linger(self) -> None:
+        """Shuts the writing side once the answer is out, drops what the client still
+        sends, and closes when the client does, or after `LINGER_SECONDS`."""
+        self._lingering = True
+        self.connections.discard(self)  # no longer counts against the cap
+        self._disarm()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        if self.flow is not None:
+            self.flow.resume_reading()
+        self._timer = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # Served as HTTP/1.1, as if no upgrade had been asked (RFC 9110, 7.8); what
+            # follows on the connection is not HTTP/1.1, so it ends with the response.
+            if self.cycle is not None:
+                self.cycle.keep_alive = False
+            return
+        except httptools.HttpParserError as error:
+            self._refuse(self._refusal or refusals.unparsable(error))
+            return
+        if self._in_head:
+            self._head_read += len(data)
+            if self._head_read > self.settings.max_head_bytes:
+                self._refuse(refusals.head_too_large(self.settings.max_head_bytes))
+        elif self._in_body and self._timer is None and self._serving(self.cycle):
+            self._arm("body", self.settings.body_seconds)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._over_cap:
+            return
+        super().connection_lost(exc)
+        self._cancel_running()
+
+    def _cancel_running(self) -> None:
+        """Cancels the request being served, if its response is not complete."""
+        if self._running is not None:
+            cycle, task = self._running
+            self._running = None
+            if not cycle.response_complete and not task.done():
+                cycle.disconnected = True  # as uvicorn marks it when the client leaves
+                cycle.message_event.set()
+                _left.add(task)
+                task.cancel()
+
+    def eof_received(self) -> None:
+        if self._lingering:
+            self.transport.close()
+
+    # The parser's callbacks, in the order of a request
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._head_read = self._head_bytes = 0
+        if self._deadline != "head" or self._timer is None:
+            # A request begun on a kept-alive connection (or behind a running one).
+            self._head_by = self.loop.time() + self.settings.head_seconds
+            if self._timer is not None and self._timer.when() <= self._head_by:
+                self._deadline = "head"  # the idle timer fires first and re-arms for the rest
+            else:
+                self._arm("head", self.settings.head_seconds)
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        if len(self.url) > self.settings.max_url_bytes:
+            self._refusal = refusals.url_too_long(self.settings.max_url_bytes)
+            raise Refused
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._head_bytes += len(name) + len(value) + 4
+        if self._head_bytes > self.settings.max_head_bytes:
+            self._refusal = refusals.head_too_large(self.settings.max_head_bytes)
+            raise Refused
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._disarm()
+        if self.parser.should_upgrade() and _declares_body(self.headers):
+            self._refusal = refusals.upgrade_with_body()
+            raise Refused
+        super().on_headers_complete()
+        self._in_body = True
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_body = False
+        if self._deadline == "body":
+            self._disarm()
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         # uvicorn's own (0.54, pinned), keeping the task.
@@ -73,11 +250,73 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         self.tasks.add(task)
         self._running = (cycle, task)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        if self._running is not None:
-            cycle, task = self._running
-            self._running = None
-            if not cycle.response_complete and not task.done():
-                _left.add(task)
-                task.cancel()
+    def on_response_complete(self) -> None:
+        # uvicorn's own (0.54, pinned), with our deadlines for its keep-alive timer.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            if self._in_body and self._timer is None and cycle is self.cycle:
+                self._arm("body", self.settings.body_seconds)
+        elif not self._in_head and not self._in_body:
+            self._arm("idle", self.settings.idle_seconds)
+
+    # Deadlines
+
+    def _serving(self, cycle: RequestResponseCycle) -> bool:
+        return self._running is not None and self._running[0] is cycle
+
+    def _arm(self, deadline: Deadline, seconds: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._deadline = deadline
+        self._timer = self.loop.call_later(seconds, self._expired)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expired(self) -> None:
+        self._timer = None
+        if self.transport.is_closing():
+            return
+        answerable = self.cycle is None or self.cycle.response_complete
+        if self._deadline == "head":
+            if self.loop.time() < self._head_by:  # it was the idle timer: the rest
+                self._timer = self.loop.call_at(self._head_by, self._expired)
+            elif self._in_head and answerable:
+                self._refuse(refusals.head_timeout(self.settings.head_seconds))
+            else:  # nothing sent at all, or behind a response being written
+                self.transport.close()
+        elif self._deadline == "body" and not self.cycle.response_started:
+            self._refuse(refusals.body_timeout(self.settings.body_seconds))
+        else:
+            self.transport.close()
+
+    def _refuse(self, error: RequestError) -> None:
+        """Answers `error` unless a response is being written, cancels the request waiting
+        for its body if any, and ends the connection."""
+        log.debug("refused %s: %s", self.client, error.description)
+        cycle = self.cycle
+        answerable = cycle is None or cycle.response_complete or not cycle.response_started
+        self._cancel_running()
+        if answerable:
+            self.transport.write(refusals.response(error))
+            self._linger()
+        else:
+            self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        # Not called by this class; kept JSON for anything in uvicorn that would.
+        self._refuse(refusals.unparsable(httptools.HttpParserError(msg)))
+
+
+def _declares_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip(b"0 ")):
+            return True
+    return False

@@ -100,7 +100,7 @@ def test_connection_defaults_leave_a_quarter_of_the_open_file_limit() -> None:
 
 def test_the_connection_cap_must_be_below_the_open_file_limit() -> None:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    with pytest.raises(ConfigError, match="GATEWAY_MAX_CONNECTIONS.*open-file limit"):
+    with pytest.raises(ConfigError, match=r"GATEWAY_MAX_CONNECTIONS.*open-file limit"):
         Settings.from_env({"GATEWAY_MAX_CONNECTIONS": str(soft)})
 
 
