@@ -1,0 +1,177 @@
+"""One client cannot starve the others: a cap on open connections answered at once with 503,
+and deadlines for an idle connection, a request head and a request body, on real sockets.
+Deadlines are short here (DEADLINE) and waits generous (WAIT): what is tested is what
+happens, never how fast."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+import orjson
+
+from gateway import RunningGateway, start
+from tests.gateway.conftest import Backend, settings_for
+from tests.gateway.rawhttp import (
+    WAIT,
+    connection,
+    exchange,
+    parse,
+    read_response,
+    send,
+    until_closed,
+)
+from tests.gateway.test_refusals import GET, POST, assert_status_body
+
+CAP = 20
+DEADLINE = 0.5
+DEADLINE_EXCEEDED, UNAVAILABLE = 4, 14
+
+
+@contextlib.asynccontextmanager
+async def serving(backend: Backend, **overrides: object) -> AsyncIterator[RunningGateway]:
+    running = await start(settings_for(backend.address, **overrides))
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+async def open_connections(gateway: RunningGateway, count: int) -> int:
+    """Waits until the gateway counts `count` open connections; the count it reached."""
+    connections = gateway.server.server_state.connections
+    for _ in range(int(WAIT / 0.01)):  # the gateway sees a connection a moment later
+        if len(connections) >= count:
+            break
+        await asyncio.sleep(0.01)
+    return len(connections)
+
+
+async def test_at_the_cap_a_new_connection_gets_503_with_retry_after_at_once(
+    backend: Backend,
+) -> None:
+    async with (
+        serving(backend, max_connections=CAP) as gateway,
+        contextlib.AsyncExitStack() as held,
+    ):
+        idle = [await held.enter_async_context(connection(gateway)) for _ in range(CAP)]
+        assert await open_connections(gateway, CAP) == CAP
+
+        refused = await exchange(gateway, GET + b"\r\n")
+        body = assert_status_body(refused, 503, UNAVAILABLE, "TOO_MANY_CONNECTIONS")
+        assert refused.headers["retry-after"] == "1"
+        assert body["details"][0]["metadata"] == {"limit": str(CAP)}
+
+        # One leaves: a normal client is served in its place.
+        _, writer = idle.pop()
+        writer.close()
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=WAIT) as client:
+            for _ in range(50):  # the gateway sees the close a moment later
+                response = await client.get("/v1/users/u-1")
+                if response.status_code != 503:
+                    break
+                await asyncio.sleep(0.05)
+        assert response.status_code == 200
+    assert [call.rpc for call in backend.recorder.calls] == ["GetUser"]
+
+
+async def trickle(writer: asyncio.StreamWriter, start: bytes, byte: bytes) -> None:
+    """Sends `start`, then `byte` every 50 ms, without end, until the gateway hangs up or
+    `writer` is closed. (Read the answer meanwhile: once the gateway has closed, more bytes
+    get a reset, and a reset discards what was not read yet.)"""
+    await send(writer, start)
+    with contextlib.suppress(ConnectionError):
+        while not writer.is_closing():
+            writer.write(byte)
+            await writer.drain()
+            await asyncio.sleep(0.05)
+
+
+async def test_slow_and_idle_clients_are_cut_off_while_a_normal_client_is_served(
+    backend: Backend,
+) -> None:
+    deadlines = {"idle_seconds": DEADLINE, "head_seconds": DEADLINE, "body_seconds": DEADLINE}
+    async with (
+        serving(backend, max_connections=CAP, **deadlines) as gateway,
+        contextlib.AsyncExitStack() as held,
+        asyncio.TaskGroup() as tasks,
+    ):
+        # A head that never ends, a body that never ends, and connections that send nothing.
+        slow_heads = [await held.enter_async_context(connection(gateway)) for _ in range(5)]
+        slow_bodies = [await held.enter_async_context(connection(gateway)) for _ in range(5)]
+        silent = [await held.enter_async_context(connection(gateway)) for _ in range(8)]
+        for _, writer in slow_heads:
+            tasks.create_task(trickle(writer, GET + b"x-slow: ", b"a"))
+        for _, writer in slow_bodies:
+            head = POST + b"content-length: 1000\r\n\r\n"  # under the body limit
+            tasks.create_task(trickle(writer, head + b'{"user": {"displayName": "', b"a"))
+
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=WAIT) as client:
+            response = await client.get("/v1/users/u-1")
+        assert response.status_code == 200
+
+        for reader, _ in slow_heads:
+            cut = parse(await until_closed(reader))
+            assert_status_body(cut, 408, DEADLINE_EXCEEDED, "HEAD_TIMEOUT")
+        for reader, _ in slow_bodies:
+            cut = parse(await until_closed(reader))
+            assert_status_body(cut, 408, DEADLINE_EXCEEDED, "BODY_TIMEOUT")
+        for reader, _ in silent:  # nothing asked, nothing answered: just closed
+            assert await until_closed(reader) == b""
+        for _, writer in slow_heads + slow_bodies:
+            writer.close()
+    # The slow bodies never became calls.
+    assert [call.rpc for call in backend.recorder.calls] == ["GetUser"]
+
+
+async def test_a_kept_alive_connection_is_closed_after_the_idle_timeout(
+    backend: Backend,
+) -> None:
+    async with (
+        serving(backend, idle_seconds=DEADLINE) as gateway,
+        connection(gateway) as (reader, writer),
+    ):
+        for _ in range(2):  # kept alive between requests made at once
+            await send(writer, GET + b"\r\n")
+            response = await read_response(reader)
+            assert response.status == 200
+            assert "connection" not in response.headers
+        assert await until_closed(reader) == b""
+
+
+async def test_a_trickled_head_on_a_kept_alive_connection_is_cut_off_at_its_deadline(
+    backend: Backend,
+) -> None:
+    # The idle timeout is longer than the head deadline, and bytes keep coming: still cut.
+    async with (
+        serving(backend, idle_seconds=30, head_seconds=DEADLINE) as gateway,
+        connection(gateway) as (reader, writer),
+    ):
+        await send(writer, GET + b"\r\n")
+        assert (await read_response(reader)).status == 200
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(trickle(writer, GET + b"x-slow: ", b"a"))
+            cut = parse(await until_closed(reader))
+            writer.close()
+    assert_status_body(cut, 408, DEADLINE_EXCEEDED, "HEAD_TIMEOUT")
+
+
+async def test_a_watch_streams_on_long_after_every_deadline(backend: Backend) -> None:
+    deadlines = {"idle_seconds": DEADLINE, "head_seconds": DEADLINE, "body_seconds": DEADLINE}
+    async with (
+        serving(backend, **deadlines) as gateway,
+        httpx.AsyncClient(base_url=gateway.url, timeout=WAIT) as client,
+    ):
+        params = {"startRevision": "1", "progressNotify": "true"}
+        loop = asyncio.get_running_loop()
+        async with client.stream("GET", "/v1/users:watch", params=params) as response:
+            assert response.status_code == 200
+            lines = response.aiter_lines()
+            until = loop.time() + 4 * DEADLINE
+            received = 0
+            while loop.time() < until:
+                assert "result" in orjson.loads(await anext(lines))
+                received += 1
+        assert received > 1
