@@ -33,6 +33,7 @@ import asyncio
 import contextvars
 import logging
 import weakref
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal, cast
 
 import httptools
@@ -63,10 +64,17 @@ def left_mid_call(task: asyncio.Task[Any] | None) -> bool:
 
 
 class CoalescingTransport:
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        loop: asyncio.AbstractEventLoop,
+        lingers: Callable[[], bool] | None = None,
+    ) -> None:
         self._transport = transport
         self._loop = loop
         self._pending: list[bytes] = []
+        self._lingers = lingers
+        """Asked on `close`: whether the protocol keeps the connection a moment instead."""
 
     def write(self, data: bytes) -> None:
         if not self._pending:
@@ -80,7 +88,8 @@ class CoalescingTransport:
 
     def close(self) -> None:
         self._flush()
-        self._transport.close()
+        if self._lingers is None or not self._lingers():
+            self._transport.close()
 
     def write_eof(self) -> None:
         self._flush()
@@ -133,7 +142,8 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         if len(self.connections) >= self.settings.max_connections:
             self._refuse_over_cap(transport)
             return
-        super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+        coalescing = CoalescingTransport(transport, self.loop, self._lingers_on_close)
+        super().connection_made(coalescing)  # type: ignore[arg-type]
         self._head_by = self.loop.time() + self.settings.head_seconds
         self._arm("head", self.settings.head_seconds)
 
@@ -154,6 +164,14 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         if self.flow is not None:
             self.flow.resume_reading()
         self._timer = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+    def _lingers_on_close(self) -> bool:
+        """A response that ends the connection before its request's body is all read (413)
+        lingers, or the body still coming would reset the connection, answer and all."""
+        if self._lingering or not self._in_body:
+            return False
+        self._linger()
+        return True
 
     def data_received(self, data: bytes) -> None:
         if self._lingering:
@@ -253,7 +271,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         # uvicorn's own (0.54, pinned), with our deadlines for its keep-alive timer.
         self.server_state.total_requests += 1
-        if self.transport.is_closing():
+        if self._lingering or self.transport.is_closing():
             return
         self.flow.resume_reading()
         if self.pipeline:

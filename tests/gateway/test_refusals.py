@@ -4,6 +4,7 @@ each refusal a google.rpc.Status JSON body with its HTTP status, and the connect
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 
 from gateway import RunningGateway
 from tests.gateway.conftest import Backend
-from tests.gateway.rawhttp import RawResponse, connection, exchange, parse, send, until_closed
+from tests.gateway.rawhttp import WAIT, RawResponse, connection, exchange, parse, send, until_closed
 
 ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
 BAD_REQUEST = "type.googleapis.com/google.rpc.BadRequest"
@@ -157,3 +158,17 @@ async def test_the_gateway_serves_on_after_refusals(
         assert (await exchange(gateway, bad)).status == 400
     response = await client.get("/v1/users/u-2")
     assert response.status_code == 200
+
+
+async def test_a_body_over_the_limit_still_being_sent_gets_its_413_and_a_clean_close(
+    gateway: RunningGateway, backend: Backend
+) -> None:
+    # The 413 leaves before the body is read. Closing then, with the body still coming,
+    # would answer it with a reset, which can destroy the 413 before the client reads it.
+    async with connection(gateway) as (reader, writer):
+        await send(writer, POST + b"content-length: 3000000\r\n\r\n")
+        for _ in range(40):
+            await send(writer, b"a" * 16384)
+        raw = await asyncio.wait_for(reader.read(), WAIT)  # a reset would raise here
+    assert_status_body(parse(raw), 413, RESOURCE_EXHAUSTED, "BODY_TOO_LARGE")
+    assert backend.recorder.calls == []
