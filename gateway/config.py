@@ -63,7 +63,8 @@ class Settings:
     """A kept-alive connection with no request begun for this long is closed."""
     head_seconds: float = 10.0
     """A request head (request line and headers) must be complete this long after the
-    connection opened or, on a kept-alive connection, after its first byte: else 408."""
+    connection opened or, on a kept-alive connection, after its first byte: else 408 (a
+    connection that sent nothing is closed without an answer)."""
     body_seconds: float = 30.0
     """A request body must be complete this long after its head: else 408, and no call."""
     max_head_bytes: int = 64 * KIB
