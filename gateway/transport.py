@@ -239,7 +239,11 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             raise Refused
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        super().on_header(name, value)
+        # uvicorn's own (0.54, pinned), inlined: this runs for every header.
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        self.headers.append((name, value))
         self._head_bytes += len(name) + len(value) + 4
         if self._head_bytes > self.settings.max_head_bytes:
             self._refusal = refusals.head_too_large(self.settings.max_head_bytes)
