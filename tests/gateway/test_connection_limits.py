@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import orjson
+import pytest
 
 from gateway import RunningGateway, start
 from tests.gateway.conftest import Backend, settings_for
@@ -141,12 +142,17 @@ async def test_a_kept_alive_connection_is_closed_after_the_idle_timeout(
         assert await until_closed(reader) == b""
 
 
+@pytest.mark.parametrize(
+    ("idle", "head"),
+    [(30, DEADLINE), (DEADLINE / 2, 2 * DEADLINE)],
+    ids=["idle-longer", "idle-shorter"],
+)
 async def test_a_trickled_head_on_a_kept_alive_connection_is_cut_off_at_its_deadline(
-    backend: Backend,
+    backend: Backend, idle: float, head: float
 ) -> None:
-    # The idle timeout is longer than the head deadline, and bytes keep coming: still cut.
+    # Bytes keep coming, and a head begun is not idle: it is cut off at its own deadline.
     async with (
-        serving(backend, idle_seconds=30, head_seconds=DEADLINE) as gateway,
+        serving(backend, idle_seconds=idle, head_seconds=head) as gateway,
         connection(gateway) as (reader, writer),
     ):
         await send(writer, GET + b"\r\n")
@@ -175,3 +181,19 @@ async def test_a_watch_streams_on_long_after_every_deadline(backend: Backend) ->
                 assert "result" in orjson.loads(await anext(lines))
                 received += 1
         assert received > 1
+
+
+async def test_pipelined_requests_are_answered_in_order_then_the_connection_idles_out(
+    backend: Backend,
+) -> None:
+    async with (
+        serving(backend, idle_seconds=DEADLINE) as gateway,
+        connection(gateway) as (reader, writer),
+    ):
+        body = b'{"user": {"email": "p@example.com"}}'
+        create = POST + b"content-length: %d\r\n\r\n%s" % (len(body), body)
+        await send(writer, GET + b"\r\n" + create + b"GET /v1/users/u-3 HTTP/1.1\r\n\r\n")
+        answers = [await read_response(reader) for _ in range(3)]
+        assert [a.status for a in answers] == [200, 201, 200]
+        assert [a.json().get("id") for a in answers] == ["u-1", "u-1", "u-3"]
+        assert await until_closed(reader) == b""
