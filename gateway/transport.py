@@ -32,8 +32,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import resource
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, cast
 
 import httptools
@@ -50,6 +52,39 @@ LINGER_SECONDS = 1.0
 """How long a refused connection may stay, its writing side shut and what it still sends
 dropped, to read its answer before it is closed. (Closing at once, with what the client sent
 unread, sends a reset, which can destroy the answer before the client reads it.)"""
+
+
+@dataclass
+class LingerBudget:
+    """How many refused connections may stay a moment (`LINGER_SECONDS`) for their answer
+    to be read: they hold a descriptor outside the cap, so half the descriptors the cap leaves
+    free, no more; a flood must not reach the open-file limit, where accepting fails and
+    every client waits."""
+
+    free: int
+    silent: dict[GatewayHttpProtocol, None] = field(default_factory=dict)
+    """Connections over the cap that have sent nothing yet, oldest first: when the budget is
+    spent, the oldest is answered and closed to make room (having sent nothing, it can close
+    cleanly), so that a flood of silent connections cannot take every place."""
+
+    @classmethod
+    def for_cap(cls, max_connections: int) -> LingerBudget:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            return cls(max_connections)
+        return cls(max(0, (soft - max_connections) // 2))
+
+    def take(self) -> bool:
+        """A place, if one is free or a silent connection can give up its own."""
+        if self.free > 0:
+            self.free -= 1
+            return True
+        if self.silent:
+            next(iter(self.silent)).give_up_place()  # returns its place: taken at once
+            self.free -= 1
+            return True
+        return False
+
 
 Deadline = Literal["idle", "head", "body"]
 
@@ -111,6 +146,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     settings: ClassVar[Settings]
     at_cap: ClassVar[bytes]
     """The whole 503 answer to a connection over the cap, made once."""
+    linger_budget: ClassVar[LingerBudget]
 
     _running: tuple[RequestResponseCycle, asyncio.Task[None]] | None = None
     """The request being served (pipelined ones wait their turn) and its task."""
@@ -129,11 +165,17 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     _refusal: RequestError | None = None
     _over_cap = False
     _lingering = False
+    _holds_budget = False
 
     @classmethod
     def for_settings(cls, settings: Settings) -> type[GatewayHttpProtocol]:
         at_cap = refusals.response(refusals.too_many_connections(settings.max_connections))
-        configured = type(cls.__name__, (cls,), {"settings": settings, "at_cap": at_cap})
+        budget = LingerBudget.for_cap(settings.max_connections)
+        configured = type(
+            cls.__name__,
+            (cls,),
+            {"settings": settings, "at_cap": at_cap, "linger_budget": budget},
+        )
         return cast(type[GatewayHttpProtocol], configured)
 
     # The connection
@@ -148,17 +190,42 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self._arm("head", self.settings.head_seconds)
 
     def _refuse_over_cap(self, transport: asyncio.Transport) -> None:
+        """Answers 503 once the client's request is read (answered before, the request
+        arriving at a closed socket would be met with a reset), or after `LINGER_SECONDS`
+        if it sends nothing; at once, and closes, if no place is left to wait in."""
         self._over_cap = True
         self.transport = transport
-        transport.write(self.at_cap)
-        self._linger()
+        if not self.linger_budget.take():
+            transport.write(self.at_cap)
+            transport.close()
+            return
+        self._holds_budget = True
+        self.linger_budget.silent[self] = None
+        self._timer = self.loop.call_later(LINGER_SECONDS, self.give_up_place)
+
+    def give_up_place(self) -> None:
+        """An over-cap connection that has sent nothing (for `LINGER_SECONDS`, or when
+        another needs its place): answered and closed, its place returned."""
+        self.linger_budget.silent.pop(self, None)
+        if self._holds_budget:
+            self._holds_budget = False
+            self.linger_budget.free += 1
+        self._disarm()
+        self.transport.write(self.at_cap)
+        self.transport.close()
 
     def _linger(self) -> None:
         """Shuts the writing side once the answer is out, drops what the client still
-        sends, and closes when the client does, or after `LINGER_SECONDS`."""
+        sends, and closes when the client does, or after `LINGER_SECONDS` (at once when
+        the `linger_budget` has no place)."""
         self._lingering = True
         self.connections.discard(self)  # no longer counts against the cap
         self._disarm()
+        if not self._holds_budget:
+            if not self.linger_budget.take():
+                self.transport.close()
+                return
+            self._holds_budget = True
         if self.transport.can_write_eof():
             self.transport.write_eof()
         if self.flow is not None:
@@ -175,6 +242,11 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._lingering:
+            return
+        if self._over_cap:  # its request: answered now
+            self.linger_budget.silent.pop(self, None)
+            self.transport.write(self.at_cap)
+            self._linger()
             return
         try:
             self.parser.feed_data(data)
@@ -198,7 +270,11 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._holds_budget:
+            self._holds_budget = False
+            self.linger_budget.free += 1
         if self._over_cap:
+            self.linger_budget.silent.pop(self, None)
             return
         super().connection_lost(exc)
         self._cancel_running()
@@ -217,6 +293,8 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     def eof_received(self) -> None:
         if self._lingering:
             self.transport.close()
+        elif self._over_cap:
+            self.give_up_place()
 
     # The parser's callbacks, in the order of a request
 

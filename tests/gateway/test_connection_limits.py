@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from gateway import RunningGateway, start
+from gateway import RunningGateway, start, transport
 from tests.gateway.conftest import Backend, settings_for
 from tests.gateway.rawhttp import (
     WAIT,
@@ -76,6 +76,43 @@ async def test_at_the_cap_a_new_connection_gets_503_with_retry_after_at_once(
                 await asyncio.sleep(0.05)
         assert response.status_code == 200
     assert [call.rpc for call in backend.recorder.calls] == ["GetUser"]
+
+
+async def test_a_connection_over_the_cap_that_sends_nothing_is_answered_503_all_the_same(
+    backend: Backend,
+) -> None:
+    async with (
+        serving(backend, max_connections=1) as gateway,
+        connection(gateway),
+        connection(gateway) as (reader, _),
+    ):
+        refused = parse(await until_closed(reader))
+    assert_status_body(refused, 503, UNAVAILABLE, "TOO_MANY_CONNECTIONS")
+
+
+async def test_with_no_place_left_to_wait_the_oldest_silent_connection_makes_room(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Over the cap, a connection waits (a descriptor outside the cap) for its request, to be
+    # answered without a reset. Places to wait are few; a silent one gives its place up.
+    monkeypatch.setattr(transport, "LINGER_SECONDS", 60.0)  # no timer answers in this test
+    async with (
+        serving(backend, max_connections=1) as gateway,
+        connection(gateway),
+    ):
+        protocol = gateway.server.config.http_protocol_class
+        assert issubclass(protocol, transport.GatewayHttpProtocol)
+        protocol.linger_budget = transport.LingerBudget(free=1)
+        async with connection(gateway) as (silent, _):
+            for _ in range(int(WAIT / 0.01)):  # it waits in the one place
+                if protocol.linger_budget.silent:
+                    break
+                await asyncio.sleep(0.01)
+            assert protocol.linger_budget.free == 0
+            newcomer = await exchange(gateway, GET + b"\r\n")
+            assert_status_body(newcomer, 503, UNAVAILABLE, "TOO_MANY_CONNECTIONS")
+            made_room = parse(await until_closed(silent))
+        assert_status_body(made_room, 503, UNAVAILABLE, "TOO_MANY_CONNECTIONS")
 
 
 async def trickle(writer: asyncio.StreamWriter, start: bytes, byte: bytes) -> None:
