@@ -16,15 +16,20 @@ JSON body (`refusals`) where an answer is possible, never uvicorn's plain text:
 - What the parser refuses (a malformed request line or header, a bad `Content-Length`, an
   unsupported HTTP version), a request target over `max_url_bytes` (414), a head over
   `max_head_bytes` (431: httptools itself has no limit), an upgrade with a body.
-- A cap on open connections: one more is answered 503 with `Retry-After` at once, its
-  writing side shut, and it is closed when the client closes or a second later. It never
-  waits in the accept queue, so the others are never starved of descriptors.
+- A cap on open connections, below the open-file limit: one more is accepted, answered 503
+  with `Retry-After` as soon as its request is read (or after a second of silence), and
+  closed. It never waits in the accept queue, and refused connections linger only within a
+  budget (`LingerBudget`), so accepting never fails for want of descriptors.
 - Deadlines, one timer per connection, re-armed as the connection moves on: a head must be
   complete `head_seconds` after the connection opened or (kept alive) after its first byte,
   a body `body_seconds` after its head (408, and the gRPC call is never made), and a
   kept-alive connection with no request begun is closed after `idle_seconds`. Bytes alone
   do not reset a deadline: a client trickling its head is cut off all the same. Once a
   request is read, nothing times its response: a watch streams as long as it lasts.
+
+A refused connection, and one answered before its body was read (413), lingers a moment, its
+writing side shut, dropping what still comes: closed at once, the body still coming would be
+met with a reset, which can destroy the answer before the client reads it.
 """
 
 from __future__ import annotations
