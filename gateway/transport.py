@@ -171,6 +171,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     _over_cap = False
     _lingering = False
     _holds_budget = False
+    _lost = False
 
     @classmethod
     def for_settings(cls, settings: Settings) -> type[GatewayHttpProtocol]:
@@ -216,8 +217,9 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             self._holds_budget = False
             self.linger_budget.free += 1
         self._disarm()
-        self.transport.write(self.at_cap)
-        self.transport.close()
+        if not self.transport.is_closing():
+            self.transport.write(self.at_cap)
+            self.transport.close()
 
     def _linger(self) -> None:
         """Shuts the writing side once the answer is out, drops what the client still
@@ -240,7 +242,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     def _lingers_on_close(self) -> bool:
         """A response that ends the connection before its request's body is all read (413)
         lingers, or the body still coming would reset the connection, answer and all."""
-        if self._lingering or not self._in_body:
+        if self._lingering or self._lost or not self._in_body:
             return False
         self._linger()
         return True
@@ -272,6 +274,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             self._arm("body", self.settings.body_seconds)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -234,3 +234,22 @@ async def test_pipelined_requests_are_answered_in_order_then_the_connection_idle
         assert [a.status for a in answers] == [200, 201, 200]
         assert [a.json().get("id") for a in answers] == ["u-1", "u-1", "u-3"]
         assert await until_closed(reader) == b""
+
+
+async def test_a_client_leaving_mid_body_cancels_its_request_and_holds_no_place(
+    backend: Backend,
+) -> None:
+    async with serving(backend) as gateway:
+        protocol = gateway.server.config.http_protocol_class
+        assert issubclass(protocol, transport.GatewayHttpProtocol)
+        places = protocol.linger_budget.free
+        async with connection(gateway) as (_, writer):
+            await send(writer, POST + b'content-length: 1000\r\n\r\n{"user": ')
+            assert await open_connections(gateway, 1) == 1
+        for _ in range(int(WAIT / 0.01)):  # the gateway sees the close a moment later
+            if not gateway.server.server_state.connections:
+                break
+            await asyncio.sleep(0.01)
+        assert not gateway.server.server_state.connections
+        assert protocol.linger_budget.free == places
+    assert backend.recorder.calls == []
