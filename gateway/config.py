@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import resource
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -14,6 +15,18 @@ from shop.user.v1 import user_pb2
 from shop_common.process import ConfigError, address, flag, number, text
 
 MIB = 1024 * 1024
+KIB = 1024
+
+
+def default_max_connections() -> int:
+    """Three quarters of the open-file limit (`RLIMIT_NOFILE`, soft): the other quarter
+    (256 of the usual 1,024) stays for the backend channels, log files, the listening socket,
+    and the connections being refused at the cap, which hold a descriptor for a moment. An
+    unlimited or huge limit counts as 65,536."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft > 65_536:
+        soft = 65_536
+    return max(1, soft * 3 // 4)
 
 
 def services_of(file: FileDescriptor, addr: str) -> dict[str, str]:
@@ -44,6 +57,20 @@ class Settings:
     """How often an idle Server-Sent Events stream gets a comment line, to keep it open."""
     proto_names: bool = False
     """Print response fields by their proto names (`display_name`) instead of camelCase."""
+    max_connections: int = field(default_factory=default_max_connections)
+    """Open client connections at most; one more is answered 503 (`Retry-After`) and closed."""
+    idle_seconds: float = 5.0
+    """A kept-alive connection with no request begun for this long is closed."""
+    head_seconds: float = 10.0
+    """A request head (request line and headers) must be complete this long after the
+    connection opened or, on a kept-alive connection, after its first byte: else 408 (a
+    connection that sent nothing is closed without an answer)."""
+    body_seconds: float = 30.0
+    """A request body must be complete this long after its head: else 408, and no call."""
+    max_head_bytes: int = 64 * KIB
+    """Larger request heads (request line and headers) get 431."""
+    max_url_bytes: int = 8 * KIB
+    """Longer request targets (path and query) get 414."""
     channel_options: tuple[tuple[str, int], ...] = field(
         default=(
             ("grpc.max_receive_message_length", 4 * MIB),
@@ -65,6 +92,12 @@ class Settings:
         if not max_body.is_integer():
             raise ConfigError(f"GATEWAY_MAX_BODY_BYTES={max_body!r} is not a whole number")
         timeout = _positive(env, "GATEWAY_TIMEOUT_SECONDS", 10.0)
+        max_head = _whole(env, "GATEWAY_MAX_HEAD_BYTES", 64 * KIB, minimum=1024)
+        max_url = _whole(env, "GATEWAY_MAX_URL_BYTES", 8 * KIB, minimum=16)
+        if max_url > max_head:
+            raise ConfigError(
+                f"GATEWAY_MAX_URL_BYTES={max_url} is more than GATEWAY_MAX_HEAD_BYTES={max_head}"
+            )
         return cls(
             backends=MappingProxyType(
                 services_of(user_pb2.DESCRIPTOR, user_addr)
@@ -80,6 +113,12 @@ class Settings:
             cors_origins=_origins(text(env, "GATEWAY_CORS_ORIGINS", "")),
             sse_heartbeat_seconds=_positive(env, "GATEWAY_SSE_HEARTBEAT_SECONDS", 15.0),
             proto_names=flag(env, "GATEWAY_PROTO_NAMES", False),
+            max_connections=_max_connections(env),
+            idle_seconds=_positive(env, "GATEWAY_IDLE_SECONDS", 5.0),
+            head_seconds=_positive(env, "GATEWAY_HEAD_SECONDS", 10.0),
+            body_seconds=_positive(env, "GATEWAY_BODY_SECONDS", 30.0),
+            max_head_bytes=max_head,
+            max_url_bytes=max_url,
         )
 
     @property
@@ -95,6 +134,26 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
     value = number(env, name, default)
     if value <= 0 or not math.isfinite(value):
         raise ConfigError(f"{name} must be a positive number")
+    return value
+
+
+def _whole(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    value = number(env, name, float(default), minimum=minimum)
+    if not value.is_integer():
+        raise ConfigError(f"{name}={value!r} is not a whole number")
+    return int(value)
+
+
+def _max_connections(env: Mapping[str, str]) -> int:
+    """`GATEWAY_MAX_CONNECTIONS`, below the open-file limit: at the limit, accepting fails
+    and every client waits, which the cap is there to prevent."""
+    value = _whole(env, "GATEWAY_MAX_CONNECTIONS", default_max_connections(), minimum=1)
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and value >= soft:
+        raise ConfigError(
+            f"GATEWAY_MAX_CONNECTIONS={value} is not below the open-file limit ({soft}): "
+            "lower it, or raise the limit (ulimit -n)"
+        )
     return value
 
 

@@ -14,7 +14,7 @@ import uvicorn
 
 from gateway.app import Gateway
 from gateway.config import Settings
-from gateway.transport import CoalescingHttpToolsProtocol
+from gateway.transport import GatewayHttpProtocol
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,8 @@ async def start(settings: Settings, app: Gateway | None = None) -> RunningGatewa
     port: int = sock.getsockname()[1]
     config = uvicorn.Config(
         app,
-        http=CoalescingHttpToolsProtocol,  # httptools, head and body in one send
+        # httptools, head and body in one send, hostile clients refused (see transport).
+        http=GatewayHttpProtocol.for_settings(settings),
         loop="uvloop",
         ws="none",
         lifespan="on",

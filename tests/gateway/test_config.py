@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import resource
+
 import pytest
 
-from gateway.config import Settings
+from gateway.config import Settings, default_max_connections
 from shop_common.process import ConfigError
 
 
@@ -57,8 +59,51 @@ def test_the_cap_is_never_below_the_default_deadline() -> None:
         ("GATEWAY_MAX_BODY_BYTES", "0"),
         ("GATEWAY_TIMEOUT_SECONDS", "0"),
         ("GATEWAY_TIMEOUT_SECONDS", "soon"),
+        ("GATEWAY_MAX_CONNECTIONS", "0"),
+        ("GATEWAY_MAX_CONNECTIONS", "10.5"),
+        ("GATEWAY_IDLE_SECONDS", "0"),
+        ("GATEWAY_HEAD_SECONDS", "-1"),
+        ("GATEWAY_BODY_SECONDS", "inf"),
+        ("GATEWAY_MAX_HEAD_BYTES", "100"),
+        ("GATEWAY_MAX_URL_BYTES", "many"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
+
+
+def test_connection_limits_and_deadlines_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "GATEWAY_MAX_CONNECTIONS": "20",
+            "GATEWAY_IDLE_SECONDS": "0.5",
+            "GATEWAY_HEAD_SECONDS": "2",
+            "GATEWAY_BODY_SECONDS": "3.5",
+            "GATEWAY_MAX_HEAD_BYTES": "16384",
+            "GATEWAY_MAX_URL_BYTES": "4096",
+        }
+    )
+    assert settings.max_connections == 20
+    assert (settings.idle_seconds, settings.head_seconds, settings.body_seconds) == (0.5, 2, 3.5)
+    assert (settings.max_head_bytes, settings.max_url_bytes) == (16384, 4096)
+
+
+def test_connection_defaults_leave_a_quarter_of_the_open_file_limit() -> None:
+    settings = Settings.from_env({})
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert settings.max_connections == default_max_connections()
+    assert 0 < settings.max_connections <= soft * 3 // 4
+    assert (settings.idle_seconds, settings.head_seconds, settings.body_seconds) == (5, 10, 30)
+    assert (settings.max_head_bytes, settings.max_url_bytes) == (64 * 1024, 8 * 1024)
+
+
+def test_the_connection_cap_must_be_below_the_open_file_limit() -> None:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with pytest.raises(ConfigError, match=r"GATEWAY_MAX_CONNECTIONS.*open-file limit"):
+        Settings.from_env({"GATEWAY_MAX_CONNECTIONS": str(soft)})
+
+
+def test_the_url_limit_must_fit_in_the_head_limit() -> None:
+    with pytest.raises(ConfigError, match="GATEWAY_MAX_URL_BYTES"):
+        Settings.from_env({"GATEWAY_MAX_HEAD_BYTES": "2048", "GATEWAY_MAX_URL_BYTES": "4096"})
