@@ -24,10 +24,10 @@ from gateway.openapi._parameters import (
     HEADERS,
     answers_not_modified,
     header_parameters,
-    openapi_path,
     path_parameters,
     query_parameters,
 )
+from gateway.openapi._paths import openapi_paths
 from gateway.routes import Route
 from gateway.semantics import Semantics, response_type, semantics_table
 
@@ -61,8 +61,9 @@ def document(routes: Sequence[Route], *, proto_names: bool = False) -> dict[str,
     operation_ids = _Unique()
     semantics = semantics_table(routes)
     paths: dict[str, dict[str, Any]] = {}
+    located = openapi_paths(served)
     for route in served:
-        path, wildcards = openapi_path(route.pattern)
+        path, wildcards = located[route]
         item = paths.setdefault(path, {})
         verb = route.http_method.lower()
         if verb in item:
