@@ -73,13 +73,17 @@ def path_parameters(
     return parameters
 
 
-def query_parameters(route: Route, schemas: Schemas) -> list[JsonSchema]:
+def query_parameters(route: Route, semantics: Semantics, schemas: Schemas) -> list[JsonSchema]:
+    """The query keys the route takes, but for a field that a documented header sets
+    (`Idempotency-Key` the request id, `If-Match` the etag): one spelling of each field,
+    the header, though the gateway takes either."""
     if route.query is None:
         return []
     bindings = sorted(route.query.bindings(), key=lambda b: tuple(f.index for f in b.fields))
+    by_header = {semantics.request_id, ".".join(semantics.etag_in or ())}
     parameters: list[JsonSchema] = []
     for binding in bindings:
-        if _recursive(binding.fields):
+        if _recursive(binding.fields) or binding.path in by_header:
             continue
         field = binding.field
         schema = schemas.value(field)
