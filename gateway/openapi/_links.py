@@ -83,7 +83,8 @@ def _parameters(
         own = resource.fields_by_name.get(fields[-1].name)
         if own is None or own.type != fields[-1].type:
             return None
-        if len(fields) > 1 and fields[-2].message_type is not resource:
+        holder = fields[-2].message_type if len(fields) > 1 else None
+        if len(fields) > 1 and (holder is None or holder.full_name != resource.full_name):
             return None
         parameters[f"path.{wildcard.name}"] = f"$response.body#/{_pointer(schemas.name(own))}"
     return parameters

@@ -62,12 +62,10 @@ def error_name(status: int) -> str:
 def error_responses(schemas: Schemas) -> dict[str, Any]:
     """Every error status an operation may refer to, as `components/responses`."""
     content = {JSON: {"schema": error_schema(schemas)}}
-    found: dict[int, str] = {}
+    found = dict(_OWN)  # none of them is in the code table
     for status, codes in _BY_CODE.items():
         named = " or ".join(f"`{code}`" for code in codes)
         found[status] = f"{_phrase(status)}: a google.rpc.Status with code {named}."
-    for status, text in _OWN.items():
-        found[status] = f"{found[status]} Or {text}" if status in found else text
     return {
         error_name(status): {"description": found[status], "content": content}
         for status in sorted(found)
