@@ -272,9 +272,10 @@ def followed(events: list[dict[str, Any]]) -> dict[str, set[int]]:
 def test_stateful_scenarios_follow_every_link_within_the_document(
     system: System, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, collection: str
 ) -> None:
-    """One run per collection: Schemathesis starts a scenario from a create only where no
-    other operation looks likelier to succeed, and it takes `userId` for a user it cannot
-    see made, so the orders' create starts scenarios only in a run of its own."""
+    """One run per collection. Schemathesis 4.32.5 starts scenarios from the operations it
+    deems likely to succeed, and only where there are none from the others; it reads the
+    order's `userId` as a reference to a `User` that no operation makes (ours is
+    `shop.user.v1.User`), so the orders' create starts scenarios only in a run of its own."""
     document = httpx.get(f"{system.url}/openapi.json", timeout=10).json()
     owner = httpx.post(
         f"{system.url}/v1/users",
