@@ -5,7 +5,6 @@ checked), enums by name or number, and the well-known types that have a text for
 from __future__ import annotations
 
 import base64
-import binascii
 import math
 import re
 from collections.abc import Callable
@@ -98,7 +97,7 @@ def _to_bytes(text: str) -> bytes:
     padded = text.replace(" ", "+") + "=" * (-len(text) % 4)
     try:
         return base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a character that is not ASCII
         raise BindingError(f"not base64: {_shown(text)}") from None
 
 

@@ -11,7 +11,7 @@ one of its fields) is ignored, as grpc-gateway does; in strict mode it is refuse
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
@@ -148,7 +148,9 @@ class QueryParser:
         try:
             pairs = parse_qsl(query.decode(), keep_blank_values=True, errors="strict")
         except UnicodeDecodeError:
-            raise RequestError(INVALID, "", "the query string is not UTF-8") from None
+            key = _not_utf8(query)
+            what = "the value" if key else "the query string"
+            raise RequestError(INVALID, key, f"{what} is not UTF-8") from None
         seen: set[object] = set()
         for key, value in pairs:
             found = self.find(key)
@@ -168,6 +170,22 @@ class QueryParser:
                     entries.set(message, entry, value)
             except BindingError as error:
                 raise RequestError(INVALID, key, str(error)) from None
+
+
+def _not_utf8(query: bytes) -> str:
+    """The key whose value is not UTF-8 (once percent-decoded), as sent; "" when a key
+    is not, or the query itself."""
+    for pair in query.split(b"&"):
+        raw_key, _, raw_value = pair.partition(b"=")
+        try:
+            key = unquote_plus(raw_key.decode(), errors="strict")
+        except UnicodeDecodeError:
+            return ""
+        try:
+            unquote_plus(raw_value.decode(), errors="strict")
+        except UnicodeDecodeError:
+            return key
+    return ""
 
 
 def _once(seen: set[object], mark: object, key: str) -> None:

@@ -7,7 +7,7 @@ request path: the document is built once, on its first request.
 from gateway.openapi._comments import comments_of
 from gateway.openapi._docs import ASSET_PATHS, DOCS_PATH, Asset, assets, page
 from gateway.openapi._document import document
-from gateway.openapi._parameters import openapi_path
+from gateway.openapi._paths import openapi_path, openapi_paths, shape_of
 
 __all__ = [
     "ASSET_PATHS",
@@ -17,5 +17,7 @@ __all__ = [
     "comments_of",
     "document",
     "openapi_path",
+    "openapi_paths",
     "page",
+    "shape_of",
 ]

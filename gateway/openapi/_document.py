@@ -1,9 +1,8 @@
 """The OpenAPI 3.1 document of the routes: an operation per route (tagged by its service,
-described by the protos' comments), its parameters (`_parameters`), its request body
-without what the path binds (a PATCH body requires nothing), and its responses: the
-success status of `gateway.semantics` with the body's schema and its `ETag`/`Location`
-headers (NDJSON lines and Server-Sent Events for a stream), 304 and 412 where conditional
-headers apply, and a `default` google.rpc.Status for errors.
+described by the protos' comments) under its path (`_paths`), its parameters
+(`_parameters`), its request body without what the path binds (a PATCH body requires
+nothing), its responses (`_responses`: the success, and each error status it may get),
+and the links from a create to the operations on what it created (`_links`).
 """
 
 from __future__ import annotations
@@ -11,36 +10,30 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from http import HTTPStatus
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from google.protobuf.descriptor import ServiceDescriptor
-from google.rpc import status_pb2
 
 from gateway.openapi._comments import Comments
 from gateway.openapi._jsonschema import JsonSchema, Schemas
+from gateway.openapi._links import links
 from gateway.openapi._parameters import (
     HEADERS,
-    answers_not_modified,
     header_parameters,
-    openapi_path,
     path_parameters,
     query_parameters,
 )
+from gateway.openapi._paths import Wildcard, openapi_paths
+from gateway.openapi._responses import JSON, error_responses, responses
 from gateway.routes import Route
-from gateway.semantics import Semantics, response_type, semantics_table
+from gateway.semantics import semantics_table
 
 # The subpackage's modules are private: it logs under its own name.
 log = logging.getLogger(__package__)
 
 OPENAPI_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
-JSON = "application/json"
-NDJSON = "application/x-ndjson"
-SSE = "text/event-stream"
 _VERSION = re.compile(r"v[0-9]+(?:(?:alpha|beta)[0-9]*)?\Z")
-
-ERROR = "Error"
 
 
 def document(routes: Sequence[Route], *, proto_names: bool = False) -> dict[str, Any]:
@@ -58,33 +51,39 @@ def document(routes: Sequence[Route], *, proto_names: bool = False) -> dict[str,
         name: service.name if short[service.name] == 1 else name
         for name, service in services.items()
     }
-    operation_ids = _Unique()
+    unique = _Unique()
+    operations: dict[Route, dict[str, Any]] = {}
     semantics = semantics_table(routes)
     paths: dict[str, dict[str, Any]] = {}
+    located = openapi_paths(served)
+    chosen = _one_per_operation(served, located)
     for route in served:
-        path, wildcards = openapi_path(route.pattern)
+        path, wildcards = located[route]
         item = paths.setdefault(path, {})
         verb = route.http_method.lower()
-        if verb in item:
+        if chosen[path, verb] is not route:
             log.warning("OpenAPI: %s has the path and method of another route; left out", route)
             continue
         service = route.method.containing_service
         operation: dict[str, Any] = {
-            "operationId": operation_ids.take(f"{service.name}_{route.method.name}"),
+            "operationId": unique.take(f"{service.name}_{route.method.name}"),
             "tags": [tags[service.full_name]],
         }
         _describe_operation(operation, comments.of(route.method))
         operation["parameters"] = [
             *path_parameters(route, wildcards, schemas),
-            *query_parameters(route, schemas),
+            *query_parameters(route, semantics[route], schemas),
             *header_parameters(route, semantics[route]),
         ]
         body = _request_body(route, schemas)
         if body is not None:
             operation["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
-        operation["responses"] = _responses(route, semantics[route], schemas)
-        item[verb] = operation
-    error = _error(schemas)
+        operation["responses"] = responses(route, semantics[route], schemas)
+        item[verb] = operations[route] = operation
+    ids = {route: operation["operationId"] for route, operation in operations.items()}
+    for create, linked in links(served, located, ids, semantics, schemas).items():
+        success = operations[create]["responses"][str(semantics[create].status)]
+        success["links"] = linked
     return {
         "openapi": "3.1.0",
         "info": _info(services.values()),
@@ -93,24 +92,34 @@ def document(routes: Sequence[Route], *, proto_names: bool = False) -> dict[str,
             for name, service in services.items()
         ],
         "paths": paths,
-        "components": _components(schemas, error),
+        "components": _components(schemas),
     }
 
 
-def _components(schemas: Schemas, error: JsonSchema) -> dict[str, Any]:
-    """The schemas the operations refer to, the headers, and the error response."""
+def _components(schemas: Schemas) -> dict[str, Any]:
+    """The schemas the operations refer to, the headers, and the error responses."""
+    errors = error_responses(schemas)  # first: it adds google.rpc.Status to the schemas
     return {
         "schemas": dict(sorted(schemas.components.items())),
         "parameters": {
             name: {"name": name, "in": "header", **header} for name, header in HEADERS.items()
         },
-        "responses": {
-            ERROR: {
-                "description": "An error: a google.rpc.Status, with the HTTP status of its code.",
-                "content": {JSON: {"schema": error}},
-            }
-        },
+        "responses": errors,
     }
+
+
+def _one_per_operation(
+    routes: Sequence[Route], located: Mapping[Route, tuple[str, list[Wildcard]]]
+) -> dict[tuple[str, str], Route]:
+    """The route documented for each path and method that several share (`/v1/{id}` and
+    `/v1/{path=**}`): the one the router tries first, the most specific."""
+    chosen: dict[tuple[str, str], Route] = {}
+    for route in routes:
+        key = located[route][0], route.http_method.lower()
+        other = chosen.get(key)
+        if other is None or route.pattern.specificity < other.pattern.specificity:
+            chosen[key] = route
+    return chosen
 
 
 def _servable(route: Route) -> bool:
@@ -154,77 +163,6 @@ def _request_body(route: Route, schemas: Schemas) -> JsonSchema | None:
         return schemas.message(request, bound, partial=partial)
     inside = [path[1:] for path in bound if path[0] == route.body_field and len(path) > 1]
     return schemas.field(request.fields_by_name[route.body_field], inside, partial=partial)
-
-
-def _response_schema(route: Route, schemas: Schemas) -> JsonSchema:
-    if route.response_body:
-        field = route.method.output_type.fields_by_name[route.response_body]
-        if field.message_type is None or field.is_repeated:  # no message of its own
-            return schemas.field(field)
-    return schemas.message(response_type(route))
-
-
-def _responses(route: Route, semantics: Semantics, schemas: Schemas) -> dict[str, Any]:
-    status = semantics.status
-    success: dict[str, Any] = {"description": HTTPStatus(status).phrase}
-    if route.server_streaming:
-        result = _response_schema(route, schemas)
-        success["description"] = "A stream of messages, until it ends or fails."
-        success["content"] = {
-            NDJSON: {
-                "schema": {
-                    "description": 'One line per message, `{"result": ...}`, and, if the '
-                    'stream fails once started, a last `{"error": ...}`.',
-                    "oneOf": [_line("result", result), _line("error", _error(schemas))],
-                }
-            },
-            SSE: {
-                "schema": {
-                    "type": "string",
-                    "description": "Server-Sent Events: a `data:` line per message, its JSON "
-                    "(with the revision as `id:` on a resumable stream); heartbeat comments "
-                    "while idle; a last `event: error` whose data is a google.rpc.Status.",
-                }
-            },
-        }
-    elif status != HTTPStatus.NO_CONTENT and route.http_method != "HEAD":
-        success["content"] = {JSON: {"schema": _response_schema(route, schemas)}}
-    headers: dict[str, Any] = {}
-    if semantics.etag_out and not route.server_streaming:
-        headers["ETag"] = {
-            "description": "The resource's `etag`, quoted: send it back as `If-Match`.",
-            "schema": {"type": "string"},
-        }
-    if semantics.location is not None:
-        headers["Location"] = {
-            "description": "The path that reads the created resource.",
-            "schema": {"type": "string"},
-        }
-    if headers:
-        success["headers"] = headers
-    responses: dict[str, Any] = {str(status): success}
-    if answers_not_modified(route, semantics):
-        responses["304"] = {"description": "Not Modified: `If-None-Match` names the ETag."}
-    if semantics.etag_in is not None:
-        responses["412"] = {
-            "description": "Precondition Failed: `If-Match` is not the resource's ETag.",
-            "content": {JSON: {"schema": _error(schemas)}},
-        }
-    responses["default"] = {"$ref": f"#/components/responses/{ERROR}"}
-    return responses
-
-
-def _error(schemas: Schemas) -> JsonSchema:
-    return schemas.message(status_pb2.Status.DESCRIPTOR)
-
-
-def _line(name: str, schema: JsonSchema) -> JsonSchema:
-    return {
-        "type": "object",
-        "properties": {name: schema},
-        "required": [name],
-        "additionalProperties": False,
-    }
 
 
 def _info(services: Iterable[ServiceDescriptor]) -> dict[str, str]:

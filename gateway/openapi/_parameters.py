@@ -1,22 +1,18 @@
-"""The parameters of an operation: its path as OpenAPI writes it (`{user.id}`; a variable
-with segments of its own is one parameter with the `pattern` of what it captures), each
-path variable, each field the route's query parser takes (dotted paths; a recursive
-message's fields once), and the headers the gateway reads for the route."""
+"""The parameters of an operation: each path parameter (named by `_paths`, described by
+the request field it sets), each field the route's query parser takes (dotted paths; a
+recursive message's fields once), and the headers the gateway reads for the route."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from google.protobuf.descriptor import FieldDescriptor
 
 from gateway.openapi._jsonschema import FB, JsonSchema, Schemas, field_behaviors
-from gateway.pattern import Kind, Pattern, Segment, Variable
+from gateway.openapi._paths import Wildcard
 from gateway.routes import Route
 from gateway.semantics import Semantics
 from gateway.streams import revisions_of
-
-_REGEX_SPECIALS = frozenset("\\.^$*+?()[]{}|")
 
 HEADERS: dict[str, JsonSchema] = {
     "Grpc-Timeout": {
@@ -48,60 +44,6 @@ HEADERS: dict[str, JsonSchema] = {
 """The request headers the gateway reads for a route, as `components/parameters`."""
 
 
-@dataclass(frozen=True, slots=True)
-class Wildcard:
-    """A path parameter: a template variable, or a bare `*`/`**` (variable None)."""
-
-    name: str
-    variable: Variable | None
-    pattern: str | None
-    """The regex of what a multi-segment capture matches; None: one segment, any text."""
-
-
-def openapi_path(pattern: Pattern) -> tuple[str, list[Wildcard]]:
-    """The template as an OpenAPI path, and its parameters in order."""
-    starts = {variable.start: variable for variable in pattern.variables}
-    segments = pattern.segments
-    parts: list[str] = []
-    wildcards: list[Wildcard] = []
-    i = 0
-    while i < len(segments):
-        variable = starts.get(i)
-        if variable is not None:
-            end = len(segments) if variable.end is None else variable.end
-            inner = segments[i:end]
-            single = len(inner) == 1 and inner[0].kind is Kind.ANY
-            wildcards.append(Wildcard(variable.name, variable, None if single else _regex(inner)))
-            parts.append(f"{{{variable.name}}}")
-            i = end
-            continue
-        segment = segments[i]
-        if segment.kind is Kind.LITERAL:
-            parts.append(segment.literal)
-        else:  # a bare wildcard: the request must have it, no field takes it
-            name = f"_wildcard{sum(w.variable is None for w in wildcards) + 1}"
-            wildcards.append(Wildcard(name, None, _regex((segment,))))
-            parts.append(f"{{{name}}}")
-        i += 1
-    verb = f":{pattern.verb}" if pattern.verb else ""
-    return "/" + "/".join(parts) + verb, wildcards
-
-
-def _regex(segments: Sequence[Segment]) -> str:
-    """An ECMA-262 regex of the captured text: segments joined by `/`."""
-    out = ""
-    for i, segment in enumerate(segments):
-        if segment.kind is Kind.DEEP:  # zero or more segments, always last
-            out += ".*" if i == 0 else "(/.*)?"
-            continue
-        if segment.kind is Kind.ANY:
-            piece = "[^/]+"
-        else:
-            piece = "".join(f"\\{c}" if c in _REGEX_SPECIALS else c for c in segment.literal)
-        out += piece if i == 0 else f"/{piece}"
-    return f"^{out}$"
-
-
 def path_parameters(
     route: Route, wildcards: Sequence[Wildcard], schemas: Schemas
 ) -> list[JsonSchema]:
@@ -121,6 +63,9 @@ def path_parameters(
             else:
                 schema = {"type": "string", "pattern": wildcard.pattern}
             comment = schemas.comments.of(field)
+            if wildcard.name != wildcard.variable.name:
+                sets = f"Sets the request's `{wildcard.variable.name}`."
+                comment = f"{sets}\n\n{comment}" if comment else sets
             if comment:
                 parameter["description"] = comment
         parameter["schema"] = schema
@@ -128,13 +73,17 @@ def path_parameters(
     return parameters
 
 
-def query_parameters(route: Route, schemas: Schemas) -> list[JsonSchema]:
+def query_parameters(route: Route, semantics: Semantics, schemas: Schemas) -> list[JsonSchema]:
+    """The query keys the route takes, but for a field that a documented header sets
+    (`Idempotency-Key` the request id, `If-Match` the etag): one spelling of each field,
+    the header, though the gateway takes either."""
     if route.query is None:
         return []
     bindings = sorted(route.query.bindings(), key=lambda b: tuple(f.index for f in b.fields))
+    by_header = {semantics.request_id, ".".join(semantics.etag_in or ())}
     parameters: list[JsonSchema] = []
     for binding in bindings:
-        if _recursive(binding.fields):
+        if _recursive(binding.fields) or binding.path in by_header:
             continue
         field = binding.field
         schema = schemas.value(field)

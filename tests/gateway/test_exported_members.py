@@ -18,7 +18,9 @@ SUBPACKAGES = {
         "comments_of",
         "document",
         "openapi_path",
+        "openapi_paths",
         "page",
+        "shape_of",
     ],
     "gateway.protojson": [
         "MAX_DEPTH",

@@ -113,6 +113,7 @@ def test_bindings_list_each_field_once() -> None:
         ("color=PURPLE", "color"),
         ("color=2147483648", "color"),
         ("blob=%%%", "blob"),
+        ("blob=%C3%A9", "blob"),  # not ASCII: was a ValueError (a 500), not a 400
         ("inner.innerName=ok&inner.count=many", "inner.count"),
         ("when=yesterday", "when"),
         ("wait=forever", "wait"),
@@ -127,9 +128,13 @@ def test_bad_values_name_the_key_as_sent(query: str, key: str) -> None:
     assert raised.value.description
 
 
-def test_a_query_that_is_not_utf8_is_refused() -> None:
-    with pytest.raises(RequestError):
-        QueryParser(SAMPLE).parse(b"text=%ff", Sample())
+def test_a_query_that_is_not_utf8_is_refused_naming_the_key_where_it_can() -> None:
+    with pytest.raises(RequestError) as raised:
+        QueryParser(SAMPLE).parse(b"i32=1&text=%ff", Sample())
+    assert (raised.value.field, raised.value.description) == ("text", "the value is not UTF-8")
+    with pytest.raises(RequestError) as raised:
+        QueryParser(SAMPLE).parse(b"text=a&%ff=1", Sample())
+    assert (raised.value.field, raised.value.description) == ("", "the query string is not UTF-8")
 
 
 # The conformance API's `Everything`: every kind of field, maps of every key type, oneofs.
