@@ -13,6 +13,7 @@ import os
 import pathlib
 import ssl
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -247,6 +248,9 @@ def _download(url: str, timeout: float, ca_file: pathlib.Path | None) -> bytes:
             if response.status != 200:
                 raise JwksError(f"{url}: HTTP {response.status}")
             document: bytes = response.read(MAX_JWKS_BYTES + 1)
+    except urllib.error.HTTPError as error:  # any status but 2xx, a redirect included
+        error.close()
+        raise JwksError(f"{url}: HTTP {error.code}") from None
     except OSError as error:  # URLError, HTTPError, timeouts, TLS failures
         raise JwksError(f"{url}: {error}") from None
     if len(document) > MAX_JWKS_BYTES:
