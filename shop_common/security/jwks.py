@@ -153,7 +153,10 @@ class SigningKeys:
                 log.warning("signing keys not refreshed: %s", error)
 
     def request_refresh_for(self, kid: str) -> None:
-        """`refresh_for` in the background (from synchronous code on the event loop)."""
+        """`refresh_for` in the background (from synchronous code on the event loop); one at a
+        time, so that a flood of made-up kids costs one look, not one each."""
+        if self._background:
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
