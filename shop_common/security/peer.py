@@ -6,6 +6,7 @@ context (and nothing there when the certificate has several URI SANs, or none)."
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import grpc
 
@@ -29,9 +30,7 @@ def service_name(spiffe: str, trust_domain: str) -> str | None:
     return name or None
 
 
-def peer_service(
-    context: grpc.aio.ServicerContext[object, object], trust_domain: str
-) -> str | None:
+def peer_service(context: grpc.aio.ServicerContext[Any, Any], trust_domain: str) -> str | None:
     """The calling service's name, from its certificate; None for a peer without a client
     certificate or from another trust domain."""
     found = spiffe_id(context.auth_context())
