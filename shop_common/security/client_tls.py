@@ -21,7 +21,8 @@ class ClientCredentials:
         self._files = CertificateFiles(settings)
 
     async def load(self) -> grpc.ChannelCredentials:
-        """Reads the files (off the event loop; OSError or ValueError if unusable)."""
+        """Reads the files (off the event loop; OSError or ValueError if unusable: files caught
+        half-written, say; keep the channel in use then, and try again later)."""
         pem = await asyncio.to_thread(self._files.read)
         return grpc.ssl_channel_credentials(
             root_certificates=pem.ca, private_key=pem.key, certificate_chain=pem.cert

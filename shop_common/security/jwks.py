@@ -169,17 +169,15 @@ class SigningKeys:
         """Refreshes the keys until cancelled: a file every few seconds, a URL when its cache
         expires (sooner after a failure)."""
         while True:
-            retry = self._settings.jwks_cache_seconds
             try:
                 await self.refresh()
+                wait = self._settings.jwks_cache_seconds - self._age()
             except JwksError as error:
                 log.warning("signing keys not refreshed: %s", error)
-                retry = max(1.0, self._settings.jwks_refetch_seconds)
+                wait = self._settings.jwks_refetch_seconds
             if self._settings.jwks_url is None:
-                await asyncio.sleep(FILE_POLL_SECONDS)
-            else:
-                wait = self._settings.jwks_cache_seconds - self._age()
-                await asyncio.sleep(max(1.0, min(retry, wait)))
+                wait = FILE_POLL_SECONDS
+            await asyncio.sleep(max(1.0, wait))
 
     def _age(self) -> float:
         return self._monotonic() - self._fetched_at

@@ -58,8 +58,10 @@ class JwtSettings:
             )
         if not 0 <= self.leeway_seconds <= MAX_LEEWAY_SECONDS:
             raise ConfigError(f"SHOP_JWT_LEEWAY_SECONDS must be 0 to {MAX_LEEWAY_SECONDS:.0f}")
-        if not self.issuer or not self.audience or not self.admin_scope.strip():
+        if not self.issuer or not self.audience:
             raise ConfigError("SHOP_JWT_ISSUER, SHOP_JWT_AUDIENCE must not be empty")
+        if not self.admin_scope or len(self.admin_scope.split()) != 1:
+            raise ConfigError("SHOP_JWT_ADMIN_SCOPE must be one scope, without spaces")
         if self.jwks_url is not None:
             _check_url(self.jwks_url)
 

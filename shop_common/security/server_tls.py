@@ -45,7 +45,7 @@ class _Fetcher:
             return None
         try:
             pem = self._files.read()
-        except (OSError, ValueError) as error:
+        except Exception as error:  # nothing may escape into grpc's handshake
             if str(error) != self._warned:
                 self._warned = str(error)
                 log.warning("TLS certificate not reloaded, the old one serves on: %s", error)

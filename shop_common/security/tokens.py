@@ -92,12 +92,12 @@ class TokenVerifier:
     def verify(self, token: str) -> Claims:
         """The claims of `token`, or Unauthenticated saying why not."""
         header = _header(token)
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not kid:
-            raise Unauthenticated("the token names no signing key", reason=TOKEN_KEY_UNKNOWN)
         alg = header.get("alg")
         if alg not in self._settings.algorithms:
             raise Unauthenticated("the token's algorithm is refused", reason=TOKEN_ALGORITHM)
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise Unauthenticated("the token names no signing key", reason=TOKEN_KEY_UNKNOWN)
         if not self._keys.loaded:
             raise Unavailable("the issuer's signing keys are not loaded", reason=KEYS_UNAVAILABLE)
         by_alg = self._keys.get(kid)

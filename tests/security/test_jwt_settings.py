@@ -90,3 +90,9 @@ def test_a_loopback_http_url_is_accepted(url: str) -> None:
 def test_a_leeway_beyond_five_minutes_is_refused(leeway: str) -> None:
     with pytest.raises(ConfigError, match="SHOP_JWT_LEEWAY_SECONDS"):
         JwtSettings.from_env({**REQUIRED, "SHOP_JWT_LEEWAY_SECONDS": leeway})
+
+
+@pytest.mark.parametrize("scope", ["shop.admin shop.root", " "])
+def test_the_admin_scope_is_one_scope(scope: str) -> None:
+    with pytest.raises(ConfigError, match="SHOP_JWT_ADMIN_SCOPE"):
+        JwtSettings(issuer="i", audience="a", jwks="f", admin_scope=scope)

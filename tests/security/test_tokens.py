@@ -151,9 +151,12 @@ def test_an_expiry_within_the_leeway_is_forgiven(
     assert verifier.verify(token).subject == "alice"
 
 
-def test_alg_none_is_refused(verifier: TokenVerifier, keys: dict[str, SigningKey]) -> None:
-    token = unsigned({"alg": "none", "typ": "JWT", "kid": keys["ES256"].kid}, claims())
-    assert refused(verifier, token).reason == "TOKEN_ALGORITHM"
+@pytest.mark.parametrize("with_kid", [True, False], ids=["with a kid", "without a kid"])
+def test_alg_none_is_refused(
+    verifier: TokenVerifier, keys: dict[str, SigningKey], with_kid: bool
+) -> None:
+    header = {"alg": "none", "typ": "JWT", **({"kid": keys["ES256"].kid} if with_kid else {})}
+    assert refused(verifier, unsigned(header, claims())).reason == "TOKEN_ALGORITHM"
 
 
 def test_hs256_signed_with_the_public_key_as_secret_is_refused(
