@@ -1,8 +1,10 @@
 """`make certs`: a development CA and a certificate for every part, under `certs/`.
 
 Each part's certificate names it as `spiffe://shop.local/<part>` (a URI SAN: the identity the
-services read from the peer), and `localhost`, `127.0.0.1` and `::1` (what clients dial on one
-machine); it serves and it calls (both extended key usages). Keys are ECDSA P-256, written
+services read from the peer), as the DNS name `<part>` with hyphens (`user-svc`: what a client
+dials in a cluster, so that hostname verification pins the server), and as `localhost`,
+`127.0.0.1` and `::1` (what clients dial on one machine); it serves and it calls (both extended
+key usages). Keys are ECDSA P-256, written
 0600. Files that exist are kept (and the CA on disk issues what is missing) unless `--force`.
 
 The minting functions are the tests' too: their own CAs, expired certificates, a certificate
@@ -60,6 +62,11 @@ def spiffe_id(name: str, trust_domain: str = TRUST_DOMAIN) -> str:
     return f"spiffe://{trust_domain}/{name}"
 
 
+def dns_name(name: str) -> str:
+    """`user-svc` for `user_svc`: underscores have no place in a host name."""
+    return name.replace("_", "-")
+
+
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
@@ -109,18 +116,20 @@ def issue(
     name: str,
     *,
     uri: str | None = None,
-    dns: Sequence[str] = LOCAL_DNS,
+    dns: Sequence[str] | None = None,
     ips: Sequence[str] = LOCAL_IPS,
     not_before: datetime.datetime | None = None,
     not_after: datetime.datetime | None = None,
 ) -> Identity:
     """A leaf certificate for `name`, signed by `authority`: its identity is the URI SAN
-    `uri` (`spiffe://shop.local/<name>` by default), for serving and for calling."""
+    `uri` (`spiffe://shop.local/<name>` by default), for serving and for calling; its DNS
+    names `dns` (by default `name` with hyphens, and `localhost`)."""
     key = ec.generate_private_key(ec.SECP256R1())
     start = not_before or _now() - datetime.timedelta(minutes=5)
     end = not_after or start + datetime.timedelta(days=LEAF_DAYS)
     names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(uri or spiffe_id(name))]
-    names += [x509.DNSName(d) for d in dns]
+    hosts = (dns_name(name), *LOCAL_DNS) if dns is None else dns
+    names += [x509.DNSName(host) for host in hosts]
     names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
     issuer_ski = authority.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
     cert = (

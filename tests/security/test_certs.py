@@ -54,7 +54,7 @@ def test_each_certificate_names_its_part_and_this_machine(made: pathlib.Path, na
     assert sans.get_values_for_type(x509.UniformResourceIdentifier) == [
         f"spiffe://shop.local/{name}"
     ]
-    assert sans.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert sans.get_values_for_type(x509.DNSName) == [name.replace("_", "-"), "localhost"]
     assert sans.get_values_for_type(x509.IPAddress) == [
         ipaddress.ip_address("127.0.0.1"),
         ipaddress.ip_address("::1"),

@@ -90,11 +90,15 @@ async def serving(settings: TlsSettings) -> AsyncIterator[tuple[int, RecordingHe
         await server.stop(None)
 
 
-async def check(port: int, credentials: grpc.ChannelCredentials | None) -> int:
-    """The health status through a new channel (plaintext without credentials)."""
+async def check(
+    port: int, credentials: grpc.ChannelCredentials | None, *, server_name: str | None = None
+) -> int:
+    """The health status through a new channel (plaintext without credentials), checking
+    that the server's certificate names `server_name` when given (`localhost` otherwise)."""
     target = f"localhost:{port}"
+    options = [("grpc.ssl_target_name_override", server_name)] if server_name else []
     channel = (
-        grpc.aio.secure_channel(target, credentials)
+        grpc.aio.secure_channel(target, credentials, options)
         if credentials
         else grpc.aio.insecure_channel(target)
     )
@@ -105,9 +109,11 @@ async def check(port: int, credentials: grpc.ChannelCredentials | None) -> int:
     return int(response.status)
 
 
-async def refused(port: int, credentials: grpc.ChannelCredentials | None) -> grpc.aio.AioRpcError:
+async def refused(
+    port: int, credentials: grpc.ChannelCredentials | None, *, server_name: str | None = None
+) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await check(port, credentials)
+        await check(port, credentials, server_name=server_name)
     return caught.value
 
 
@@ -179,6 +185,18 @@ async def test_a_client_of_another_trust_domain_gets_in_but_names_no_service(pki
         assert await check(port, client) == SERVING
     assert recorder.spiffe_ids == ["spiffe://elsewhere.example/order_svc"]
     assert recorder.services == [None]
+
+
+async def test_a_client_dialing_a_service_by_name_refuses_another_service(pki: Pki) -> None:
+    """Hostname verification pins the server: the order service's certificate does not name
+    `user-svc`, though it is from the same CA."""
+    client = await ClientCredentials(pki.identity("gateway")).load()
+    async with serving(pki.identity("user_svc")) as (port, _):
+        assert await check(port, client, server_name="user-svc") == SERVING
+    async with serving(pki.identity("order_svc")) as (port, recorder):
+        error = await refused(port, client, server_name="user-svc")
+        assert error.code() == grpc.StatusCode.UNAVAILABLE
+    assert recorder.services == []
 
 
 async def test_a_server_certificate_rotated_on_disk_serves_new_connections(
