@@ -9,10 +9,12 @@ import http.server
 import json
 import os
 import pathlib
+import ssl
 import threading
 from collections.abc import Iterator
 from typing import Any
 
+import certs
 import pytest
 
 from shop_common.domain import Unauthenticated
@@ -59,6 +61,14 @@ class JwksServer:
 
     def publish(self, *keys: SigningKey) -> None:
         self.document = jwks_document(*keys)
+
+    def use_tls(self, identity: certs.Identity, directory: pathlib.Path) -> None:
+        files = certs.Files.of(directory, "issuer")
+        files.write(identity)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(files.cert, files.key)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.url = self.url.replace("http://127.0.0.1", "https://localhost")
 
 
 @pytest.fixture
@@ -299,3 +309,26 @@ def test_write_jwks_replaces_the_file(tmp_path: pathlib.Path, old_key: SigningKe
     write_jwks(path, old_key)
     assert os.stat(path).st_ino != inode
     assert json.loads(path.read_text())["keys"][0]["kid"] == old_key.kid
+
+
+async def test_an_https_url_is_verified_with_the_configured_ca(
+    tmp_path: pathlib.Path, old_key: SigningKey
+) -> None:
+    authority, stranger = certs.new_authority(), certs.new_authority()
+    (tmp_path / "ca.pem").write_bytes(authority.cert_pem)
+    (tmp_path / "other-ca.pem").write_bytes(stranger.cert_pem)
+    served = JwksServer()
+    served.use_tls(certs.issue(authority, "issuer"), tmp_path)
+    served.publish(old_key)
+    served.thread.start()
+    try:
+        keys = SigningKeys(settings(served.url, jwks_ca_file=tmp_path / "ca.pem"))
+        await keys.refresh()
+        assert keys.get(old_key.kid) is not None
+        untrusting = SigningKeys(settings(served.url, jwks_ca_file=tmp_path / "other-ca.pem"))
+        with pytest.raises(JwksError, match="CERTIFICATE_VERIFY_FAILED"):
+            await untrusting.refresh()
+    finally:
+        served.server.shutdown()
+        served.server.server_close()
+        served.thread.join()
