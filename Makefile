@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup run test lint gen check-gen breaking baseline bench migrate FORCE
+.PHONY: setup run test lint gen check-gen breaking baseline bench migrate certs FORCE
 
 # Also redone when node_modules/ is gone (npm ci writes node_modules/.package-lock.json).
 $(VENV)/.installed: pyproject.toml gen/python/pyproject.toml package.json package-lock.json \
@@ -52,6 +52,10 @@ baseline: setup
 migrate: setup
 	$(PY) -m user_svc migrate
 	$(PY) -m order_svc migrate
+
+## A development CA and a certificate + key for each part under ./certs (kept unless ARGS=--force).
+certs: setup
+	$(PY) tools/certs.py $(ARGS)
 
 ## Throughput and latency of the running system (not a test); e.g. make bench ARGS=--quick
 bench: setup

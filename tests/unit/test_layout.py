@@ -1,7 +1,7 @@
 """The walls of the code base, read from every module's imports.
 
 - shop_common knows no service and no gateway; its subpackages stand in layers (process,
-  domain, storage, feed, serving): none imports one after it.
+  domain, security, storage, feed, serving): none imports one after it.
 - The services talk to each other only through generated stubs; a gateway process loads no
   storage, feed or service server (that it knows only descriptors: tests/gateway/test_imports.py).
 - Code outside a shop_common subpackage imports only its public surface (its `__init__`).
@@ -20,7 +20,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 RUNTIME = ("shop_common", "user_svc", "order_svc", "gateway")
-LAYERS = ("process", "domain", "storage", "feed", "serving")
+LAYERS = ("process", "domain", "security", "storage", "feed", "serving")
 
 
 def _module_name(path: pathlib.Path) -> str:

@@ -1,0 +1,26 @@
+"""Security: who a caller is, proven. Bearer tokens (JWT) verified against the issuer's keys
+(`jwt_settings`, `jwks`, `tokens`); TLS with client certificates between the parts
+(`tls_settings`, `server_tls`, `client_tls`) and the calling service named by its certificate
+(`peer`). Keys and certificates are read off the event loop."""
+
+from shop_common.security.client_tls import ClientCredentials
+from shop_common.security.jwks import JwksError, SigningKeys
+from shop_common.security.jwt_settings import JwtSettings
+from shop_common.security.peer import peer_service, service_name, spiffe_id
+from shop_common.security.server_tls import server_credentials
+from shop_common.security.tls_settings import TlsSettings
+from shop_common.security.tokens import Claims, TokenVerifier
+
+__all__ = [
+    "Claims",
+    "ClientCredentials",
+    "JwksError",
+    "JwtSettings",
+    "SigningKeys",
+    "TlsSettings",
+    "TokenVerifier",
+    "peer_service",
+    "server_credentials",
+    "service_name",
+    "spiffe_id",
+]
