@@ -1,9 +1,12 @@
 """Who is calling: established once per call from metadata, readable by every handler.
 
-Development mode is permissive: a call without `authorization` acts as a development
-admin, and `Bearer <subject>` is taken at its word (a user, not an admin). The seam is
-here so that a verifying authenticator (JWT, mTLS identity) replaces `authenticate`
-without touching handlers.
+A caller is a user (the subject of their token), an admin (a user with the admin grant), a
+service of the system (`service`: the order service calls the user service), or anonymous.
+
+Development identity is permissive: a call without `authorization` acts as a development
+admin, `Bearer <subject>` is taken at its word (a user, not an admin), and `Bearer
+service:<name>` is the service `<name>`. The seam is here so that a verifying authenticator
+(JWT, mTLS identity) replaces `authenticate` without touching handlers.
 """
 
 from __future__ import annotations
@@ -18,17 +21,21 @@ from shop_common.domain import Unauthenticated
 @dataclass(frozen=True, slots=True)
 class Caller:
     subject: str | None
-    """The authenticated principal, None for an anonymous caller."""
+    """The authenticated user's subject, None for an anonymous caller or a service."""
     admin: bool = False
     """May act on every resource, and on behalf of any subject."""
+    service: str | None = None
+    """The system's service that calls (`order_svc`), None for a user or anonymous."""
 
     @property
     def is_anonymous(self) -> bool:
-        return self.subject is None
+        return self.subject is None and self.service is None and not self.admin
 
 
 ANONYMOUS = Caller(subject=None)
 DEVELOPMENT_ADMIN = Caller(subject=None, admin=True)
+SERVICE_PREFIX = "service:"
+"""Development identity: `Bearer service:order_svc` is the order service."""
 DEVELOPMENT_WARNING = (
     "development identity: a call without credentials acts as an admin, and "
     "'Bearer <subject>' is believed without verification; never expose this port"
@@ -49,14 +56,17 @@ def reset_caller(token: contextvars.Token[Caller]) -> None:
 
 
 def authenticate(metadata: Iterable[tuple[str, str | bytes]]) -> Caller:
-    """The caller named by the `authorization` metadata (development mode)."""
+    """The caller named by the `authorization` metadata (development identity)."""
     for key, value in metadata:
         if key == "authorization":
             text = value.decode() if isinstance(value, bytes) else value
             scheme, _, credential = text.partition(" ")
-            if scheme.lower() != "bearer" or not credential.strip():
+            credential = credential.strip()
+            if scheme.lower() != "bearer" or not credential:
                 raise Unauthenticated(
                     "authorization must be 'Bearer <token>'", reason="MALFORMED_AUTHORIZATION"
                 )
-            return Caller(subject=credential.strip())
+            if credential.startswith(SERVICE_PREFIX):
+                return Caller(subject=None, service=credential.removeprefix(SERVICE_PREFIX))
+            return Caller(subject=credential)
     return DEVELOPMENT_ADMIN
