@@ -18,7 +18,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-_LISTENING = re.compile(r"(\w+) listening on (?:http://)?(\S+):(\d+)")
+_LISTENING = re.compile(r"(\w+) listening on (https?://)?(\S+):(\d+)")
 _COLORS = {"user_svc": "\033[36m", "order_svc": "\033[35m", "gateway": "\033[33m"}
 _STOP_SECONDS = 15.0
 
@@ -45,7 +45,8 @@ async def _pump(child: Child) -> None:
         print(prefix + line, flush=True)
         match = _LISTENING.search(line)
         if match and match.group(1) == child.name and not child.address.done():
-            child.address.set_result(f"{match.group(2)}:{match.group(3)}")
+            scheme = match.group(2) or ""  # the gateway's: http:// or https://
+            child.address.set_result(f"{scheme}{match.group(3)}:{match.group(4)}")
 
 
 async def _start(name: str, env: Mapping[str, str], pumps: list[asyncio.Task[None]]) -> Child:
@@ -108,7 +109,7 @@ async def main() -> int:
             "\nready:\n"
             f"  user_svc   grpc  {user_addr}\n"
             f"  order_svc  grpc  {order.address.result()}\n"
-            f"  gateway    http  http://{gateway.address.result()}\n"
+            f"  gateway    http  {gateway.address.result()}\n"
             "Ctrl-C stops everything.\n",
             flush=True,
         )
