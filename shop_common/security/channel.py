@@ -65,13 +65,13 @@ class RenewingChannel(grpc.aio.Channel):
         credentials: ClientCredentials,
         interceptors: list[Any],
         *,
-        poll_seconds: float = POLL_SECONDS,
+        poll_seconds: float | None = None,
     ) -> None:
         self._target = target
         self._options = list(options)
         self._credentials = credentials
         self._interceptors = interceptors
-        self._poll_seconds = poll_seconds
+        self._poll_seconds = POLL_SECONDS if poll_seconds is None else poll_seconds
         self._channel: grpc.aio.Channel | None = None
         self.generation = 0
         """Counts the channels built; a multicallable made under another builds anew."""
