@@ -12,7 +12,7 @@ import grpc
 
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_common.domain import DeadlineExceeded, FailedPrecondition, Unavailable
-from shop_common.security import ServiceTokenInterceptor, TokenFile, open_channel
+from shop_common.security import TokenFile, open_channel, service_token_interceptors
 from shop_common.serving import Deadline, ServerLimits, Stopper
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ async def open_user_service_channel(settings: Settings) -> tuple[grpc.aio.Channe
         token = TokenFile(settings.service_token_file)
         await token.refresh()  # no token, no start: every call would be anonymous
         token_task = asyncio.create_task(token.keep_fresh(), name="service-token")
-        interceptors.append(ServiceTokenInterceptor(token))
+        interceptors += service_token_interceptors(token)
     try:
         channel = await open_channel(
             settings.user_svc_addr,

@@ -5,7 +5,7 @@
 (`token_file`, `call_token`); the process's mode, `dev` or `jwt` (`settings`). Keys and
 certificates are read off the event loop."""
 
-from shop_common.security.call_token import ServiceTokenInterceptor
+from shop_common.security.call_token import service_token_interceptors
 from shop_common.security.channel import RenewingChannel, open_channel
 from shop_common.security.client_tls import ClientCredentials
 from shop_common.security.jwks import JwksError, SigningKeys
@@ -25,7 +25,6 @@ __all__ = [
     "JwtSettings",
     "RenewingChannel",
     "SecuritySettings",
-    "ServiceTokenInterceptor",
     "SigningKeys",
     "TlsSettings",
     "TokenFile",
@@ -35,5 +34,6 @@ __all__ = [
     "peer_service",
     "server_credentials",
     "service_name",
+    "service_token_interceptors",
     "spiffe_id",
 ]

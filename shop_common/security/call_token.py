@@ -1,4 +1,4 @@
-"""A client interceptor that sends this service's own bearer token with every call (where
+"""Client interceptors that send this service's own bearer token with every call (where
 TLS does not name the service). Whatever `authorization` a call carried is replaced: a
 service acts as itself, never with a token it was handed."""
 
@@ -30,7 +30,12 @@ else:
     _UnaryStream = grpc.aio.UnaryStreamClientInterceptor
 
 
-class ServiceTokenInterceptor(_UnaryUnary, _UnaryStream):
+def service_token_interceptors(token: TokenFile) -> list[Any]:
+    """The interceptors for a channel (grpc.aio files an interceptor under one kind only)."""
+    return [_UnaryUnaryToken(token), _UnaryStreamToken(token)]
+
+
+class _UnaryUnaryToken(_UnaryUnary):
     def __init__(self, token: TokenFile) -> None:
         self._token = token
 
@@ -41,6 +46,11 @@ class ServiceTokenInterceptor(_UnaryUnary, _UnaryStream):
         request: Any,
     ) -> Any:
         return await continuation(_with_token(client_call_details, self._token.token), request)
+
+
+class _UnaryStreamToken(_UnaryStream):
+    def __init__(self, token: TokenFile) -> None:
+        self._token = token
 
     async def intercept_unary_stream(
         self,

@@ -21,6 +21,7 @@ from gateway import RunningGateway, Settings, start
 from gateway.config import services_of
 from shop.order.v1 import order_pb2
 from shop.user.v1 import user_pb2, user_pb2_grpc
+from shop_common.domain import Unimplemented
 from shop_common.security import AuthMode, SecuritySettings, TlsSettings
 from shop_common.serving import (
     Caller,
@@ -186,6 +187,15 @@ class RecordingUsers(user_pb2_grpc.UserServiceServicer):
     async def ListUsers(self, request: Any, context: Any) -> user_pb2.ListUsersResponse:
         self._note("ListUsers")
         return user_pb2.ListUsersResponse(revision=1)
+
+    async def CreateUser(self, request: Any, context: Any) -> Any:
+        raise Unimplemented("not recorded")
+
+    async def UpdateUser(self, request: Any, context: Any) -> Any:
+        raise Unimplemented("not recorded")
+
+    async def DeleteUser(self, request: Any, context: Any) -> Any:
+        raise Unimplemented("not recorded")
 
     async def WatchUsers(self, request: Any, context: Any) -> AsyncIterator[Any]:
         self._note("WatchUsers")

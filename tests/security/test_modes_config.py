@@ -39,7 +39,7 @@ def test_dev_is_the_default_with_reflection_and_docs() -> None:
 
 @pytest.mark.parametrize("listen", ["0.0.0.0:50051", "[::]:50051", "10.1.2.3:1", "svc:1"])
 def test_dev_mode_refuses_a_non_loopback_listen(listen: str) -> None:
-    with pytest.raises(ConfigError, match="USER_SVC_LISTEN.*SHOP_AUTH"):
+    with pytest.raises(ConfigError, match=r"USER_SVC_LISTEN.*SHOP_AUTH"):
         user_svc.app.settings({"USER_SVC_LISTEN": listen})
     with pytest.raises(ConfigError, match="GATEWAY_LISTEN"):
         gateway.config.Settings.from_env({"GATEWAY_LISTEN": listen})

@@ -3,9 +3,11 @@ for each kind of credentials, and the UNAUTHENTICATED refusals with their reason
 
 from __future__ import annotations
 
+import base64
+import json
 import pathlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -98,9 +100,6 @@ async def test_development_bearers_mean_nothing_in_jwt_mode(
 
 
 def _none_token() -> str:
-    import base64
-    import json
-
     def part(value: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
 
@@ -124,7 +123,7 @@ async def test_a_bad_token_is_unauthenticated_with_its_reason(
 ) -> None:
     port, recorder = served
     now = int(time.time())
-    token = {
+    makers: dict[str, Callable[[], str]] = {
         "expired": lambda: issuer.token(exp=now - 3600, iat=now - 7200),
         "wrong_issuer": lambda: issuer.token(issuer="https://evil.test"),
         "wrong_audience": lambda: issuer.token(audience="another-api"),
@@ -134,7 +133,8 @@ async def test_a_bad_token_is_unauthenticated_with_its_reason(
             issuer.key.kid, "ES256", tokens.new_signing_key().private
         ).sign(tokens.claims()),
         "not_yet_valid": lambda: issuer.token(nbf=now + 3600),
-    }[case]()
+    }
+    token = makers[case]()
     code, found, message = await refusal(port, f"Bearer {token}")
     assert (code, found) == (grpc.StatusCode.UNAUTHENTICATED, reason)
     assert token not in message
