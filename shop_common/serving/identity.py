@@ -37,8 +37,9 @@ DEVELOPMENT_ADMIN = Caller(subject=None, admin=True)
 SERVICE_PREFIX = "service:"
 """Development identity: `Bearer service:order_svc` is the order service."""
 DEVELOPMENT_WARNING = (
-    "development identity: a call without credentials acts as an admin, and "
-    "'Bearer <subject>' is believed without verification; never expose this port"
+    "SHOP_AUTH=dev, development identity: a call without credentials acts as an admin, and "
+    "'Bearer <subject>' is believed without verification; never expose this port "
+    "(production is SHOP_AUTH=jwt)"
 )
 _current: contextvars.ContextVar[Caller] = contextvars.ContextVar("caller", default=ANONYMOUS)
 
