@@ -76,7 +76,8 @@ class RenewingChannel(grpc.aio.Channel):
         self.generation = 0
         """Counts the channels built; a multicallable made under another builds anew."""
         self._watcher: asyncio.Task[None] | None = None
-        self._closing: set[asyncio.Task[None]] = set()
+        self._closing: dict[asyncio.Task[None], grpc.aio.Channel] = {}
+        """Replaced channels, closing after their grace."""
 
     @property
     def current(self) -> grpc.aio.Channel:
@@ -93,8 +94,8 @@ class RenewingChannel(grpc.aio.Channel):
         log.info("client certificate changed: new connections to %s use it", self._target)
         if old is not None:
             task = asyncio.create_task(old.close(CLOSE_GRACE_SECONDS))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+            self._closing[task] = old
+            task.add_done_callback(lambda done: self._closing.pop(done, None))
 
     async def _build(self) -> grpc.aio.Channel:
         credentials = await self._credentials.load()
@@ -125,8 +126,9 @@ class RenewingChannel(grpc.aio.Channel):
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
-        for task in list(self._closing):
+        for task, old in list(self._closing.items()):
             task.cancel()
+            await old.close(None)  # no grace left: the process is stopping
         if self._channel is not None:
             await self._channel.close(grace)
 
