@@ -17,8 +17,9 @@ $(VENV)/.installed: pyproject.toml gen/python/pyproject.toml package.json packag
 setup: $(VENV)/.installed
 
 ## Start user_svc, order_svc and the gateway on SQLite under ./data; Ctrl-C stops all.
+## ARGS="--certs certs": mutual TLS between them with make certs' certificates, HTTPS at the gateway.
 run: setup
-	$(PY) tools/run.py
+	$(PY) tools/run.py $(ARGS)
 
 ## Lint, type-check and every test (PostgreSQL tests run when TEST_DATABASE_URL is set).
 test: setup lint

@@ -16,6 +16,7 @@ from google.protobuf import descriptor_pool
 from google.protobuf.message import Message
 
 from gateway import builtin_routes, streams
+from gateway.authentication import EdgeAuthentication
 from gateway.body import ClientGone
 from gateway.config import Settings
 from gateway.cors import Cors
@@ -29,6 +30,7 @@ from gateway.semantics import semantics_table
 from gateway.transport import left_mid_call
 from gateway.types import Headers, Receive, Scope, Send
 from gateway.types import Message as AsgiMessage
+from shop_common.security import open_channel
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +59,22 @@ class Gateway:
         self._streams: set[grpc.aio.Call] = set()
         self._stopping = False
         self._builtins = builtin_routes.BuiltinRoutes(
-            self.router.routes, proto_names=settings.proto_names
+            self.router.routes, proto_names=settings.proto_names, docs=settings.docs
         )
+        self._builtin_paths = self._builtins.paths
+        jwt = settings.security.jwt
+        self._auth = None if jwt is None else EdgeAuthentication(jwt)
 
     async def startup(self) -> None:
         await self._builtins.load_assets()
+        if self._auth is not None:
+            await self._auth.start()
         options = list(self.settings.channel_options)
+        tls = self.settings.security.tls  # the gateway's certificate: it opens, it grants nothing
         for address in sorted(set(self.settings.backends.values())):
-            self._channels[address] = grpc.aio.insecure_channel(address, options=options)
+            self._channels[address] = await open_channel(
+                address, options, tls, server_name=self.settings.server_names.get(address)
+            )
         by_service = {name: self._channels[a] for name, a in self.settings.backends.items()}
         for route in self.router.routes:
             channel = by_service[route.method.containing_service.full_name]
@@ -88,6 +98,8 @@ class Gateway:
         channels, self._channels = list(self._channels.values()), {}
         for channel in channels:
             await channel.close(None)
+        if self._auth is not None:
+            await self._auth.stop()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -170,13 +182,15 @@ class Gateway:
     ) -> None:
         method: str = scope["method"]
         path: str = scope["path"]
-        if path in builtin_routes.PATHS:
+        if path in self._builtin_paths:
             await self._builtins.answer(method, path, send)
             return
         if method == "OPTIONS":
             await self._options(scope, headers, send)
             return
         route, captures = self._route(method, scope)
+        if self._auth is not None:  # before the body is read
+            await self._auth.verify(headers)
         semantics = self._semantics[route]
         query: bytes = scope["query_string"]
         request = await build_request(

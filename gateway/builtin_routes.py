@@ -1,6 +1,6 @@
 """The gateway's own routes, beside the services': `/healthz` (the backends' gRPC health),
 `/openapi.json` (built from the routing table on first read), `/docs` and its script and
-style. GET and HEAD only."""
+style (those unless turned off: by default in jwt mode). GET and HEAD only."""
 
 from __future__ import annotations
 
@@ -19,16 +19,18 @@ from gateway.types import Send
 
 HEALTH_PATH = "/healthz"
 OPENAPI_PATH = "/openapi.json"
-PATHS = frozenset({HEALTH_PATH, OPENAPI_PATH, openapi.DOCS_PATH, *openapi.ASSET_PATHS})
+DOCS_PATHS = frozenset({OPENAPI_PATH, openapi.DOCS_PATH, *openapi.ASSET_PATHS})
+PATHS = frozenset({HEALTH_PATH, *DOCS_PATHS})
 METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _HTML = (b"content-type", b"text/html; charset=utf-8")
 _ASSET_CACHE = (b"cache-control", b"public, max-age=86400")
 
 
 class BuiltinRoutes:
-    """Answers the requests for `PATHS`."""
+    """Answers the requests for `paths`: `PATHS`, or only health without the docs."""
 
-    def __init__(self, routes: Sequence[Route], *, proto_names: bool) -> None:
+    def __init__(self, routes: Sequence[Route], *, proto_names: bool, docs: bool = True) -> None:
+        self.paths = PATHS if docs else frozenset({HEALTH_PATH})
         self._routes = routes
         self._proto_names = proto_names
         self._openapi_json: bytes | None = None
@@ -38,14 +40,15 @@ class BuiltinRoutes:
 
     async def load_assets(self) -> None:
         """Reads the docs page's files (blocking, so off the loop)."""
-        self._docs_assets = await asyncio.to_thread(openapi.assets)
+        if self.paths is PATHS:
+            self._docs_assets = await asyncio.to_thread(openapi.assets)
 
     def check_health_on(self, channels: Mapping[str, grpc.aio.Channel]) -> None:
         """`channels`: service full name → the channel to its backend."""
         self._health = HealthChecker(channels)
 
     async def answer(self, method: str, path: str, send: Send) -> None:
-        """Answers a request for `path`, one of `PATHS`."""
+        """Answers a request for `path`, one of `paths`."""
         if method == "OPTIONS":
             await respond(send, 204, b"", allow_header(METHODS))
             return

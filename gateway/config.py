@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pathlib
 import resource
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,7 +13,8 @@ from google.protobuf.descriptor import FileDescriptor
 
 from shop.order.v1 import order_pb2
 from shop.user.v1 import user_pb2
-from shop_common.process import ConfigError, address, flag, number, text
+from shop_common.process import ConfigError, address, flag, number, optional, text
+from shop_common.security import AuthMode, SecuritySettings
 
 MIB = 1024 * 1024
 KIB = 1024
@@ -71,6 +73,17 @@ class Settings:
     """Larger request heads (request line and headers) get 431."""
     max_url_bytes: int = 8 * KIB
     """Longer request targets (path and query) get 414."""
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    """Who callers are (`SHOP_AUTH`): in jwt mode tokens are verified here too, so that a bad
+    one is refused early; `security.tls` is the gateway's identity towards the services."""
+    docs: bool = True
+    """`/docs` and `/openapi.json` served (by default in dev mode only)."""
+    tls_cert_file: pathlib.Path | None = None
+    """HTTPS on the gateway's own listener: its certificate chain (PEM), and key."""
+    tls_key_file: pathlib.Path | None = None
+    server_names: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """Backend address → the name its certificate must carry (with TLS towards the services),
+    whatever host is dialed."""
     channel_options: tuple[tuple[str, int], ...] = field(
         default=(
             ("grpc.max_receive_message_length", 4 * MIB),
@@ -98,12 +111,22 @@ class Settings:
             raise ConfigError(
                 f"GATEWAY_MAX_URL_BYTES={max_url} is more than GATEWAY_MAX_HEAD_BYTES={max_head}"
             )
+        security = SecuritySettings.from_env(env)
+        listen = address(env, "GATEWAY_LISTEN", "127.0.0.1:8080")
+        security.check_listen(listen, "GATEWAY_LISTEN")
+        cert, key = optional(env, "GATEWAY_TLS_CERT_FILE"), optional(env, "GATEWAY_TLS_KEY_FILE")
+        if (cert is None) != (key is None):
+            raise ConfigError("GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE go together")
+        names = {
+            order_addr: text(env, "GATEWAY_ORDER_SVC_TLS_NAME", "order-svc"),
+            user_addr: text(env, "GATEWAY_USER_SVC_TLS_NAME", "user-svc"),
+        }
         return cls(
             backends=MappingProxyType(
                 services_of(user_pb2.DESCRIPTOR, user_addr)
                 | services_of(order_pb2.DESCRIPTOR, order_addr)
             ),
-            listen=address(env, "GATEWAY_LISTEN", "127.0.0.1:8080"),
+            listen=listen,
             max_body_bytes=int(max_body),
             timeout_seconds=timeout,
             max_timeout_seconds=max(timeout, number(env, "GATEWAY_MAX_TIMEOUT_SECONDS", 60.0)),
@@ -119,6 +142,11 @@ class Settings:
             body_seconds=_positive(env, "GATEWAY_BODY_SECONDS", 30.0),
             max_head_bytes=max_head,
             max_url_bytes=max_url,
+            security=security,
+            docs=flag(env, "GATEWAY_DOCS", security.mode is AuthMode.DEV),
+            tls_cert_file=pathlib.Path(cert) if cert else None,
+            tls_key_file=pathlib.Path(key) if key else None,
+            server_names=MappingProxyType(names),
         )
 
     @property
@@ -128,6 +156,10 @@ class Settings:
     @property
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
+
+    @property
+    def https(self) -> bool:
+        return self.tls_cert_file is not None
 
 
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:

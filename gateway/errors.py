@@ -57,7 +57,9 @@ class GatewayError(Exception):
         self.status = status
         self.http_status = http_status(status.code) if http is None else http
         self.headers: Headers = list(headers or ())
-        if status.code == C.UNAUTHENTICATED.value[0]:
+        if status.code == C.UNAUTHENTICATED.value[0] and not any(
+            name == b"www-authenticate" for name, _ in self.headers
+        ):
             self.headers.append((b"www-authenticate", b"Bearer"))
 
     def body(self) -> bytes:

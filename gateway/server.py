@@ -1,9 +1,11 @@
 """Serving the gateway with uvicorn (httptools, writing through `transport`) on a socket we
-bind ourselves, so that port 0 works and the real port is known and logged."""
+bind ourselves, so that port 0 works and the real port is known and logged; over HTTPS when
+the gateway has a certificate (`https`)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import signal
@@ -14,6 +16,7 @@ import uvicorn
 
 from gateway.app import Gateway
 from gateway.config import Settings
+from gateway.https import ServerTls
 from gateway.transport import GatewayHttpProtocol
 
 log = logging.getLogger(__name__)
@@ -28,11 +31,13 @@ class RunningGateway:
     port: int
     _main_loop: asyncio.Task[None]
     _stopped: asyncio.Task[None] | None = None
+    https: bool = False
+    _tls_fresh: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.https else 'http'}://{host}:{self.port}"
 
     async def stop(self) -> None:
         """Ends open streams, stops accepting, lets requests finish (up to the grace
@@ -46,6 +51,10 @@ class RunningGateway:
         self.server.should_exit = True
         await self._main_loop
         await self.server.shutdown(sockets=self.sockets)
+        if self._tls_fresh is not None:
+            self._tls_fresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tls_fresh
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -66,6 +75,10 @@ def bind(host: str, port: int) -> socket.socket:
 async def start(settings: Settings, app: Gateway | None = None) -> RunningGateway:
     """Binds `settings.listen`, starts serving, and logs the address really bound."""
     app = app or Gateway(settings)
+    tls = None
+    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+        tls = ServerTls(settings.tls_cert_file, settings.tls_key_file)
+        await tls.load()
     sock = bind(settings.host, settings.port)
     port: int = sock.getsockname()[1]
     config = uvicorn.Config(
@@ -83,6 +96,8 @@ async def start(settings: Settings, app: Gateway | None = None) -> RunningGatewa
         timeout_graceful_shutdown=math.ceil(settings.grace_seconds),
     )
     config.load()
+    if tls is not None:
+        config.ssl = tls.context
     server = uvicorn.Server(config)
     server.lifespan = config.lifespan_class(config)
     try:
@@ -92,6 +107,9 @@ async def start(settings: Settings, app: Gateway | None = None) -> RunningGatewa
         raise
     main_loop = asyncio.create_task(server.main_loop())
     running = RunningGateway(app, server, [sock], settings.host, port, main_loop)
+    if tls is not None:
+        running.https = True
+        running._tls_fresh = asyncio.create_task(tls.keep_fresh(), name="https-certificate")
     log.info("gateway listening on %s", running.url)
     return running
 

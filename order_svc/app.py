@@ -13,7 +13,7 @@ from order_svc.config import NAME, Settings
 from order_svc.service import OrderUseCases
 from order_svc.servicer import OrderServicer
 from order_svc.store import order_table
-from order_svc.user_client import GrpcUserDirectory, channel_options
+from order_svc.user_client import GrpcUserDirectory, open_user_service_channel
 from order_svc.user_view import UserView
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop_common.domain import utc_now
@@ -32,11 +32,8 @@ _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-def _wiring(settings: Settings) -> Callable[[Parts], Wired]:
+def _wiring(settings: Settings, channel: grpc.aio.Channel) -> Callable[[Parts], Wired]:
     def wire(parts: Parts) -> Wired:
-        options = channel_options(settings.common.limits)
-        channel = grpc.aio.insecure_channel(settings.user_svc_addr, options=options)
-        parts.closing.push_async_callback(channel.close, None)
         orders = order_table(parts.changelog)
         view = UserView(parts.uow, orders, utc_now)
         users = GrpcUserDirectory(channel, settings.user_svc_timeout_seconds)
@@ -61,7 +58,14 @@ def _wiring(settings: Settings) -> Callable[[Parts], Wired]:
 
 async def start(settings: Settings) -> RunningServer:
     """Migrates the database and starts serving; the caller stops the result."""
-    return await start_service(NAME, settings, schema, _wiring(settings))
+    channel, close_channel = await open_user_service_channel(settings)
+    try:
+        running = await start_service(NAME, settings, schema, _wiring(settings, channel))
+    except BaseException:
+        await close_channel()
+        raise
+    running.on_stop.append(close_channel)  # after the database: nothing calls out then
+    return running
 
 
 PROGRAM = Program(NAME, Settings.read, start, schema.MIGRATIONS)

@@ -1,15 +1,22 @@
-"""Whether a user exists, asked of the user service with a deadline-bound call."""
+"""The channel to the user service, with the order service's own identity, and whether a
+user exists, asked of the user service with a deadline-bound call."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_common.domain import DeadlineExceeded, FailedPrecondition, Unavailable
-from shop_common.serving import Deadline, ServerLimits
+from shop_common.security import TokenFile, open_channel, service_token_interceptors
+from shop_common.serving import Deadline, ServerLimits, Stopper
+
+if TYPE_CHECKING:
+    from order_svc.config import Settings
 
 # Reads may be retried by gRPC itself, on UNAVAILABLE only, with throttling.
 _SERVICE_CONFIG = json.dumps(
@@ -41,6 +48,44 @@ def channel_options(limits: ServerLimits) -> list[tuple[str, str | int]]:
         ("grpc.service_config", _SERVICE_CONFIG),
         *limits.client_options(),
     ]
+
+
+async def open_user_service_channel(settings: Settings) -> tuple[grpc.aio.Channel, Stopper]:
+    """The one channel to the user service (GetUser and the WatchUsers follower share it),
+    and what closes it. The order service calls as itself, never with its callers' tokens:
+    with TLS by its certificate (the user service's must name `user_svc_tls_name`; the
+    channel is rebuilt when the files change); in jwt mode without TLS by its own token
+    (`service_token_file`, read again when it changes)."""
+    options = channel_options(settings.common.limits)
+    tls = settings.common.security.tls
+    interceptors: list[Any] = []  # grpc-stubs: ClientInterceptor is a placeholder
+    token_task: asyncio.Task[None] | None = None
+    if settings.service_token_file is not None and tls is None:
+        token = TokenFile(settings.service_token_file)
+        await token.refresh()  # no token, no start: every call would be anonymous
+        token_task = asyncio.create_task(token.keep_fresh(), name="service-token")
+        interceptors += service_token_interceptors(token)
+    try:
+        channel = await open_channel(
+            settings.user_svc_addr,
+            options,
+            tls,
+            server_name=settings.user_svc_tls_name,
+            interceptors=interceptors,
+        )
+    except BaseException:
+        if token_task is not None:
+            token_task.cancel()
+        raise
+
+    async def close() -> None:
+        if token_task is not None:
+            token_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await token_task
+        await channel.close(None)
+
+    return channel, close
 
 
 class UserDirectory(Protocol):

@@ -5,20 +5,26 @@ each as `python -m <name>` configured by environment, exactly as one would start
 them by hand. Any listen address may use port 0: the real port each one logs is
 passed on to the next. Every variable of the environment is passed through, so
 `USER_SVC_DATABASE_URL=postgresql://… make run` works too.
+
+`--certs DIR` (`make run ARGS="--certs certs"`, after `make certs`): each part gets its own
+certificate from DIR as its TLS identity (`SHOP_TLS_*`: mutual TLS between the parts), and
+the gateway serves HTTPS with its certificate.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
+import pathlib
 import re
 import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-_LISTENING = re.compile(r"(\w+) listening on (?:http://)?(\S+):(\d+)")
+_LISTENING = re.compile(r"(\w+) listening on (https?://)?(\S+):(\d+)")
 _COLORS = {"user_svc": "\033[36m", "order_svc": "\033[35m", "gateway": "\033[33m"}
 _STOP_SECONDS = 15.0
 
@@ -45,7 +51,8 @@ async def _pump(child: Child) -> None:
         print(prefix + line, flush=True)
         match = _LISTENING.search(line)
         if match and match.group(1) == child.name and not child.address.done():
-            child.address.set_result(f"{match.group(2)}:{match.group(3)}")
+            scheme = match.group(2) or ""  # the gateway's: http:// or https://
+            child.address.set_result(f"{scheme}{match.group(3)}:{match.group(4)}")
 
 
 async def _start(name: str, env: Mapping[str, str], pumps: list[asyncio.Task[None]]) -> Child:
@@ -69,6 +76,21 @@ async def _start(name: str, env: Mapping[str, str], pumps: list[asyncio.Task[Non
     return child
 
 
+def _identity(name: str, certs: pathlib.Path | None) -> dict[str, str]:
+    """`name`'s TLS settings from the certificates in `certs` (none without)."""
+    if certs is None:
+        return {}
+    cert, key = str(certs / f"{name}.pem"), str(certs / f"{name}-key.pem")
+    found = {
+        "SHOP_TLS_CA_FILE": str(certs / "ca.pem"),
+        "SHOP_TLS_CERT_FILE": cert,
+        "SHOP_TLS_KEY_FILE": key,
+    }
+    if name == "gateway":
+        found |= {"GATEWAY_TLS_CERT_FILE": cert, "GATEWAY_TLS_KEY_FILE": key}
+    return found
+
+
 async def _stop(children: list[Child]) -> None:
     for child in reversed(children):  # gateway first, user_svc last
         if child.process.returncode is None:
@@ -80,7 +102,7 @@ async def _stop(children: list[Child]) -> None:
                 await child.process.wait()
 
 
-async def main() -> int:
+async def main(certs: pathlib.Path | None) -> int:
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.setdefault("USER_SVC_LISTEN", "127.0.0.1:50051")
@@ -94,21 +116,21 @@ async def main() -> int:
         loop.add_signal_handler(sig, stopping.set)
     status = 0
     try:
-        user = await _start("user_svc", env, pumps)
+        user = await _start("user_svc", env | _identity("user_svc", certs), pumps)
         children.append(user)
         user_addr = user.address.result()
         env.setdefault("ORDER_SVC_USER_SVC_ADDR", user_addr)
-        order = await _start("order_svc", env, pumps)
+        order = await _start("order_svc", env | _identity("order_svc", certs), pumps)
         children.append(order)
         env.setdefault("GATEWAY_USER_SVC_ADDR", user_addr)
         env.setdefault("GATEWAY_ORDER_SVC_ADDR", order.address.result())
-        gateway = await _start("gateway", env, pumps)
+        gateway = await _start("gateway", env | _identity("gateway", certs), pumps)
         children.append(gateway)
         print(
             "\nready:\n"
             f"  user_svc   grpc  {user_addr}\n"
             f"  order_svc  grpc  {order.address.result()}\n"
-            f"  gateway    http  http://{gateway.address.result()}\n"
+            f"  gateway    http  {gateway.address.result()}\n"
             "Ctrl-C stops everything.\n",
             flush=True,
         )
@@ -133,4 +155,6 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--certs", type=pathlib.Path, help="each part's TLS identity from here")
+    sys.exit(asyncio.run(main(parser.parse_args().certs)))

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from shop_common.feed import FeedSettings
-from shop_common.process import ConfigError, address, number, optional, text, whole
+from shop_common.process import ConfigError, address, flag, number, optional, text, whole
+from shop_common.security import AuthMode, SecuritySettings
 from shop_common.serving.limits import ServerLimits
 
 
@@ -29,6 +30,12 @@ class Common:
     feed: FeedSettings = field(default_factory=FeedSettings)
     limits: ServerLimits = field(default_factory=ServerLimits)
     """What one client may take of the gRPC server: message sizes, streams, pings."""
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    """Who callers are (`SHOP_AUTH`: dev or jwt) and TLS."""
+    reflection: bool = True
+    """Server reflection served (by default in dev mode only)."""
+    health_listen: str | None = None
+    """A plaintext port serving health only (for probes that speak no TLS); None: none."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Common:
@@ -40,6 +47,8 @@ class Common:
             except ValueError:
                 raise ConfigError("SHOP_PAGE_TOKEN_KEY must be at least 32 hex digits") from None
         feed, limits = _feed_settings(env), ServerLimits.from_env(env)
+        security = SecuritySettings.from_env(env)
+        health = optional(env, "SHOP_HEALTH_LISTEN")
         if limits.max_concurrent_streams <= feed.max_watches_per_connection:
             # A connection whose streams were all watches could make no other call: the
             # order service's channel to the user service carries a watch and its GetUser.
@@ -55,6 +64,9 @@ class Common:
             page_token_key=key,
             feed=feed,
             limits=limits,
+            security=security,
+            reflection=flag(env, "SHOP_REFLECTION", security.mode is AuthMode.DEV),
+            health_listen=None if health is None else address(env, "SHOP_HEALTH_LISTEN", ""),
         )
 
     def sqlite_url(self, service: str) -> str:
@@ -85,8 +97,10 @@ class ServiceSettings:
         """`<NAME>_LISTEN` and `<NAME>_DATABASE_URL` (SQLite under the data dir by default)."""
         common = Common.from_env(env)
         prefix = name.upper()
+        listen = address(env, f"{prefix}_LISTEN", f"127.0.0.1:{default_port}")
+        common.security.check_listen(listen, f"{prefix}_LISTEN")
         return cls(
-            listen=address(env, f"{prefix}_LISTEN", f"127.0.0.1:{default_port}"),
+            listen=listen,
             database_url=text(env, f"{prefix}_DATABASE_URL", common.sqlite_url(name)),
             common=common,
         )

@@ -5,8 +5,8 @@ service of the system (`service`: the order service calls the user service), or 
 
 Development identity is permissive: a call without `authorization` acts as a development
 admin, `Bearer <subject>` is taken at its word (a user, not an admin), and `Bearer
-service:<name>` is the service `<name>`. The seam is here so that a verifying authenticator
-(JWT, mTLS identity) replaces `authenticate` without touching handlers.
+service:<name>` is the service `<name>`. `serving.authentication` chooses, once, between this
+and verified identity (JWT, mTLS); handlers only read `current_caller()`.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ DEVELOPMENT_ADMIN = Caller(subject=None, admin=True)
 SERVICE_PREFIX = "service:"
 """Development identity: `Bearer service:order_svc` is the order service."""
 DEVELOPMENT_WARNING = (
-    "development identity: a call without credentials acts as an admin, and "
-    "'Bearer <subject>' is believed without verification; never expose this port"
+    "SHOP_AUTH=dev, development identity: a call without credentials acts as an admin, and "
+    "'Bearer <subject>' is believed without verification; never expose this port "
+    "(production is SHOP_AUTH=jwt)"
 )
 _current: contextvars.ContextVar[Caller] = contextvars.ContextVar("caller", default=ANONYMOUS)
 
@@ -55,18 +56,29 @@ def reset_caller(token: contextvars.Token[Caller]) -> None:
     _current.reset(token)
 
 
-def authenticate(metadata: Iterable[tuple[str, str | bytes]]) -> Caller:
-    """The caller named by the `authorization` metadata (development identity)."""
+def bearer_token(metadata: Iterable[tuple[str, str | bytes]]) -> str | None:
+    """The credential of the call's `authorization: Bearer <credential>`, None without one;
+    Unauthenticated (MALFORMED_AUTHORIZATION) for another scheme, an empty credential, or
+    `authorization` sent twice (which one would count is not for the caller to leave open)."""
+    found: str | None = None
     for key, value in metadata:
         if key == "authorization":
-            text = value.decode() if isinstance(value, bytes) else value
+            text = value.decode("latin-1") if isinstance(value, bytes) else value
             scheme, _, credential = text.partition(" ")
             credential = credential.strip()
-            if scheme.lower() != "bearer" or not credential:
+            if found is not None or scheme.lower() != "bearer" or not credential:
                 raise Unauthenticated(
-                    "authorization must be 'Bearer <token>'", reason="MALFORMED_AUTHORIZATION"
+                    "authorization must be one 'Bearer <token>'", reason="MALFORMED_AUTHORIZATION"
                 )
-            if credential.startswith(SERVICE_PREFIX):
-                return Caller(subject=None, service=credential.removeprefix(SERVICE_PREFIX))
-            return Caller(subject=credential)
-    return DEVELOPMENT_ADMIN
+            found = credential
+    return found
+
+
+def authenticate(metadata: Iterable[tuple[str, str | bytes]]) -> Caller:
+    """The caller named by the `authorization` metadata (development identity)."""
+    credential = bearer_token(metadata)
+    if credential is None:
+        return DEVELOPMENT_ADMIN
+    if credential.startswith(SERVICE_PREFIX):
+        return Caller(subject=None, service=credential.removeprefix(SERVICE_PREFIX))
+    return Caller(subject=credential)

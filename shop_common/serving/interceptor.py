@@ -18,6 +18,7 @@ from google.protobuf.message import DecodeError
 
 from shop_common.domain import DomainError, InvalidArgument, Unavailable
 from shop_common.serving import identity
+from shop_common.serving.authentication import Authenticator
 from shop_common.serving.identity import Caller
 from shop_common.serving.status import internal_status, status_for
 
@@ -73,11 +74,15 @@ def _parsing(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], An
     return parse
 
 
-async def _admit(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Token[Caller]:
-    """Lets the call start with its caller established (`identity.current_caller()`), or
-    refuses it. (grpc.aio itself never starts a handler whose deadline has passed.)"""
+async def _admit(
+    request: Any, context: grpc.aio.ServicerContext[Any, Any], authenticator: Authenticator
+) -> Token[Caller]:
+    """Lets the call start with its caller established by the mode's `authenticator`
+    (`identity.current_caller()`), or refuses it. (grpc.aio itself never starts a handler
+    whose deadline has passed.)"""
     try:
-        caller = identity.authenticate(context.invocation_metadata() or ())
+        metadata = context.invocation_metadata() or ()
+        caller = await authenticator.authenticate(metadata, context)
         if type(request) is _Malformed:
             raise InvalidArgument(
                 f"the request could not be parsed: {request.error}", reason="MALFORMED_REQUEST"
@@ -88,11 +93,11 @@ async def _admit(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> T
     raise AssertionError("abort returned")  # pragma: no cover
 
 
-def _guarded(behavior: Handler, *, streaming: bool) -> Handler:
+def _guarded(behavior: Handler, *, streaming: bool, authenticator: Authenticator) -> Handler:
     """`behavior` run with its caller established, its errors turned into statuses."""
 
     async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        token = await _admit(request, context)
+        token = await _admit(request, context, authenticator)
         try:
             result = behavior(request, context)
             if streaming and inspect.isasyncgen(result):
@@ -122,17 +127,22 @@ def _passing_bytes(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], 
     return serializer
 
 
-def _wrap(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+def _wrap(
+    handler: grpc.RpcMethodHandler[Any, Any], authenticator: Authenticator
+) -> grpc.RpcMethodHandler[Any, Any]:
     if handler.request_streaming:
-        return handler  # no client-streaming RPC in the contracts yet
+        # No client-streaming RPC in the contracts: none may pass unauthenticated.
+        raise TypeError("client-streaming methods are not guarded by the boundary")
     if handler.response_streaming:
         return grpc.unary_stream_rpc_method_handler(
-            _guarded(cast(Handler, handler.unary_stream), streaming=True),
+            _guarded(
+                cast(Handler, handler.unary_stream), streaming=True, authenticator=authenticator
+            ),
             request_deserializer=_parsing(handler.request_deserializer),
             response_serializer=_passing_bytes(handler.response_serializer),
         )
     return grpc.unary_unary_rpc_method_handler(
-        _guarded(cast(Handler, handler.unary_unary), streaming=False),
+        _guarded(cast(Handler, handler.unary_unary), streaming=False, authenticator=authenticator),
         request_deserializer=_parsing(handler.request_deserializer),
         response_serializer=handler.response_serializer,
     )
@@ -158,8 +168,9 @@ class BoundaryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     on and refused instead.
     """
 
-    def __init__(self, service_names: frozenset[str]) -> None:
+    def __init__(self, service_names: frozenset[str], authenticator: Authenticator) -> None:
         self._services = service_names
+        self._authenticator = authenticator
         self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any] | None] = {}
         self._refusing = False
 
@@ -187,5 +198,5 @@ class BoundaryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         handler = await continuation(handler_call_details)
         if handler is None or method.split("/")[1] not in self._services:
             return handler
-        wrapped = self._wrapped[method] = _wrap(handler)
+        wrapped = self._wrapped[method] = _wrap(handler, self._authenticator)
         return wrapped

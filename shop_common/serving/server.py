@@ -1,5 +1,7 @@
 """The server bootstrap every service shares: one grpc.aio server with health,
-reflection (v1 and v1alpha) and the boundary interceptor; graceful stop on SIGTERM/SIGINT.
+reflection (v1 and v1alpha, unless turned off) and the boundary interceptor, on a plaintext
+or a (mutual) TLS port; optionally a second, plaintext port that serves health only (for
+Kubernetes' gRPC probes, which speak no TLS); graceful stop on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from shop_common.security import SecuritySettings, server_credentials
 from shop_common.serving import reflection
+from shop_common.serving.authentication import Authenticator, start_authentication
 from shop_common.serving.interceptor import BoundaryInterceptor
 from shop_common.serving.limits import ServerLimits
 
 log = logging.getLogger(__name__)
+
+HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 REFUSING_SECONDS = 0.05
 """How long a stopping server refuses new calls (UNAVAILABLE) before it stops: long enough
@@ -47,6 +53,9 @@ class RunningServer:
     port: int
     services: Sequence[Service]
     boundary: BoundaryInterceptor
+    health_server: grpc.aio.Server | None = None
+    """The plaintext health-only server, when one is configured."""
+    health_port: int | None = None
     on_stopping: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Run once no new call is accepted, while calls in flight finish (e.g. end streams)."""
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -69,39 +78,97 @@ class RunningServer:
         for hook in self.on_stopping:
             await hook()
         await stopping
+        if self.health_server is not None:  # the probes see NOT_SERVING until the end
+            await self.health_server.stop(None)
         for hook in self.on_stop:
             await hook()
 
 
 async def start_server(
-    name: str, listen: str, services: Sequence[Service], *, limits: ServerLimits
+    name: str,
+    listen: str,
+    services: Sequence[Service],
+    *,
+    limits: ServerLimits,
+    security: SecuritySettings | None = None,
+    reflection_on: bool = True,
+    health_listen: str | None = None,
 ) -> RunningServer:
-    """Starts serving `services` on `listen` (port 0 picks one) within `limits`, and logs
-    where."""
+    """Starts serving `services` on `listen` (port 0 picks one) within `limits`, callers
+    established as `security` says (development identity by default), over TLS when it has
+    a TLS identity; health alone, in plaintext, on `health_listen` too if given. Logs where."""
+    security = security or SecuritySettings()
+    security.check_listen(listen, "listen")
+    authenticator, stop_authentication = await start_authentication(security)
+    try:
+        running = await _start(
+            name, listen, services, limits, security, authenticator, reflection_on, health_listen
+        )
+    except BaseException:
+        await stop_authentication()
+        raise
+    running.on_stop.append(stop_authentication)
+    return running
+
+
+async def _start(
+    name: str,
+    listen: str,
+    services: Sequence[Service],
+    limits: ServerLimits,
+    security: SecuritySettings,
+    authenticator: Authenticator,
+    reflection_on: bool,
+    health_listen: str | None,
+) -> RunningServer:
     names = frozenset(s.descriptor.full_name for s in services)
-    boundary = BoundaryInterceptor(names)
-    server = grpc.aio.server(
-        interceptors=[boundary], options=[*SERVER_OPTIONS, *limits.server_options()]
-    )
+    boundary = BoundaryInterceptor(names, authenticator)
+    options = [*SERVER_OPTIONS, *limits.server_options()]
+    server = grpc.aio.server(interceptors=[boundary], options=options)
     for service in services:
         service.register(server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]  # stubs lag
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable(
-        server, [*sorted(names), health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
-    )
-    port = server.add_insecure_port(listen)
+    if reflection_on:
+        reflection.enable(server, [*sorted(names), HEALTH_SERVICE])
+    if security.tls is None:
+        port = server.add_insecure_port(listen)
+    else:
+        port = server.add_secure_port(listen, await server_credentials(security.tls))
     if port == 0:
         raise OSError(f"{name} could not bind {listen}")
+    health_server, health_port = None, None
+    if health_listen is not None:
+        # The same servicer: one state, answered on both ports.
+        health_server = grpc.aio.server(options=options)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
+        health_port = health_server.add_insecure_port(health_listen)
+        if health_port == 0:
+            raise OSError(f"{name} could not bind {health_listen} (health)")
     await server.start()
+    if health_server is not None:
+        await health_server.start()
     serving = health_pb2.HealthCheckResponse.SERVING
     await health_servicer.set("", serving)
     for service_name in names:
         await health_servicer.set(service_name, serving)
     host = listen.rpartition(":")[0]
-    log.info("%s listening on %s:%d", name, host, port)
+    transport = "plaintext" if security.tls is None else "TLS"
+    if security.tls is not None and security.tls.require_client_cert:
+        transport = "mutual TLS"
+    log.info("%s listening on %s:%d (%s)", name, host, port, transport)
+    if health_listen is not None:
+        log.info(
+            "%s health (plaintext) on %s:%d", name, health_listen.rpartition(":")[0], health_port
+        )
     return RunningServer(
-        server=server, health=health_servicer, port=port, services=services, boundary=boundary
+        server=server,
+        health=health_servicer,
+        port=port,
+        services=services,
+        boundary=boundary,
+        health_server=health_server,
+        health_port=health_port,
     )
 
 

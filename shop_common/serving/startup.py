@@ -15,7 +15,6 @@ import sqlalchemy as sa
 from shop_common.domain import PageTokens, load_or_create_key, utc_now
 from shop_common.feed import Feed
 from shop_common.serving.config import ServiceSettings
-from shop_common.serving.identity import DEVELOPMENT_WARNING
 from shop_common.serving.periodic import every
 from shop_common.serving.server import RunningServer, Service, start_server
 from shop_common.storage import (
@@ -91,8 +90,15 @@ async def start_service(
         uow = UnitOfWork(db, changelog, keys, committed=feed.committed)
         await feed.start()
         wired = wire(Parts(changelog, feed, uow, PageTokens(key), closing))
-        running = await start_server(name, settings.listen, [wired.service], limits=common.limits)
-        log.warning(DEVELOPMENT_WARNING)
+        running = await start_server(
+            name,
+            settings.listen,
+            [wired.service],
+            limits=common.limits,
+            security=common.security,
+            reflection_on=common.reflection,
+            health_listen=common.health_listen,
+        )
     except BaseException:
         await feed.close()
         await closing.aclose()

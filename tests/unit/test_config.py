@@ -11,6 +11,7 @@ import order_svc.user_client
 import user_svc.app
 from shop_common.feed import FeedSettings
 from shop_common.process import ConfigError, address, whole
+from shop_common.security import SecuritySettings
 from shop_common.serving import Common, ServerLimits
 
 KEY = "00112233445566778899aabbccddeeff"
@@ -35,12 +36,20 @@ def test_values_are_read_and_trimmed() -> None:
         "SHOP_DRAIN_SECONDS": "2.5",
         "SHOP_PAGE_TOKEN_KEY": KEY,
         "ORDER_SVC_LISTEN": "0.0.0.0:0",
+        "SHOP_AUTH_DEV_ANY_ADDRESS": "true",
         "ORDER_SVC_USER_SVC_ADDR": "users.internal:443",
         "ORDER_SVC_USER_SVC_TIMEOUT_SECONDS": "0.25",
         "ORDER_SVC_DATABASE_URL": "postgresql://u@db/orders",
     }
     settings = order_svc.config.Settings.read(env)
-    assert settings.common == Common(pathlib.Path("/srv/shop"), "DEBUG", 0.0, 2.5, KEY)
+    assert settings.common == Common(
+        pathlib.Path("/srv/shop"),
+        "DEBUG",
+        0.0,
+        2.5,
+        KEY,
+        security=SecuritySettings(dev_any_address=True),
+    )
     assert settings.listen == "0.0.0.0:0"
     assert settings.user_svc_addr == "users.internal:443"
     assert settings.user_svc_timeout_seconds == 0.25

@@ -31,3 +31,9 @@ def test_authorization_that_is_not_a_bearer_is_refused(value: str) -> None:
     with pytest.raises(Unauthenticated) as caught:
         authenticate([("authorization", value)])
     assert caught.value.reason == "MALFORMED_AUTHORIZATION"
+
+
+def test_two_authorizations_are_refused() -> None:
+    with pytest.raises(Unauthenticated) as caught:
+        authenticate([("authorization", "Bearer alice"), ("authorization", "Bearer bob")])
+    assert caught.value.reason == "MALFORMED_AUTHORIZATION"
