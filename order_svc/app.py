@@ -10,6 +10,7 @@ from grpc_health.v1 import health_pb2
 
 from order_svc import schema, user_feed
 from order_svc.config import NAME, Settings
+from order_svc.ownership import Ownership
 from order_svc.service import OrderUseCases
 from order_svc.servicer import OrderServicer
 from order_svc.store import order_table
@@ -24,6 +25,7 @@ from shop_common.serving import (
     Service,
     Stopper,
     Wired,
+    development_service_credentials,
     start_service,
 )
 
@@ -39,8 +41,10 @@ def _wiring(settings: Settings) -> Callable[[Parts], Wired]:
         parts.closing.push_async_callback(channel.close, None)
         orders = order_table(parts.changelog)
         view = UserView(parts.uow, orders, utc_now)
-        users = GrpcUserDirectory(channel, settings.user_svc_timeout_seconds)
-        use_cases = OrderUseCases(parts.uow, orders, view, users, parts.pages(orders))
+        # The order service calls the user service as itself: one provider for every call.
+        credentials = development_service_credentials(NAME)
+        users = GrpcUserDirectory(channel, settings.user_svc_timeout_seconds, credentials)
+        use_cases = OrderUseCases(parts.uow, orders, view, Ownership(), users, parts.pages(orders))
         servicer = OrderServicer(use_cases, parts.feed)
 
         async def follow_users(running: RunningServer) -> Stopper:
@@ -49,7 +53,8 @@ def _wiring(settings: Settings) -> Callable[[Parts], Wired]:
                 await running.health.set(user_feed.HEALTH_NAME, status)
 
             await set_health(False)
-            return user_feed.start(user_feed.UserFeedFollower(channel, view, set_health))
+            follower = user_feed.UserFeedFollower(channel, view, set_health, credentials)
+            return user_feed.start(follower)
 
         def register(server: grpc.aio.Server) -> None:
             order_pb2_grpc.add_OrderServiceServicer_to_server(servicer, server)

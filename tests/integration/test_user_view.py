@@ -32,7 +32,7 @@ from order_svc import schema
 from order_svc.domain import LineItem, Money, Order, new_order
 from order_svc.store import order_table
 from order_svc.user_feed import HEALTH_NAME
-from order_svc.user_view import UserView
+from order_svc.user_view import UserChange, UserView
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_common.domain import new_id, utc_now
@@ -604,7 +604,7 @@ async def test_listing_into_the_view_warns_of_nothing(database_url: str) -> None
         view = UserView(uow, order_table(changelog), utc_now)
         with warnings.catch_warnings():
             warnings.simplefilter("error", DeprecationWarning)
-            await view.replace({new_id(): 1}, 1)
+            await view.replace([UserChange(new_id(), 1, deleted=False)], 1)
         assert await view.revision() == 1
 
 
@@ -709,7 +709,7 @@ async def test_a_listing_older_than_what_an_order_learned_cancels_nothing(
             return orders.insert(tx, draft)
 
         placed = await uow.write(place)
-        assert await view.replace({}, 3) == []
+        assert await view.replace([], 3) == []
         assert user_id in (await read_view(db)).live
         stored = await uow.read(lambda conn: orders.get(conn, placed.id))
         assert stored == placed
