@@ -293,6 +293,31 @@ async def test_another_users_resource_and_none_get_the_same_answer(
     assert await all_orders(services.orders, world.owner.id) == [world.order]
 
 
+USER_ID_PROBES: dict[str, Callable[[Services, str], Awaitable[object]]] = {
+    "CreateOrder": lambda s, i: s.orders.CreateOrder(order_request(i), metadata=BOB),
+    "ListOrders": lambda s, i: s.orders.ListOrders(
+        order_pb2.ListOrdersRequest(user_id=i), metadata=BOB
+    ),
+    "WatchOrders": lambda s, i: first_response(
+        s.orders.WatchOrders(order_pb2.WatchOrdersRequest(user_id=i), metadata=BOB, timeout=10)
+    ),
+}
+
+
+@pytest.mark.parametrize("rpc", USER_ID_PROBES)
+async def test_another_users_id_and_an_unknown_one_in_an_order_request_answer_alike(
+    services: Services, rpc: str
+) -> None:
+    world = await make_world(services)
+    answers = set()
+    for user_id in (world.owner.id, UNKNOWN_ID):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await USER_ID_PROBES[rpc](services, user_id)
+        found = failure_of(caught.value)
+        answers.add((found.code, found.reason, found.message.replace(user_id, "<id>")))
+    assert answers == {(Code.PERMISSION_DENIED, "NOT_YOUR_USER", "permission denied on user <id>")}
+
+
 # --- denials are logged once each ----------------------------------------------------------------
 
 
