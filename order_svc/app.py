@@ -10,6 +10,7 @@ from grpc_health.v1 import health_pb2
 
 from order_svc import schema, user_feed
 from order_svc.config import NAME, Settings
+from order_svc.ownership import Ownership
 from order_svc.service import OrderUseCases
 from order_svc.servicer import OrderServicer
 from order_svc.store import order_table
@@ -17,6 +18,7 @@ from order_svc.user_client import GrpcUserDirectory, open_user_service_channel
 from order_svc.user_view import UserView
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop_common.domain import utc_now
+from shop_common.security import AuthMode
 from shop_common.serving import (
     Parts,
     Program,
@@ -24,6 +26,8 @@ from shop_common.serving import (
     Service,
     Stopper,
     Wired,
+    channel_credentials,
+    development_service_credentials,
     start_service,
 )
 
@@ -36,8 +40,15 @@ def _wiring(settings: Settings, channel: grpc.aio.Channel) -> Callable[[Parts], 
     def wire(parts: Parts) -> Wired:
         orders = order_table(parts.changelog)
         view = UserView(parts.uow, orders, utc_now)
-        users = GrpcUserDirectory(channel, settings.user_svc_timeout_seconds)
-        use_cases = OrderUseCases(parts.uow, orders, view, users, parts.pages(orders))
+        # The order service calls the user service as itself: one provider for every call.
+        # In jwt mode the channel carries its identity (certificate or service token).
+        credentials = (
+            development_service_credentials(NAME)
+            if settings.common.security.mode is AuthMode.DEV
+            else channel_credentials
+        )
+        users = GrpcUserDirectory(channel, settings.user_svc_timeout_seconds, credentials)
+        use_cases = OrderUseCases(parts.uow, orders, view, Ownership(), users, parts.pages(orders))
         servicer = OrderServicer(use_cases, parts.feed)
 
         async def follow_users(running: RunningServer) -> Stopper:
@@ -46,7 +57,8 @@ def _wiring(settings: Settings, channel: grpc.aio.Channel) -> Callable[[Parts], 
                 await running.health.set(user_feed.HEALTH_NAME, status)
 
             await set_health(False)
-            return user_feed.start(user_feed.UserFeedFollower(channel, view, set_health))
+            follower = user_feed.UserFeedFollower(channel, view, set_health, credentials)
+            return user_feed.start(follower)
 
         def register(server: grpc.aio.Server) -> None:
             order_pb2_grpc.add_OrderServiceServicer_to_server(servicer, server)

@@ -33,6 +33,11 @@ known_users = sa.Table(
     # The user service's revision of the last change applied to this user.
     sa.Column("revision", sa.BigInteger, nullable=False),
     sa.Column("deleted", sa.Boolean, nullable=False),
+    # The token subject that owns the user (NULL: none does); a deleted user keeps it, so
+    # that its subject still owns the user's orders. Not unique: a subject whose user was
+    # deleted may own a new one.
+    sa.Column("subject", sa.String(255), nullable=True),
+    sa.Index("ix_known_users_subject", "subject"),
 )
 user_view_state = sa.Table(
     "user_view_state",
@@ -50,13 +55,31 @@ def _initial(conn: Connection) -> None:
 
 
 def _user_view(conn: Connection) -> None:
-    known_users.create(conn)
+    # The view as it was first released: `_owners` adds the subjects.
+    first = sa.Table(
+        "known_users", sa.MetaData(), *(c._copy() for c in known_users.c if c.name != "subject")
+    )
+    first.create(conn)
     user_view_state.create(conn)
     conn.execute(user_view_state.insert().values(id=1, revision=None))
+
+
+def _owners(conn: Connection) -> None:
+    conn.execute(sa.text("ALTER TABLE known_users ADD COLUMN subject VARCHAR(255)"))
+    next(i for i in known_users.indexes if i.name == "ix_known_users_subject").create(conn)
+    # The rows have no subjects yet: the view lists the users again at start (a NULL revision
+    # means "list first"), and the listing rewrites every row it holds, since each row's
+    # revision is now below any the user service issues. A row the listing lacks is a user
+    # deleted meanwhile, as after any listing (its open orders are cancelled then). Until
+    # that listing, users are refused on their own orders (no owner known), never allowed on
+    # another's.
+    conn.execute(known_users.update().values(revision=0))
+    conn.execute(user_view_state.update().values(revision=None))
 
 
 MIGRATIONS = (
     Migration(1, "orders, changelog, idempotency keys", _initial),
     Migration(2, "changelog compaction point", changelog.create_compaction),
     Migration(3, "the view of users fed by WatchUsers", _user_view),
+    Migration(4, "the subject that owns each user, in the view (listed again)", _owners),
 )

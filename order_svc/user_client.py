@@ -1,11 +1,13 @@
 """The channel to the user service, with the order service's own identity, and whether a
-user exists, asked of the user service with a deadline-bound call."""
+user exists and who owns it, asked of the user service with a deadline-bound call made as
+the order service itself (never with its caller's credentials)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
@@ -13,7 +15,7 @@ import grpc
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_common.domain import DeadlineExceeded, FailedPrecondition, Unavailable
 from shop_common.security import TokenFile, open_channel, service_token_interceptors
-from shop_common.serving import Deadline, ServerLimits, Stopper
+from shop_common.serving import CallMetadata, Deadline, ServerLimits, Stopper
 
 if TYPE_CHECKING:
     from order_svc.config import Settings
@@ -88,9 +90,16 @@ async def open_user_service_channel(settings: Settings) -> tuple[grpc.aio.Channe
     return channel, close
 
 
+@dataclass(frozen=True, slots=True)
+class FoundUser:
+    revision: int
+    subject: str | None
+    """The subject that owns the user; None when none does."""
+
+
 class UserDirectory(Protocol):
-    async def require(self, user_id: str, deadline: Deadline) -> int:
-        """The user's current revision; raises FailedPrecondition(USER_NOT_FOUND) if none."""
+    async def find(self, user_id: str, deadline: Deadline) -> FoundUser | None:
+        """The user's current revision and owner; None if there is no such user."""
 
 
 def user_not_found(user_id: str, *, deleted: bool = False) -> FailedPrecondition:
@@ -102,18 +111,23 @@ def user_not_found(user_id: str, *, deleted: bool = False) -> FailedPrecondition
 
 
 class GrpcUserDirectory:
-    def __init__(self, channel: grpc.aio.Channel, max_timeout: float) -> None:
+    def __init__(
+        self, channel: grpc.aio.Channel, max_timeout: float, credentials: CallMetadata
+    ) -> None:
         self._stub = user_pb2_grpc.UserServiceStub(channel)
         self._max_timeout = max_timeout
+        self._credentials = credentials
 
-    async def require(self, user_id: str, deadline: Deadline) -> int:
+    async def find(self, user_id: str, deadline: Deadline) -> FoundUser | None:
         timeout = deadline.timeout(self._max_timeout)
         try:
-            found = await self._stub.GetUser(user_pb2.GetUserRequest(id=user_id), timeout=timeout)
+            found = await self._stub.GetUser(
+                user_pb2.GetUserRequest(id=user_id), timeout=timeout, metadata=self._credentials()
+            )
         except grpc.aio.AioRpcError as error:
             code = error.code()
             if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
-                raise user_not_found(user_id) from None
+                return None
             if code == grpc.StatusCode.DEADLINE_EXCEEDED:
                 raise DeadlineExceeded(
                     "the user service did not answer in time", reason="USER_SERVICE_TIMEOUT"
@@ -125,4 +139,4 @@ class GrpcUserDirectory:
         # The etag is the user's revision; an etag that is not (another implementation of the
         # contract) gives 0, which any event of the feed about the user supersedes.
         etag = found.user.etag
-        return int(etag) if etag.isdigit() else 0
+        return FoundUser(int(etag) if etag.isdigit() else 0, found.user.subject or None)

@@ -4,9 +4,10 @@ List-then-watch, as Kubernetes informers do: the first time (and whenever the fe
 the view's revision is compacted) list every user, then watch from the listing's
 revision, applying each response with its revision in one unit (`user_view`). On any
 failure: reconnect with exponential backoff and full jitter, resuming from the last
-applied revision. Its state is a health status of its own (`HEALTH_NAME`): SERVING while
-the view is current, NOT_SERVING while it lags or the stream is down; the service's own
-health is untouched (orders for known users are still accepted).
+applied revision. It calls as the order service itself (`credentials`), which the user
+service lets list and watch users. Its state is a health status of its own (`HEALTH_NAME`):
+SERVING while the view is current, NOT_SERVING while it lags or the stream is down; the
+service's own health is untouched (orders for known users are still accepted).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import grpc
 
 from order_svc.user_view import UserChange, UserView
 from shop.user.v1 import user_pb2, user_pb2_grpc
+from shop_common.serving import CallMetadata
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +59,11 @@ class UserFeedFollower:
         channel: grpc.aio.Channel,
         view: UserView,
         set_health: SetHealth,
+        credentials: CallMetadata,
         backoff: Backoff | None = None,
     ) -> None:
         self._stub = user_pb2_grpc.UserServiceStub(channel)
+        self._credentials = credentials
         self._view = view
         self._set_health = set_health
         self._backoff = backoff or Backoff()
@@ -98,7 +102,7 @@ class UserFeedFollower:
 
     async def _follow(self, revision: int) -> None:
         request = user_pb2.WatchUsersRequest(start_revision=revision + 1, progress_notify=True)
-        call = self._stub.WatchUsers(request)
+        call = self._stub.WatchUsers(request, metadata=self._credentials())
         pending: list[user_pb2.UserEvent] = []  # fragments of a revision not yet complete
         try:
             async for response in call:
@@ -128,7 +132,12 @@ class UserFeedFollower:
                     pending.clear()
                     revision = events[-1].revision
                     changes = [
-                        UserChange(e.user.id, e.revision, e.type == user_pb2.UserEvent.TYPE_DELETE)
+                        UserChange(
+                            e.user.id,
+                            e.revision,
+                            e.type == user_pb2.UserEvent.TYPE_DELETE,
+                            e.user.subject or None,  # a deletion's event: the last value
+                        )
                         for e in events
                     ]
                     cancelled = await self._view.apply(changes, revision)
@@ -143,21 +152,25 @@ class UserFeedFollower:
             call.cancel()
 
     async def _relist(self) -> int:
-        listed: dict[str, int] = {}
+        listed: dict[str, UserChange] = {}
         token, revision = "", None
         while True:
             page = await self._stub.ListUsers(
                 user_pb2.ListUsersRequest(page_size=LIST_PAGE_SIZE, page_token=token),
                 timeout=30,
+                metadata=self._credentials(),
             )
             # The first page's snapshot is the oldest: watching from it replays whatever
             # changed while the later pages were read (applying is idempotent).
             revision = page.revision if revision is None else revision
-            listed.update((u.id, int(u.etag)) for u in page.users)
+            listed.update(
+                (u.id, UserChange(u.id, int(u.etag), deleted=False, subject=u.subject or None))
+                for u in page.users
+            )
             token = page.next_page_token
             if not token:
                 break
-        cancelled = await self._view.replace(listed, revision)
+        cancelled = await self._view.replace(list(listed.values()), revision)
         log.info(
             "user view: listed %d users at revision %d; cancelled %d open order(s)",
             len(listed),

@@ -4,16 +4,16 @@ revision the view is current to. Only the user feed (`user_feed`) changes it.
 A batch of events is one unit of work with the new revision and the cancellation of
 the deleted users' open orders: a crash neither loses an event nor applies one twice.
 Appliers lock the state row first (replicas apply one after the other); a user's row
-carries the revision of its last change, so an older event is skipped. CreateOrder's
-unit reads the user's row (`verdict`, locked for share): a deletion applied meanwhile
+carries the revision of its last change, so an older event is skipped, and the subject
+that owns the user (`ownership` reads it). CreateOrder's unit reads the user's row (`find`,
+locked for share): a deletion applied meanwhile
 comes first (the order is refused) or waits for the order (and cancels it). A user the
 view has not seen is asked of the user service and recorded (`learn`) in that unit.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -26,11 +26,13 @@ from shop_common.domain import Clock
 from shop_common.storage import Prepared, ResourceTable, Transaction, UnitOfWork
 
 
-class Verdict(enum.Enum):
-    LIVE = "live"
-    DELETED = "deleted"
-    UNKNOWN = "unknown"
-    """Not seen yet: the view may be behind the user service."""
+@dataclass(frozen=True, slots=True)
+class KnownUser:
+    """What the view knows of a user it has seen."""
+
+    deleted: bool
+    subject: str | None
+    """The subject that owns the user; None when none does."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,7 @@ class UserChange:
     user_id: str
     revision: int
     deleted: bool
+    subject: str | None = None
 
 
 _users = schema.known_users
@@ -48,7 +51,11 @@ def _upsert(dialect: type[postgresql.Insert] | type[sqlite.Insert]) -> sa.Execut
     insert = dialect(_users)
     upsert = insert.on_conflict_do_update(
         index_elements=[_users.c.id],
-        set_={"revision": insert.excluded.revision, "deleted": insert.excluded.deleted},
+        set_={
+            "revision": insert.excluded.revision,
+            "deleted": insert.excluded.deleted,
+            "subject": insert.excluded.subject,
+        },
         where=_users.c.revision < insert.excluded.revision,
     )
     # Whether it wrote is its rowcount, which SQLAlchemy keeps for an INSERT only when asked
@@ -65,7 +72,7 @@ class UserView:
         self._uow = uow
         self._orders = orders
         self._clock = clock
-        row = sa.select(_users.c.deleted).where(_users.c.id == sa.bindparam("id"))
+        row = sa.select(_users.c.deleted, _users.c.subject).where(_users.c.id == sa.bindparam("id"))
         self._locked_row = Prepared(row.with_for_update(read=True))
         self._revision = sa.select(_state.c.revision).where(_state.c.id == 1)
         self._upsert = {"postgresql": _upsert(postgresql.Insert), "sqlite": _upsert(sqlite.Insert)}
@@ -75,18 +82,19 @@ class UserView:
         """The user service revision the view is current to; None before the first listing."""
         return await self._uow.read(lambda conn: conn.execute(self._revision).scalar())
 
-    def verdict(self, tx: Transaction, user_id: str) -> Verdict:
-        """What the view knows of this user (its row locked for share until commit)."""
+    def find(self, tx: Transaction, user_id: str) -> KnownUser | None:
+        """What the view knows of this user (its row locked for share until commit); None
+        when it has not seen the user: the view may be behind the user service."""
         row = self._locked_row.first(tx.conn, {"id": user_id})
-        if row is None:
-            return Verdict.UNKNOWN
-        return Verdict.DELETED if row[0] else Verdict.LIVE
+        return None if row is None else KnownUser(deleted=bool(row[0]), subject=row[1])
 
-    def learn(self, tx: Transaction, user_id: str, revision: int) -> None:
-        """The user service just said this user exists at `revision`. Recorded unless the
-        view knows the user already, so that the user's deletion, applied later, finds this
-        user's orders (and a listing that lacks the user marks it gone)."""
-        values = {"id": user_id, "revision": revision, "deleted": False}
+    def learn(
+        self, tx: Transaction, user_id: str, revision: int, subject: str | None = None
+    ) -> None:
+        """The user service just said this user exists at `revision`, owned by `subject`.
+        Recorded unless the view knows the user already, so that the user's deletion, applied
+        later, finds this user's orders (and a listing that lacks the user marks it gone)."""
+        values = {"id": user_id, "revision": revision, "deleted": False, "subject": subject}
         tx.conn.execute(self._learn[tx.conn.dialect.name], values)
 
     async def apply(self, changes: Sequence[UserChange], revision: int) -> list[Order]:
@@ -109,19 +117,24 @@ class UserView:
 
         return await self._uow.write(unit)
 
-    async def replace(self, listed: Mapping[str, int], revision: int) -> list[Order]:
-        """After a full listing of users (id → revision) taken at `revision`: users the
-        view holds as live but the listing lacks were deleted meanwhile."""
+    async def replace(self, listed: Sequence[UserChange], revision: int) -> list[Order]:
+        """After a full listing of users taken at `revision`: users the view holds as live
+        but the listing lacks were deleted meanwhile."""
 
         def unit(tx: Transaction) -> list[Order]:
             self._lock_state(tx.conn)
-            rows = tx.conn.execute(sa.select(_users.c.id, _users.c.deleted))
-            known = {row.id: row.deleted for row in rows}
-            for user_id, user_revision in listed.items():
-                self._put(tx.conn, UserChange(user_id, user_revision, deleted=False))
-            missing = [u for u, deleted in known.items() if not deleted and u not in listed]
+            rows = tx.conn.execute(sa.select(_users.c.id, _users.c.deleted, _users.c.subject))
+            known = {row.id: row for row in rows}
+            for user in listed:
+                self._put(tx.conn, user)
+            present = {user.user_id for user in listed}
+            missing = [
+                UserChange(u, revision, deleted=True, subject=row.subject)
+                for u, row in known.items()
+                if not row.deleted and u not in present
+            ]
             # A user the view learned of after the listing's snapshot is newer than it: kept.
-            gone = [u for u in missing if self._put(tx.conn, UserChange(u, revision, True))]
+            gone = [change.user_id for change in missing if self._put(tx.conn, change)]
             cancelled = self._cancel_orders_of(tx, gone)
             self._set_revision(tx.conn, revision)
             return cancelled
@@ -137,7 +150,12 @@ class UserView:
         An upsert: on PostgreSQL an order's transaction may be inserting the same row
         (`learn`); this waits for it, then updates it.
         """
-        values = {"id": change.user_id, "revision": change.revision, "deleted": change.deleted}
+        values = {
+            "id": change.user_id,
+            "revision": change.revision,
+            "deleted": change.deleted,
+            "subject": change.subject,
+        }
         return bool(conn.execute(self._upsert[conn.dialect.name], values).rowcount)
 
     def _set_revision(self, conn: Connection, revision: int) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from shop_common.domain import Aborted, FieldViolation, InvalidArgument, PermissionDenied
+from shop_common.domain import Aborted, FieldViolation, InvalidArgument
 
 MAX_EMAIL_LENGTH = 254
 MAX_DISPLAY_NAME_LENGTH = 200
@@ -80,9 +80,9 @@ def _check(*violations: FieldViolation | None) -> None:
         raise InvalidArgument.of(*found)
 
 
-def owner_of_new_user(requested: str, caller: str | None, *, admin: bool) -> str | None:
-    """Who owns a user being created: the subject the request names, which only an admin
-    may set to another than their own, or else the caller's."""
+def owner_of_new_user(requested: str, caller: str | None) -> str | None:
+    """Who owns a user being created: the subject the request names, or else the caller's.
+    (Whether the caller may name another subject is the policy's: `user_svc.policy`.)"""
     if not requested:
         return caller
     if len(requested) > MAX_SUBJECT_LENGTH or _has_hidden(requested, frozenset()):
@@ -91,10 +91,6 @@ def owner_of_new_user(requested: str, caller: str | None, *, admin: bool) -> str
                 "subject",
                 f"must be at most {MAX_SUBJECT_LENGTH} characters, none of them invisible",
             )
-        )
-    if requested != caller and not admin:
-        raise PermissionDenied(
-            "only an admin may create a user for another subject", reason="NOT_YOUR_SUBJECT"
         )
     return requested
 

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 
 import orjson
 
-from shop_common.domain import Clock, check_id, new_id, page_size, utc_now
-from shop_common.serving import Caller
+from shop_common.domain import Clock, NotFound, check_id, new_id, page_size, utc_now
+from shop_common.serving import Access
 from shop_common.storage import (
     IdempotencyKey,
     Page,
@@ -18,6 +18,7 @@ from shop_common.storage import (
 )
 from user_svc import domain
 from user_svc.domain import User
+from user_svc.policy import not_your_subject, not_your_user
 from user_svc.store import not_found
 
 
@@ -39,11 +40,13 @@ class UserUseCases:
         self._clock = clock
 
     async def create(
-        self, email: str, display_name: str, subject: str, request_id: str, caller: Caller
+        self, email: str, display_name: str, subject: str, request_id: str, access: Access
     ) -> User:
-        owner = domain.owner_of_new_user(subject, caller.subject, admin=caller.admin)
+        owner = domain.owner_of_new_user(subject, access.subject)
+        if not access.owns(owner):
+            raise not_your_subject(access)
         key = IdempotencyKey.of(
-            "CreateUser", caller.subject, request_id, orjson.dumps([email, display_name, owner])
+            "CreateUser", access.subject, request_id, orjson.dumps([email, display_name, owner])
         )
         draft = domain.new_user(new_id(), email, display_name, self._clock(), owner)
 
@@ -53,9 +56,10 @@ class UserUseCases:
 
         return await self._uow.write(unit)
 
-    async def get(self, user_id: str) -> User:
+    async def get(self, user_id: str, access: Access) -> User:
         check_user_id(user_id)
         user = await self._uow.read(lambda conn: self._users.get(conn, user_id))
+        _check_owner(access, user_id, user)
         if user is None:
             raise not_found(user_id)
         return user
@@ -69,21 +73,45 @@ class UserUseCases:
         values: Mapping[str, str],
         mask: Sequence[str] | None,
         expected_etag: str,
+        access: Access,
     ) -> User:
         check_user_id(user_id, "user.id")
         changes = domain.changes_for(values, mask)
         now = self._clock()
-        return await self._uow.write(
-            lambda tx: self._users.update(
-                tx, user_id, lambda user: domain.updated(user, changes, expected_etag, now)
-            )
-        )
 
-    async def delete(self, user_id: str, expected_etag: str) -> None:
+        def change(user: User) -> User:
+            _check_owner(access, user_id, user)  # before the etag: nothing shows of another's
+            return domain.updated(user, changes, expected_etag, now)
+
+        def unit(tx: Transaction) -> User:
+            try:
+                return self._users.update(tx, user_id, change)
+            except NotFound:
+                _check_owner(access, user_id, None)
+                raise
+
+        return await self._uow.write(unit)
+
+    async def delete(self, user_id: str, expected_etag: str, access: Access) -> None:
         check_user_id(user_id)
         now = self._clock()
-        await self._uow.write(
-            lambda tx: self._users.delete(
-                tx, user_id, lambda user: domain.check_etag(user, expected_etag), now
-            )
-        )
+
+        def check(user: User) -> None:
+            _check_owner(access, user_id, user)
+            domain.check_etag(user, expected_etag)
+
+        def unit(tx: Transaction) -> None:
+            try:
+                self._users.delete(tx, user_id, check, now)
+            except NotFound:
+                _check_owner(access, user_id, None)
+                raise
+
+        await self._uow.write(unit)
+
+
+def _check_owner(access: Access, user_id: str, user: User | None) -> None:
+    """Permission before existence (AIP-211): a user who is not the owner learns nothing,
+    not even whether the user exists."""
+    if not access.owns(None if user is None else user.subject):
+        raise not_your_user(access, user_id)

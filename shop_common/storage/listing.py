@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from shop_common.domain import PageTokens, invalid_page_token, is_valid_id
-from shop_common.storage.resource_table import Resource, ResourceTable
+from shop_common.storage.resource_table import Resource, ResourceTable, Slice
 from shop_common.storage.unit_of_work import UnitOfWork
 
 R = TypeVar("R", bound=Resource)
@@ -37,12 +39,20 @@ class Pages(Generic[R]):
         *,
         query: str,
         where: sa.ColumnElement[bool] | None = None,
+        guard: Callable[[Connection], None] | None = None,
     ) -> Page[R]:
         """One page (`size` from `page_size`); `query` names the filters the token is bound
-        to, so that a token is refused with other filters."""
+        to, so that a token is refused with other filters. `guard` runs first in the read's
+        unit of work, and may refuse the listing by raising (e.g. another user's orders)."""
         after = self._tokens.decode(page_token, query=query)
         if after is not None and not is_valid_id(after):
             raise invalid_page_token("is not a valid page token", reason=None)
-        found = await self._uow.read(lambda conn: self._table.slice(conn, after, size, where))
+
+        def unit(conn: Connection) -> Slice[R]:
+            if guard is not None:
+                guard(conn)
+            return self._table.slice(conn, after, size, where)
+
+        found = await self._uow.read(unit)
         token = self._tokens.encode(found.items[-1].id, query=query) if found.more else ""
         return Page(found.items, token, found.revision)

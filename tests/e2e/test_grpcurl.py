@@ -131,9 +131,11 @@ def new_email() -> str:
     return f"grpcurl-{uuid.uuid4().hex[:12]}@example.com"
 
 
-def create_user(system: System, name: str = "Ada") -> dict[str, Any]:
+def create_user(system: System, name: str = "Ada", *flags: str) -> dict[str, Any]:
     body = {"user": {"email": new_email(), "display_name": name}}
-    user: dict[str, Any] = call(system.user_addr, f"{USER_SERVICE}/CreateUser", body)["user"]
+    user: dict[str, Any] = call(system.user_addr, f"{USER_SERVICE}/CreateUser", body, *flags)[
+        "user"
+    ]
     return user
 
 
@@ -590,26 +592,31 @@ def test_watch_from_a_negative_revision_is_invalid_argument(
 # --- metadata with -H ----------------------------------------------------------------------
 
 
-def test_bearer_subject_owns_an_order_without_user_id(system: System) -> None:
-    owner = create_user(system)["id"]
-    body = {"order": {"items": [item()]}}
+def test_a_bearer_subject_orders_for_its_own_user_only(system: System) -> None:
+    subject = f"grpcurl-{uuid.uuid4().hex[:12]}"
+    as_owner = ("-H", f"authorization: Bearer {subject}")
+    owner = create_user(system, "Owner", *as_owner)
+    assert owner["subject"] == subject
+    # Named, a user the order service has not seen yet is asked of the user service.
+    first = create_order(system, owner["id"], *as_owner)
+    assert first["userId"] == owner["id"]
     method = f"{ORDER_SERVICE}/CreateOrder"
-    as_owner = ("-H", f"authorization: Bearer {owner}")
+    body = {"order": {"items": [item()]}}
     order = call(system.order_addr, method, body, *as_owner)["order"]
-    assert order["userId"] == owner
-    listed = call(system.order_addr, f"{ORDER_SERVICE}/ListOrders", {"user_id": owner})
-    assert [o["id"] for o in listed["orders"]] == [order["id"]]
-    # An explicit user_id wins over the caller (development mode: anyone orders for anyone).
+    assert order["userId"] == owner["id"]
+    listed = call(system.order_addr, f"{ORDER_SERVICE}/ListOrders", {}, *as_owner)
+    assert [o["id"] for o in listed["orders"]] == [first["id"], order["id"]]
+    # Not for another user's.
     other = create_user(system)["id"]
-    assert create_order(system, other, *as_owner)["userId"] == other
-    # Anonymous, nobody to default to.
-    anonymous = refused(system.order_addr, method, body)
-    assert_error_info(anonymous, 3, "INVALID_ARGUMENT")
-    assert violated_fields(anonymous) == ["order.user_id"]
-    # The subject is taken at its word, then checked as a user id.
-    stranger = refused(system.order_addr, method, body, "-H", "authorization: Bearer alice")
-    assert_error_info(stranger, 3, "INVALID_ARGUMENT")
-    assert violated_fields(stranger) == ["order.user_id"]
+    theirs = {"order": {"user_id": other, "items": [item()]}}
+    assert_error_info(refused(system.order_addr, method, theirs, *as_owner), 7, "NOT_YOUR_USER")
+    # A subject that owns no user has nobody to default to.
+    stranger = ("-H", f"authorization: Bearer nobody-{uuid.uuid4().hex[:12]}")
+    assert_error_info(refused(system.order_addr, method, body, *stranger), 9, "CALLER_HAS_NO_USER")
+    # Nor has the development admin (no credentials), which has no subject: it names one.
+    admin = refused(system.order_addr, method, body)
+    assert_error_info(admin, 3, "INVALID_ARGUMENT")
+    assert violated_fields(admin) == ["order.user_id"]
 
 
 @pytest.mark.parametrize(
@@ -640,7 +647,8 @@ def test_rpc_and_reflect_headers_go_where_they_are_told(system: System) -> None:
 
 
 def test_custom_headers_are_sent_and_accepted(system: System) -> None:
-    user = create_user(system)
+    subject = f"grpcurl-{uuid.uuid4().hex[:12]}"
+    user = create_user(system, "Ada", "-H", f"authorization: Bearer {subject}")
     trace = f"e2e-{time.time_ns()}"
     result = grpcurl(
         "-v",
@@ -649,7 +657,7 @@ def test_custom_headers_are_sent_and_accepted(system: System) -> None:
         "-rpc-header",
         "x-client: grpcurl-e2e",
         "-H",
-        f"authorization: Bearer {user['id']}",
+        f"authorization: Bearer {subject}",
         "-d",
         json.dumps({"id": user["id"]}),
         system.user_addr,

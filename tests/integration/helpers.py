@@ -16,6 +16,7 @@ from grpc_status import rpc_status
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_common.domain import is_valid_id
+from tests.support import eventually
 
 DOMAIN = "shop.dev"
 UNKNOWN_ID = "01a21966-e263-7607-918a-d4d32f874249"  # well formed, never issued here
@@ -70,16 +71,28 @@ def new_email() -> str:
     return f"u-{uuid.uuid4().hex[:12]}@example.com"
 
 
+def bearer(subject: str) -> tuple[tuple[str, str]]:
+    """The metadata of a call by `subject` (development identity: taken at its word)."""
+    return (("authorization", f"Bearer {subject}"),)
+
+
+ORDER_SERVICE = bearer("service:order_svc")
+"""The order service's own identity, in development identity."""
+
+
 async def create_user(
     users: user_pb2_grpc.UserServiceAsyncStub,
     email: str | None = None,
     display_name: str = "Ada Lovelace",
     request_id: str = "",
+    subject: str = "",
 ) -> user_pb2.User:
+    """A user created by the development admin (no credentials), owned by `subject`."""
     response = await users.CreateUser(
         user_pb2.CreateUserRequest(
             user=user_pb2.User(email=email or new_email(), display_name=display_name),
             request_id=request_id,
+            subject=subject,
         )
     )
     assert is_valid_id(response.user.id)
@@ -90,6 +103,36 @@ async def all_users(users: user_pb2_grpc.UserServiceAsyncStub) -> list[user_pb2.
     response = await users.ListUsers(user_pb2.ListUsersRequest(page_size=1000))
     assert not response.next_page_token
     return list(response.users)
+
+
+async def known_to_orders(
+    orders: order_pb2_grpc.OrderServiceAsyncStub, user: user_pb2.User
+) -> None:
+    """Waits until the order service's view of users holds `user` with its owner: until then
+    its owner is refused on it as on anyone else's."""
+
+    async def known() -> bool:
+        request = order_pb2.ListOrdersRequest(user_id=user.id, page_size=1)
+        try:
+            await orders.ListOrders(request, metadata=bearer(user.subject), timeout=5)
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.PERMISSION_DENIED:
+                raise
+            return False
+        return True
+
+    await eventually(known, 10, f"the order service knows user {user.id}")
+
+
+async def owned_user(
+    users: user_pb2_grpc.UserServiceAsyncStub,
+    orders: order_pb2_grpc.OrderServiceAsyncStub,
+    subject: str,
+) -> user_pb2.User:
+    """A user owned by `subject`, once the order service knows it."""
+    user = await create_user(users, subject=subject)
+    await known_to_orders(orders, user)
+    return user
 
 
 def price(units: int, nanos: int = 0, currency: str = "EUR") -> money_pb2.Money:

@@ -19,11 +19,14 @@ from shop_common.storage import Database
 from tests.integration.helpers import (
     UNKNOWN_ID,
     all_orders,
+    bearer,
     create_user,
     fails,
     fields_of,
     item,
+    known_to_orders,
     order_request,
+    owned_user,
     price,
 )
 from tests.support import Services
@@ -391,13 +394,10 @@ async def test_request_ids_belong_to_their_caller(services: Services) -> None:
     """Another caller sending Alice's key places an order of their own: with her request
     they do not get hers back, with another they do not learn (REQUEST_ID_REUSED) that she
     used the key."""
-    user = await create_user(services.users)
-
-    def bearer(subject: str) -> tuple[tuple[str, str]]:
-        return (("authorization", f"Bearer {subject}"),)
-
-    request = order_request(user.id, item(quantity=1), request_id="k")
-    other = order_request(user.id, item(quantity=2), request_id="k")
+    for subject in ("alice", "bob", "carol"):
+        await owned_user(services.users, services.orders, subject)
+    request = order_request("", item(quantity=1), request_id="k")
+    other = order_request("", item(quantity=2), request_id="k")
     hers = (await services.orders.CreateOrder(request, metadata=bearer("alice"))).order
     bobs = (await services.orders.CreateOrder(request, metadata=bearer("bob"))).order
     carols = (await services.orders.CreateOrder(other, metadata=bearer("carol"))).order
@@ -418,41 +418,79 @@ async def test_request_ids_of_users_and_orders_do_not_collide(services: Services
 # --- identity ------------------------------------------------------------------------------------
 
 
-async def test_order_without_user_id_belongs_to_the_bearer(services: Services) -> None:
-    user = await create_user(services.users)
-    other = await create_user(services.users)
-    mine = (
-        await services.orders.CreateOrder(
-            order_request(""), metadata=(("authorization", f"Bearer {user.id}"),)
-        )
-    ).order
-    assert mine.user_id == user.id
-    # An explicit user_id wins over the caller (development mode).
-    theirs = (
-        await services.orders.CreateOrder(
-            order_request(other.id), metadata=(("authorization", f"Bearer {user.id}"),)
-        )
-    ).order
-    assert theirs.user_id == other.id
-
-
-async def test_bearer_that_is_not_a_user_id_cannot_own_an_order(services: Services) -> None:
-    found = await fails(
-        services.orders.CreateOrder(
-            order_request(""), metadata=(("authorization", "Bearer alice"),)
-        ),
-        Code.INVALID_ARGUMENT,
-        "INVALID_ARGUMENT",
+async def test_order_without_user_id_is_for_the_callers_own_user(services: Services) -> None:
+    mine = await owned_user(services.users, services.orders, "alice")
+    theirs = await owned_user(services.users, services.orders, "bob")
+    order = (await services.orders.CreateOrder(order_request(""), metadata=bearer("alice"))).order
+    assert order.user_id == mine.id
+    named = order_request(mine.id)
+    assert (await services.orders.CreateOrder(named, metadata=bearer("alice"))).order.user_id == (
+        mine.id
     )
-    assert found.violations == [("order.user_id", "INVALID_ID")]
     await fails(
-        services.orders.CreateOrder(
-            order_request(""), metadata=(("authorization", f"Bearer {UNKNOWN_ID}"),)
-        ),
-        Code.FAILED_PRECONDITION,
-        "USER_NOT_FOUND",
+        services.orders.CreateOrder(order_request(theirs.id), metadata=bearer("alice")),
+        Code.PERMISSION_DENIED,
+        "NOT_YOUR_USER",
     )
+    # The admin orders for anyone.
+    assert (await place(services, order_request(theirs.id))).user_id == theirs.id
+
+
+async def test_an_owner_names_a_user_the_view_has_not_seen_yet(services: Services) -> None:
+    """The order service asks the user service (as itself) who owns a user its view has not
+    seen yet, and records the owner with the order."""
+    user = await create_user(services.users, subject="alice")
+    order = (
+        await services.orders.CreateOrder(order_request(user.id), metadata=bearer("alice"))
+    ).order
+    assert order.user_id == user.id
+    got = await services.orders.GetOrder(
+        order_pb2.GetOrderRequest(id=order.id), metadata=bearer("alice")
+    )
+    assert got.order == order
+
+
+async def test_a_stranger_naming_a_user_the_view_has_not_seen_is_denied(
+    services: Services,
+) -> None:
+    user = await create_user(services.users, subject="alice")
+    for user_id in (user.id, UNKNOWN_ID):
+        found = await fails(
+            services.orders.CreateOrder(order_request(user_id), metadata=bearer("bob")),
+            Code.PERMISSION_DENIED,
+            "NOT_YOUR_USER",
+        )
+        assert found.message == f"permission denied on user {user_id}"
     assert await all_orders(services.orders) == []
+
+
+async def test_a_caller_whose_subject_owns_no_user_cannot_order_for_themselves(
+    services: Services,
+) -> None:
+    await fails(
+        services.orders.CreateOrder(order_request(""), metadata=bearer("nobody")),
+        Code.FAILED_PRECONDITION,
+        "CALLER_HAS_NO_USER",
+    )
+    # The development admin has no subject, hence no user of its own: it must name one.
+    found = await fails(
+        services.orders.CreateOrder(order_request("")), Code.INVALID_ARGUMENT, "INVALID_ARGUMENT"
+    )
+    assert found.violations == [("order.user_id", "REQUIRED")]
+    assert await all_orders(services.orders) == []
+
+
+async def test_a_deleted_users_subject_orders_for_its_new_user(services: Services) -> None:
+    old = await owned_user(services.users, services.orders, "alice")
+    placed = (await services.orders.CreateOrder(order_request(""), metadata=bearer("alice"))).order
+    await services.users.DeleteUser(user_pb2.DeleteUserRequest(id=old.id))
+    new = await create_user(services.users, subject="alice")
+    await known_to_orders(services.orders, new)
+    order = (await services.orders.CreateOrder(order_request(""), metadata=bearer("alice"))).order
+    assert order.user_id == new.id
+    # The old user's (cancelled) orders are still the subject's.
+    mine = await services.orders.ListOrders(order_pb2.ListOrdersRequest(), metadata=bearer("alice"))
+    assert {o.id for o in mine.orders} == {placed.id, order.id}
 
 
 @pytest.mark.parametrize("authorization", ["Basic x", "Bearer", "Bearer   ", "alice", "Token a"])
@@ -486,10 +524,10 @@ async def test_malformed_authorization_is_unauthenticated(
 
 
 async def test_bearer_scheme_is_case_insensitive(services: Services) -> None:
-    user = await create_user(services.users)
+    user = await owned_user(services.users, services.orders, "alice")
     order = (
         await services.orders.CreateOrder(
-            order_request(""), metadata=(("authorization", f"bearer {user.id}"),)
+            order_request(""), metadata=(("authorization", "bearer alice"),)
         )
     ).order
     assert order.user_id == user.id

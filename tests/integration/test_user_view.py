@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import pathlib
@@ -30,9 +31,9 @@ from sqlalchemy.engine import Connection
 import user_svc.schema
 from order_svc import schema
 from order_svc.domain import LineItem, Money, Order, new_order
-from order_svc.store import order_table
+from order_svc.store import OrderRows, order_table
 from order_svc.user_feed import HEALTH_NAME
-from order_svc.user_view import UserView
+from order_svc.user_view import UserChange, UserView
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_common.domain import new_id, utc_now
@@ -48,9 +49,11 @@ from shop_common.storage import (
 from tests import support
 from tests.integration.helpers import (
     all_orders,
+    bearer,
     create_user,
     fails,
     failure_of,
+    known_to_orders,
     order_request,
 )
 from tests.support import (
@@ -604,7 +607,7 @@ async def test_listing_into_the_view_warns_of_nothing(database_url: str) -> None
         view = UserView(uow, order_table(changelog), utc_now)
         with warnings.catch_warnings():
             warnings.simplefilter("error", DeprecationWarning)
-            await view.replace({new_id(): 1}, 1)
+            await view.replace([UserChange(new_id(), 1, deleted=False)], 1)
         assert await view.revision() == 1
 
 
@@ -709,7 +712,58 @@ async def test_a_listing_older_than_what_an_order_learned_cancels_nothing(
             return orders.insert(tx, draft)
 
         placed = await uow.write(place)
-        assert await view.replace({}, 3) == []
+        assert await view.replace([], 3) == []
         assert user_id in (await read_view(db)).live
         stored = await uow.read(lambda conn: orders.get(conn, placed.id))
         assert stored == placed
+
+
+async def view_before_owners(
+    order_url: str, known: list[user_pb2.User], revision: int, open_order_of: str
+) -> None:
+    """The order service's database as migration 3 left it: a view current to `revision`
+    with no subjects, and an open order."""
+    async with opened(order_url) as db:
+        await migrate(db, schema.MIGRATIONS[:3])
+        draft = new_order(
+            new_id(), open_order_of, [LineItem("SKU-1", 1, Money("EUR", 1))], utc_now()
+        )
+        order = OrderRows().to_row(dataclasses.replace(draft, revision=1))
+        insert = sa.text("INSERT INTO known_users (id, revision, deleted) VALUES (:id, :r, false)")
+
+        def write(conn: Connection) -> None:
+            for user in known:
+                conn.execute(insert, {"id": user.id, "r": int(user.etag)})
+            conn.execute(schema.user_view_state.update().values(revision=revision))
+            conn.execute(schema.orders.insert().values(order))
+
+        await db.write(write)
+
+
+async def test_the_subjects_migration_lists_the_users_again_with_their_owners(
+    databases: Databases, tmp_path: pathlib.Path
+) -> None:
+    """A view written before owners were recorded (migration 3) holds no subjects: migration
+    4 makes the view list again, which fills them in, and still cancels the open orders of a
+    user deleted while the order service was away."""
+    user_url, order_url = await databases.new_many(2)
+    async with (
+        running_user_svc(user_url, tmp_path / "user_svc") as server,
+        channel_to(server.port) as channel,
+    ):
+        users = user_pb2_grpc.UserServiceStub(channel)
+        alice = await create_user(users, subject="alice")
+        gone = await create_user(users, subject="gone")
+        _, revision = await user_table(users)
+        await view_before_owners(order_url, [alice, gone], revision, gone.id)
+        await delete_user(users, gone.id)
+        async with (
+            running_order_svc(order_url, tmp_path / "o", f"127.0.0.1:{server.port}") as started,
+            channel_to(started.port) as order_channel,
+        ):
+            orders = order_pb2_grpc.OrderServiceStub(order_channel)
+            await known_to_orders(orders, alice)
+            mine = await orders.CreateOrder(order_request(""), metadata=bearer("alice"))
+            assert mine.order.user_id == alice.id
+            [cancelled] = await all_orders(orders, gone.id)
+            assert cancelled.state == CANCELLED

@@ -1,0 +1,70 @@
+"""Whose an order or a user is, read from the view of users (`user_view`): the subject
+that owns the order's user. Each read rides in the unit of work of the read or write it
+guards: one statement for GetOrder (the order joined with its user's row), one indexed
+lookup for the rest.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from order_svc import schema
+from order_svc.domain import Order
+from order_svc.store import OrderRows
+from shop_common.storage import Prepared
+
+_users = schema.known_users
+_orders = schema.orders
+
+
+class Ownership:
+    def __init__(self) -> None:
+        self._rows = OrderRows()
+        self._order = Prepared(
+            sa.select(_orders, _users.c.subject.label("owner"))
+            .select_from(_orders.outerjoin(_users, _users.c.id == _orders.c.user_id))
+            .where(_orders.c.id == sa.bindparam("id"))
+        )
+        self._subject = Prepared(
+            sa.select(_users.c.subject).where(_users.c.id == sa.bindparam("id"))
+        )
+        self._users_of = Prepared(
+            sa.select(_users.c.id).where(_users.c.subject == sa.bindparam("subject"))
+        )
+        # The subject's live user, locked for share as `UserView.find` locks a user's row: a
+        # deletion applied meanwhile waits for the order, and then cancels it. Should the view
+        # briefly hold two (a new one learned before the old one's deletion arrives), the
+        # newer.
+        self._live_user = Prepared(
+            sa.select(_users.c.id)
+            .where(_users.c.subject == sa.bindparam("subject"), sa.not_(_users.c.deleted))
+            .order_by(_users.c.revision.desc())
+            .limit(1)
+            .with_for_update(read=True)
+        )
+
+    def order(self, conn: Connection, order_id: str) -> tuple[Order, str | None] | None:
+        """The order and the subject that owns it (None: no subject does)."""
+        row = self._order.first_mapping(conn, {"id": order_id})
+        return None if row is None else (self._rows.from_row(row), row["owner"])
+
+    def subject_of(self, conn: Connection, user_id: str) -> str | None:
+        """The subject that owns the user; None when none does or the view has not seen it."""
+        row = self._subject.first(conn, {"id": user_id})
+        return None if row is None else row[0]
+
+    def users_of(self, conn: Connection, subject: str) -> frozenset[str]:
+        """Every user the subject owns or owned (a deleted user's orders are still theirs)."""
+        return frozenset(row[0] for row in self._users_of.execute(conn, {"subject": subject}))
+
+    def live_user_of(self, conn: Connection, subject: str) -> str | None:
+        """The subject's user, the one it orders for by default."""
+        row = self._live_user.first(conn, {"subject": subject})
+        return None if row is None else row[0]
+
+    @staticmethod
+    def orders_of(subject: str) -> sa.ColumnElement[bool]:
+        """A listing's filter: the orders of every user the subject owns or owned."""
+        owned = sa.select(_users.c.id).where(_users.c.subject == subject)
+        return _orders.c.user_id.in_(owned)
