@@ -28,6 +28,11 @@ from shop_common.serving.identity import ANONYMOUS, DEVELOPMENT_WARNING, Caller
 log = logging.getLogger(__name__)
 
 Metadata = Iterable[tuple[str, str | bytes]]
+
+PROXIES = frozenset({"gateway"})
+"""Parts of the system that only carry others' calls: a certificate of theirs proves the hop,
+not a caller. A call the gateway forwards without a token is anonymous, as the README's
+policy table says (UNAUTHENTICATED, so that the client knows to sign in), not a service."""
 Stopper = Callable[[], Awaitable[None]]
 
 
@@ -70,7 +75,9 @@ class VerifiedIdentity:
             if self._trust_domain is None:
                 return ANONYMOUS
             service = peer_service(context, self._trust_domain)
-            return ANONYMOUS if service is None else Caller(subject=None, service=service)
+            if service is None or service in PROXIES:
+                return ANONYMOUS
+            return Caller(subject=None, service=service)
         claims = await self._verifier.verify_async(token)
         service = self._services.get(claims.subject)
         if service is not None:

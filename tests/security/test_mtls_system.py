@@ -104,6 +104,18 @@ async def test_the_whole_system_works_over_mutual_tls(
         await eventually(following, 10, "the order service following the user feed")
 
 
+async def test_a_request_the_gateway_forwards_without_a_token_is_anonymous(
+    system: System,
+) -> None:
+    """The gateway calls with its certificate, which carries no rights: without a token the
+    caller is anonymous (401, sign in), not the gateway (403)."""
+    for method, path in (("GET", "/v1/users"), ("POST", "/v1/orders")):
+        response = await system.http.request(method, path, json={} if method == "POST" else None)
+        assert response.status_code == 401, response.text
+        assert response.json()["details"][0]["reason"] == "CREDENTIALS_REQUIRED"
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
+
 async def test_the_services_refuse_a_plaintext_client(system: System) -> None:
     for port in (system.users.port, system.orders.port):
         async with channel_to(port) as channel:
@@ -138,9 +150,10 @@ async def test_a_client_with_the_ca_gets_in_and_a_token_still_decides_who_it_is(
 async def test_a_service_is_who_its_certificate_says(
     tmp_path: pathlib.Path, pki: Pki, issuer: Issuer
 ) -> None:
-    """The order service started with the gateway's certificate: the user service sees the
-    gateway (which the policy grants nothing), not the order service."""
-    for certificate, seen in (("gateway", "gateway"), ("order_svc", "order_svc")):
+    """The order service started with the gateway's certificate: the user service does not
+    see the order service but an anonymous caller (the gateway's certificate proves a hop,
+    not a caller: it carries no rights)."""
+    for certificate, seen in (("gateway", None), ("order_svc", "order_svc")):
         (tmp_path / certificate).mkdir()
         async with (
             recording_user_svc(issuer.security(pki.tls("user_svc"))) as (users, recorder),
