@@ -1,6 +1,7 @@
-"""The ASGI application: matches a request to its route, has its message built, calls the
-backend over one `grpc.aio` channel per backend, and has the reply written (`reply`, or
-`streams` for a stream). Every error ends here, in `_http`, as one HTTP response.
+"""The ASGI application: matches a request to its route, counts it against its caller's
+limits (`ratelimit`, `stream_slots`), has its message built, calls the backend over one
+`grpc.aio` channel per backend, and has the reply written (`reply`, or `streams` for a
+stream). Every error ends here, in `_http`, as one HTTP response.
 
 No framework: each request is a route match, a few precomputed setters and one call.
 """
@@ -203,16 +204,13 @@ class Gateway:
         if method == "OPTIONS":  # preflights: not counted
             await self._options(scope, headers, send)
             return
-        route, captures = self._route(method, scope)
-        # Who calls, before the body is read: verified in jwt mode (a bad token is a 401
-        # before anything is counted), as the bearer claims in dev mode.
-        if self._auth is not None:
-            claims = await self._auth.verify(headers)
-            subject = None if claims is None else claims.subject
-        else:
-            subject = claimed_subject(headers)
-        if self._limiter is not None:
-            response_headers += self._limiter.take(caller_key(subject, scope))
+        try:
+            route, captures = self._route(method, scope)
+        except RequestError:
+            # A path or method that does not exist counts too: probing for one is requests.
+            await self._count(scope, headers, response_headers)
+            raise
+        subject = await self._count(scope, headers, response_headers)
         semantics = self._semantics[route]
         query: bytes = scope["query_string"]
         request = await build_request(
@@ -239,6 +237,22 @@ class Gateway:
             deadline = self.settings.timeout_seconds if asked is None else min(asked, cap)
             call = self._unary[route.full_method](request, timeout=deadline, metadata=metadata)
             await unary_reply(route, semantics, call, conditional, headers, send)
+
+    async def _count(
+        self, scope: Scope, headers: RequestHeaders, response_headers: Headers
+    ) -> str | None:
+        """Who calls (None: anonymous), before the body is read: verified in jwt mode (a bad
+        token is a 401 before anything is counted), as the bearer claims in dev mode. The
+        request is counted against its caller's rate limit: its RateLimit fields go into
+        `response_headers`, or it is refused (429)."""
+        if self._auth is not None:
+            claims = await self._auth.verify(headers)
+            subject = None if claims is None else claims.subject
+        else:
+            subject = claimed_subject(headers)
+        if self._limiter is not None:
+            response_headers += self._limiter.take(caller_key(subject, scope))
+        return subject
 
     async def _options(self, scope: Scope, headers: RequestHeaders, send: Send) -> None:
         """A CORS preflight, or a plain OPTIONS: the methods the path has."""

@@ -289,6 +289,17 @@ async def test_errors_are_counted_and_carry_the_fields_too(backend: Backend) -> 
         assert (await http.get(USER, headers=as_("carol"))).status_code == 429
 
 
+async def test_requests_for_no_route_are_counted_too(backend: Backend) -> None:
+    async with gateway_with(backend, rate_limit_per_second=1, rate_limit_burst=2) as http:
+        missing = await http.get("/v1/nothing-here", headers=as_("dave"))
+        assert missing.status_code == 404
+        assert missing.headers["ratelimit"].startswith('"default";r=1;')
+        wrong = await http.put(USER, headers=as_("dave"))
+        assert wrong.status_code == 405
+        assert wrong.headers["ratelimit"].startswith('"default";r=0;')
+        assert (await http.get("/v1/nothing-here", headers=as_("dave"))).status_code == 429
+
+
 async def test_the_rate_limit_can_be_turned_off(backend: Backend) -> None:
     async with gateway_with(backend, rate_limit_per_second=0, rate_limit_burst=1) as http:
         for _ in range(5):

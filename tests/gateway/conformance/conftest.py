@@ -87,7 +87,7 @@ def settings_for(api: Conformance, backend: str, **overrides: Any) -> Settings:
         grace_seconds=1,
         # One gateway serves the whole package, faster than a caller may: no rate limit
         # (tests/gateway/test_caller_limits.py tests it).
-        **{"rate_limit_per_second": 0, **overrides},
+        **({"rate_limit_per_second": 0} | overrides),
     )
 
 
