@@ -1,6 +1,7 @@
-"""The ASGI application: matches a request to its route, has its message built, calls the
-backend over one `grpc.aio` channel per backend, and has the reply written (`reply`, or
-`streams` for a stream). Every error ends here, in `_http`, as one HTTP response.
+"""The ASGI application: matches a request to its route, counts it against its caller's
+limits (`ratelimit`, `stream_slots`), has its message built, calls the backend over one
+`grpc.aio` channel per backend, and has the reply written (`reply`, or `streams` for a
+stream). Every error ends here, in `_http`, as one HTTP response.
 
 No framework: each request is a route match, a few precomputed setters and one call.
 """
@@ -18,15 +19,18 @@ from google.protobuf.message import Message
 from gateway import builtin_routes, streams
 from gateway.authentication import EdgeAuthentication
 from gateway.body import ClientGone
+from gateway.callers import caller_key, claimed_subject
 from gateway.config import Settings
 from gateway.cors import Cors
 from gateway.errors import GatewayError, RequestError, internal_error, method_not_allowed
 from gateway.headers import RequestHeaders, invalid_header
 from gateway.metadata import Metadata, request_id_of, request_metadata
+from gateway.ratelimit import RateLimiter
 from gateway.reply import respond, unary_reply
 from gateway.request import build_request
 from gateway.routes import NoRoute, Route, Router, routes_of
 from gateway.semantics import semantics_table
+from gateway.stream_slots import StreamSlots
 from gateway.transport import left_mid_call
 from gateway.types import Headers, Receive, Scope, Send
 from gateway.types import Message as AsgiMessage
@@ -64,6 +68,16 @@ class Gateway:
         self._builtin_paths = self._builtins.paths
         jwt = settings.security.jwt
         self._auth = None if jwt is None else EdgeAuthentication(jwt)
+        self._limiter = (
+            RateLimiter(
+                settings.rate_limit_per_second,
+                settings.rate_limit_burst,
+                max_callers=settings.rate_limit_max_callers,
+            )
+            if settings.rate_limit_per_second > 0
+            else None
+        )
+        self._stream_slots = StreamSlots(settings.max_streams_per_caller)
 
     async def startup(self) -> None:
         await self._builtins.load_assets()
@@ -144,7 +158,7 @@ class Gateway:
             try:
                 if asked_id and asked_id.decode("latin-1") != request_id:
                     raise invalid_header("x-request-id", "1 to 128 printable ASCII characters")
-                await self._dispatch(scope, headers, receive, reply, request_id)
+                await self._dispatch(scope, headers, receive, reply, request_id, extra)
             except GatewayError as error:
                 if error.http_status >= 500:
                     log.warning(
@@ -179,18 +193,24 @@ class Gateway:
         receive: Receive,
         send: Send,
         request_id: str,
+        response_headers: Headers,
     ) -> None:
+        """Serves one request; adds to `response_headers` what its response must carry."""
         method: str = scope["method"]
         path: str = scope["path"]
-        if path in self._builtin_paths:
+        if path in self._builtin_paths:  # health and docs: not counted
             await self._builtins.answer(method, path, send)
             return
-        if method == "OPTIONS":
+        if method == "OPTIONS":  # preflights: not counted
             await self._options(scope, headers, send)
             return
-        route, captures = self._route(method, scope)
-        if self._auth is not None:  # before the body is read
-            await self._auth.verify(headers)
+        try:
+            route, captures = self._route(method, scope)
+        except RequestError:
+            # A path or method that does not exist counts too: probing for one is requests.
+            await self._count(scope, headers, response_headers)
+            raise
+        subject = await self._count(scope, headers, response_headers)
         semantics = self._semantics[route]
         query: bytes = scope["query_string"]
         request = await build_request(
@@ -211,11 +231,28 @@ class Gateway:
         if route.server_streaming:  # a watch may last: no deadline unless the client sets one
             deadline = None if asked is None else min(asked, cap)
             writer = streams.writer_for(route, headers, request, self.settings)
-            await self._stream(route, request, metadata, deadline, writer, receive, send)
+            with self._stream_slots.take(caller_key(subject, scope)):
+                await self._stream(route, request, metadata, deadline, writer, receive, send)
         else:
             deadline = self.settings.timeout_seconds if asked is None else min(asked, cap)
             call = self._unary[route.full_method](request, timeout=deadline, metadata=metadata)
             await unary_reply(route, semantics, call, conditional, headers, send)
+
+    async def _count(
+        self, scope: Scope, headers: RequestHeaders, response_headers: Headers
+    ) -> str | None:
+        """Who calls (None: anonymous), before the body is read: verified in jwt mode (a bad
+        token is a 401 before anything is counted), as the bearer claims in dev mode. The
+        request is counted against its caller's rate limit: its RateLimit fields go into
+        `response_headers`, or it is refused (429)."""
+        if self._auth is not None:
+            claims = await self._auth.verify(headers)
+            subject = None if claims is None else claims.subject
+        else:
+            subject = claimed_subject(headers)
+        if self._limiter is not None:
+            response_headers += self._limiter.take(caller_key(subject, scope))
+        return subject
 
     async def _options(self, scope: Scope, headers: RequestHeaders, send: Send) -> None:
         """A CORS preflight, or a plain OPTIONS: the methods the path has."""

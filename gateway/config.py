@@ -73,6 +73,16 @@ class Settings:
     """Larger request heads (request line and headers) get 431."""
     max_url_bytes: int = 8 * KIB
     """Longer request targets (path and query) get 414."""
+    rate_limit_per_second: float = 50.0
+    """Requests one caller may make per second, sustained (a token bucket per caller: its
+    verified subject, else its IP address); one more is answered 429. 0: no rate limit."""
+    rate_limit_burst: int = 100
+    """Requests one caller may make at once (the bucket's size)."""
+    rate_limit_max_callers: int = 100_000
+    """Callers whose buckets are kept (about 200 bytes each); past it, the least recently
+    seen caller's is dropped."""
+    max_streams_per_caller: int = 8
+    """Streams (watches) one caller may have open through the gateway; one more: 429."""
     security: SecuritySettings = field(default_factory=SecuritySettings)
     """Who callers are (`SHOP_AUTH`): in jwt mode tokens are verified here too, so that a bad
     one is refused early; `security.tls` is the gateway's identity towards the services."""
@@ -111,6 +121,7 @@ class Settings:
             raise ConfigError(
                 f"GATEWAY_MAX_URL_BYTES={max_url} is more than GATEWAY_MAX_HEAD_BYTES={max_head}"
             )
+        rate, burst = _rate_limit(env)
         security = SecuritySettings.from_env(env)
         listen = address(env, "GATEWAY_LISTEN", "127.0.0.1:8080")
         security.check_listen(listen, "GATEWAY_LISTEN")
@@ -142,6 +153,12 @@ class Settings:
             body_seconds=_positive(env, "GATEWAY_BODY_SECONDS", 30.0),
             max_head_bytes=max_head,
             max_url_bytes=max_url,
+            rate_limit_per_second=rate,
+            rate_limit_burst=burst,
+            rate_limit_max_callers=_whole(
+                env, "GATEWAY_RATE_LIMIT_MAX_CALLERS", 100_000, minimum=1
+            ),
+            max_streams_per_caller=_whole(env, "GATEWAY_MAX_STREAMS_PER_CALLER", 8, minimum=1),
             security=security,
             docs=flag(env, "GATEWAY_DOCS", security.mode is AuthMode.DEV),
             tls_cert_file=pathlib.Path(cert) if cert else None,
@@ -174,6 +191,18 @@ def _whole(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> 
     if not value.is_integer():
         raise ConfigError(f"{name}={value!r} is not a whole number")
     return int(value)
+
+
+def _rate_limit(env: Mapping[str, str]) -> tuple[float, int]:
+    """`GATEWAY_RATE_LIMIT_PER_SECOND` (0: off) and `GATEWAY_RATE_LIMIT_BURST`."""
+    rate = number(env, "GATEWAY_RATE_LIMIT_PER_SECOND", 50.0, minimum=0)
+    burst = _whole(env, "GATEWAY_RATE_LIMIT_BURST", 100, minimum=0)
+    if rate > 0 and burst < 1:
+        raise ConfigError(
+            "GATEWAY_RATE_LIMIT_BURST must be at least 1 while GATEWAY_RATE_LIMIT_PER_SECOND "
+            "is set (0 turns the rate limit off)"
+        )
+    return rate, burst
 
 
 def _max_connections(env: Mapping[str, str]) -> int:

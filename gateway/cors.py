@@ -18,7 +18,10 @@ from gateway.headers import RequestHeaders
 from gateway.types import Headers
 
 MAX_AGE_SECONDS = 600
-EXPOSED = b"etag, location, x-request-id, allow, www-authenticate, retry-after"
+EXPOSED = (
+    b"etag, location, x-request-id, allow, www-authenticate, retry-after, "
+    b"ratelimit, ratelimit-policy"
+)
 """Response headers a page may read beyond the CORS-safelisted ones."""
 ALLOWED_HEADERS = frozenset(
     {

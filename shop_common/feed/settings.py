@@ -23,6 +23,11 @@ class FeedSettings:
     """Watches one client connection may have open at once; the next is refused with
     RESOURCE_EXHAUSTED. A proxy (the gateway) carries all its clients' watches over one
     connection: this bounds how many watch through it."""
+    max_watches_per_caller: int = 32
+    """Watches one caller may have open at once, whatever their connections (the gateway
+    carries everyone's over one); the next is refused with RESOURCE_EXHAUSTED. A caller is
+    a user's subject, or all anonymous callers together; the system's services and the
+    development admin are not counted (`serving.identity.limit_key`)."""
     max_watches: int = 10_000
     """Watches open at once in the process, whatever their connections."""
 

@@ -17,6 +17,7 @@ import contextlib
 import functools
 import logging
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import psycopg
@@ -81,13 +82,31 @@ def compacted_error(compact_revision: int) -> OutOfRange:
     )
 
 
+def _uncounted() -> str | None:
+    return None
+
+
 class Feed:
-    def __init__(self, db: Database, changelog: Changelog, settings: FeedSettings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        changelog: Changelog,
+        settings: FeedSettings,
+        *,
+        caller_key: Callable[[], str | None] = _uncounted,
+    ) -> None:
         self._db = db
         self._log = changelog
         self.settings = settings
-        self.slots = WatchSlots(settings.max_watches_per_connection, settings.max_watches)
+        self.slots = WatchSlots(
+            settings.max_watches_per_connection,
+            settings.max_watches,
+            settings.max_watches_per_caller,
+        )
         """Who may open one more watch (taken by each Watch call)."""
+        self.caller_key = caller_key
+        """The key the current call's caller is counted under, None for one not counted:
+        given by the serving layer, which knows who calls (by default no one is counted)."""
         self.last = 0
         """The newest revision this feed has read from the log."""
         self._ring: list[Batch] = []

@@ -5,9 +5,9 @@ The promises (etcd's Watch, Kubernetes' list-then-watch): revisions in order, ea
 a revision's events in one response (one too large goes out in `fragment`s, as etcd's);
 below the compaction point a `compact_revision` response, then OUT_OF_RANGE; bookmarks
 for an idle stream that asked; RESOURCE_EXHAUSTED for a watcher that does not read;
-UNAVAILABLE on shutdown; RESOURCE_EXHAUSTED for a watch over the caps of its connection or
-of the process (`slots`). A task of its own writes the responses, so that the call can
-end while a write waits on a client that does not read.
+UNAVAILABLE on shutdown; RESOURCE_EXHAUSTED for a watch over the caps of its caller, of its
+connection or of the process (`slots`), before anything is read. A task of its own writes
+the responses, so that the call can end while a write waits on a client that does not read.
 """
 
 from __future__ import annotations
@@ -217,7 +217,7 @@ async def serve(
             FieldViolation("start_revision", "must be 0 (from now) or a revision", "OUT_OF_RANGE")
         )
     # The slot is held until the call ends, however it ends: its client leaving cancels it.
-    with feed.slots.take(context.peer() or ""):
+    with feed.slots.take(context.peer() or "", feed.caller_key()):
         watcher = feed.watcher()
         stream = _Stream(feed, watcher, encoder, context, progress_notify)
         runner = asyncio.create_task(stream.run(start_revision))

@@ -80,6 +80,7 @@ def _feed_settings(env: Mapping[str, str]) -> FeedSettings:
         buffer_revisions=int(number(env, "SHOP_WATCH_BUFFER_REVISIONS", 4_096, minimum=1)),
         poll_seconds=number(env, "SHOP_FEED_POLL_SECONDS", 1.0, minimum=0.001),
         max_watches_per_connection=whole(env, "SHOP_MAX_WATCHES_PER_CONNECTION", 900, minimum=1),
+        max_watches_per_caller=whole(env, "SHOP_MAX_WATCHES_PER_CALLER", 32, minimum=1),
         max_watches=whole(env, "SHOP_MAX_WATCHES", 10_000, minimum=1),
     )
 

@@ -48,6 +48,35 @@ def current_caller() -> Caller:
     return _current.get()
 
 
+ANONYMOUS_KEY = "anonymous"
+
+
+def limit_key(caller: Caller) -> str | None:
+    """The key `caller`'s use of a per-caller resource (open watches) is counted under;
+    None for one not counted.
+
+    - A user, an admin included, by subject: admin rights are rights over data, not over
+      the server's capacity, and an admin's leaked token must not take it all.
+    - Every anonymous caller together: they cannot be told apart, and what they may take
+      altogether is bounded.
+    - The system's services are not counted: their watches are the system's own (one per
+      order-service replica on the user feed), so a cap would break it as it scales out;
+      per-connection and process caps still hold.
+    - Nor is the development admin, which every call without credentials is in dev mode
+      (every local tool at once); dev mode is never exposed.
+    """
+    if caller.subject is not None:
+        return f"subject:{caller.subject}"
+    if caller.service is not None or caller.admin:
+        return None
+    return ANONYMOUS_KEY
+
+
+def current_limit_key() -> str | None:
+    """`limit_key` of the current call's caller."""
+    return limit_key(_current.get())
+
+
 def set_caller(caller: Caller) -> contextvars.Token[Caller]:
     return _current.set(caller)
 

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from shop_common.domain import PageTokens, load_or_create_key, utc_now
 from shop_common.feed import Feed
 from shop_common.serving.config import ServiceSettings
+from shop_common.serving.identity import current_limit_key
 from shop_common.serving.periodic import every
 from shop_common.serving.server import RunningServer, Service, start_server
 from shop_common.storage import (
@@ -79,7 +80,7 @@ async def start_service(
     """Migrates the database and starts serving; the caller stops the result."""
     db = Database(settings.database_url)
     changelog = Changelog(schema.changelog)
-    feed = Feed(db, changelog, settings.common.feed)
+    feed = Feed(db, changelog, settings.common.feed, caller_key=current_limit_key)
     closing = contextlib.AsyncExitStack()
     closing.push_async_callback(db.close)
     try:

@@ -43,6 +43,9 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         "ORDER_SVC_LISTEN": "127.0.0.1:0",
         "GATEWAY_LISTEN": "127.0.0.1:0",
         "SHOP_GRACE_SECONDS": "2",
+        # One system serves the whole session (schemathesis included), faster than one
+        # caller may: no rate limit (tests/gateway/test_caller_limits.py tests it).
+        "GATEWAY_RATE_LIMIT_PER_SECOND": "0",
     }
     for name in ("USER_SVC_DATABASE_URL", "ORDER_SVC_DATABASE_URL"):
         env.pop(name, None)

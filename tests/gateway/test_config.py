@@ -45,6 +45,36 @@ def test_everything_from_the_environment() -> None:
     assert settings.log_level == "DEBUG"
 
 
+def test_per_caller_limits_default() -> None:
+    settings = Settings.from_env({})
+    assert (settings.rate_limit_per_second, settings.rate_limit_burst) == (50.0, 100)
+    assert settings.rate_limit_max_callers == 100_000
+    assert settings.max_streams_per_caller == 8
+    # What the dataclass gives code that builds its settings is the same.
+    defaults = Settings(backends={})
+    assert (defaults.rate_limit_per_second, defaults.rate_limit_burst) == (50.0, 100)
+    assert (defaults.rate_limit_max_callers, defaults.max_streams_per_caller) == (100_000, 8)
+
+
+def test_per_caller_limits_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "GATEWAY_RATE_LIMIT_PER_SECOND": " 2.5 ",
+            "GATEWAY_RATE_LIMIT_BURST": "1e1",
+            "GATEWAY_RATE_LIMIT_MAX_CALLERS": "500",
+            "GATEWAY_MAX_STREAMS_PER_CALLER": "3",
+        }
+    )
+    assert (settings.rate_limit_per_second, settings.rate_limit_burst) == (2.5, 10)
+    assert (settings.rate_limit_max_callers, settings.max_streams_per_caller) == (500, 3)
+
+
+@pytest.mark.parametrize("burst", ["0", "7"])
+def test_a_rate_of_0_turns_the_rate_limit_off_whatever_the_burst(burst: str) -> None:
+    env = {"GATEWAY_RATE_LIMIT_PER_SECOND": "0", "GATEWAY_RATE_LIMIT_BURST": burst}
+    assert Settings.from_env(env).rate_limit_per_second == 0
+
+
 def test_the_cap_is_never_below_the_default_deadline() -> None:
     settings = Settings.from_env({"GATEWAY_TIMEOUT_SECONDS": "90"})
     assert settings.max_timeout_seconds == 90.0
@@ -66,6 +96,15 @@ def test_the_cap_is_never_below_the_default_deadline() -> None:
         ("GATEWAY_BODY_SECONDS", "inf"),
         ("GATEWAY_MAX_HEAD_BYTES", "100"),
         ("GATEWAY_MAX_URL_BYTES", "many"),
+        ("GATEWAY_RATE_LIMIT_PER_SECOND", "-1"),
+        ("GATEWAY_RATE_LIMIT_PER_SECOND", "inf"),
+        ("GATEWAY_RATE_LIMIT_PER_SECOND", "fast"),
+        ("GATEWAY_RATE_LIMIT_BURST", "2.5"),
+        ("GATEWAY_RATE_LIMIT_BURST", "-1"),
+        ("GATEWAY_RATE_LIMIT_BURST", "0"),  # with a rate: nothing would ever pass
+        ("GATEWAY_RATE_LIMIT_MAX_CALLERS", "0"),
+        ("GATEWAY_MAX_STREAMS_PER_CALLER", "0"),
+        ("GATEWAY_MAX_STREAMS_PER_CALLER", "1.5"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:

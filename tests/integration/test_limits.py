@@ -269,6 +269,75 @@ async def test_the_process_holds_only_so_many_watches_whatever_their_connections
         second.cancel()
 
 
+# -- watches per caller ------------------------------------------------------------------------
+
+
+def watch_as(channel: grpc.aio.Channel, subject: str | None) -> UserWatch:
+    """A watch by `subject` (development identity believes `Bearer <subject>`); None: with
+    no credentials, the development admin."""
+    stub = user_pb2_grpc.UserServiceStub(channel)
+    metadata = () if subject is None else (("authorization", f"Bearer {subject}"),)
+    request = user_pb2.WatchUsersRequest(progress_notify=True)
+    call: UserWatch = stub.WatchUsers(request, metadata=metadata)
+    return call
+
+
+async def test_a_caller_may_hold_only_so_many_watches_whatever_its_connections(
+    tmp_path: pathlib.Path,
+) -> None:
+    feed = FeedSettings(progress_seconds=60, max_watches_per_caller=2)
+    async with (
+        user_svc(tmp_path, feed=feed) as server,
+        channel_to(server.port) as channel,
+        channel_to(server.port, NEW_CONNECTION) as other,
+    ):
+        first, second = watch_as(channel, "alice"), watch_as(other, "alice")
+        await started(first)
+        await started(second)
+        for on in (channel, other):
+            found = await fails(
+                watch_as(on, "alice").read(), Code.RESOURCE_EXHAUSTED, "TOO_MANY_WATCHES_FOR_CALLER"
+            )
+            assert found.metadata == {"max_watches_per_caller": "2"}
+            assert "2 watches open" in found.message
+        # Another caller on the same connection (a gateway's, say) is served.
+        bobs = [watch_as(channel, "bob"), watch_as(channel, "bob")]
+        for call in bobs:
+            await started(call)
+        # The development admin (every call without credentials in dev mode) is not counted.
+        admins = [watch_as(channel, None) for _ in range(3)]
+        for call in admins:
+            await started(call)
+        # A cancelled watch gives its caller's slot back, exactly one.
+        first.cancel()
+        replacement = await watch_as_once_a_slot_is_free(channel, "alice")
+        await fails(
+            watch_as(channel, "alice").read(),
+            Code.RESOURCE_EXHAUSTED,
+            "TOO_MANY_WATCHES_FOR_CALLER",
+        )
+        for call in (replacement, second, *bobs, *admins):
+            call.cancel()
+
+
+async def watch_as_once_a_slot_is_free(channel: grpc.aio.Channel, subject: str) -> UserWatch:
+    opened: list[UserWatch] = []
+
+    async def admitted() -> bool:
+        call = watch_as(channel, subject)
+        try:
+            await started(call)
+        except grpc.aio.AioRpcError as error:
+            if error.code() != Code.RESOURCE_EXHAUSTED:
+                raise
+            return False
+        opened.append(call)
+        return True
+
+    await eventually(admitted, 5, "a watch admitted")
+    return opened[0]
+
+
 async def test_the_order_service_follows_users_within_one_watch_and_spare_streams(
     tmp_path: pathlib.Path,
 ) -> None:

@@ -153,6 +153,10 @@ def test_server_limits_default_and_become_grpc_options() -> None:
     assert (feed.max_watches_per_connection, feed.max_watches) == (900, 10_000)
 
 
+def test_watches_per_caller_default() -> None:
+    assert Common.from_env({}).feed.max_watches_per_caller == 32
+
+
 def test_server_limits_from_env() -> None:
     env = {
         "SHOP_GRPC_MAX_RECEIVE_BYTES": "65536",
@@ -168,6 +172,7 @@ def test_server_limits_from_env() -> None:
         "SHOP_GRPC_MAX_CONNECTION_AGE_GRACE_SECONDS": "15",
         "SHOP_MAX_WATCHES_PER_CONNECTION": "999",
         "SHOP_MAX_WATCHES": "50",
+        "SHOP_MAX_WATCHES_PER_CALLER": " 7 ",
     }
     common = Common.from_env(env)
     assert common.limits == ServerLimits(
@@ -184,6 +189,7 @@ def test_server_limits_from_env() -> None:
         max_connection_age_grace_seconds=15.0,
     )
     assert (common.feed.max_watches_per_connection, common.feed.max_watches) == (999, 50)
+    assert common.feed.max_watches_per_caller == 7
     options = dict(common.limits.server_options())
     assert options["grpc.keepalive_permit_without_calls"] == 0
     assert options["grpc.keepalive_timeout_ms"] == 2500
@@ -214,6 +220,9 @@ def test_server_limits_from_env() -> None:
         ("SHOP_MAX_WATCHES_PER_CONNECTION", "0"),
         ("SHOP_MAX_WATCHES_PER_CONNECTION", "2.5"),
         ("SHOP_MAX_WATCHES", "0"),
+        ("SHOP_MAX_WATCHES_PER_CALLER", "0"),
+        ("SHOP_MAX_WATCHES_PER_CALLER", "1.5"),
+        ("SHOP_MAX_WATCHES_PER_CALLER", "many"),
     ],
 )
 def test_unusable_server_limit_is_refused_naming_the_variable(name: str, value: str) -> None:

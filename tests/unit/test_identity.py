@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from shop_common.domain import Unauthenticated
-from shop_common.serving.identity import DEVELOPMENT_ADMIN, Caller, authenticate
+from shop_common.serving.identity import (
+    ANONYMOUS,
+    ANONYMOUS_KEY,
+    DEVELOPMENT_ADMIN,
+    Caller,
+    authenticate,
+    limit_key,
+)
 
 
 def test_a_call_without_credentials_is_the_development_admin() -> None:
@@ -37,3 +44,21 @@ def test_two_authorizations_are_refused() -> None:
     with pytest.raises(Unauthenticated) as caught:
         authenticate([("authorization", "Bearer alice"), ("authorization", "Bearer bob")])
     assert caught.value.reason == "MALFORMED_AUTHORIZATION"
+
+
+@pytest.mark.parametrize(
+    ("caller", "key"),
+    [
+        (Caller(subject="alice"), "subject:alice"),
+        (Caller(subject="root", admin=True), "subject:root"),  # an admin is counted too
+        (ANONYMOUS, ANONYMOUS_KEY),  # every anonymous caller together
+        (Caller(subject=None, service="order_svc"), None),  # the system's own
+        (DEVELOPMENT_ADMIN, None),  # every credential-less call in dev mode
+    ],
+)
+def test_who_is_counted_under_which_key(caller: Caller, key: str | None) -> None:
+    assert limit_key(caller) == key
+
+
+def test_a_subject_cannot_pass_for_the_anonymous_key() -> None:
+    assert limit_key(Caller(subject=ANONYMOUS_KEY)) != ANONYMOUS_KEY

@@ -85,7 +85,9 @@ def settings_for(api: Conformance, backend: str, **overrides: Any) -> Settings:
         backends={api.service.full_name: backend},
         listen="127.0.0.1:0",
         grace_seconds=1,
-        **overrides,
+        # One gateway serves the whole package, faster than a caller may: no rate limit
+        # (tests/gateway/test_caller_limits.py tests it).
+        **({"rate_limit_per_second": 0} | overrides),
     )
 
 
