@@ -125,6 +125,12 @@ class SigningKeys:
     def loaded(self) -> bool:
         return self._keys is not None
 
+    @property
+    def current(self) -> object:
+        """The key set held now: a new object whenever the keys are read again, so that
+        what was verified with the old set can be told apart."""
+        return self._keys
+
     def get(self, kid: str) -> Mapping[str, PyJWK] | None:
         """The key `kid`, by the algorithms it may verify; None when not held."""
         return None if self._keys is None else self._keys.get(kid)

@@ -4,12 +4,18 @@
 token names a key not held it fails, and has the keys looked for again in the background.
 `verify_async` waits for that look instead, so that a rotation costs no failed call.
 
+A client sends the same token with call after call, and checking its signature costs
+100 to 175 µs (RS256, ES256, EdDSA): what a token verified to is remembered, until the token
+expires or the keys are read again (a key withdrawn from the set takes its tokens with it),
+for at most `MAX_REMEMBERED` tokens at once.
+
 Every refusal is `Unauthenticated` with a reason of its own (`REASONS`); no message holds the
 token or anything taken from it."""
 
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +28,8 @@ from shop_common.security.jwks import SigningKeys
 from shop_common.security.jwt_settings import JwtSettings
 
 MAX_TOKEN_BYTES = 16 * 1024
+MAX_REMEMBERED = 4096
+"""Verified tokens remembered at once (when full, all are forgotten: bounded, O(1))."""
 
 TOKEN_INVALID = "TOKEN_INVALID"
 """Not a well-formed JWT, or its claims are missing or of the wrong type (`sub`, `exp`, `scope`)."""
@@ -82,6 +90,9 @@ class TokenVerifier:
         self._settings = settings
         self._keys = keys or SigningKeys(settings)
         self._jwt = jwt.PyJWT({"require": _REQUIRED, "enforce_minimum_key_length": True})
+        self._verified: dict[str, tuple[Claims, float, object]] = {}
+        """token → its claims, the time past which it is expired (leeway included), and the
+        key set that verified it."""
 
     async def refresh(self) -> None:
         await self._keys.refresh()
@@ -91,6 +102,20 @@ class TokenVerifier:
 
     def verify(self, token: str) -> Claims:
         """The claims of `token`, or Unauthenticated saying why not."""
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            claims, expired_after, keys = remembered
+            if keys is self._keys.current and time.time() <= expired_after:
+                return claims
+            del self._verified[token]  # verified again below, to say why not
+        claims = self._verify(token)
+        if len(self._verified) >= MAX_REMEMBERED:
+            self._verified.clear()
+        expired_after = claims.expires_at.timestamp() + self._settings.leeway_seconds
+        self._verified[token] = (claims, expired_after, self._keys.current)
+        return claims
+
+    def _verify(self, token: str) -> Claims:
         header = _header(token)
         alg = header.get("alg")
         if alg not in self._settings.algorithms:

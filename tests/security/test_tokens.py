@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -273,3 +274,43 @@ def test_without_keys_read_a_token_is_not_the_callers_fault(
 
 def test_every_refusal_reason_is_distinct() -> None:
     assert len(set(REASONS)) == len(REASONS)
+
+
+# --- verified tokens remembered -------------------------------------------------------------------
+
+
+async def test_a_token_verified_once_is_not_checked_again(
+    verifier: TokenVerifier, keys: dict[str, SigningKey], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = keys["ES256"].sign(claims())
+    first = verifier.verify(token)
+
+    def no_more_checks(token: str) -> Claims:
+        raise AssertionError("checked again")
+
+    monkeypatch.setattr(verifier, "_verify", no_more_checks)
+    assert verifier.verify(token) is first
+    with pytest.raises(AssertionError):
+        verifier.verify(keys["ES256"].sign(claims("bob")))  # another token is checked
+
+
+async def test_a_remembered_token_still_expires(
+    jwks_file: pathlib.Path, keys: dict[str, SigningKey]
+) -> None:
+    verifier = TokenVerifier(settings(jwks_file, leeway_seconds=0))
+    await verifier.refresh()
+    expiry = int(time.time()) + 2
+    token = keys["ES256"].sign(claims(exp=expiry))
+    assert verifier.verify(token).subject == "alice"
+    await asyncio.sleep(expiry + 0.2 - time.time())
+    assert refused(verifier, token).reason == "TOKEN_EXPIRED"
+
+
+async def test_a_withdrawn_key_takes_its_remembered_tokens_with_it(
+    verifier: TokenVerifier, jwks_file: pathlib.Path, keys: dict[str, SigningKey]
+) -> None:
+    token = keys["ES256"].sign(claims())
+    assert verifier.verify(token).subject == "alice"
+    write_jwks(jwks_file, keys["RS256"])  # the ES256 key withdrawn
+    await verifier.refresh()
+    assert refused(verifier, token).reason == "TOKEN_KEY_UNKNOWN"
