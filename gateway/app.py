@@ -246,7 +246,20 @@ class Gateway:
         request is counted against its caller's rate limit: its RateLimit fields go into
         `response_headers`, or it is refused (429)."""
         if self._auth is not None:
-            claims = await self._auth.verify(headers)
+            try:
+                claims = await self._auth.verify(headers)
+            except RequestError as refused:
+                # Logged once, as the services log their denials; never the token.
+                client = scope.get("client") or ("-", 0)
+                log.warning(
+                    "denied %s %r to unverified credentials from %s: %s (%s)",
+                    scope["method"],
+                    scope["path"][:200],
+                    client[0],
+                    refused.reason,
+                    refused.description,
+                )
+                raise
             subject = None if claims is None else claims.subject
         else:
             subject = claimed_subject(headers)

@@ -16,7 +16,7 @@ from typing import Any, cast
 import grpc
 from google.protobuf.message import DecodeError
 
-from shop_common.domain import DomainError, InvalidArgument, Unavailable
+from shop_common.domain import DomainError, InvalidArgument, Unauthenticated, Unavailable
 from shop_common.serving import identity
 from shop_common.serving.authentication import Authenticator
 from shop_common.serving.identity import Caller
@@ -75,14 +75,29 @@ def _parsing(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], An
 
 
 async def _admit(
-    request: Any, context: grpc.aio.ServicerContext[Any, Any], authenticator: Authenticator
+    request: Any,
+    context: grpc.aio.ServicerContext[Any, Any],
+    authenticator: Authenticator,
+    rpc: str,
 ) -> Token[Caller]:
     """Lets the call start with its caller established by the mode's `authenticator`
     (`identity.current_caller()`), or refuses it. (grpc.aio itself never starts a handler
-    whose deadline has passed.)"""
+    whose deadline has passed.) A refused credential is logged once, as the policy's
+    denials are: the RPC, the reason and the client's address (no caller is known; never
+    the credential)."""
     try:
         metadata = context.invocation_metadata() or ()
-        caller = await authenticator.authenticate(metadata, context)
+        try:
+            caller = await authenticator.authenticate(metadata, context)
+        except Unauthenticated as refused:
+            log.warning(
+                "denied %s to unverified credentials from %s: %s (%s)",
+                rpc,
+                context.peer(),
+                refused.reason,
+                refused.message,
+            )
+            raise
         if type(request) is _Malformed:
             raise InvalidArgument(
                 f"the request could not be parsed: {request.error}", reason="MALFORMED_REQUEST"
@@ -93,11 +108,13 @@ async def _admit(
     raise AssertionError("abort returned")  # pragma: no cover
 
 
-def _guarded(behavior: Handler, *, streaming: bool, authenticator: Authenticator) -> Handler:
+def _guarded(
+    behavior: Handler, *, streaming: bool, authenticator: Authenticator, rpc: str
+) -> Handler:
     """`behavior` run with its caller established, its errors turned into statuses."""
 
     async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        token = await _admit(request, context, authenticator)
+        token = await _admit(request, context, authenticator, rpc)
         try:
             result = behavior(request, context)
             if streaming and inspect.isasyncgen(result):
@@ -128,7 +145,7 @@ def _passing_bytes(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], 
 
 
 def _wrap(
-    handler: grpc.RpcMethodHandler[Any, Any], authenticator: Authenticator
+    handler: grpc.RpcMethodHandler[Any, Any], authenticator: Authenticator, rpc: str
 ) -> grpc.RpcMethodHandler[Any, Any]:
     if handler.request_streaming:
         # No client-streaming RPC in the contracts: none may pass unauthenticated.
@@ -136,13 +153,21 @@ def _wrap(
     if handler.response_streaming:
         return grpc.unary_stream_rpc_method_handler(
             _guarded(
-                cast(Handler, handler.unary_stream), streaming=True, authenticator=authenticator
+                cast(Handler, handler.unary_stream),
+                streaming=True,
+                authenticator=authenticator,
+                rpc=rpc,
             ),
             request_deserializer=_parsing(handler.request_deserializer),
             response_serializer=_passing_bytes(handler.response_serializer),
         )
     return grpc.unary_unary_rpc_method_handler(
-        _guarded(cast(Handler, handler.unary_unary), streaming=False, authenticator=authenticator),
+        _guarded(
+            cast(Handler, handler.unary_unary),
+            streaming=False,
+            authenticator=authenticator,
+            rpc=rpc,
+        ),
         request_deserializer=_parsing(handler.request_deserializer),
         response_serializer=handler.response_serializer,
     )
@@ -198,5 +223,5 @@ class BoundaryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         handler = await continuation(handler_call_details)
         if handler is None or method.split("/")[1] not in self._services:
             return handler
-        wrapped = self._wrapped[method] = _wrap(handler, self._authenticator)
+        wrapped = self._wrapped[method] = _wrap(handler, self._authenticator, method.lstrip("/"))
         return wrapped

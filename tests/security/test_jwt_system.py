@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import logging
 import pathlib
 import time
 from collections.abc import AsyncIterator
@@ -145,6 +146,20 @@ async def test_the_gateway_refuses_a_bad_token_with_401(
     assert body["code"] == grpc.StatusCode.UNAUTHENTICATED.value[0]
     assert body["details"][0]["reason"] == reason
     assert token not in answer.text
+
+
+async def test_the_gateways_refusal_is_logged_once_never_the_token(
+    system: System, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = system.issuer.token(issuer="https://evil.test")
+    caplog.set_level(logging.WARNING, logger="gateway.app")
+    answer = await system.http.get("/v1/users/x", headers=bearer(token))
+    assert answer.status_code == 401
+    lines = [r.getMessage() for r in caplog.records if r.name == "gateway.app"]
+    assert len(lines) == 1, lines
+    assert "GET '/v1/users/x'" in lines[0]
+    assert "TOKEN_ISSUER" in lines[0]
+    assert all(part not in lines[0] for part in token.split("."))
 
 
 def none_token(claims: dict[str, object]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import pathlib
 import time
 from collections.abc import AsyncIterator, Callable
@@ -139,6 +140,20 @@ async def test_a_bad_token_is_unauthenticated_with_its_reason(
     assert (code, found) == (grpc.StatusCode.UNAUTHENTICATED, reason)
     assert token not in message
     assert recorder.callers == []
+
+
+async def test_a_refused_token_is_logged_once_with_the_rpc_and_reason_never_the_token(
+    served: tuple[int, RecordingUsers], issuer: Issuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    port, _ = served
+    token = issuer.token(issuer="https://evil.test")
+    caplog.set_level(logging.WARNING, logger="shop_common.serving.interceptor")
+    await refusal(port, f"Bearer {token}")
+    lines = [r.getMessage() for r in caplog.records if r.name == "shop_common.serving.interceptor"]
+    assert len(lines) == 1, lines
+    assert "shop.user.v1.UserService/GetUser" in lines[0]
+    assert "TOKEN_ISSUER" in lines[0]
+    assert all(part not in lines[0] for part in token.split("."))
 
 
 @pytest.mark.parametrize("value", ["Basic YTpi", "Bearer", "token-without-scheme"])
