@@ -34,8 +34,6 @@ class Common:
     """Who callers are (`SHOP_AUTH`: dev or jwt) and TLS."""
     reflection: bool = True
     """Server reflection served (by default in dev mode only)."""
-    health_listen: str | None = None
-    """A plaintext port serving health only (for probes that speak no TLS); None: none."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Common:
@@ -48,7 +46,6 @@ class Common:
                 raise ConfigError("SHOP_PAGE_TOKEN_KEY must be at least 32 hex digits") from None
         feed, limits = _feed_settings(env), ServerLimits.from_env(env)
         security = SecuritySettings.from_env(env)
-        health = optional(env, "SHOP_HEALTH_LISTEN")
         if limits.max_concurrent_streams <= feed.max_watches_per_connection:
             # A connection whose streams were all watches could make no other call: the
             # order service's channel to the user service carries a watch and its GetUser.
@@ -66,7 +63,6 @@ class Common:
             limits=limits,
             security=security,
             reflection=flag(env, "SHOP_REFLECTION", security.mode is AuthMode.DEV),
-            health_listen=None if health is None else address(env, "SHOP_HEALTH_LISTEN", ""),
         )
 
     def sqlite_url(self, service: str) -> str:
@@ -92,16 +88,21 @@ class ServiceSettings:
     listen: str
     database_url: str
     common: Common
+    health_listen: str | None = field(default=None, kw_only=True)
+    """A plaintext port serving health only (for probes that speak no TLS); None: none."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], name: str, default_port: int) -> ServiceSettings:
-        """`<NAME>_LISTEN` and `<NAME>_DATABASE_URL` (SQLite under the data dir by default)."""
+        """`<NAME>_LISTEN`, `<NAME>_DATABASE_URL` (SQLite under the data dir by default) and
+        `<NAME>_HEALTH_LISTEN` (none by default)."""
         common = Common.from_env(env)
         prefix = name.upper()
         listen = address(env, f"{prefix}_LISTEN", f"127.0.0.1:{default_port}")
         common.security.check_listen(listen, f"{prefix}_LISTEN")
+        health = f"{prefix}_HEALTH_LISTEN"
         return cls(
             listen=listen,
             database_url=text(env, f"{prefix}_DATABASE_URL", common.sqlite_url(name)),
             common=common,
+            health_listen=address(env, health, "") if optional(env, health) else None,
         )

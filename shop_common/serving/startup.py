@@ -98,7 +98,7 @@ async def start_service(
             limits=common.limits,
             security=common.security,
             reflection_on=common.reflection,
-            health_listen=common.health_listen,
+            health_listen=settings.health_listen,
         )
     except BaseException:
         await feed.close()

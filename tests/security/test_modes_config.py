@@ -33,7 +33,7 @@ def test_dev_is_the_default_with_reflection_and_docs() -> None:
     users = user_svc.app.settings({})
     assert users.common.security == SecuritySettings(mode=AuthMode.DEV)
     assert users.common.reflection
-    assert users.common.health_listen is None
+    assert users.health_listen is None
     assert gateway.config.Settings.from_env({}).docs
 
 
@@ -120,9 +120,12 @@ def test_the_order_service_needs_an_identity_in_jwt_mode_without_tls(
 
 
 def test_the_health_port_is_read() -> None:
-    assert user_svc.app.settings({"SHOP_HEALTH_LISTEN": "0.0.0.0:8086"}).common.health_listen
-    with pytest.raises(ConfigError, match="SHOP_HEALTH_LISTEN"):
-        user_svc.app.settings({"SHOP_HEALTH_LISTEN": "8086"})
+    assert user_svc.app.settings({"USER_SVC_HEALTH_LISTEN": "0.0.0.0:8086"}).health_listen
+    with pytest.raises(ConfigError, match="USER_SVC_HEALTH_LISTEN"):
+        user_svc.app.settings({"USER_SVC_HEALTH_LISTEN": "8086"})
+    orders = order_svc.config.Settings.read({"ORDER_SVC_HEALTH_LISTEN": "0.0.0.0:8087"})
+    assert orders.health_listen == "0.0.0.0:8087"
+    assert user_svc.app.settings({"ORDER_SVC_HEALTH_LISTEN": "0.0.0.0:8087"}).health_listen is None
 
 
 def test_the_gateways_https_files_go_together() -> None:
