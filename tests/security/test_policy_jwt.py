@@ -39,8 +39,9 @@ NOT_THROUGH_THE_GATEWAY = (
     "not a caller the gateway can have"
 )
 NO_GATEWAY_IDENTITY = (
-    "without TLS the gateway has no identity of its own: what it forwards without a token "
-    "carries no credentials, the anonymous column (and the REST cells of this column)"
+    "without TLS the gateway has no identity of its own: over gRPC its call without a token "
+    "is the anonymous column's; this column is checked through the gateway (test_rest) and, "
+    "with its certificate, in test_policy_mtls.py"
 )
 
 
