@@ -1,7 +1,8 @@
-"""The policy table through the REST gateway (`make run`'s system, development identity):
-each RPC once as its owner and once as another user, both with `Authorization: Bearer
-<subject>`. The gateway only forwards the bearer: the services decide, and REST shows their
-decision as 403 (or 401) with a `google.rpc.Status` JSON body."""
+"""The policy table (`tests/policy_table.py`) through the REST gateway (`make run`'s system,
+development identity): each RPC once as its owner and once as another user, both with
+`Authorization: Bearer <subject>` (every column, in jwt mode: `tests/security/test_policy_*.py`).
+The gateway only forwards the bearer: the services decide, and REST shows their decision as
+403 (or 401) with a `google.rpc.Status` JSON body."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import policy_table
 from tests.e2e.conftest import System
 
 pytestmark = pytest.mark.e2e
@@ -79,20 +81,17 @@ def request(w: World, rpc: str, headers: dict[str, str]) -> httpx.Response:
     return httpx.request(method, w.base + path, json=body, headers=headers)
 
 
-# rpc: (the owner's status, another user's status and reason)
-CELLS = {
-    "CreateUser": (201, (403, "NOT_YOUR_SUBJECT")),
-    "GetUser": (200, (403, "NOT_YOUR_USER")),
-    "ListUsers": (403, (403, "NOT_ALLOWED")),
-    "UpdateUser": (200, (403, "NOT_YOUR_USER")),
-    "DeleteUser": (204, (403, "NOT_YOUR_USER")),
-    "WatchUsers": (403, (403, "NOT_ALLOWED")),
-    "CreateOrder": (201, (403, "NOT_YOUR_USER")),
-    "GetOrder": (200, (403, "NOT_YOUR_ORDER")),
-    "ListOrders": (200, (403, "NOT_YOUR_USER")),
-    "CancelOrder": (200, (403, "NOT_YOUR_ORDER")),
-    "WatchOrders": (200, (403, "NOT_YOUR_USER")),
-}
+RPCS = list(policy_table.TABLE)
+
+
+def expected(rpc: str, caller: str) -> tuple[int, tuple[int, str] | None]:
+    """The cell's HTTP status, and for a refusal its Status body's code and reason, from
+    the shared table (`tests/policy_table.py`)."""
+    outcome = policy_table.TABLE[rpc][caller]
+    if outcome.ok:
+        return policy_table.HTTP_OK[rpc], None
+    assert outcome.reason is not None
+    return outcome.http_status, (outcome.code.value[0], outcome.reason)
 
 
 def status_reason(response: httpx.Response) -> tuple[int, str]:
@@ -104,19 +103,19 @@ def status_reason(response: httpx.Response) -> tuple[int, str]:
     return body["code"], info["reason"]
 
 
-@pytest.mark.parametrize("rpc", CELLS)
+@pytest.mark.parametrize("rpc", RPCS)
 def test_the_owner_through_the_gateway(system: System, rpc: str) -> None:
     w = world(system)
     # CreateUser's owner is a subject with no user yet, creating their own.
     headers = as_subject(new_subject()) if rpc == "CreateUser" else w.owner
     response = request(w, rpc, headers)
-    expected = CELLS[rpc][0]
-    assert response.status_code == expected, response.text
-    if expected == 403:  # ListUsers and WatchUsers are for admins and the order service
-        assert status_reason(response) == (7, "NOT_ALLOWED")
+    status, refusal = expected(rpc, policy_table.OWNER)
+    assert response.status_code == status, response.text
+    if refusal is not None:  # ListUsers and WatchUsers are for admins and the order service
+        assert status_reason(response) == refusal
 
 
-@pytest.mark.parametrize("rpc", CELLS)
+@pytest.mark.parametrize("rpc", RPCS)
 def test_another_user_through_the_gateway_is_403_with_a_status_body(
     system: System, rpc: str
 ) -> None:
@@ -131,9 +130,9 @@ def test_another_user_through_the_gateway_is_403_with_a_status_body(
         )
     else:
         response = request(w, rpc, headers)
-    status, reason = CELLS[rpc][1]
+    status, refusal = expected(rpc, policy_table.ANOTHER_USER)
     assert response.status_code == status, response.text
-    assert status_reason(response) == (7, reason)
+    assert status_reason(response) == refusal
     # Nothing changed for the owner.
     assert httpx.get(f"{w.base}/v1/orders/{w.order['id']}", headers=w.owner).json() == w.order
 

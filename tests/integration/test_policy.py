@@ -1,9 +1,11 @@
-"""The policy table, cell by cell, over real servers (the README's "Who may call what").
+"""The policy table, cell by cell, over real servers (the README's "Who may call what", as
+`tests/policy_table.py` has it).
 
 Every RPC of both services for each caller that development identity can make: the owner
 (`Bearer alice`), another user (`Bearer bob`), an admin (no credentials) and the order
-service (`Bearer service:order_svc`). The anonymous column needs a verifying mode: the
-policy functions are pure, and `tests/unit/test_policy.py` proves it for every RPC. Then
+service (`Bearer service:order_svc`). The anonymous and gateway columns need a verifying
+mode: they are skipped here, and `tests/security/test_policy_*.py` check them (in jwt mode,
+with and without mutual TLS) and `tests/unit/test_policy.py` on the pure policy. Then
 what the table's cells mean beyond the code: a user's own listing and watch, permission
 before existence, one log line per denial, and the order service's own calls.
 """
@@ -23,6 +25,7 @@ import pytest
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_common.serving import ServerLimits, Service, start_server
+from tests import policy_table
 from tests.integration.helpers import (
     ORDER_SERVICE,
     UNKNOWN_ID,
@@ -119,55 +122,41 @@ def _calls() -> dict[str, Callable[[World, Metadata], Awaitable[object]]]:
 
 CALLS = _calls()
 CALLERS: dict[str, Metadata] = {
-    "owner": bearer("alice"),
-    "another user": bearer("bob"),
-    "admin": (),
-    "order service": ORDER_SERVICE,
+    policy_table.OWNER: bearer("alice"),
+    policy_table.ANOTHER_USER: bearer("bob"),
+    policy_table.ADMIN: (),
+    policy_table.ORDER_SERVICE: ORDER_SERVICE,
 }
-OK = None
+NOBODY_IS_ANONYMOUS = (
+    "development identity makes nobody anonymous: a call without credentials acts as the "
+    "development admin (tests/security/test_policy_*.py make this caller, in jwt mode)"
+)
+CELLS = policy_table.cells(
+    {policy_table.ANONYMOUS: NOBODY_IS_ANONYMOUS, policy_table.GATEWAY: NOBODY_IS_ANONYMOUS}
+)
 NOT_ALLOWED = (Code.PERMISSION_DENIED, "NOT_ALLOWED")
-NOT_YOUR_USER = (Code.PERMISSION_DENIED, "NOT_YOUR_USER")
 NOT_YOUR_ORDER = (Code.PERMISSION_DENIED, "NOT_YOUR_ORDER")
-NOT_YOUR_SUBJECT = (Code.PERMISSION_DENIED, "NOT_YOUR_SUBJECT")
-
-# rpc: (owner, another user, admin, order service), as in the README.
-TABLE: dict[str, tuple[tuple[Code, str] | None, ...]] = {
-    "CreateUser": (OK, NOT_YOUR_SUBJECT, OK, NOT_ALLOWED),
-    "GetUser": (OK, NOT_YOUR_USER, OK, OK),
-    "ListUsers": (NOT_ALLOWED, NOT_ALLOWED, OK, OK),
-    "UpdateUser": (OK, NOT_YOUR_USER, OK, NOT_ALLOWED),
-    "DeleteUser": (OK, NOT_YOUR_USER, OK, NOT_ALLOWED),
-    "WatchUsers": (NOT_ALLOWED, NOT_ALLOWED, OK, OK),
-    "CreateOrder": (OK, NOT_YOUR_USER, OK, NOT_ALLOWED),
-    "GetOrder": (OK, NOT_YOUR_ORDER, OK, NOT_ALLOWED),
-    "ListOrders": (OK, NOT_YOUR_USER, OK, NOT_ALLOWED),
-    "CancelOrder": (OK, NOT_YOUR_ORDER, OK, NOT_ALLOWED),
-    "WatchOrders": (OK, NOT_YOUR_USER, OK, NOT_ALLOWED),
-}
-CELLS = [
-    pytest.param(rpc, column, outcome, id=f"{rpc}-{column.replace(' ', '_')}")
-    for rpc, row in TABLE.items()
-    for column, outcome in zip(CALLERS, row, strict=True)
-]
 
 
 def test_the_table_has_every_rpc_of_both_services() -> None:
     names = {m.name for m in user_pb2.DESCRIPTOR.services_by_name["UserService"].methods}
     names |= {m.name for m in order_pb2.DESCRIPTOR.services_by_name["OrderService"].methods}
-    assert set(TABLE) == set(CALLS) == names
+    assert set(policy_table.TABLE) == set(CALLS) == names
 
 
 @pytest.mark.parametrize(("rpc", "column", "outcome"), CELLS)
 async def test_policy_cell(
-    services: Services, rpc: str, column: str, outcome: tuple[Code, str] | None
+    services: Services, rpc: str, column: str, outcome: policy_table.Outcome
 ) -> None:
     world = await make_world(services)
-    metadata = bearer("carol") if (rpc, column) == ("CreateUser", "owner") else CALLERS[column]
+    owner = (rpc, column) == ("CreateUser", policy_table.OWNER)
+    metadata = bearer("carol") if owner else CALLERS[column]
     call = CALLS[rpc](world, metadata)
-    if outcome is OK:
+    if outcome.ok:
         await call
     else:
-        await fails(call, *outcome)
+        assert outcome.reason is not None
+        await fails(call, outcome.code, outcome.reason)
 
 
 # --- a user's own listing and watch ----------------------------------------------------------

@@ -1,6 +1,7 @@
-"""The policy tables as pure functions: every RPC's admission for every kind of caller,
-the anonymous column included (development identity never makes an anonymous caller, so
-the integration suite cannot reach it: `tests/integration/test_policy.py` has the rest)."""
+"""The policy tables as pure functions: every RPC's admission for every kind of caller, the
+anonymous column included, against the shared table (`tests/policy_table.py`). Over real
+servers: `tests/integration/test_policy.py` (development identity, which never makes an
+anonymous caller) and `tests/security/test_policy_*.py` (jwt mode, every column)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from shop.user.v1 import user_pb2
 from shop_common.domain import PermissionDenied, Unauthenticated
 from shop_common.serving import Caller, Policy, Rule
 from shop_common.serving.identity import ANONYMOUS, DEVELOPMENT_ADMIN
+from tests import policy_table
+from tests.policy_table import CREDENTIALS_REQUIRED, NOT_ALLOWED, TABLE, Outcome
 from user_svc.policy import POLICY as USER_POLICY
 
 USER_SERVICE = user_pb2.DESCRIPTOR.services_by_name["UserService"]
@@ -26,19 +29,35 @@ ALICE = Caller(subject="alice")
 ORDER_SVC = Caller(subject=None, service="order_svc")
 JWT_ADMIN = Caller(subject="root", admin=True)
 
-# Who may call each RPC at all (whether the resource is theirs is the use case's check).
-USERS_MAY = {
-    "CreateUser",
-    "GetUser",
-    "UpdateUser",
-    "DeleteUser",
-    "CreateOrder",
-    "GetOrder",
-    "ListOrders",
-    "CancelOrder",
-    "WatchOrders",
+# Who may call each RPC at all (whether the resource is theirs is the use case's check), as
+# the shared table (tests/policy_table.py, the README's) says.
+USERS_MAY = {rpc for rpc, row in TABLE.items() if row[policy_table.OWNER] != NOT_ALLOWED}
+ORDER_SERVICE_MAY = {rpc for rpc, row in TABLE.items() if row[policy_table.ORDER_SERVICE].ok}
+AS_POLICY_SEES = {
+    policy_table.ANONYMOUS: ANONYMOUS,
+    policy_table.OWNER: ALICE,
+    policy_table.ANOTHER_USER: Caller(subject="bob"),
+    policy_table.ADMIN: JWT_ADMIN,
+    policy_table.ORDER_SERVICE: ORDER_SVC,
+    # The gateway's certificate names no caller (shop_common/serving/authentication.py).
+    policy_table.GATEWAY: ANONYMOUS,
 }
-ORDER_SERVICE_MAY = {"GetUser", "ListUsers", "WatchUsers"}
+ADMISSION_REASONS = {CREDENTIALS_REQUIRED.reason, NOT_ALLOWED.reason}
+
+
+@pytest.mark.parametrize(("rpc", "caller", "outcome"), policy_table.cells())
+def test_admission_is_what_the_table_says(rpc: str, caller: str, outcome: Outcome) -> None:
+    """Each cell the policy decides by itself (CREDENTIALS_REQUIRED, NOT_ALLOWED) is its
+    refusal; every other cell is admitted (NOT_YOUR_*: the use case decides, on the
+    resource)."""
+    policy = USER_POLICY if rpc in USER_POLICY.rules else ORDER_POLICY
+    who = AS_POLICY_SEES[caller]
+    if outcome.reason in ADMISSION_REASONS:
+        with pytest.raises((Unauthenticated, PermissionDenied)) as caught:
+            policy.admit(rpc, who)
+        assert caught.value.reason == outcome.reason
+    else:
+        policy.admit(rpc, who)
 
 
 def test_the_tables_name_every_rpc_of_their_service() -> None:
