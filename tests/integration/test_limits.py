@@ -19,11 +19,17 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from order_svc.user_feed import HEALTH_NAME as USER_FEED_HEALTH
-from shop.order.v1 import order_pb2_grpc
+from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_common.feed import FeedSettings
 from shop_common.serving import RunningServer, ServerLimits
-from tests.integration.helpers import create_user, fails, failure_of, order_request
+from tests.integration.helpers import (
+    create_user,
+    fails,
+    failure_of,
+    known_to_orders,
+    order_request,
+)
 from tests.support import channel_to, eventually, running_order_svc, running_user_svc
 
 Code = grpc.StatusCode
@@ -272,28 +278,52 @@ async def test_the_process_holds_only_so_many_watches_whatever_their_connections
 # -- watches per caller ------------------------------------------------------------------------
 
 
-def watch_as(channel: grpc.aio.Channel, subject: str | None) -> UserWatch:
-    """A watch by `subject` (development identity believes `Bearer <subject>`); None: with
-    no credentials, the development admin."""
-    stub = user_pb2_grpc.UserServiceStub(channel)
+OrderWatch = grpc.aio.UnaryStreamCall[order_pb2.WatchOrdersRequest, order_pb2.WatchOrdersResponse]
+
+
+def watch_as(channel: grpc.aio.Channel, subject: str | None) -> OrderWatch:
+    """A watch of the caller's own orders by `subject` (development identity believes
+    `Bearer <subject>`); None: with no credentials, the development admin (every order)."""
+    stub = order_pb2_grpc.OrderServiceStub(channel)
     metadata = () if subject is None else (("authorization", f"Bearer {subject}"),)
-    request = user_pb2.WatchUsersRequest(progress_notify=True)
-    call: UserWatch = stub.WatchUsers(request, metadata=metadata)
+    request = order_pb2.WatchOrdersRequest(progress_notify=True)
+    call: OrderWatch = stub.WatchOrders(request, metadata=metadata)
     return call
+
+
+async def order_watch_started(call: OrderWatch) -> None:
+    """Waits for the bookmark a watch that asked for progress gets as soon as it runs."""
+    async with asyncio.timeout(5):
+        response = await call.read()
+    assert isinstance(response, order_pb2.WatchOrdersResponse)
+    assert response.progress_notify
 
 
 async def test_a_caller_may_hold_only_so_many_watches_whatever_its_connections(
     tmp_path: pathlib.Path,
 ) -> None:
+    """WatchOrders, which users may call (their own orders): the cap is the feed's, the same
+    for every watch a service serves."""
     feed = FeedSettings(progress_seconds=60, max_watches_per_caller=2)
     async with (
-        user_svc(tmp_path, feed=feed) as server,
+        user_svc(tmp_path) as users_server,
+        running_order_svc(
+            f"sqlite:///{tmp_path}/orders.db",
+            tmp_path,
+            f"127.0.0.1:{users_server.port}",
+            feed=feed,
+        ) as server,
+        channel_to(users_server.port) as user_channel,
         channel_to(server.port) as channel,
         channel_to(server.port, NEW_CONNECTION) as other,
     ):
+        users = user_pb2_grpc.UserServiceStub(user_channel)
+        orders = order_pb2_grpc.OrderServiceStub(channel)
+        for subject in ("alice", "bob"):
+            await known_to_orders(orders, await create_user(users, subject=subject))
         first, second = watch_as(channel, "alice"), watch_as(other, "alice")
-        await started(first)
-        await started(second)
+        await order_watch_started(first)
+        await order_watch_started(second)
         for on in (channel, other):
             found = await fails(
                 watch_as(on, "alice").read(), Code.RESOURCE_EXHAUSTED, "TOO_MANY_WATCHES_FOR_CALLER"
@@ -303,11 +333,11 @@ async def test_a_caller_may_hold_only_so_many_watches_whatever_its_connections(
         # Another caller on the same connection (a gateway's, say) is served.
         bobs = [watch_as(channel, "bob"), watch_as(channel, "bob")]
         for call in bobs:
-            await started(call)
+            await order_watch_started(call)
         # The development admin (every call without credentials in dev mode) is not counted.
         admins = [watch_as(channel, None) for _ in range(3)]
         for call in admins:
-            await started(call)
+            await order_watch_started(call)
         # A cancelled watch gives its caller's slot back, exactly one.
         first.cancel()
         replacement = await watch_as_once_a_slot_is_free(channel, "alice")
@@ -320,13 +350,13 @@ async def test_a_caller_may_hold_only_so_many_watches_whatever_its_connections(
             call.cancel()
 
 
-async def watch_as_once_a_slot_is_free(channel: grpc.aio.Channel, subject: str) -> UserWatch:
-    opened: list[UserWatch] = []
+async def watch_as_once_a_slot_is_free(channel: grpc.aio.Channel, subject: str) -> OrderWatch:
+    opened: list[OrderWatch] = []
 
     async def admitted() -> bool:
         call = watch_as(channel, subject)
         try:
-            await started(call)
+            await order_watch_started(call)
         except grpc.aio.AioRpcError as error:
             if error.code() != Code.RESOURCE_EXHAUSTED:
                 raise
