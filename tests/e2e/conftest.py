@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import re
@@ -37,25 +38,36 @@ def grpcurl_binary() -> str:
 @pytest.fixture(scope="session")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     env = {
-        **os.environ,
-        "SHOP_DATA_DIR": str(tmp_path_factory.mktemp("data")),
-        "USER_SVC_LISTEN": "127.0.0.1:0",
-        "ORDER_SVC_LISTEN": "127.0.0.1:0",
-        "GATEWAY_LISTEN": "127.0.0.1:0",
-        "SHOP_GRACE_SECONDS": "2",
+        **system_env(tmp_path_factory),
         # One system serves the whole session (schemathesis included), faster than one
         # caller may: no rate limit (tests/gateway/test_caller_limits.py tests it).
         "GATEWAY_RATE_LIMIT_PER_SECOND": "0",
     }
     for name in ("USER_SVC_DATABASE_URL", "ORDER_SVC_DATABASE_URL"):
         env.pop(name, None)
+    with started_system([sys.executable, str(ROOT / "tools" / "run.py")], env) as running:
+        yield running
+
+
+def system_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Where a system the tests start keeps its data, and its parts on ephemeral ports."""
+    return {
+        **os.environ,
+        "SHOP_DATA_DIR": str(tmp_path_factory.mktemp("data")),
+        "USER_SVC_LISTEN": "127.0.0.1:0",
+        "ORDER_SVC_LISTEN": "127.0.0.1:0",
+        "GATEWAY_LISTEN": "127.0.0.1:0",
+        "SHOP_GRACE_SECONDS": "2",
+    }
+
+
+@contextlib.contextmanager
+def started_system(command: list[str], env: dict[str, str]) -> Iterator[System]:
+    """`command` (which runs `tools/run.py`) started, its parts' addresses read from the
+    table it prints once all serve; on leaving, stopped with SIGTERM, which must end it
+    cleanly (exit 0, "all stopped")."""
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "tools" / "run.py")],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     assert process.stdout is not None
     output: list[str] = []

@@ -6,22 +6,18 @@ ports) are swapped."""
 
 from __future__ import annotations
 
-import os
 import pathlib
 import re
-import signal
 import subprocess
-import threading
 from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import ROOT, System
+from tests.e2e.conftest import ROOT, System, started_system, system_env
 
 pytestmark = pytest.mark.e2e
 
 TITLE = "### Try it: jwt and mutual TLS on one machine"
-_READY = re.compile(r"^\s+(user_svc|order_svc|gateway)\s+(grpc|http)\s+(\S+)$")
 
 
 def blocks() -> list[str]:
@@ -66,58 +62,11 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 def secure_system(
     certs: pathlib.Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[System]:
-    env = {
-        **os.environ,
-        "SHOP_DATA_DIR": str(tmp_path_factory.mktemp("data")),
-        "USER_SVC_LISTEN": "127.0.0.1:0",
-        "ORDER_SVC_LISTEN": "127.0.0.1:0",
-        "GATEWAY_LISTEN": "127.0.0.1:0",
-        "SHOP_GRACE_SECONDS": "2",
-    }
+    env = system_env(tmp_path_factory)
     for name in ("USER_SVC_DATABASE_URL", "ORDER_SVC_DATABASE_URL", "SHOP_AUTH"):
         env.pop(name, None)
-    process = subprocess.Popen(
-        ["bash", "-c", in_directory(blocks()[1], certs)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    output: list[str] = []
-    found: dict[str, str] = {}
-    ready = threading.Event()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            output.append(line.rstrip())
-            if match := _READY.match(line.rstrip()):
-                found[match.group(1)] = match.group(3)
-                if len(found) == 3:
-                    ready.set()
-        ready.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        if not ready.wait(90) or len(found) < 3:
-            pytest.fail("the system did not start:\n" + "\n".join(output[-40:]))
-        yield System(found["user_svc"], found["order_svc"], found["gateway"], output)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            code = process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-        finally:
-            reader.join(10)
-            process.stdout.close()
-    assert code == 0, "\n".join(output[-40:])
-    assert "all stopped" in output
+    with started_system(["bash", "-c", in_directory(blocks()[1], certs)], env) as running:
+        yield running
 
 
 def test_the_walk_through_runs(certs: pathlib.Path, secure_system: System) -> None:

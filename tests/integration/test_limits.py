@@ -11,8 +11,8 @@ import asyncio
 import contextlib
 import pathlib
 import time
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import grpc
 import pytest
@@ -34,6 +34,7 @@ from tests.support import channel_to, eventually, running_order_svc, running_use
 
 Code = grpc.StatusCode
 UserWatch = grpc.aio.UnaryStreamCall[user_pb2.WatchUsersRequest, user_pb2.WatchUsersResponse]
+W = TypeVar("W", bound=grpc.aio.Call)
 
 QUIET = FeedSettings(progress_seconds=60)
 """A watch that asks for progress gets one bookmark at once, then nothing for a minute."""
@@ -204,14 +205,20 @@ async def test_a_connection_may_hold_only_so_many_watches_and_a_slot_is_freed_wh
 
 
 async def watch_once_a_slot_is_free(channel: grpc.aio.Channel) -> UserWatch:
-    """A watch on `channel` that started: the server frees a cancelled watch's slot when its
-    handler has unwound, a moment after the client cancelled."""
-    opened: list[UserWatch] = []
+    return await once_a_slot_is_free(lambda: watch(channel), started)
+
+
+async def once_a_slot_is_free(
+    open_watch: Callable[[], W], start: Callable[[W], Awaitable[None]]
+) -> W:
+    """A watch that started: the server frees a cancelled watch's slot when its handler has
+    unwound, a moment after the client cancelled."""
+    opened: list[W] = []
 
     async def admitted() -> bool:
-        call = watch(channel)
+        call = open_watch()
         try:
-            await started(call)
+            await start(call)
         except grpc.aio.AioRpcError as error:
             if error.code() != Code.RESOURCE_EXHAUSTED:
                 raise
@@ -340,7 +347,9 @@ async def test_a_caller_may_hold_only_so_many_watches_whatever_its_connections(
             await order_watch_started(call)
         # A cancelled watch gives its caller's slot back, exactly one.
         first.cancel()
-        replacement = await watch_as_once_a_slot_is_free(channel, "alice")
+        replacement = await once_a_slot_is_free(
+            lambda: watch_as(channel, "alice"), order_watch_started
+        )
         await fails(
             watch_as(channel, "alice").read(),
             Code.RESOURCE_EXHAUSTED,
@@ -348,24 +357,6 @@ async def test_a_caller_may_hold_only_so_many_watches_whatever_its_connections(
         )
         for call in (replacement, second, *bobs, *admins):
             call.cancel()
-
-
-async def watch_as_once_a_slot_is_free(channel: grpc.aio.Channel, subject: str) -> OrderWatch:
-    opened: list[OrderWatch] = []
-
-    async def admitted() -> bool:
-        call = watch_as(channel, subject)
-        try:
-            await order_watch_started(call)
-        except grpc.aio.AioRpcError as error:
-            if error.code() != Code.RESOURCE_EXHAUSTED:
-                raise
-            return False
-        opened.append(call)
-        return True
-
-    await eventually(admitted, 5, "a watch admitted")
-    return opened[0]
 
 
 async def test_the_order_service_follows_users_within_one_watch_and_spare_streams(

@@ -13,6 +13,7 @@ from typing import Any
 
 import certs
 import grpc
+import httpx
 
 import order_svc.app
 import order_svc.config
@@ -201,6 +202,35 @@ class RecordingUsers(user_pb2_grpc.UserServiceServicer):
         self._note("WatchUsers")
         await asyncio.Event().wait()
         yield user_pb2.WatchUsersResponse()  # pragma: no cover
+
+
+@dataclass
+class JwtSystem:
+    """The three parts in jwt mode without TLS: tokens from `issuer`, the order service
+    calling with its own service token."""
+
+    issuer: Issuer
+    users: RunningServer
+    orders: RunningServer
+    gateway: RunningGateway
+    http: httpx.AsyncClient
+    """A client of the gateway."""
+
+
+@contextlib.asynccontextmanager
+async def jwt_system(tmp: pathlib.Path, **gateway: Any) -> AsyncIterator[JwtSystem]:
+    """`gateway` overrides the gateway's settings (its rate limit, say)."""
+    issuer = Issuer(tmp / "jwks.json")
+    token_file = tmp / "order_svc.token"
+    token_file.write_text(issuer.token(ORDER_SVC_SUBJECT, lifetime=3600) + "\n")
+    security = issuer.security()
+    async with (
+        running_user_svc(tmp, security) as users,
+        running_order_svc(tmp, security, users.port, token_file=token_file) as orders,
+        running_gateway(security, users.port, orders.port, **gateway) as running,
+        httpx.AsyncClient(base_url=running.url, timeout=10) as http,
+    ):
+        yield JwtSystem(issuer, users, orders, running, http)
 
 
 @contextlib.asynccontextmanager

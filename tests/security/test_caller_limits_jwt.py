@@ -6,45 +6,21 @@ from __future__ import annotations
 import pathlib
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import httpx
 import pytest
 
 from tests import tokens
-from tests.security.system import (
-    ORDER_SVC_SUBJECT,
-    Issuer,
-    running_gateway,
-    running_order_svc,
-    running_user_svc,
-)
+from tests.security.system import JwtSystem, jwt_system
 
 USER = "/v1/users/u-1"
 
 
-@dataclass
-class Limited:
-    issuer: Issuer
-    http: httpx.AsyncClient
-
-
 @pytest.fixture
-async def limited(tmp_path: pathlib.Path) -> AsyncIterator[Limited]:
+async def limited(tmp_path: pathlib.Path) -> AsyncIterator[JwtSystem]:
     """The system in jwt mode; its gateway serves a caller 3 requests, then 1 per second."""
-    issuer = Issuer(tmp_path / "jwks.json")
-    token_file = tmp_path / "order_svc.token"
-    token_file.write_text(issuer.token(ORDER_SVC_SUBJECT) + "\n")
-    security = issuer.security()
-    async with (
-        running_user_svc(tmp_path, security) as users,
-        running_order_svc(tmp_path, security, users.port, token_file=token_file) as orders,
-        running_gateway(
-            security, users.port, orders.port, rate_limit_per_second=1, rate_limit_burst=3
-        ) as gateway,
-        httpx.AsyncClient(base_url=gateway.url, timeout=10) as http,
-    ):
-        yield Limited(issuer, http)
+    async with jwt_system(tmp_path, rate_limit_per_second=1, rate_limit_burst=3) as system:
+        yield system
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -57,7 +33,7 @@ def remaining(response: httpx.Response) -> int:
     return int(state["r"])
 
 
-async def test_two_tokens_of_one_subject_share_its_bucket(limited: Limited) -> None:
+async def test_two_tokens_of_one_subject_share_its_bucket(limited: JwtSystem) -> None:
     issuer, http = limited.issuer, limited.http
     first, second = issuer.token("alice", jti="one"), issuer.token("alice", jti="two")
     assert first != second
@@ -73,7 +49,7 @@ async def test_two_tokens_of_one_subject_share_its_bucket(limited: Limited) -> N
 
 
 async def test_a_bad_token_is_401_before_the_limiter_and_spends_no_ones_bucket(
-    limited: Limited,
+    limited: JwtSystem,
 ) -> None:
     issuer, http = limited.issuer, limited.http
     now = int(time.time())

@@ -11,62 +11,40 @@ import logging
 import pathlib
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import grpc
-import httpx
 import pytest
 from google.type import money_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gateway import RunningGateway
 from order_svc.user_feed import HEALTH_NAME
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_common.domain import new_id
-from shop_common.serving import RunningServer
 from tests import tokens
 from tests.security.system import (
     ORDER_SVC_SUBJECT,
     Issuer,
+    JwtSystem,
     RecordingUsers,
+    jwt_system,
     recording_user_svc,
-    running_gateway,
     running_order_svc,
-    running_user_svc,
 )
 from tests.support import channel_to, eventually
 
 
-@dataclass
-class System:
-    issuer: Issuer
-    users: RunningServer
-    orders: RunningServer
-    gateway: RunningGateway
-    http: httpx.AsyncClient
-
-
 @pytest.fixture
-async def system(tmp_path: pathlib.Path) -> AsyncIterator[System]:
-    issuer = Issuer(tmp_path / "jwks.json")
-    token_file = tmp_path / "order_svc.token"
-    token_file.write_text(issuer.token(ORDER_SVC_SUBJECT) + "\n")
-    security = issuer.security()
-    async with (
-        running_user_svc(tmp_path, security) as users,
-        running_order_svc(tmp_path, security, users.port, token_file=token_file) as orders,
-        running_gateway(security, users.port, orders.port) as gateway,
-        httpx.AsyncClient(base_url=gateway.url, timeout=10) as http,
-    ):
-        yield System(issuer, users, orders, gateway, http)
+async def system(tmp_path: pathlib.Path) -> AsyncIterator[JwtSystem]:
+    async with jwt_system(tmp_path) as running:
+        yield running
 
 
 def bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
 
 
-async def test_create_user_over_grpc_records_the_tokens_subject(system: System) -> None:
+async def test_create_user_over_grpc_records_the_tokens_subject(system: JwtSystem) -> None:
     async with channel_to(system.users.port) as channel:
         stub = user_pb2_grpc.UserServiceStub(channel)
         created = await stub.CreateUser(
@@ -84,7 +62,7 @@ async def test_create_user_over_grpc_records_the_tokens_subject(system: System) 
 
 
 async def test_through_the_gateway_a_user_orders_and_the_order_service_follows(
-    system: System,
+    system: JwtSystem,
 ) -> None:
     alice = bearer(system.issuer.token("alice"))
     created = await system.http.post(
@@ -126,7 +104,7 @@ async def test_through_the_gateway_a_user_orders_and_the_order_service_follows(
     ],
 )
 async def test_the_gateway_refuses_a_bad_token_with_401(
-    system: System, case: str, reason: str
+    system: JwtSystem, case: str, reason: str
 ) -> None:
     now = int(time.time())
     issuer = system.issuer
@@ -149,7 +127,7 @@ async def test_the_gateway_refuses_a_bad_token_with_401(
 
 
 async def test_the_gateways_refusal_is_logged_once_never_the_token(
-    system: System, caplog: pytest.LogCaptureFixture
+    system: JwtSystem, caplog: pytest.LogCaptureFixture
 ) -> None:
     token = system.issuer.token(issuer="https://evil.test")
     caplog.set_level(logging.WARNING, logger="gateway.app")
@@ -171,14 +149,14 @@ def none_token(claims: dict[str, object]) -> str:
     return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
 
 
-async def test_the_gateway_refuses_a_malformed_authorization(system: System) -> None:
+async def test_the_gateway_refuses_a_malformed_authorization(system: JwtSystem) -> None:
     answer = await system.http.get("/v1/users/x", headers={"authorization": "Basic YTpi"})
     assert answer.status_code == 401
     assert answer.json()["details"][0]["reason"] == "MALFORMED_AUTHORIZATION"
     assert answer.headers["www-authenticate"].startswith("Bearer")
 
 
-async def test_the_docs_are_off_and_health_is_open_in_jwt_mode(system: System) -> None:
+async def test_the_docs_are_off_and_health_is_open_in_jwt_mode(system: JwtSystem) -> None:
     for path in ("/docs", "/openapi.json"):
         assert (await system.http.get(path)).status_code == 404
     assert (await system.http.get("/healthz")).status_code == 200

@@ -23,13 +23,7 @@ from tests import policy_table
 from tests.policy_table import ANONYMOUS, GATEWAY, ORDER_SERVICE, Outcome
 from tests.security import policy_cells
 from tests.security.policy_cells import Stubs, World, bearer
-from tests.security.system import (
-    ORDER_SVC_SUBJECT,
-    Issuer,
-    running_gateway,
-    running_order_svc,
-    running_user_svc,
-)
+from tests.security.system import ORDER_SVC_SUBJECT, jwt_system
 from tests.support import channel_to
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -56,21 +50,14 @@ class System:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def system(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[System]:
     tmp = pathlib.Path(tmp_path_factory.mktemp("policy_jwt"))
-    issuer = Issuer(tmp / "jwks.json")
-    token_file = tmp / "order_svc.token"
-    token_file.write_text(issuer.token(ORDER_SVC_SUBJECT, lifetime=3600) + "\n")
-    security = issuer.security()
     async with (
-        running_user_svc(tmp, security) as users,
-        running_order_svc(tmp, security, users.port, token_file=token_file) as orders,
-        running_gateway(security, users.port, orders.port, rate_limit_per_second=0) as gateway,
-        channel_to(users.port) as user_channel,
-        channel_to(orders.port) as order_channel,
-        httpx.AsyncClient(base_url=gateway.url, timeout=policy_cells.TIMEOUT) as http,
+        jwt_system(tmp, rate_limit_per_second=0) as running,
+        channel_to(running.users.port) as user_channel,
+        channel_to(running.orders.port) as order_channel,
     ):
         stubs = Stubs.of(user_channel, order_channel)
-        world = await policy_cells.make_world(issuer, stubs)
-        yield System(world, stubs, http)
+        world = await policy_cells.make_world(running.issuer, stubs)
+        yield System(world, stubs, running.http)
 
 
 @pytest.mark.parametrize(
