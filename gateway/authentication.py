@@ -89,6 +89,15 @@ class EdgeAuthentication:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._fresh
 
+    def remembers(self, headers: RequestHeaders) -> bool:
+        """Whether the request's token was verified before and is still good (checking it
+        again costs nothing); False without one, or when the header is malformed."""
+        try:
+            token = bearer_of(headers)
+        except RequestError:
+            return False
+        return token is not None and self._verifier.remembers(token)
+
     async def verify(self, headers: RequestHeaders) -> Claims | None:
         """The request's verified claims (None: anonymous), also as `verified_subject()`;
         a RequestError (401, or 503 while no key set could be read) for a bad token."""

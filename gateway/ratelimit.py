@@ -85,6 +85,15 @@ class RateLimiter:
         bucket.tokens = tokens = tokens - 1
         return [self._policy, (RATELIMIT, self._state(tokens))]
 
+    def refusal(self, key: str) -> RequestError | None:
+        """The 429 `key`'s next request would get, without taking anything; None if it
+        would pass."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return None
+        tokens = min(float(self.burst), bucket.tokens + (self._clock() - bucket.stamp) * self.rate)
+        return self._refusal(tokens) if tokens < 1 else None
+
     def __len__(self) -> int:
         """Callers tracked."""
         return len(self._buckets)

@@ -100,6 +100,15 @@ class TokenVerifier:
     async def keep_fresh(self) -> None:
         await self._keys.keep_fresh()
 
+    def remembers(self, token: str) -> bool:
+        """Whether `token` was verified and is still good: checking it again costs nothing."""
+        remembered = self._verified.get(token)
+        return (
+            remembered is not None
+            and remembered[2] is self._keys.current
+            and time.time() <= remembered[1]
+        )
+
     def verify(self, token: str) -> Claims:
         """The claims of `token`, or Unauthenticated saying why not."""
         remembered = self._verified.get(token)

@@ -65,6 +65,21 @@ def test_a_caller_gets_its_burst_then_is_refused_with_when_to_retry() -> None:
     assert "retry in 4 s" in error.description
 
 
+def test_asking_whether_a_caller_would_be_refused_takes_nothing() -> None:
+    limits, clock = limiter(rate=1, burst=2)
+    assert limits.refusal("a") is None  # unknown: it would pass
+    limits.take("a")
+    assert limits.refusal("a") is None
+    limits.take("a")
+    for _ in range(3):  # asked again and again, nothing is taken
+        refusal = limits.refusal("a")
+        assert refusal is not None
+        assert refusal.reason == "RATE_LIMITED"
+    clock.now += 1
+    assert limits.refusal("a") is None
+    limits.take("a")  # the token that came back is still there to take
+
+
 def test_retry_after_rounds_up_and_a_refusal_takes_nothing() -> None:
     limits, clock = limiter(rate=2, burst=1)
     limits.take("a")
