@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import pathlib
 import urllib.request
 from collections.abc import AsyncIterator
@@ -230,17 +229,6 @@ async def test_metrics_off_means_no_admin_port_and_no_measurement(tmp_path: path
     async with user_service(tmp_path, admin_listen=None) as running:
         assert running.admin is None
         assert running.boundary._metrics is None
-
-
-def test_the_settings_read_the_admin_addresses() -> None:
-    assert user_svc.app.settings({}).admin_listen == "127.0.0.1:9091"
-    order = {"ORDER_SVC_USER_SVC_ADDR": "127.0.0.1:50051"}
-    assert order_svc.config.Settings.read(order).admin_listen == "127.0.0.1:9092"
-    assert user_svc.app.settings({"USER_SVC_ADMIN_LISTEN": ""}).admin_listen is None
-    assert user_svc.app.settings({"USER_SVC_ADMIN_LISTEN": " "}).admin_listen is None
-    assert user_svc.app.settings({"USER_SVC_ADMIN_LISTEN": "0.0.0.0:0"}).admin_listen == "0.0.0.0:0"
-    assert dataclasses.fields(ServiceSettings)  # the field exists with a default of None
-    assert ServiceSettings("x:1", "sqlite://", common_settings(pathlib.Path())).admin_listen is None
 
 
 async def test_the_gateway_counts_its_calls_to_the_services(tmp_path: pathlib.Path) -> None:
