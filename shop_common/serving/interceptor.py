@@ -73,17 +73,22 @@ def _parsing(
     """The request parser, which counts what it receives (`grpc_server_msg_received_total`)."""
     if deserialize is None:
         return None
-    received = metrics.received.inc if metrics is not None else None
 
     def parse(data: bytes) -> Any:
-        if received is not None:
-            received()
         try:
             return deserialize(data)
         except DecodeError as error:  # truncated, corrupt, or a string that is not UTF-8
             return _Malformed(error)
 
-    return parse
+    if metrics is None:
+        return parse
+    received = metrics.received.inc
+
+    def counted(data: bytes) -> Any:
+        received()
+        return parse(data)
+
+    return counted
 
 
 async def _admit(
