@@ -41,9 +41,13 @@ def _method_name(details: grpc.aio.ClientCallDetails) -> str:
 def _finished(metrics: MethodMetrics, started: float, unary: bool) -> Callable[[Any], None]:
     def done(call: Any) -> None:
         # The call is over: its status is known and read without a coroutine (grpc.aio
-        # offers `code()` only as one). Cancelled locally: no status was received.
-        status = call._cython_call._status
-        if status is None:
+        # offers `code()` only as one). Cancelled locally: no status was received. A later
+        # interceptor that answered with a response instead of a call: that is success.
+        cython = getattr(call, "_cython_call", None)
+        status = None if cython is None else cython._status
+        if cython is None:
+            code = grpc.StatusCode.OK
+        elif status is None:
             code = grpc.StatusCode.CANCELLED
         else:
             code = CYGRPC_STATUS_CODE_TO_STATUS_CODE[status.code()]

@@ -10,10 +10,12 @@ import contextlib
 import pathlib
 import urllib.request
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import gateway.config
@@ -24,6 +26,7 @@ import user_svc.app
 from shop.order.v1 import order_pb2_grpc
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_common.serving import RunningServer, ServiceSettings
+from shop_common.telemetry import GrpcClientMetrics, client_interceptors
 from tests.integration.helpers import UNKNOWN_ID, new_email, order_request
 from tests.support import channel_to, common_settings, eventually
 
@@ -274,3 +277,35 @@ async def test_the_gateway_counts_its_calls_to_the_services(tmp_path: pathlib.Pa
 def _get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as response:
         return str(response.read().decode())
+
+
+async def test_client_metrics_see_the_code_through_a_later_interceptor(
+    tmp_path: pathlib.Path,
+) -> None:
+    """As on the order service's channel in jwt mode, where the service token's interceptors
+    come after the metrics'."""
+
+    class PassOn(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
+        async def intercept_unary_unary(
+            self, continuation: Any, details: grpc.aio.ClientCallDetails, request: Any
+        ) -> Any:
+            return await continuation(details, request)
+
+    registry = CollectorRegistry()
+    metrics = GrpcClientMetrics(registry, [user_pb2.DESCRIPTOR.services_by_name["UserService"]])
+    async with user_service(tmp_path, admin_listen=None) as running:
+        interceptors = [*client_interceptors(metrics), PassOn()]
+        async with grpc.aio.insecure_channel(
+            f"127.0.0.1:{running.port}", interceptors=interceptors
+        ) as channel:
+            with pytest.raises(grpc.aio.AioRpcError):
+                await user_pb2_grpc.UserServiceStub(channel).GetUser(
+                    user_pb2.GetUserRequest(id=UNKNOWN_ID)
+                )
+    samples = {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in family.samples
+    }
+    get_user = method("unary", USERS, "GetUser")
+    assert value(samples, "grpc_client_handled_total", **get_user, grpc_code="NotFound") == 1
