@@ -36,6 +36,7 @@ from gateway.transport import left_mid_call
 from gateway.types import Headers, Receive, Scope, Send
 from gateway.types import Message as AsgiMessage
 from shop_common.security import open_channel
+from shop_common.telemetry import GrpcClientMetrics, client_interceptors
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,15 @@ class Gateway:
         self.settings = settings
         pool = descriptor_pool.Default()
         services = [pool.FindServiceByName(name) for name in settings.backends]
+        self.services = services
+        """The services routed to (their descriptors)."""
         routes = routes_of(services, strict=settings.strict, proto_names=settings.proto_names)
         self.router = Router(routes)
         self._semantics = semantics_table(self.router.routes)
         self._cors = Cors(settings.cors_origins)
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self.client_metrics: GrpcClientMetrics | None = None
+        """Where the calls to the services are recorded, if set before `startup()`."""
         self._unary: dict[str, Unary] = {}
         self._streaming: dict[str, Streaming] = {}
         self._streams: set[grpc.aio.Call] = set()
@@ -86,9 +91,15 @@ class Gateway:
             await self._auth.start()
         options = list(self.settings.channel_options)
         tls = self.settings.security.tls  # the gateway's certificate: it opens, it grants nothing
+        metrics = self.client_metrics
+        interceptors = () if metrics is None else client_interceptors(metrics)
         for address in sorted(set(self.settings.backends.values())):
             self._channels[address] = await open_channel(
-                address, options, tls, server_name=self.settings.server_names.get(address)
+                address,
+                options,
+                tls,
+                server_name=self.settings.server_names.get(address),
+                interceptors=interceptors,
             )
         by_service = {name: self._channels[a] for name, a in self.settings.backends.items()}
         for route in self.router.routes:

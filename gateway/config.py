@@ -13,7 +13,7 @@ from google.protobuf.descriptor import FileDescriptor
 
 from shop.order.v1 import order_pb2
 from shop.user.v1 import user_pb2
-from shop_common.process import ConfigError, address, flag, number, optional, text
+from shop_common.process import ConfigError, address, address_or_off, flag, number, optional, text
 from shop_common.security import AuthMode, SecuritySettings
 
 MIB = 1024 * 1024
@@ -41,6 +41,9 @@ class Settings:
     backends: Mapping[str, str]
     """gRPC service full name → `host:port` of the backend serving it; only these are routed."""
     listen: str = "127.0.0.1:8080"
+    admin_listen: str | None = None
+    """The admin HTTP port serving `/metrics` (`GATEWAY_ADMIN_LISTEN`, 127.0.0.1:9093 unless
+    set; empty: metrics off). None here: off."""
     max_body_bytes: int = 4 * MIB
     """Larger request bodies get 413 before they are parsed."""
     timeout_seconds: float = 10.0
@@ -138,6 +141,7 @@ class Settings:
                 | services_of(order_pb2.DESCRIPTOR, order_addr)
             ),
             listen=listen,
+            admin_listen=address_or_off(env, "GATEWAY_ADMIN_LISTEN", "127.0.0.1:9093"),
             max_body_bytes=int(max_body),
             timeout_seconds=timeout,
             max_timeout_seconds=max(timeout, number(env, "GATEWAY_MAX_TIMEOUT_SECONDS", 60.0)),

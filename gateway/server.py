@@ -18,6 +18,7 @@ from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.https import ServerTls
 from gateway.transport import GatewayHttpProtocol
+from shop_common.telemetry import AdminServer, GrpcClientMetrics, start_admin
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ class RunningGateway:
     _stopped: asyncio.Task[None] | None = None
     https: bool = False
     _tls_fresh: asyncio.Task[None] | None = None
+    admin: AdminServer | None = None
+    """The admin port (`/metrics`), when metrics are on."""
 
     @property
     def url(self) -> str:
@@ -55,6 +58,8 @@ class RunningGateway:
             self._tls_fresh.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._tls_fresh
+        if self.admin is not None:
+            await self.admin.stop()
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -73,8 +78,22 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 async def start(settings: Settings, app: Gateway | None = None) -> RunningGateway:
-    """Binds `settings.listen`, starts serving, and logs the address really bound."""
+    """Binds `settings.listen`, starts serving, and logs the address really bound; with
+    metrics on, the admin port first (its address logged too)."""
     app = app or Gateway(settings)
+    admin = None
+    if settings.admin_listen is not None:
+        admin = await start_admin("gateway", settings.admin_listen)
+        app.client_metrics = GrpcClientMetrics(admin.registry, app.services)
+    try:
+        return await _start(settings, app, admin)
+    except BaseException:
+        if admin is not None:
+            await admin.stop()
+        raise
+
+
+async def _start(settings: Settings, app: Gateway, admin: AdminServer | None) -> RunningGateway:
     tls = None
     if settings.tls_cert_file is not None and settings.tls_key_file is not None:
         tls = ServerTls(settings.tls_cert_file, settings.tls_key_file)
@@ -106,7 +125,7 @@ async def start(settings: Settings, app: Gateway | None = None) -> RunningGatewa
         sock.close()
         raise
     main_loop = asyncio.create_task(server.main_loop())
-    running = RunningGateway(app, server, [sock], settings.host, port, main_loop)
+    running = RunningGateway(app, server, [sock], settings.host, port, main_loop, admin=admin)
     if tls is not None:
         running.https = True
         running._tls_fresh = asyncio.create_task(tls.keep_fresh(), name="https-certificate")

@@ -17,6 +17,7 @@ from order_svc.store import order_table
 from order_svc.user_client import GrpcUserDirectory, open_user_service_channel
 from order_svc.user_view import UserView
 from shop.order.v1 import order_pb2, order_pb2_grpc
+from shop.user.v1 import user_pb2
 from shop_common.domain import utc_now
 from shop_common.security import AuthMode
 from shop_common.serving import (
@@ -28,10 +29,13 @@ from shop_common.serving import (
     Wired,
     channel_credentials,
     development_service_credentials,
+    start_admin_port,
     start_service,
 )
+from shop_common.telemetry import GrpcClientMetrics
 
 DESCRIPTOR = order_pb2.DESCRIPTOR.services_by_name["OrderService"]
+USERS = user_pb2.DESCRIPTOR.services_by_name["UserService"]
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -70,9 +74,19 @@ def _wiring(settings: Settings, channel: grpc.aio.Channel) -> Callable[[Parts], 
 
 async def start(settings: Settings) -> RunningServer:
     """Migrates the database and starts serving; the caller stops the result."""
-    channel, close_channel = await open_user_service_channel(settings)
+    admin = await start_admin_port(NAME, settings)
     try:
-        running = await start_service(NAME, settings, schema, _wiring(settings, channel))
+        # Its calls to the user service are counted in its own registry (grpc_client_*).
+        client_metrics = None if admin is None else GrpcClientMetrics(admin.registry, [USERS])
+        channel, close_channel = await open_user_service_channel(settings, client_metrics)
+    except BaseException:
+        if admin is not None:
+            await admin.stop()
+        raise
+    try:
+        running = await start_service(
+            NAME, settings, schema, _wiring(settings, channel), admin=admin
+        )
     except BaseException:
         await close_channel()
         raise

@@ -26,10 +26,11 @@ class Settings(ServiceSettings):
 
     @classmethod
     def read(cls, env: Mapping[str, str]) -> Settings:
-        """`ORDER_SVC_LISTEN` (127.0.0.1:50052), `ORDER_SVC_DATABASE_URL`, where the user
+        """`ORDER_SVC_LISTEN` (127.0.0.1:50052), `ORDER_SVC_DATABASE_URL`,
+        `ORDER_SVC_ADMIN_LISTEN` (127.0.0.1:9092), where the user
         service is, how long it may take and how the order service proves who it is to it,
         and the shared settings."""
-        service = ServiceSettings.from_env(env, NAME, 50052)
+        service = ServiceSettings.from_env(env, NAME, 50052, admin_port=9092)
         token_file = optional(env, "ORDER_SVC_SERVICE_TOKEN_FILE")
         security = service.common.security
         if security.tls is not None and token_file is not None:
@@ -47,6 +48,7 @@ class Settings(ServiceSettings):
             database_url=service.database_url,
             common=service.common,
             health_listen=service.health_listen,
+            admin_listen=service.admin_listen,
             user_svc_addr=address(env, "ORDER_SVC_USER_SVC_ADDR", "127.0.0.1:50051"),
             user_svc_timeout_seconds=number(
                 env, "ORDER_SVC_USER_SVC_TIMEOUT_SECONDS", 2.0, minimum=0.001

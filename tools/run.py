@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 _LISTENING = re.compile(r"(\w+) listening on (https?://)?(\S+):(\d+)")
+_METRICS = re.compile(r"(\w+) metrics on (http://\S+)")
 _COLORS = {"user_svc": "\033[36m", "order_svc": "\033[35m", "gateway": "\033[33m"}
 _STOP_SECONDS = 15.0
 
@@ -34,6 +35,8 @@ class Child:
     name: str
     process: asyncio.subprocess.Process
     address: asyncio.Future[str]
+    metrics: str | None = None
+    """Its admin port's `/metrics` URL, once logged (before it listens); None: metrics off."""
 
 
 def _prefix(name: str) -> str:
@@ -49,6 +52,9 @@ async def _pump(child: Child) -> None:
     async for raw in child.process.stdout:
         line = raw.decode(errors="replace").rstrip()
         print(prefix + line, flush=True)
+        metrics = _METRICS.search(line)
+        if metrics and metrics.group(1) == child.name:
+            child.metrics = metrics.group(2)
         match = _LISTENING.search(line)
         if match and match.group(1) == child.name and not child.address.done():
             scheme = match.group(2) or ""  # the gateway's: http:// or https://
@@ -126,11 +132,15 @@ async def main(certs: pathlib.Path | None) -> int:
         env.setdefault("GATEWAY_ORDER_SVC_ADDR", order.address.result())
         gateway = await _start("gateway", env | _identity("gateway", certs), pumps)
         children.append(gateway)
+        metrics = "".join(
+            f"  {c.name:<10} metrics  {c.metrics}\n" for c in children if c.metrics is not None
+        )
         print(
             "\nready:\n"
             f"  user_svc   grpc  {user_addr}\n"
             f"  order_svc  grpc  {order.address.result()}\n"
             f"  gateway    http  {gateway.address.result()}\n"
+            f"{metrics}"
             "Ctrl-C stops everything.\n",
             flush=True,
         )

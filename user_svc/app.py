@@ -24,8 +24,9 @@ DESCRIPTOR = user_pb2.DESCRIPTOR.services_by_name["UserService"]
 
 
 def settings(env: Mapping[str, str]) -> ServiceSettings:
-    """`USER_SVC_LISTEN` (127.0.0.1:50051) and `USER_SVC_DATABASE_URL`, and the shared ones."""
-    return ServiceSettings.from_env(env, NAME, 50051)
+    """`USER_SVC_LISTEN` (127.0.0.1:50051), `USER_SVC_DATABASE_URL`, `USER_SVC_ADMIN_LISTEN`
+    (127.0.0.1:9091), and the shared ones."""
+    return ServiceSettings.from_env(env, NAME, 50051, admin_port=9091)
 
 
 def _wire(parts: Parts) -> Wired:

@@ -65,3 +65,10 @@ def address(env: Mapping[str, str], name: str, default: str) -> str:
     if not sep or not host or not port.isdigit() or int(port) > 65535:
         raise ConfigError(f"{name}={value!r} is not host:port")
     return value
+
+
+def address_or_off(env: Mapping[str, str], name: str, default: str) -> str | None:
+    """A `host:port` that is `default` when unset and None (switched off) when set empty."""
+    if name not in env:
+        return default
+    return address(env, name, "") if env[name].strip() else None

@@ -16,7 +16,13 @@ from shop_common.serving.service_credentials import (
     channel_credentials,
     development_service_credentials,
 )
-from shop_common.serving.startup import Parts, Stopper, Wired, start_service
+from shop_common.serving.startup import (
+    Parts,
+    Stopper,
+    Wired,
+    start_admin_port,
+    start_service,
+)
 from shop_common.serving.timestamps import set_timestamp
 
 __all__ = [
@@ -42,6 +48,7 @@ __all__ = [
     "main",
     "serve_until_signal",
     "set_timestamp",
+    "start_admin_port",
     "start_server",
     "start_service",
 ]

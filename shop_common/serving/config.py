@@ -10,7 +10,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from shop_common.feed import FeedSettings
-from shop_common.process import ConfigError, address, flag, number, optional, text, whole
+from shop_common.process import (
+    ConfigError,
+    address,
+    address_or_off,
+    flag,
+    number,
+    optional,
+    text,
+    whole,
+)
 from shop_common.security import AuthMode, SecuritySettings
 from shop_common.serving.limits import ServerLimits
 
@@ -90,11 +99,16 @@ class ServiceSettings:
     common: Common
     health_listen: str | None = field(default=None, kw_only=True)
     """A plaintext port serving health only (for probes that speak no TLS); None: none."""
+    admin_listen: str | None = field(default=None, kw_only=True)
+    """The admin HTTP port serving `/metrics`; None: metrics off (none recorded)."""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], name: str, default_port: int) -> ServiceSettings:
-        """`<NAME>_LISTEN`, `<NAME>_DATABASE_URL` (SQLite under the data dir by default) and
-        `<NAME>_HEALTH_LISTEN` (none by default)."""
+    def from_env(
+        cls, env: Mapping[str, str], name: str, default_port: int, *, admin_port: int
+    ) -> ServiceSettings:
+        """`<NAME>_LISTEN`, `<NAME>_DATABASE_URL` (SQLite under the data dir by default),
+        `<NAME>_HEALTH_LISTEN` (none by default) and `<NAME>_ADMIN_LISTEN` (`/metrics`;
+        127.0.0.1:`admin_port` by default, empty: metrics off)."""
         common = Common.from_env(env)
         prefix = name.upper()
         listen = address(env, f"{prefix}_LISTEN", f"127.0.0.1:{default_port}")
@@ -105,4 +119,5 @@ class ServiceSettings:
             database_url=text(env, f"{prefix}_DATABASE_URL", common.sqlite_url(name)),
             common=common,
             health_listen=address(env, health, "") if optional(env, health) else None,
+            admin_listen=address_or_off(env, f"{prefix}_ADMIN_LISTEN", f"127.0.0.1:{admin_port}"),
         )

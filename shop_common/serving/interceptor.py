@@ -1,14 +1,19 @@
-"""The boundary every call crosses: who is calling, and errors → statuses.
+"""The boundary every call crosses: who is calling, and errors → statuses; and, when
+metrics are on, the gRPC server metrics of the call (`telemetry.GrpcServerMetrics`).
 
 One server interceptor wraps each method handler once (cached per method) so that
 handlers run with the caller in `identity.current_caller()` and may raise domain
-errors; the table in `serving.status` turns those into statuses with details.
+errors; the table in `serving.status` turns those into statuses with details. The
+measurement wraps that, so that it sees the status the client sees; its label children
+are resolved with the wrapper, once per method.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from contextvars import Token
 from typing import Any, cast
@@ -21,6 +26,7 @@ from shop_common.serving import identity
 from shop_common.serving.authentication import Authenticator
 from shop_common.serving.identity import Caller
 from shop_common.serving.status import internal_status, status_for
+from shop_common.telemetry import GrpcServerMetrics, MethodMetrics
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +67,10 @@ class _Malformed:
         self.error = error
 
 
-def _parsing(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+def _parsing(
+    deserialize: Callable[[bytes], Any] | None, metrics: MethodMetrics | None
+) -> Callable[[bytes], Any] | None:
+    """The request parser, which counts what it receives (`grpc_server_msg_received_total`)."""
     if deserialize is None:
         return None
 
@@ -71,7 +80,15 @@ def _parsing(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], An
         except DecodeError as error:  # truncated, corrupt, or a string that is not UTF-8
             return _Malformed(error)
 
-    return parse
+    if metrics is None:
+        return parse
+    received = metrics.received.inc
+
+    def counted(data: bytes) -> Any:
+        received()
+        return parse(data)
+
+    return counted
 
 
 async def _admit(
@@ -132,6 +149,38 @@ def _guarded(
     return handle
 
 
+def _measured(handle: Handler, metrics: MethodMetrics) -> Handler:
+    """`handle` counted and timed with the status the client sees: OK when it returns, the
+    one it aborted with (the boundary's statuses included), CANCELLED or DEADLINE_EXCEEDED
+    when grpc cancels it."""
+    started_total, handled, seconds = metrics.started, metrics.handled, metrics.seconds
+    ok = handled[grpc.StatusCode.OK]
+    clock = time.perf_counter
+
+    async def measured(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        started_total.inc()
+        started = clock()
+        try:
+            result = await handle(request, context)
+        except grpc.aio.AbortError:
+            handled[context.code() or grpc.StatusCode.UNKNOWN].inc()
+            seconds.observe(clock() - started)
+            raise
+        except asyncio.CancelledError:
+            remaining = context.time_remaining()
+            expired = remaining is not None and remaining <= 0
+            handled[
+                grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
+            ].inc()
+            seconds.observe(clock() - started)
+            raise
+        ok.inc()
+        seconds.observe(clock() - started)
+        return result
+
+    return measured
+
+
 def _passing_bytes(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], bytes]:
     """A response serializer that lets responses already serialized through (a watch
     builds its responses from serialized events: see `feed.watch`)."""
@@ -144,32 +193,48 @@ def _passing_bytes(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], 
     return serializer
 
 
+def _counting(
+    serialize: Callable[[Any], bytes], metrics: MethodMetrics | None
+) -> Callable[[Any], bytes]:
+    """`serialize`, counting each response it is given (`grpc_server_msg_sent_total`):
+    grpc serializes each message it sends, whether returned, yielded or written."""
+    if metrics is None:
+        return serialize
+    sent = metrics.sent.inc
+
+    def serializer(response: Any) -> bytes:
+        sent()
+        return serialize(response)
+
+    return serializer
+
+
 def _wrap(
-    handler: grpc.RpcMethodHandler[Any, Any], authenticator: Authenticator, rpc: str
+    handler: grpc.RpcMethodHandler[Any, Any],
+    authenticator: Authenticator,
+    rpc: str,
+    metrics: MethodMetrics | None,
 ) -> grpc.RpcMethodHandler[Any, Any]:
     if handler.request_streaming:
         # No client-streaming RPC in the contracts: none may pass unauthenticated.
         raise TypeError("client-streaming methods are not guarded by the boundary")
-    if handler.response_streaming:
+    streaming = handler.response_streaming
+    behavior = cast(Handler, handler.unary_stream if streaming else handler.unary_unary)
+    guarded = _guarded(behavior, streaming=streaming, authenticator=authenticator, rpc=rpc)
+    if metrics is not None:
+        guarded = _measured(guarded, metrics)
+    parse = _parsing(handler.request_deserializer, metrics)
+    if streaming:
         return grpc.unary_stream_rpc_method_handler(
-            _guarded(
-                cast(Handler, handler.unary_stream),
-                streaming=True,
-                authenticator=authenticator,
-                rpc=rpc,
-            ),
-            request_deserializer=_parsing(handler.request_deserializer),
-            response_serializer=_passing_bytes(handler.response_serializer),
+            guarded,
+            request_deserializer=parse,
+            response_serializer=_counting(_passing_bytes(handler.response_serializer), metrics),
         )
+    serialize = handler.response_serializer
     return grpc.unary_unary_rpc_method_handler(
-        _guarded(
-            cast(Handler, handler.unary_unary),
-            streaming=False,
-            authenticator=authenticator,
-            rpc=rpc,
-        ),
-        request_deserializer=_parsing(handler.request_deserializer),
-        response_serializer=handler.response_serializer,
+        guarded,
+        request_deserializer=parse,
+        response_serializer=serialize if serialize is None else _counting(serialize, metrics),
     )
 
 
@@ -193,9 +258,15 @@ class BoundaryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     on and refused instead.
     """
 
-    def __init__(self, service_names: frozenset[str], authenticator: Authenticator) -> None:
+    def __init__(
+        self,
+        service_names: frozenset[str],
+        authenticator: Authenticator,
+        metrics: GrpcServerMetrics | None = None,
+    ) -> None:
         self._services = service_names
         self._authenticator = authenticator
+        self._metrics = metrics
         self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any] | None] = {}
         self._refusing = False
 
@@ -223,5 +294,10 @@ class BoundaryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         handler = await continuation(handler_call_details)
         if handler is None or method.split("/")[1] not in self._services:
             return handler
-        wrapped = self._wrapped[method] = _wrap(handler, self._authenticator, method.lstrip("/"))
+        metrics = None
+        if self._metrics is not None:
+            metrics = self._metrics.method(method, handler.response_streaming)
+        wrapped = self._wrapped[method] = _wrap(
+            handler, self._authenticator, method.lstrip("/"), metrics
+        )
         return wrapped

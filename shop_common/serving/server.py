@@ -22,6 +22,7 @@ from shop_common.serving import reflection
 from shop_common.serving.authentication import Authenticator, start_authentication
 from shop_common.serving.interceptor import BoundaryInterceptor
 from shop_common.serving.limits import ServerLimits
+from shop_common.telemetry import AdminServer, GrpcServerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ class RunningServer:
     health_server: grpc.aio.Server | None = None
     """The plaintext health-only server, when one is configured."""
     health_port: int | None = None
+    admin: AdminServer | None = None
+    """The admin port (`/metrics`), when metrics are on."""
     on_stopping: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Run once no new call is accepted, while calls in flight finish (e.g. end streams)."""
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -93,16 +96,27 @@ async def start_server(
     security: SecuritySettings | None = None,
     reflection_on: bool = True,
     health_listen: str | None = None,
+    metrics: GrpcServerMetrics | None = None,
 ) -> RunningServer:
     """Starts serving `services` on `listen` (port 0 picks one) within `limits`, callers
     established as `security` says (development identity by default), over TLS when it has
-    a TLS identity; health alone, in plaintext, on `health_listen` too if given. Logs where."""
+    a TLS identity; health alone, in plaintext, on `health_listen` too if given; the calls
+    to `services` recorded in `metrics` if given (every method at zero from the start).
+    Logs where."""
     security = security or SecuritySettings()
     security.check_listen(listen, "listen")
     authenticator, stop_authentication = await start_authentication(security)
     try:
         running = await _start(
-            name, listen, services, limits, security, authenticator, reflection_on, health_listen
+            name,
+            listen,
+            services,
+            limits,
+            security,
+            authenticator,
+            reflection_on,
+            health_listen,
+            metrics,
         )
     except BaseException:
         await stop_authentication()
@@ -120,9 +134,12 @@ async def _start(
     authenticator: Authenticator,
     reflection_on: bool,
     health_listen: str | None,
+    metrics: GrpcServerMetrics | None,
 ) -> RunningServer:
     names = frozenset(s.descriptor.full_name for s in services)
-    boundary = BoundaryInterceptor(names, authenticator)
+    if metrics is not None:
+        metrics.register(s.descriptor for s in services)
+    boundary = BoundaryInterceptor(names, authenticator, metrics)
     options = [*SERVER_OPTIONS, *limits.server_options()]
     server = grpc.aio.server(interceptors=[boundary], options=options)
     for service in services:

@@ -30,6 +30,7 @@ from shop_common.storage import (
     UnitOfWork,
     migrate,
 )
+from shop_common.telemetry import AdminServer, GrpcServerMetrics, start_admin
 
 R = TypeVar("R", bound=Resource)
 log = logging.getLogger(__name__)
@@ -74,10 +75,45 @@ class Wired:
     started: Sequence[Callable[[RunningServer], Awaitable[Stopper]]] = field(default=())
 
 
+async def start_admin_port(name: str, settings: ServiceSettings) -> AdminServer | None:
+    """The service's admin port (`/metrics`), if metrics are on (`<NAME>_ADMIN_LISTEN`)."""
+    if settings.admin_listen is None:
+        return None
+    return await start_admin(name, settings.admin_listen)
+
+
 async def start_service(
-    name: str, settings: ServiceSettings, schema: ServiceSchema, wire: Callable[[Parts], Wired]
+    name: str,
+    settings: ServiceSettings,
+    schema: ServiceSchema,
+    wire: Callable[[Parts], Wired],
+    *,
+    admin: AdminServer | None = None,
 ) -> RunningServer:
-    """Migrates the database and starts serving; the caller stops the result."""
+    """Migrates the database and starts serving; the caller stops the result. The admin
+    port is started here (if metrics are on), unless the caller started it already (to
+    record its own client calls in it); either way, it stops with the service."""
+    if admin is None:
+        admin = await start_admin_port(name, settings)
+    try:
+        running = await _start_service(name, settings, schema, wire, admin)
+    except BaseException:
+        if admin is not None:
+            await admin.stop()
+        raise
+    if admin is not None:
+        running.admin = admin
+        running.on_stop.append(admin.stop)
+    return running
+
+
+async def _start_service(
+    name: str,
+    settings: ServiceSettings,
+    schema: ServiceSchema,
+    wire: Callable[[Parts], Wired],
+    admin: AdminServer | None,
+) -> RunningServer:
     db = Database(settings.database_url)
     changelog = Changelog(schema.changelog)
     feed = Feed(db, changelog, settings.common.feed, caller_key=current_limit_key)
@@ -99,6 +135,7 @@ async def start_service(
             security=common.security,
             reflection_on=common.reflection,
             health_listen=settings.health_listen,
+            metrics=None if admin is None else GrpcServerMetrics(admin.registry),
         )
     except BaseException:
         await feed.close()

@@ -57,6 +57,9 @@ def system_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "USER_SVC_LISTEN": "127.0.0.1:0",
         "ORDER_SVC_LISTEN": "127.0.0.1:0",
         "GATEWAY_LISTEN": "127.0.0.1:0",
+        "USER_SVC_ADMIN_LISTEN": "127.0.0.1:0",
+        "ORDER_SVC_ADMIN_LISTEN": "127.0.0.1:0",
+        "GATEWAY_ADMIN_LISTEN": "127.0.0.1:0",
         "SHOP_GRACE_SECONDS": "2",
     }
 

@@ -173,6 +173,8 @@ async def running_shop(tmp_path: pathlib.Path) -> AsyncIterator[Shop]:
         "SHOP_FEED_POLL_SECONDS": "0.2",
         "SHOP_GRACE_SECONDS": "0",
         "PYTHONUNBUFFERED": "1",
+        "USER_SVC_ADMIN_LISTEN": "127.0.0.1:0",
+        "ORDER_SVC_ADMIN_LISTEN": "127.0.0.1:0",
     }
     user = Service(
         "user_svc",

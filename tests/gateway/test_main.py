@@ -24,6 +24,7 @@ async def test_python_m_gateway_serves_on_the_port_it_logs_and_stops_on_sigterm(
     env = {
         **os.environ,
         "GATEWAY_LISTEN": "127.0.0.1:0",
+        "GATEWAY_ADMIN_LISTEN": "127.0.0.1:0",
         "GATEWAY_USER_SVC_ADDR": backend.address,
         "GATEWAY_ORDER_SVC_ADDR": backend.address,
         "PYTHONUNBUFFERED": "1",

@@ -6,6 +6,7 @@ import pathlib
 
 import pytest
 
+import gateway.config
 import order_svc.config
 import order_svc.user_client
 import user_svc.app
@@ -268,3 +269,24 @@ def test_whole_numbers(raw: str, value: int) -> None:
 def test_whole_number_not_whole_or_out_of_range_is_refused(raw: str) -> None:
     with pytest.raises(ConfigError, match="N="):
         whole({"N": raw}, "N", 7, maximum=10)
+
+
+def test_admin_ports_default_to_loopback_one_per_process_and_empty_turns_metrics_off() -> None:
+    order_env = {"ORDER_SVC_USER_SVC_ADDR": "127.0.0.1:50051"}
+    assert user_svc.app.settings({}).admin_listen == "127.0.0.1:9091"
+    assert order_svc.config.Settings.read(order_env).admin_listen == "127.0.0.1:9092"
+    assert gateway.config.Settings.from_env({}).admin_listen == "127.0.0.1:9093"
+    assert user_svc.app.settings({"USER_SVC_ADMIN_LISTEN": ""}).admin_listen is None
+    off = {**order_env, "ORDER_SVC_ADMIN_LISTEN": " "}
+    assert order_svc.config.Settings.read(off).admin_listen is None
+    assert gateway.config.Settings.from_env({"GATEWAY_ADMIN_LISTEN": ""}).admin_listen is None
+    free = {"USER_SVC_ADMIN_LISTEN": "127.0.0.1:0"}
+    assert user_svc.app.settings(free).admin_listen == "127.0.0.1:0"
+
+
+@pytest.mark.parametrize("value", ["9091", "localhost", "127.0.0.1:99999", ":9091"])
+def test_a_bad_admin_address_is_refused_by_name(value: str) -> None:
+    with pytest.raises(ConfigError, match="USER_SVC_ADMIN_LISTEN"):
+        user_svc.app.settings({"USER_SVC_ADMIN_LISTEN": value})
+    with pytest.raises(ConfigError, match="GATEWAY_ADMIN_LISTEN"):
+        gateway.config.Settings.from_env({"GATEWAY_ADMIN_LISTEN": value})

@@ -20,7 +20,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 RUNTIME = ("shop_common", "user_svc", "order_svc", "gateway")
-LAYERS = ("process", "domain", "security", "storage", "feed", "serving")
+LAYERS = ("process", "telemetry", "domain", "security", "storage", "feed", "serving")
 
 
 def _module_name(path: pathlib.Path) -> str:
