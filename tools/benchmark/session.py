@@ -14,6 +14,17 @@ import httpx
 from benchmark.processes import Proc
 from benchmark.procfs import runs_module
 
+BASE_ENV = {
+    # The load tools are one client at thousands of requests per second: the gateway's
+    # per-caller rate limit (50/s) would measure itself. (The environment may set it.)
+    "GATEWAY_RATE_LIMIT_PER_SECOND": "0",
+    # Metrics on, as by default, each admin port picked free: the run starts two gateways.
+    "USER_SVC_ADMIN_LISTEN": "127.0.0.1:0",
+    "ORDER_SVC_ADMIN_LISTEN": "127.0.0.1:0",
+    "GATEWAY_ADMIN_LISTEN": "127.0.0.1:0",
+}
+"""What the processes a run starts are given unless the environment says otherwise."""
+
 
 class Session:
     """A temp dir, the processes started into it, the roots of the serving ones and notes for
@@ -29,7 +40,7 @@ class Session:
         self.http = stack.enter_context(httpx.Client(timeout=10))
 
     def start(self, name: str, argv: list[str], cwd: Path, env: dict[str, str]) -> Proc:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+        env = {**BASE_ENV, **os.environ, "PYTHONUNBUFFERED": "1", **env}
         proc = Proc(name, argv, cwd, env, self.tmp / "logs")
         self.stack.callback(proc.stop)
         return proc
