@@ -26,6 +26,7 @@ from shop_common.domain import DomainError, OutOfRange, ResourceExhausted, Unava
 from shop_common.feed.settings import FeedSettings
 from shop_common.feed.slots import WatchSlots
 from shop_common.storage import NOTIFY_CHANNEL, Batch, Changelog, Compacted, Database
+from shop_common.telemetry import FeedMetrics
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,10 @@ TAIL_LIMIT = 5_000
 class Watcher:
     """One watch's place in the feed: a bounded queue of revisions, and how it ended."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, cut_off: Callable[[], None] | None = None) -> None:
         self._capacity = capacity
+        self._cut_off = cut_off
+        """Told when the watcher is cut off as too slow (the metric's counter)."""
         self._queue: deque[Batch] = deque()
         self.ready = asyncio.Event()
         """Set while revisions wait in the queue."""
@@ -49,6 +52,8 @@ class Watcher:
             return
         if len(self._queue) >= self._capacity:
             self._queue.clear()
+            if self._cut_off is not None:
+                self._cut_off()
             self.end(
                 ResourceExhausted(
                     f"the watch fell {self._capacity} revisions behind and was cut off: "
@@ -94,6 +99,7 @@ class Feed:
         settings: FeedSettings,
         *,
         caller_key: Callable[[], str | None] = _uncounted,
+        metrics: FeedMetrics | None = None,
     ) -> None:
         self._db = db
         self._log = changelog
@@ -109,6 +115,15 @@ class Feed:
         given by the serving layer, which knows who calls (by default no one is counted)."""
         self.last = 0
         """The newest revision this feed has read from the log."""
+        self._committed_last = 0
+        """The newest revision this replica committed (`last` lags it while nobody is
+        attached: then the feed does not read the log)."""
+        self.compact_revision = 0
+        """The compaction point as last seen (this replica's compactions, a watch's check,
+        or another replica's found while tailing)."""
+        self.metrics = metrics
+        """Where the feed's metrics are recorded (None: metrics off)."""
+        self._cut_off = None if metrics is None else metrics.cut_off.inc
         self._ring: list[Batch] = []
         self._ring_floor = 0
         """Every revision in (ring_floor, last] is in the ring."""
@@ -123,6 +138,13 @@ class Feed:
 
     async def start(self) -> None:
         self.last = self._ring_floor = await self._db.read(self._log.current_revision)
+        self.compact_revision = await self._db.read(self._log.compact_revision)
+        if self.metrics is not None:
+            self.metrics.read_from(
+                head=lambda: self.head,
+                compact=lambda: self.compact_revision,
+                watchers=lambda: len(self._watchers),
+            )
         self._tasks.append(asyncio.create_task(self._tail(), name="feed-tail"))
         if self._db.is_postgres:
             self._tasks.append(asyncio.create_task(self._listen(), name="feed-listen"))
@@ -141,6 +163,8 @@ class Feed:
         the log would return next (nothing can commit between two revisions, whose numbers
         are taken under the counter's lock). Anything else: read the log.
         """
+        if batch.revision > self._committed_last:
+            self._committed_last = batch.revision
         if self._attached and batch.revision == self.last + 1:
             self._publish(batch)
         else:
@@ -183,7 +207,7 @@ class Feed:
     # -- watchers ---------------------------------------------------------------------------
 
     def watcher(self) -> Watcher:
-        watcher = Watcher(self.settings.buffer_revisions)
+        watcher = Watcher(self.settings.buffer_revisions, self._cut_off)
         if self._closed:
             watcher.end(Unavailable("the server is shutting down", reason="SHUTTING_DOWN"))
         self._watchers.add(watcher)
@@ -203,6 +227,13 @@ class Feed:
         self._attached.discard(watcher)
 
     @property
+    def head(self) -> int:
+        """The newest revision this replica knows of: read from the log, or committed here.
+        (Another replica's commits are known once the log is read: while watchers are
+        attached, or when the next watch starts.)"""
+        return max(self.last, self._committed_last)
+
+    @property
     def watcher_count(self) -> int:
         return len(self._watchers)
 
@@ -219,14 +250,16 @@ class Feed:
 
     async def check_kept(self, after: int) -> None:
         """Raises `Compacted` unless every revision after `after` is still in the log."""
-        compacted = await self._db.read(self._log.compact_revision)
+        compacted = self.compact_revision = await self._db.read(self._log.compact_revision)
         if after < compacted:
             raise Compacted(compacted)
 
     async def compact(self, now: datetime | None = None) -> int:
         """Forgets history older than the retention; returns the compaction point."""
         moment = (now or datetime.now(UTC)).timestamp() - self.settings.retention_seconds
-        return await self._db.write(lambda conn: self._log.compact(conn, int(moment * 1e6)))
+        point = await self._db.write(lambda conn: self._log.compact(conn, int(moment * 1e6)))
+        self.compact_revision = max(self.compact_revision, point)
+        return point
 
     # -- tailing ----------------------------------------------------------------------------
 
@@ -259,6 +292,7 @@ class Feed:
                 self._attached.clear()
                 self._ring.clear()
                 self.last = self._ring_floor = compacted.compact_revision
+                self.compact_revision = max(self.compact_revision, compacted.compact_revision)
                 continue
             for batch in batches:
                 self._publish(batch)

@@ -147,9 +147,12 @@ class _Stream:
                     batch if len(changes) == len(batch.changes) else Batch(batch.revision, changes)
                 )
         event = self._encoder.event
+        metrics = self._feed.metrics
         for chunk, fragment in _chunks(wanted):
             events = [event(c) for b in chunk for c in b.changes]
             await self._context.write(_response(events, self._feed.last, fragment))
+            if metrics is not None:
+                metrics.sent.inc(len(events))
         if batches:
             self._cursor = max(self._cursor, batches[-1].revision)
 

@@ -11,7 +11,7 @@ from shop_common.storage.changelog import (
     Compacted,
     changelog_tables,
 )
-from shop_common.storage.database import Database, driver_url
+from shop_common.storage.database import Database, driver_url, kind_of
 from shop_common.storage.idempotency import IdempotencyKey, IdempotencyStore, idempotency_table
 from shop_common.storage.listing import Page, Pages
 from shop_common.storage.migrations import Migration, migrate
@@ -51,6 +51,7 @@ __all__ = [
     "driver_url",
     "from_us",
     "idempotency_table",
+    "kind_of",
     "migrate",
     "to_us",
 ]

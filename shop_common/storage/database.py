@@ -23,6 +23,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from shop_common.process import private_dir, private_file
 from shop_common.storage.threads import DatabaseThreads
+from shop_common.telemetry import StorageMetrics
 
 T = TypeVar("T")
 
@@ -46,6 +47,12 @@ def driver_url(url: str) -> URL:
     if backend == "postgresql":
         return parsed.set(drivername="postgresql+psycopg")
     raise ValueError(f"unsupported database URL {parsed.render_as_string()!r}")
+
+
+def kind_of(url: str) -> str:
+    """`sqlite` or `postgresql`: the database behind `url` (the `database` label of the
+    storage metrics)."""
+    return driver_url(url).get_backend_name()
 
 
 def _sqlite_engine(url: URL, begin: str, pool_size: int) -> Engine:
@@ -84,9 +91,12 @@ def _enable_wal(dbapi_connection: Any) -> None:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, metrics: StorageMetrics | None = None) -> None:
+        """`metrics`, if given, records units of work (when metrics are on)."""
         self.url = driver_url(url)
         self.is_postgres = self.url.get_backend_name() == "postgresql"
+        self._metrics = metrics
+        committed = None if metrics is None else metrics.group.observe
         if self.is_postgres:
             self._writer = sa.create_engine(self.url, pool_size=POSTGRES_POOL, max_overflow=0)
             self._reader: Engine = self._writer.execution_options(isolation_level="REPEATABLE READ")
@@ -94,7 +104,9 @@ class Database:
             # No grouped commits here: writers on several connections take their row locks
             # in one order (a create's checks, then the revision counter); a group would take
             # its second unit's checks after its first unit's counter, and deadlock.
-            self._write_threads = DatabaseThreads(self._writer, half, "db-write", depth=1)
+            self._write_threads = DatabaseThreads(
+                self._writer, half, "db-write", depth=1, committed=committed
+            )
             self._read_threads = DatabaseThreads(self._reader, half, "db-read", depth=1)
         else:
             if self.url.database and self.url.database != ":memory:":
@@ -108,10 +120,14 @@ class Database:
             self._reader = _sqlite_engine(self.url, "BEGIN", pool_size=SQLITE_READERS)
             # The one writer: its turn's units commit together (BEGIN IMMEDIATE locks the
             # whole database first, so no lock order can be broken).
-            self._write_threads = DatabaseThreads(self._writer, 1, "db-write", depth=1, group=True)
+            self._write_threads = DatabaseThreads(
+                self._writer, 1, "db-write", depth=1, group=True, committed=committed
+            )
             self._read_threads = DatabaseThreads(
                 self._reader, SQLITE_READERS, "db-read", depth=SQLITE_READ_DEPTH
             )
+        if metrics is not None:
+            metrics.read_from(writer_queue=lambda: self._write_threads.queued)
 
     @property
     def libpq_dsn(self) -> str:
@@ -127,11 +143,23 @@ class Database:
         already handed over: it may still commit. `abandoned` is then called with its result
         once it has, so that what it wrote is not left unannounced.
         """
-        return await self._write_threads.submit(work, abandoned)
+        if self._metrics is None:
+            return await self._write_threads.submit(work, abandoned)
+        started = time.perf_counter()
+        try:
+            return await self._write_threads.submit(work, abandoned)
+        finally:
+            self._metrics.write.observe(time.perf_counter() - started)
 
     async def read(self, work: Callable[[Connection], T]) -> T:
         """Runs `work` in one read transaction: one consistent snapshot for its statements."""
-        return await self._read_threads.submit(work)
+        if self._metrics is None:
+            return await self._read_threads.submit(work)
+        started = time.perf_counter()
+        try:
+            return await self._read_threads.submit(work)
+        finally:
+            self._metrics.read.observe(time.perf_counter() - started)
 
     async def close(self) -> None:
         """Waits for units of work in flight, then closes every connection."""

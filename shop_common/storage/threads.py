@@ -30,6 +30,9 @@ _Unit = tuple[asyncio.AbstractEventLoop, Work, "asyncio.Future[Any]", Abandoned]
 _Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None, Abandoned]
 _Ran = list[tuple[asyncio.AbstractEventLoop, _Outcome]]
 
+Committed = Callable[[int], None] | None
+"""Told how many units each write transaction committed (the commit group's size)."""
+
 _STOP = None
 
 log = logging.getLogger(__name__)
@@ -43,10 +46,13 @@ class DatabaseThread:
     own: a unit that raises is undone alone, the others commit together (one commit, one
     write of each page touched, for a writer that would otherwise commit every unit)."""
 
-    def __init__(self, engine: Engine, name: str, *, group: bool = False) -> None:
+    def __init__(
+        self, engine: Engine, name: str, *, group: bool = False, committed: Committed = None
+    ) -> None:
         self._engine = engine
         self._name = name
         self._group = group
+        self._committed = committed
         self._units: queue.SimpleQueue[_Unit | None] = queue.SimpleQueue()
         self.queued = 0
         """Units handed over and not yet answered by the thread (read and written on the
@@ -119,6 +125,9 @@ class DatabaseThread:
             except BaseException as error:  # handed to the caller, as an executor would
                 _reset(conn)
                 outcome = (future, None, error, abandoned)
+            else:
+                if self._committed is not None:
+                    self._committed(1)
             ran.append((loop, outcome))
         return ran
 
@@ -142,6 +151,10 @@ class DatabaseThread:
             _reset(conn)
             ran = [(loop, (f, None, e or error, a)) for loop, (f, _r, e, a) in ran]
             ran += [(loop, (f, None, error, a)) for loop, _w, f, a in turn[len(ran) :]]
+        else:
+            kept = sum(1 for _loop, (_f, _r, error, _a) in ran if error is None)
+            if self._committed is not None and kept:
+                self._committed(kept)
         return ran
 
     def _answer(self, ran: _Ran) -> None:
@@ -191,10 +204,26 @@ class DatabaseThreads:
     """
 
     def __init__(
-        self, engine: Engine, count: int, name: str, *, depth: int, group: bool = False
+        self,
+        engine: Engine,
+        count: int,
+        name: str,
+        *,
+        depth: int,
+        group: bool = False,
+        committed: Committed = None,
     ) -> None:
-        self._threads = [DatabaseThread(engine, f"{name}-{n}", group=group) for n in range(count)]
+        self._threads = [
+            DatabaseThread(engine, f"{name}-{n}", group=group, committed=committed)
+            for n in range(count)
+        ]
         self._depth = depth
+
+    @property
+    def queued(self) -> int:
+        """Units handed over and not yet answered, on every thread (safe to read from any
+        thread: a sum of ints the loop keeps)."""
+        return sum(thread.queued for thread in self._threads)
 
     def submit(
         self, work: Callable[[Connection], T], abandoned: Callable[[T], None] | None = None
