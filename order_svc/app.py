@@ -32,7 +32,7 @@ from shop_common.serving import (
     start_admin_port,
     start_service,
 )
-from shop_common.telemetry import GrpcClientMetrics
+from shop_common.telemetry import GrpcClientMetrics, ViewMetrics
 
 DESCRIPTOR = order_pb2.DESCRIPTOR.services_by_name["OrderService"]
 USERS = user_pb2.DESCRIPTOR.services_by_name["UserService"]
@@ -61,7 +61,11 @@ def _wiring(settings: Settings, channel: grpc.aio.Channel) -> Callable[[Parts], 
                 await running.health.set(user_feed.HEALTH_NAME, status)
 
             await set_health(False)
-            follower = user_feed.UserFeedFollower(channel, view, set_health, credentials)
+            admin = running.admin
+            metrics = None if admin is None else ViewMetrics(admin.registry, "users")
+            follower = user_feed.UserFeedFollower(
+                channel, view, set_health, credentials, metrics=metrics
+            )
             return user_feed.start(follower)
 
         def register(server: grpc.aio.Server) -> None:
@@ -85,7 +89,7 @@ async def start(settings: Settings) -> RunningServer:
         raise
     try:
         running = await start_service(
-            NAME, settings, schema, _wiring(settings, channel), admin=admin
+            NAME, settings, schema, _wiring(settings, channel), feed="orders", admin=admin
         )
     except BaseException:
         await close_channel()

@@ -98,11 +98,15 @@ async def running_user_svc(
     feed: FeedSettings | None = None,
     limits: ServerLimits | None = None,
     listen: str = "127.0.0.1:0",
+    admin_listen: str | None = None,
+    channelz: bool = False,
 ) -> AsyncIterator[RunningServer]:
     settings = ServiceSettings(
         listen=listen,
         database_url=database_url,
         common=common_settings(data_dir, drain_seconds=drain_seconds, feed=feed, limits=limits),
+        admin_listen=admin_listen,
+        channelz=channelz,
     )
     running = await user_svc.app.start(settings)
     try:
@@ -120,6 +124,7 @@ async def running_order_svc(
     user_svc_timeout_seconds: float = 2.0,
     feed: FeedSettings | None = None,
     limits: ServerLimits | None = None,
+    admin_listen: str | None = None,
 ) -> AsyncIterator[RunningServer]:
     settings = order_svc.config.Settings(
         listen="127.0.0.1:0",
@@ -127,6 +132,7 @@ async def running_order_svc(
         user_svc_addr=user_svc_addr,
         user_svc_timeout_seconds=user_svc_timeout_seconds,
         common=common_settings(data_dir, feed=feed, limits=limits),
+        admin_listen=admin_listen,
     )
     running = await order_svc.app.start(settings)
     try:

@@ -43,7 +43,7 @@ def _wire(parts: Parts) -> Wired:
 
 async def start(settings: ServiceSettings) -> RunningServer:
     """Migrates the database and starts serving; the caller stops the result."""
-    return await start_service(NAME, settings, schema, _wire)
+    return await start_service(NAME, settings, schema, _wire, feed="users")
 
 
 PROGRAM = Program(NAME, settings, start, schema.MIGRATIONS)

@@ -18,7 +18,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from shop_common.security import SecuritySettings, server_credentials
-from shop_common.serving import reflection
+from shop_common.serving import channelz, reflection
 from shop_common.serving.authentication import Authenticator, start_authentication
 from shop_common.serving.interceptor import BoundaryInterceptor
 from shop_common.serving.limits import ServerLimits
@@ -27,6 +27,7 @@ from shop_common.telemetry import AdminServer, GrpcServerMetrics
 log = logging.getLogger(__name__)
 
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+_SERVING = health_pb2.HealthCheckResponse.SERVING
 
 REFUSING_SECONDS = 0.05
 """How long a stopping server refuses new calls (UNAVAILABLE) before it stops: long enough
@@ -64,6 +65,13 @@ class RunningServer:
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Run after the server has stopped (e.g. close the database)."""
 
+    def serving_statuses(self) -> dict[str, bool]:
+        """Whether each name the health service knows is SERVING (`shop_health_serving`).
+        Called on the admin thread at scrape time: a copy of the servicer's table, taken
+        in one step (the health package keeps no other public view of it)."""
+        statuses = dict(self.health._server_status)
+        return {name: status == _SERVING for name, status in statuses.items()}
+
     async def stop(
         self, *, grace: float, drain: float = 0.0, refuse: float = REFUSING_SECONDS
     ) -> None:
@@ -97,12 +105,13 @@ async def start_server(
     reflection_on: bool = True,
     health_listen: str | None = None,
     metrics: GrpcServerMetrics | None = None,
+    channelz_on: bool = False,
 ) -> RunningServer:
     """Starts serving `services` on `listen` (port 0 picks one) within `limits`, callers
     established as `security` says (development identity by default), over TLS when it has
     a TLS identity; health alone, in plaintext, on `health_listen` too if given; the calls
-    to `services` recorded in `metrics` if given (every method at zero from the start).
-    Logs where."""
+    to `services` recorded in `metrics` if given (every method at zero from the start);
+    channelz served too if `channelz_on` (for admins only: see `channelz`). Logs where."""
     security = security or SecuritySettings()
     security.check_listen(listen, "listen")
     authenticator, stop_authentication = await start_authentication(security)
@@ -117,6 +126,7 @@ async def start_server(
             reflection_on,
             health_listen,
             metrics,
+            channelz_on,
         )
     except BaseException:
         await stop_authentication()
@@ -135,19 +145,25 @@ async def _start(
     reflection_on: bool,
     health_listen: str | None,
     metrics: GrpcServerMetrics | None,
+    channelz_on: bool,
 ) -> RunningServer:
     names = frozenset(s.descriptor.full_name for s in services)
+    operator = [channelz.DESCRIPTOR] if channelz_on else []
     if metrics is not None:
-        metrics.register(s.descriptor for s in services)
-    boundary = BoundaryInterceptor(names, authenticator, metrics)
+        metrics.register([*(s.descriptor for s in services), *operator])
+    # Channelz crosses the boundary as the services do (authenticated, admins only).
+    guarded = names | {d.full_name for d in operator}
+    boundary = BoundaryInterceptor(guarded, authenticator, metrics)
     options = [*SERVER_OPTIONS, *limits.server_options()]
     server = grpc.aio.server(interceptors=[boundary], options=options)
     for service in services:
         service.register(server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]  # stubs lag
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    if channelz_on:
+        channelz.enable(server)
     if reflection_on:
-        reflection.enable(server, [*sorted(names), HEALTH_SERVICE])
+        reflection.enable(server, [*sorted(guarded), HEALTH_SERVICE])
     if security.tls is None:
         port = server.add_insecure_port(listen)
     else:

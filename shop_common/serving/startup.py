@@ -28,9 +28,17 @@ from shop_common.storage import (
     Resource,
     ResourceTable,
     UnitOfWork,
+    kind_of,
     migrate,
 )
-from shop_common.telemetry import AdminServer, GrpcServerMetrics, start_admin
+from shop_common.telemetry import (
+    AdminServer,
+    FeedMetrics,
+    GrpcServerMetrics,
+    HealthMetrics,
+    StorageMetrics,
+    start_admin,
+)
 
 R = TypeVar("R", bound=Resource)
 log = logging.getLogger(__name__)
@@ -88,21 +96,22 @@ async def start_service(
     schema: ServiceSchema,
     wire: Callable[[Parts], Wired],
     *,
+    feed: str,
     admin: AdminServer | None = None,
 ) -> RunningServer:
-    """Migrates the database and starts serving; the caller stops the result. The admin
-    port is started here (if metrics are on), unless the caller started it already (to
-    record its own client calls in it); either way, it stops with the service."""
+    """Migrates the database and starts serving; the caller stops the result. `feed` names
+    the service's change feed in its metrics (`users`). The admin port is started here (if
+    metrics are on), unless the caller started it already (to record its own client calls
+    in it); either way, it stops with the service."""
     if admin is None:
         admin = await start_admin_port(name, settings)
     try:
-        running = await _start_service(name, settings, schema, wire, admin)
+        running = await _start_service(name, settings, schema, wire, feed, admin)
     except BaseException:
         if admin is not None:
             await admin.stop()
         raise
     if admin is not None:
-        running.admin = admin
         running.on_stop.append(admin.stop)
     return running
 
@@ -112,11 +121,19 @@ async def _start_service(
     settings: ServiceSettings,
     schema: ServiceSchema,
     wire: Callable[[Parts], Wired],
+    feed_name: str,
     admin: AdminServer | None,
 ) -> RunningServer:
-    db = Database(settings.database_url)
+    registry = None if admin is None else admin.registry
+    storage_metrics, feed_metrics = None, None
+    if registry is not None:
+        storage_metrics = StorageMetrics(registry, kind_of(settings.database_url))
+        feed_metrics = FeedMetrics(registry, feed_name)
+    db = Database(settings.database_url, storage_metrics)
     changelog = Changelog(schema.changelog)
-    feed = Feed(db, changelog, settings.common.feed, caller_key=current_limit_key)
+    feed = Feed(
+        db, changelog, settings.common.feed, caller_key=current_limit_key, metrics=feed_metrics
+    )
     closing = contextlib.AsyncExitStack()
     closing.push_async_callback(db.close)
     try:
@@ -135,8 +152,12 @@ async def _start_service(
             security=common.security,
             reflection_on=common.reflection,
             health_listen=settings.health_listen,
-            metrics=None if admin is None else GrpcServerMetrics(admin.registry),
+            metrics=None if registry is None else GrpcServerMetrics(registry),
+            channelz_on=settings.channelz,
         )
+        running.admin = admin  # before `started`: what starts then may record in it
+        if registry is not None:
+            HealthMetrics(registry, running.serving_statuses)
     except BaseException:
         await feed.close()
         await closing.aclose()

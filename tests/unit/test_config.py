@@ -290,3 +290,16 @@ def test_a_bad_admin_address_is_refused_by_name(value: str) -> None:
         user_svc.app.settings({"USER_SVC_ADMIN_LISTEN": value})
     with pytest.raises(ConfigError, match="GATEWAY_ADMIN_LISTEN"):
         gateway.config.Settings.from_env({"GATEWAY_ADMIN_LISTEN": value})
+
+
+def test_channelz_is_off_unless_a_service_turns_it_on() -> None:
+    order_env = {"ORDER_SVC_USER_SVC_ADDR": "127.0.0.1:50051"}
+    assert not user_svc.app.settings({}).channelz
+    assert not order_svc.config.Settings.read(order_env).channelz
+    assert user_svc.app.settings({"USER_SVC_CHANNELZ": "true"}).channelz
+    on = {**order_env, "ORDER_SVC_CHANNELZ": "true"}
+    assert order_svc.config.Settings.read(on).channelz
+    # Each service its own switch.
+    assert not order_svc.config.Settings.read({**order_env, "USER_SVC_CHANNELZ": "true"}).channelz
+    with pytest.raises(ConfigError, match="USER_SVC_CHANNELZ"):
+        user_svc.app.settings({"USER_SVC_CHANNELZ": "maybe"})
