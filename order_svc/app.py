@@ -16,6 +16,7 @@ from order_svc.servicer import OrderServicer
 from order_svc.store import order_table
 from order_svc.user_client import GrpcUserDirectory, open_user_service_channel
 from order_svc.user_view import UserView
+from order_svc.view_progress import ViewProgress
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.user.v1 import user_pb2
 from shop_common.domain import utc_now
@@ -64,7 +65,7 @@ def _wiring(settings: Settings, channel: grpc.aio.Channel) -> Callable[[Parts], 
             admin = running.admin
             metrics = None if admin is None else ViewMetrics(admin.registry, "users")
             follower = user_feed.UserFeedFollower(
-                channel, view, set_health, credentials, metrics=metrics
+                channel, view, set_health, credentials, progress=ViewProgress(metrics)
             )
             return user_feed.start(follower)
 

@@ -9,8 +9,8 @@ service lets list and watch users. Its state is a health status of its own (`HEA
 SERVING while the view is current, NOT_SERVING while it lags or the stream is down; the
 service's own health is untouched (orders for known users are still accepted).
 
-What it knows of its progress (the revision applied, the head last reported, since when it
-is behind) is read by the view's metrics (`telemetry.ViewMetrics`) at scrape time.
+What it sees of its progress (revision applied, head reported, stream up or lost) goes to
+`view_progress`, which the view's metrics read.
 """
 
 from __future__ import annotations
@@ -19,15 +19,14 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections.abc import Awaitable, Callable
 
 import grpc
 
 from order_svc.user_view import UserChange, UserView
+from order_svc.view_progress import ViewProgress
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_common.serving import CallMetadata
-from shop_common.telemetry import ViewMetrics
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +65,7 @@ class UserFeedFollower:
         set_health: SetHealth,
         credentials: CallMetadata,
         backoff: Backoff | None = None,
-        metrics: ViewMetrics | None = None,
+        progress: ViewProgress | None = None,
     ) -> None:
         self._stub = user_pb2_grpc.UserServiceStub(channel)
         self._credentials = credentials
@@ -74,27 +73,7 @@ class UserFeedFollower:
         self._set_health = set_health
         self._backoff = backoff or Backoff()
         self._current: bool | None = None
-        self.applied = 0
-        """The revision the view is current to, as this follower last read or applied it."""
-        self.head = 0
-        """The user service's head revision as its last response said."""
-        self._behind_since: float | None = time.monotonic()
-        """When the view last stopped being current (monotonic); None while it is."""
-        self._delivered = False
-        """Whether a stream has delivered a response already (the next one reconnects)."""
-        self._reconnects = None if metrics is None else metrics.reconnects
-        if metrics is not None:
-            metrics.read_from(
-                revision=lambda: self.applied,
-                lag_revisions=lambda: max(0, self.head - self.applied),
-                lag_seconds=self.lag_seconds,
-            )
-
-    def lag_seconds(self) -> float:
-        """How long the view has been behind (or cut off from) the user service; 0 while it
-        is current. Read from the admin thread too: one read of the attribute."""
-        since = self._behind_since
-        return 0.0 if since is None else max(0.0, time.monotonic() - since)
+        self.progress = progress or ViewProgress()
 
     async def run(self) -> None:
         relist = False
@@ -104,7 +83,7 @@ class UserFeedFollower:
                 if revision is None or relist:
                     revision = await self._relist()
                     relist = False
-                self.applied = revision
+                self.progress.applied_to(revision)
                 await self._follow(revision)
                 await asyncio.sleep(self._backoff.delay())  # the server ended the stream
             except _Relist:
@@ -132,16 +111,15 @@ class UserFeedFollower:
         request = user_pb2.WatchUsersRequest(start_revision=revision + 1, progress_notify=True)
         call = self._stub.WatchUsers(request, metadata=self._credentials())
         pending: list[user_pb2.UserEvent] = []  # fragments of a revision not yet complete
+        progress = self.progress
         first = True
         try:
             async for response in call:
                 self._backoff.reset()
                 if first:
                     first = False
-                    if self._delivered and self._reconnects is not None:
-                        self._reconnects.inc()
-                    self._delivered = True
-                self.head = response.header_revision
+                    progress.connected()
+                progress.heard(response.header_revision)
                 if response.compact_revision:
                     log.warning(
                         "user feed: revision %d is compacted (up to %d); listing again",
@@ -176,7 +154,7 @@ class UserFeedFollower:
                         for e in events
                     ]
                     cancelled = await self._view.apply(changes, revision)
-                    self.applied = revision
+                    progress.applied_to(revision)
                     if cancelled:
                         log.info(
                             "cancelled %d open order(s) of deleted users up to revision %d",
@@ -186,6 +164,7 @@ class UserFeedFollower:
                 await self._report(current=revision >= response.header_revision)
         finally:
             call.cancel()
+            progress.lost()
 
     async def _relist(self) -> int:
         listed: dict[str, UserChange] = {}
@@ -218,7 +197,6 @@ class UserFeedFollower:
     async def _report(self, *, current: bool) -> None:
         if current != self._current:
             self._current = current
-            self._behind_since = None if current else time.monotonic()
             await self._set_health(current)
 
 

@@ -1,18 +1,13 @@
 """The metrics of a view that follows another service's change feed (order_svc's view of
-users: `view="users"`), read at scrape time from what the follower holds:
+users: `view="users"`), read at scrape time from what the follower holds (the follower
+defines them: `order_svc.view_progress`):
 
 - `shop_view_revision`: the revision of the feed the view has applied;
-- `shop_view_lag_revisions`: the feed's head as the view last heard it (every response,
-  progress notifications included, carries it) minus the applied revision;
-- `shop_view_lag_seconds`: how long the view has been behind, 0 while it is current (it has
-  applied the head its feed last reported). Behind means: a response announced revisions
-  not yet applied, or the stream is down, or it has not caught up since the process
-  started. It grows while the user service is unreachable (the head is then unknown, and
-  the view may be missing anything), which is what an alert on staleness wants;
-- `shop_view_reconnects_total`: streams opened again after one that had delivered a
-  response was lost (the user service restarted, a network cut, a compaction that forced
-  a new listing); attempts that fail to connect are not counted, so an outage counts once.
-  At zero from the start.
+- `shop_view_lag_revisions`: the feed's head as last reported minus the applied revision;
+- `shop_view_lag_seconds`: how long ago the oldest revision heard of and not yet applied
+  was first heard of, or the stream was lost, whichever is earlier; 0 when caught up;
+- `shop_view_reconnects_total`: streams opened again after one that had delivered was
+  lost (failed attempts are not counted), at zero from the start.
 """
 
 from __future__ import annotations
@@ -41,8 +36,8 @@ class ViewMetrics:
         ).labels(view)
         self._lag_seconds = Gauge(
             "shop_view_lag_seconds",
-            "How long the view has been behind its feed's head (or cut off from it); 0 "
-            "while current.",
+            "Seconds since the oldest revision heard of and not applied was first heard of, "
+            "or since the stream was lost; 0 when caught up.",
             labels,
             registry=registry,
         ).labels(view)
