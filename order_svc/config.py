@@ -27,7 +27,7 @@ class Settings(ServiceSettings):
     @classmethod
     def read(cls, env: Mapping[str, str]) -> Settings:
         """`ORDER_SVC_LISTEN` (127.0.0.1:50052), `ORDER_SVC_DATABASE_URL`,
-        `ORDER_SVC_ADMIN_LISTEN` (127.0.0.1:9092), where the user
+        `ORDER_SVC_ADMIN_LISTEN` (127.0.0.1:9092), `ORDER_SVC_CHANNELZ` (false), where the user
         service is, how long it may take and how the order service proves who it is to it,
         and the shared settings."""
         service = ServiceSettings.from_env(env, NAME, 50052, admin_port=9092)

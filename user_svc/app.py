@@ -25,7 +25,7 @@ DESCRIPTOR = user_pb2.DESCRIPTOR.services_by_name["UserService"]
 
 def settings(env: Mapping[str, str]) -> ServiceSettings:
     """`USER_SVC_LISTEN` (127.0.0.1:50051), `USER_SVC_DATABASE_URL`, `USER_SVC_ADMIN_LISTEN`
-    (127.0.0.1:9091), and the shared ones."""
+    (127.0.0.1:9091), `USER_SVC_CHANNELZ` (false), and the shared ones."""
     return ServiceSettings.from_env(env, NAME, 50051, admin_port=9091)
 
 
