@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup run test lint gen check-gen breaking baseline bench migrate certs FORCE
+.PHONY: setup run test lint gen check-gen breaking baseline bench migrate certs prometheus FORCE
 
 # Also redone when node_modules/ is gone (npm ci writes node_modules/.package-lock.json).
 $(VENV)/.installed: pyproject.toml gen/python/pyproject.toml package.json package-lock.json \
@@ -61,5 +61,11 @@ certs: setup
 ## Throughput and latency of the running system (not a test); e.g. make bench ARGS=--quick
 bench: setup
 	$(PY) tools/bench.py $(ARGS)
+
+## Prometheus (Debian's `prometheus` package) scraping what `make run` starts, with the alerting
+## rules of deploy/monitoring; http://localhost:9090. Its data under ./data/prometheus.
+prometheus:
+	prometheus --config.file=deploy/monitoring/prometheus/prometheus.yml \
+	  --storage.tsdb.path=data/prometheus --web.listen-address=127.0.0.1:9090
 
 FORCE:
