@@ -4,15 +4,17 @@ go-grpc-prometheus gives them (server side: recorded by the serving boundary; cl
 channel interceptors). Loads prometheus-client, nothing of the layers above."""
 
 from shop_common.telemetry.admin import AdminServer, start_admin
-from shop_common.telemetry.grpc_client import GrpcClientMetrics, client_interceptors
-from shop_common.telemetry.grpc_server import GrpcServerMetrics, MethodMetrics, go_code
+from shop_common.telemetry.grpc_client import GrpcClientMetrics, client_interceptors, ended_code
+from shop_common.telemetry.grpc_server import BUCKETS, GrpcServerMetrics, MethodMetrics, go_code
 
 __all__ = [
+    "BUCKETS",
     "AdminServer",
     "GrpcClientMetrics",
     "GrpcServerMetrics",
     "MethodMetrics",
     "client_interceptors",
+    "ended_code",
     "go_code",
     "start_admin",
 ]
