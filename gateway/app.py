@@ -91,6 +91,7 @@ class Gateway:
             else None
         )
         self._stream_slots = StreamSlots(settings.max_streams_per_caller)
+        self._access_log = settings.access_log
 
     def measure(self, registry: CollectorRegistry) -> GatewayMetrics:
         """Records the gateway's metrics in `registry` from now on: its requests
@@ -232,7 +233,7 @@ class Gateway:
             if measured is None:
                 measured = metrics.other(method, template)
             measured.answered(status, time.perf_counter() - began)
-        if access_log.isEnabledFor(logging.INFO):
+        if self._access_log and access_log.isEnabledFor(logging.INFO):
             milliseconds = (time.perf_counter() - began) * 1000
             access_log.info(
                 "%s %s %d %.1fms",

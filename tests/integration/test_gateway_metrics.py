@@ -248,3 +248,14 @@ async def test_metrics_off_means_no_admin_port_and_requests_still_served(
                 await anext(watch.aiter_lines())
         # The access log does not depend on metrics.
         assert "GET /v1/users 200 " in caplog.text
+
+
+async def test_the_access_log_can_be_switched_off(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with system(tmp_path, GATEWAY_ACCESS_LOG="false") as (running, http):
+        with caplog.at_level(logging.INFO, logger="gateway.access"):
+            assert (await http.get("/v1/users")).status_code == 200
+        assert not [r for r in caplog.records if r.name == "gateway.access"]
+        # Metrics are still recorded.
+        assert requests(await scraped(running), "GET", "/v1/users", 200) == 1
