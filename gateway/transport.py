@@ -153,7 +153,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     at_cap: ClassVar[bytes]
     """The whole 503 answer to a connection over the cap, made once."""
     linger_budget: ClassVar[LingerBudget]
-    metrics: ClassVar[GatewayMetrics | None]
+    metrics: ClassVar[GatewayMetrics | None] = None
     """Where refusals are counted (None: metrics off)."""
 
     _running: tuple[RequestResponseCycle, asyncio.Task[None]] | None = None

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import gateway.config
 import gateway.server
 from gateway.metrics import REFUSALS
-from tests.gateway.rawhttp import exchange
+from tests.gateway.rawhttp import connection, exchange, read_response, send
 from tests.integration.helpers import new_email
 from tests.integration.test_metrics import Samples, method, order_service, user_service, value
 from tests.support import eventually
@@ -232,6 +232,20 @@ async def test_a_caller_over_its_rate_is_counted_as_refused(tmp_path: pathlib.Pa
         assert refused(after, 429, "RATE_LIMITED") == 1
         list_users = method("unary", USERS, "ListUsers")
         assert value(after, "grpc_client_started_total", **list_users) == 1  # refused: no call
+
+
+async def test_a_connection_over_the_cap_is_counted_as_refused(tmp_path: pathlib.Path) -> None:
+    async with (
+        system(tmp_path, GATEWAY_MAX_CONNECTIONS="1") as (running, _),
+        connection(running) as (reader, writer),
+    ):
+        await send(writer, b"GET /v1/users HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await read_response(reader)).status == 200  # and the connection stays open
+        over = await exchange(running, b"GET /v1/users HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert over.status == 503
+        after = await scraped(running)
+        assert refused(after, 503, "TOO_MANY_CONNECTIONS") == 1
+        assert requests(after, "GET", "/v1/users", 200) == 1  # the refused one is in no route
 
 
 async def test_metrics_off_means_no_admin_port_and_requests_still_served(
