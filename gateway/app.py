@@ -1,7 +1,9 @@
 """The ASGI application: matches a request to its route, counts it against its caller's
 limits (`ratelimit`, `stream_slots`), has its message built, calls the backend over one
 `grpc.aio` channel per backend, and has the reply written (`reply`, or `streams` for a
-stream). Every error ends here, in `_http`, as one HTTP response.
+stream). Every error ends here, in `_http`, as one HTTP response; every request is
+recorded there too, by its route's template: in the metrics (`metrics`, when on) and in the
+access log (`gateway.access`).
 
 No framework: each request is a route match, a few precomputed setters and one call.
 """
