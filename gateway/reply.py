@@ -3,6 +3,8 @@ backend's metadata as headers) and any other, errors included."""
 
 from __future__ import annotations
 
+import time
+
 import grpc
 from google.protobuf.message import Message
 
@@ -12,6 +14,7 @@ from gateway.metadata import response_headers
 from gateway.routes import Route
 from gateway.semantics import Semantics, not_modified
 from gateway.types import Headers, Send
+from shop_common.telemetry import MethodMetrics, ended_code
 
 JSON = (b"content-type", b"application/json")
 
@@ -36,17 +39,29 @@ async def unary_reply(
     conditional: bool,
     headers: RequestHeaders,
     send: Send,
+    calls: MethodMetrics | None = None,
+    sent_at: float = 0.0,
 ) -> None:
     """Awaits `call` and sends its response; a backend's error is raised as `GatewayError`.
-    `conditional`: an `If-Match` was applied, so ABORTED means it did not hold (412)."""
+    `conditional`: an `If-Match` was applied, so ABORTED means it did not hold (412).
+    `calls`: where the call's end is recorded (its start was, at `sent_at`)."""
     try:
         response = await call
     except grpc.aio.AioRpcError as error:
+        if calls is not None:
+            _ended(calls, error.code(), sent_at)
         extra = response_headers(pairs(error.initial_metadata()), pairs(error.trailing_metadata()))
         failure = from_rpc_error(error, extra)
         if conditional and error.code() == grpc.StatusCode.ABORTED:
             failure.http_status = 412
         raise failure from None
+    except BaseException:  # cancelled (the client left), or the call failed to run
+        if calls is not None:
+            _ended(calls, ended_code(call), sent_at)
+        raise
+    if calls is not None:
+        _ended(calls, grpc.StatusCode.OK, sent_at)
+        calls.received.inc()
     status = semantics.status
     reply: Headers = []
     if semantics.etag_out or semantics.location is not None:
@@ -72,3 +87,8 @@ async def unary_reply(
     reply += [JSON, (b"content-length", b"%d" % len(body))]
     await send({"type": "http.response.start", "status": status, "headers": reply})
     await send({"type": "http.response.body", "body": body})
+
+
+def _ended(calls: MethodMetrics, code: grpc.StatusCode, sent_at: float) -> None:
+    calls.handled[code].inc()
+    calls.seconds.observe(time.perf_counter() - sent_at)

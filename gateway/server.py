@@ -18,7 +18,7 @@ from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.https import ServerTls
 from gateway.transport import GatewayHttpProtocol
-from shop_common.telemetry import AdminServer, GrpcClientMetrics, start_admin
+from shop_common.telemetry import AdminServer, start_admin
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ async def start(settings: Settings, app: Gateway | None = None) -> RunningGatewa
     admin = None
     if settings.admin_listen is not None:
         admin = await start_admin("gateway", settings.admin_listen)
-        app.client_metrics = GrpcClientMetrics(admin.registry, app.services)
+        app.measure(admin.registry)
     try:
         return await _start(settings, app, admin)
     except BaseException:
@@ -103,7 +103,7 @@ async def _start(settings: Settings, app: Gateway, admin: AdminServer | None) ->
     config = uvicorn.Config(
         app,
         # httptools, head and body in one send, hostile clients refused (see transport).
-        http=GatewayHttpProtocol.for_settings(settings),
+        http=GatewayHttpProtocol.for_settings(settings, app.metrics),
         loop="uvloop",
         ws="none",
         lifespan="on",

@@ -50,6 +50,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 from gateway import refusals
 from gateway.config import Settings
 from gateway.errors import RequestError
+from gateway.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,8 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     at_cap: ClassVar[bytes]
     """The whole 503 answer to a connection over the cap, made once."""
     linger_budget: ClassVar[LingerBudget]
+    metrics: ClassVar[GatewayMetrics | None] = None
+    """Where refusals are counted (None: metrics off)."""
 
     _running: tuple[RequestResponseCycle, asyncio.Task[None]] | None = None
     """The request being served (pipelined ones wait their turn) and its task."""
@@ -174,13 +177,15 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     _lost = False
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> type[GatewayHttpProtocol]:
+    def for_settings(
+        cls, settings: Settings, metrics: GatewayMetrics | None = None
+    ) -> type[GatewayHttpProtocol]:
         at_cap = refusals.response(refusals.too_many_connections(settings.max_connections))
         budget = LingerBudget.for_cap(settings.max_connections)
         configured = type(
             cls.__name__,
             (cls,),
-            {"settings": settings, "at_cap": at_cap, "linger_budget": budget},
+            {"settings": settings, "at_cap": at_cap, "linger_budget": budget, "metrics": metrics},
         )
         return cast(type[GatewayHttpProtocol], configured)
 
@@ -202,6 +207,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self._over_cap = True
         self.transport = transport
         if not self.linger_budget.take():
+            self._count_at_cap()
             transport.write(self.at_cap)
             transport.close()
             return
@@ -218,8 +224,13 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             self.linger_budget.free += 1
         self._disarm()
         if not self.transport.is_closing():
+            self._count_at_cap()
             self.transport.write(self.at_cap)
             self.transport.close()
+
+    def _count_at_cap(self) -> None:
+        if self.metrics is not None:
+            self.metrics.refused(503, "TOO_MANY_CONNECTIONS")
 
     def _linger(self) -> None:
         """Shuts the writing side once the answer is out, drops what the client still
@@ -252,6 +263,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             return
         if self._over_cap:  # its request: answered now
             self.linger_budget.silent.pop(self, None)
+            self._count_at_cap()
             self.transport.write(self.at_cap)
             self._linger()
             return
@@ -409,6 +421,8 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         """Answers `error` unless a response is being written, cancels the request waiting
         for its body if any, and ends the connection."""
         log.debug("refused %s: %s", self.client, error.description)
+        if self.metrics is not None:
+            self.metrics.refused(error.http_status, error.reason)
         cycle = self.cycle
         answerable = cycle is None or cycle.response_complete or not cycle.response_started
         self._cancel_running()

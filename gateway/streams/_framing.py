@@ -16,6 +16,8 @@ class Framing(Protocol):
 
     headers: tuple[tuple[bytes, bytes], ...]
     """Response headers, content-type first."""
+    kind: str
+    """The format's short name (`ndjson`, `sse`): the `kind` label of open streams."""
     preamble: bytes
     """Sent once, right after the status line."""
     heartbeat: float | None

@@ -16,6 +16,7 @@ class Ndjson:
 
     __slots__ = ()
 
+    kind = "ndjson"
     headers: tuple[tuple[bytes, bytes], ...] = ((b"content-type", CONTENT_TYPE),)
     preamble = b""
     heartbeat: float | None = None

@@ -123,6 +123,7 @@ class EventStream:
 
     __slots__ = ("heartbeat", "revisions")
 
+    kind = "sse"
     headers: tuple[tuple[bytes, bytes], ...] = _HEADERS
     preamble: bytes = b"retry: %d\n\n" % RETRY_MILLISECONDS
     ping: bytes = b": heartbeat\n\n"

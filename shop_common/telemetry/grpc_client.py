@@ -2,7 +2,10 @@
 by channel interceptors, one per kind of call (grpc.aio files an interceptor under one kind
 only). A call is counted when it starts and, with its status code and duration, when it
 ends; a unary call's request and response are its messages (a stream's responses are not
-counted: that would mean wrapping the caller's reads)."""
+counted: that would mean wrapping the caller's reads).
+
+grpc.aio's interceptor path costs ~30 µs a call: a caller on a hot path (the gateway)
+records the same metrics around its calls itself (`MethodMetrics`, `ended_code`)."""
 
 from __future__ import annotations
 
@@ -38,19 +41,23 @@ def _method_name(details: grpc.aio.ClientCallDetails) -> str:
     return method.decode() if isinstance(method, bytes) else method
 
 
+def ended_code(call: Any) -> grpc.StatusCode:
+    """The status code of a call that is over, read without a coroutine (grpc.aio offers
+    `code()` only as one). Cancelled locally: no status was received. A later interceptor
+    that answered with a response instead of a call: that is success."""
+    cython = getattr(call, "_cython_call", None)
+    if cython is None:
+        return grpc.StatusCode.OK
+    status = cython._status
+    if status is None:
+        return grpc.StatusCode.CANCELLED
+    code: grpc.StatusCode = CYGRPC_STATUS_CODE_TO_STATUS_CODE[status.code()]
+    return code
+
+
 def _finished(metrics: MethodMetrics, started: float, unary: bool) -> Callable[[Any], None]:
     def done(call: Any) -> None:
-        # The call is over: its status is known and read without a coroutine (grpc.aio
-        # offers `code()` only as one). Cancelled locally: no status was received. A later
-        # interceptor that answered with a response instead of a call: that is success.
-        cython = getattr(call, "_cython_call", None)
-        status = None if cython is None else cython._status
-        if cython is None:
-            code = grpc.StatusCode.OK
-        elif status is None:
-            code = grpc.StatusCode.CANCELLED
-        else:
-            code = CYGRPC_STATUS_CODE_TO_STATUS_CODE[status.code()]
+        code = ended_code(call)
         metrics.handled[code].inc()
         metrics.seconds.observe(time.perf_counter() - started)
         if unary and code is grpc.StatusCode.OK:

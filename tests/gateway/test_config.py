@@ -21,6 +21,8 @@ def test_defaults() -> None:
     assert settings.max_body_bytes == 4 * 1024 * 1024
     assert settings.timeout_seconds == 10.0
     assert settings.max_timeout_seconds == 60.0
+    assert settings.admin_listen == "127.0.0.1:9093"
+    assert settings.access_log is True
 
 
 def test_everything_from_the_environment() -> None:
@@ -34,6 +36,7 @@ def test_everything_from_the_environment() -> None:
             "GATEWAY_MAX_TIMEOUT_SECONDS": "30",
             "SHOP_GRACE_SECONDS": "1",
             "SHOP_LOG_LEVEL": "debug",
+            "GATEWAY_ACCESS_LOG": "false",
         }
     )
     assert (settings.host, settings.port) == ("::1", 0)
@@ -43,6 +46,7 @@ def test_everything_from_the_environment() -> None:
     assert settings.max_timeout_seconds == 30.0
     assert settings.grace_seconds == 1.0
     assert settings.log_level == "DEBUG"
+    assert settings.access_log is False
 
 
 def test_per_caller_limits_default() -> None:

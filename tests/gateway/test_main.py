@@ -64,6 +64,12 @@ async def test_python_m_gateway_serves_on_the_port_it_logs_and_stops_on_sigterm(
             await process.wait()
     assert status == 0, output
     assert sum("gateway listening on" in line for line in output) == 1, output
+    # The access log, a line per request, names the route by its template.
+    access = [line for line in output if " gateway.access: " in line]
+    assert len(access) == 2, output
+    assert re.search(r"INFO  gateway\.access: GET /v1/users/\{id\} 200 \d+\.\dms$", access[0])
+    assert re.search(r"gateway\.access: GET /healthz 200 \d+\.\dms$", access[1])
+    assert not [line for line in access if "u-1" in line]
     assert not [line for line in output if "ERROR" in line or "Traceback" in line], output
 
 
