@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from shop_common.feed import FeedSettings
 from shop_common.process import (
     ConfigError,
+    LogFormat,
     address,
     address_or_off,
     flag,
+    log_format,
+    log_level,
     number,
     optional,
     text,
@@ -43,6 +46,8 @@ class Common:
     """Who callers are (`SHOP_AUTH`: dev or jwt) and TLS."""
     reflection: bool = True
     """Server reflection served (by default in dev mode only)."""
+    log_format: LogFormat = LogFormat.TEXT
+    """`SHOP_LOG_FORMAT`: readable text lines, or one JSON object per line."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Common:
@@ -64,7 +69,7 @@ class Common:
             )
         return cls(
             data_dir=pathlib.Path(text(env, "SHOP_DATA_DIR", "data")),
-            log_level=text(env, "SHOP_LOG_LEVEL", "INFO").upper(),
+            log_level=log_level(env),
             grace_seconds=number(env, "SHOP_GRACE_SECONDS", 5.0),
             drain_seconds=number(env, "SHOP_DRAIN_SECONDS", 0.0),
             page_token_key=key,
@@ -72,6 +77,7 @@ class Common:
             limits=limits,
             security=security,
             reflection=flag(env, "SHOP_REFLECTION", security.mode is AuthMode.DEV),
+            log_format=log_format(env),
         )
 
     def sqlite_url(self, service: str) -> str:
