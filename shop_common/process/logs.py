@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -159,8 +160,9 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(level: str, fmt: LogFormat = LogFormat.TEXT) -> None:
     """The root logger at `level`, writing `fmt` lines to stderr.
 
-    JSON lines are UTF-8 (as JSON is) whatever the locale says; warnings and an uncaught
-    exception are logged too, so that no line of the process is anything but JSON."""
+    JSON lines are UTF-8 (as JSON is) whatever the locale says; warnings and uncaught
+    exceptions (a thread's too) are logged too, so that no line of the process is anything
+    but JSON."""
     span_ids = span_ids_reader()
     formatter: logging.Formatter = TextFormatter(span_ids)
     if fmt is LogFormat.JSON:
@@ -170,6 +172,7 @@ def configure_logging(level: str, fmt: LogFormat = LogFormat.TEXT) -> None:
         formatter = JsonFormatter(span_ids)
         logging.captureWarnings(True)
         sys.excepthook = _log_uncaught
+        threading.excepthook = _log_uncaught_in_thread
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
     logging.basicConfig(level=level, handlers=[handler])
@@ -182,3 +185,14 @@ def _log_uncaught(
         sys.__excepthook__(kind, error, traceback)
         return
     logging.getLogger("uncaught").critical("uncaught exception", exc_info=(kind, error, traceback))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_value is None:  # pragma: no cover - the thread raised an exception
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("uncaught").critical(
+        "uncaught exception in thread %s",
+        name,
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+    )
