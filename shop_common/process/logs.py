@@ -104,9 +104,9 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: `time` (RFC 3339, UTC, milliseconds), `level`, `logger`,
     `message`, `request_id` when known, `trace_id` and `span_id` when a span is active,
-    every `extra` of the call, and `exception` (the formatted traceback) if any. The first
-    seven are the formatter's: an `extra` of the same name does not replace them (but an
-    `extra` request_id is the line's request id)."""
+    every `extra` of the call, and `exception` (the formatted traceback) if any. An `extra`
+    named as one of the formatter's own fields does not replace it (but an `extra`
+    request_id is the line's request id)."""
 
     def __init__(self, span_ids: SpanIds = _no_span) -> None:
         super().__init__()
@@ -116,15 +116,17 @@ class JsonFormatter(logging.Formatter):
         self._options = orjson.OPT_NON_STR_KEYS
         self._encode_error = orjson.JSONEncodeError
         self._span_ids = span_ids
-        self._second = -1
-        self._second_text = ""
+        self._second: tuple[int, str] = (-1, "")
+        """The last second formatted, and its text: most lines share their second with the
+        line before. (One tuple, replaced whole: safe from any thread.)"""
 
     def _time(self, record: logging.LogRecord) -> str:
         second = int(record.created)
-        if second != self._second:  # most lines share their second with the one before
-            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        return f"{self._second_text}.{int(record.msecs):03d}Z"
+        cached = self._second
+        if cached[0] != second:
+            cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+            self._second = cached
+        return f"{cached[1]}.{int(record.msecs):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[Any, Any] = {
