@@ -37,8 +37,9 @@ class Common:
     """How long in-flight calls may run on after SIGTERM."""
     drain_seconds: float
     """How long a stopping service reports NOT_SERVING before it stops accepting calls."""
-    page_token_key: str | None
-    """Hex key that signs page tokens; set it when several replicas serve one database."""
+    page_token_key: str | None = field(repr=False)
+    """Hex key that signs page tokens; set it when several replicas serve one database.
+    (Secrets are left out of the settings' repr, should one be logged.)"""
     feed: FeedSettings = field(default_factory=FeedSettings)
     limits: ServerLimits = field(default_factory=ServerLimits)
     """What one client may take of the gRPC server: message sizes, streams, pings."""
@@ -101,7 +102,8 @@ class ServiceSettings:
     """What every service reads: where it listens, its database, the shared settings."""
 
     listen: str
-    database_url: str
+    database_url: str = field(repr=False)
+    """Its password, if any, left out of the repr."""
     common: Common
     health_listen: str | None = field(default=None, kw_only=True)
     """A plaintext port serving health only (for probes that speak no TLS); None: none."""

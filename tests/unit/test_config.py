@@ -290,3 +290,18 @@ def test_a_bad_admin_address_is_refused_by_name(value: str) -> None:
         user_svc.app.settings({"USER_SVC_ADMIN_LISTEN": value})
     with pytest.raises(ConfigError, match="GATEWAY_ADMIN_LISTEN"):
         gateway.config.Settings.from_env({"GATEWAY_ADMIN_LISTEN": value})
+
+
+def test_no_secret_is_in_the_settings_repr() -> None:
+    """Settings logged or shown in a traceback's message say nothing secret."""
+    env = {
+        "USER_SVC_DATABASE_URL": "postgresql://shop:pw-s3cr3t@db.internal/users",
+        "ORDER_SVC_DATABASE_URL": "postgresql://shop:pw-s3cr3t@db.internal/orders",
+        "SHOP_PAGE_TOKEN_KEY": KEY,
+    }
+    users, orders = user_svc.app.settings(env), order_svc.config.Settings.read(env)
+    assert users.database_url.endswith("@db.internal/users")
+    assert users.common.page_token_key == KEY
+    for settings in (users, orders):
+        assert "pw-s3cr3t" not in repr(settings)
+        assert KEY not in repr(settings)
