@@ -21,7 +21,7 @@ def main() -> int:
     except ConfigError as error:
         print(f"gateway: {error}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     # uvicorn's own start/stop chatter; its errors still show.
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     try:

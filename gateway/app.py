@@ -40,6 +40,7 @@ from gateway.stream_slots import StreamSlots
 from gateway.transport import left_mid_call
 from gateway.types import Headers, Receive, Scope, Send
 from gateway.types import Message as AsgiMessage
+from shop_common.process import reset_request_id, set_request_id
 from shop_common.security import open_channel
 from shop_common.telemetry import GrpcClientMetrics, MethodMetrics, ended_code
 
@@ -169,6 +170,9 @@ class Gateway:
         headers = RequestHeaders(scope["headers"])
         asked_id = headers.get(b"x-request-id") or b""
         request_id = request_id_of(asked_id)
+        # Every line logged for this request carries its id (each request is a task of its
+        # own: the id goes with it; reset at the end for callers that reuse their task).
+        request_token = set_request_id(request_id)
         extra: Headers = [(b"x-request-id", request_id.encode())]
         if self._cors.enabled:  # else it has nothing to add
             extra += self._cors.response_headers(headers.get(b"origin") or b"")
@@ -208,12 +212,11 @@ class Gateway:
             except GatewayError as error:
                 if error.http_status >= 500:
                     log.warning(
-                        "%s %s: %d %s (request %s)",
+                        "%s %s: %d %s",
                         method,
                         scope["path"],
                         error.http_status,
                         error.status.message,
-                        request_id,
                     )
                 if metrics is not None and isinstance(error, RequestError):
                     metrics.refused(error.http_status, error.reason)
@@ -222,7 +225,7 @@ class Gateway:
             except ClientGone:
                 pass
             except Exception:
-                log.exception("%s %s failed (request %s)", method, scope["path"], request_id)
+                log.exception("%s %s failed", method, scope["path"])
                 if not started:  # else the status line is out: the connection just ends
                     failure = internal_error()
                     await respond(reply, 500, failure.body(), failure.headers)
@@ -251,6 +254,7 @@ class Gateway:
                     "request_id": request_id,
                 },
             )
+        reset_request_id(request_token)
 
     async def _match(
         self, method: str, scope: Scope, headers: RequestHeaders, response_headers: Headers

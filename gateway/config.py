@@ -13,7 +13,18 @@ from google.protobuf.descriptor import FileDescriptor
 
 from shop.order.v1 import order_pb2
 from shop.user.v1 import user_pb2
-from shop_common.process import ConfigError, address, address_or_off, flag, number, optional, text
+from shop_common.process import (
+    ConfigError,
+    LogFormat,
+    address,
+    address_or_off,
+    flag,
+    log_format,
+    log_level,
+    number,
+    optional,
+    text,
+)
 from shop_common.security import AuthMode, SecuritySettings
 
 MIB = 1024 * 1024
@@ -53,6 +64,8 @@ class Settings:
     grace_seconds: float = 5.0
     """On stop, how long in-flight requests may finish."""
     log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.TEXT
+    """`SHOP_LOG_FORMAT`: readable text lines, or one JSON object per line."""
     access_log: bool = True
     """One INFO line per request on the `gateway.access` logger (`GATEWAY_ACCESS_LOG`):
     writing it costs tens of µs a request, more than the metrics."""
@@ -149,7 +162,8 @@ class Settings:
             timeout_seconds=timeout,
             max_timeout_seconds=max(timeout, number(env, "GATEWAY_MAX_TIMEOUT_SECONDS", 60.0)),
             grace_seconds=number(env, "SHOP_GRACE_SECONDS", 5.0),
-            log_level=text(env, "SHOP_LOG_LEVEL", "INFO").upper(),
+            log_level=log_level(env),
+            log_format=log_format(env),
             access_log=flag(env, "GATEWAY_ACCESS_LOG", True),
             strict=flag(env, "GATEWAY_STRICT", False),
             cors_origins=_origins(text(env, "GATEWAY_CORS_ORIGINS", "")),

@@ -14,6 +14,7 @@ import grpc
 
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_common.domain import DeadlineExceeded, FailedPrecondition, Unavailable
+from shop_common.process import REQUEST_ID_KEY, current_request_id
 from shop_common.security import TokenFile, open_channel, service_token_interceptors
 from shop_common.serving import CallMetadata, Deadline, ServerLimits, Stopper
 from shop_common.telemetry import GrpcClientMetrics, client_interceptors
@@ -126,9 +127,13 @@ class GrpcUserDirectory:
 
     async def find(self, user_id: str, deadline: Deadline) -> FoundUser | None:
         timeout = deadline.timeout(self._max_timeout)
+        metadata = self._credentials()
+        request_id = current_request_id()
+        if request_id is not None:  # one request id across the hops, in every service's logs
+            metadata = (*metadata, (REQUEST_ID_KEY, request_id))
         try:
             found = await self._stub.GetUser(
-                user_pb2.GetUserRequest(id=user_id), timeout=timeout, metadata=self._credentials()
+                user_pb2.GetUserRequest(id=user_id), timeout=timeout, metadata=metadata
             )
         except grpc.aio.AioRpcError as error:
             code = error.code()

@@ -24,8 +24,9 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-_LISTENING = re.compile(r"(\w+) listening on (https?://)?(\S+):(\d+)")
-_METRICS = re.compile(r"(\w+) metrics on (http://\S+)")
+# Read from text lines and from JSON ones (SHOP_LOG_FORMAT=json): an address ends at a quote.
+_LISTENING = re.compile(r"(\w+) listening on (https?://)?([^\s\"]+):(\d+)")
+_METRICS = re.compile(r"(\w+) metrics on (http://[^\s\"]+)")
 _COLORS = {"user_svc": "\033[36m", "order_svc": "\033[35m", "gateway": "\033[33m"}
 _STOP_SECONDS = 15.0
 

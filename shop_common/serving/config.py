@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from shop_common.feed import FeedSettings
 from shop_common.process import (
     ConfigError,
+    LogFormat,
     address,
     address_or_off,
     flag,
+    log_format,
+    log_level,
     number,
     optional,
     text,
@@ -34,8 +37,9 @@ class Common:
     """How long in-flight calls may run on after SIGTERM."""
     drain_seconds: float
     """How long a stopping service reports NOT_SERVING before it stops accepting calls."""
-    page_token_key: str | None
-    """Hex key that signs page tokens; set it when several replicas serve one database."""
+    page_token_key: str | None = field(repr=False)
+    """Hex key that signs page tokens; set it when several replicas serve one database.
+    (Secrets are left out of the settings' repr, should one be logged.)"""
     feed: FeedSettings = field(default_factory=FeedSettings)
     limits: ServerLimits = field(default_factory=ServerLimits)
     """What one client may take of the gRPC server: message sizes, streams, pings."""
@@ -43,6 +47,8 @@ class Common:
     """Who callers are (`SHOP_AUTH`: dev or jwt) and TLS."""
     reflection: bool = True
     """Server reflection served (by default in dev mode only)."""
+    log_format: LogFormat = LogFormat.TEXT
+    """`SHOP_LOG_FORMAT`: readable text lines, or one JSON object per line."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Common:
@@ -64,7 +70,7 @@ class Common:
             )
         return cls(
             data_dir=pathlib.Path(text(env, "SHOP_DATA_DIR", "data")),
-            log_level=text(env, "SHOP_LOG_LEVEL", "INFO").upper(),
+            log_level=log_level(env),
             grace_seconds=number(env, "SHOP_GRACE_SECONDS", 5.0),
             drain_seconds=number(env, "SHOP_DRAIN_SECONDS", 0.0),
             page_token_key=key,
@@ -72,6 +78,7 @@ class Common:
             limits=limits,
             security=security,
             reflection=flag(env, "SHOP_REFLECTION", security.mode is AuthMode.DEV),
+            log_format=log_format(env),
         )
 
     def sqlite_url(self, service: str) -> str:
@@ -95,7 +102,8 @@ class ServiceSettings:
     """What every service reads: where it listens, its database, the shared settings."""
 
     listen: str
-    database_url: str
+    database_url: str = field(repr=False)
+    """Its password, if any, left out of the repr."""
     common: Common
     health_listen: str | None = field(default=None, kw_only=True)
     """A plaintext port serving health only (for probes that speak no TLS); None: none."""

@@ -10,7 +10,7 @@ from typing import Generic, TypeVar
 
 import uvloop
 
-from shop_common.process import configure_logging
+from shop_common.process import ConfigError, configure_logging
 from shop_common.serving.config import ServiceSettings
 from shop_common.serving.server import RunningServer, serve_until_signal
 from shop_common.storage import Database, Migration, migrate
@@ -45,8 +45,12 @@ async def _serve(settings: S, start: Callable[[S], Awaitable[RunningServer]]) ->
 
 
 def main(program: Program[S], argv: list[str], env: Mapping[str, str]) -> int:
-    settings = program.settings(env)
-    configure_logging(settings.common.log_level)
+    try:
+        settings = program.settings(env)
+    except ConfigError as error:  # a bad setting: its message says which; no traceback
+        print(f"{program.name}: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.common.log_level, settings.common.log_format)
     if argv == ["migrate"]:
         applied = asyncio.run(_migrate_only(settings.database_url, program.migrations))
         print(f"{program.name}: applied migrations {applied or 'none (up to date)'}")

@@ -1,5 +1,6 @@
-"""The boundary every call crosses: who is calling, and errors → statuses; and, when
-metrics are on, the gRPC server metrics of the call (`telemetry.GrpcServerMetrics`).
+"""The boundary every call crosses: who is calling, and errors → statuses; the request id
+its lines of log carry (the call's `x-request-id`); and, when metrics are on, the gRPC
+server metrics of the call (`telemetry.GrpcServerMetrics`).
 
 One server interceptor wraps each method handler once (cached per method) so that
 handlers run with the caller in `identity.current_caller()` and may raise domain
@@ -22,8 +23,9 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from shop_common.domain import DomainError, InvalidArgument, Unauthenticated, Unavailable
+from shop_common.process import reset_request_id, set_request_id
 from shop_common.serving import identity
-from shop_common.serving.authentication import Authenticator
+from shop_common.serving.authentication import Authenticator, Metadata
 from shop_common.serving.identity import Caller
 from shop_common.serving.status import internal_status, status_for
 from shop_common.telemetry import GrpcServerMetrics, MethodMetrics
@@ -40,21 +42,8 @@ async def _abort_for(error: Exception, context: grpc.aio.ServicerContext[Any, An
     abort = cast(Any, context).abort_with_status
     if isinstance(error, DomainError):
         await abort(status_for(error))
-    log.exception(
-        "unhandled error in %s (request %s)",
-        type(error).__name__,
-        _request_id(context),
-        exc_info=error,
-    )
+    log.exception("unhandled error in %s", type(error).__name__, exc_info=error)
     await abort(internal_status())
-
-
-def _request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
-    """The caller's `x-request-id` (the gateway sends one with every call), for the logs."""
-    for key, value in context.invocation_metadata() or ():
-        if key == "x-request-id":
-            return str(value)
-    return "-"
 
 
 class _Malformed:
@@ -94,6 +83,7 @@ def _parsing(
 async def _admit(
     request: Any,
     context: grpc.aio.ServicerContext[Any, Any],
+    metadata: Metadata,
     authenticator: Authenticator,
     rpc: str,
 ) -> Token[Caller]:
@@ -103,7 +93,6 @@ async def _admit(
     denials are: the RPC, the reason and the client's address (no caller is known; never
     the credential)."""
     try:
-        metadata = context.invocation_metadata() or ()
         try:
             caller = await authenticator.authenticate(metadata, context)
         except Unauthenticated as refused:
@@ -131,20 +120,26 @@ def _guarded(
     """`behavior` run with its caller established, its errors turned into statuses."""
 
     async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        token = await _admit(request, context, authenticator, rpc)
+        metadata = context.invocation_metadata() or ()
+        # The lines logged for this call carry its `x-request-id` (looked up only if one is).
+        request_id = set_request_id(metadata)
         try:
-            result = behavior(request, context)
-            if streaming and inspect.isasyncgen(result):
-                async for response in result:
-                    await context.write(response)
-                return None
-            return await result
-        except grpc.aio.AbortError:
-            raise
-        except Exception as error:
-            await _abort_for(error, context)
+            token = await _admit(request, context, metadata, authenticator, rpc)
+            try:
+                result = behavior(request, context)
+                if streaming and inspect.isasyncgen(result):
+                    async for response in result:
+                        await context.write(response)
+                    return None
+                return await result
+            except grpc.aio.AbortError:
+                raise
+            except Exception as error:
+                await _abort_for(error, context)
+            finally:
+                identity.reset_caller(token)
         finally:
-            identity.reset_caller(token)
+            reset_request_id(request_id)
 
     return handle
 

@@ -1,8 +1,9 @@
 """Telemetry: each process's own metrics registry and the admin HTTP port that serves it
 (`/metrics`, the Prometheus text format), and the gRPC metrics under the names
 go-grpc-prometheus gives them (server side: recorded by the serving boundary; client side:
-interceptors, or the gateway around its own calls); the change feed's, the views', storage's and health's (`shop_*`),
-recorded through small objects the wiring hands those layers. Loads prometheus-client,
+interceptors, or the gateway around its own calls); the change feed's, the views',
+storage's and health's (`shop_*`), recorded through small objects the wiring hands those
+layers. Loads prometheus-client,
 nothing of the layers above."""
 
 from shop_common.telemetry.admin import AdminServer, start_admin

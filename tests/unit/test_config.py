@@ -303,3 +303,18 @@ def test_channelz_is_off_unless_a_service_turns_it_on() -> None:
     assert not order_svc.config.Settings.read({**order_env, "USER_SVC_CHANNELZ": "true"}).channelz
     with pytest.raises(ConfigError, match="USER_SVC_CHANNELZ"):
         user_svc.app.settings({"USER_SVC_CHANNELZ": "maybe"})
+
+
+def test_no_secret_is_in_the_settings_repr() -> None:
+    """Settings logged or shown in a traceback's message say nothing secret."""
+    env = {
+        "USER_SVC_DATABASE_URL": "postgresql://shop:pw-s3cr3t@db.internal/users",
+        "ORDER_SVC_DATABASE_URL": "postgresql://shop:pw-s3cr3t@db.internal/orders",
+        "SHOP_PAGE_TOKEN_KEY": KEY,
+    }
+    users, orders = user_svc.app.settings(env), order_svc.config.Settings.read(env)
+    assert users.database_url.endswith("@db.internal/users")
+    assert users.common.page_token_key == KEY
+    for settings in (users, orders):
+        assert "pw-s3cr3t" not in repr(settings)
+        assert KEY not in repr(settings)
