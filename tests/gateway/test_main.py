@@ -67,8 +67,10 @@ async def test_python_m_gateway_serves_on_the_port_it_logs_and_stops_on_sigterm(
     # The access log, a line per request, names the route by its template.
     access = [line for line in output if " gateway.access: " in line]
     assert len(access) == 2, output
-    assert re.search(r"INFO  gateway\.access: GET /v1/users/\{id\} 200 \d+\.\dms$", access[0])
-    assert re.search(r"gateway\.access: GET /healthz 200 \d+\.\dms$", access[1])
+    # The request id ends a text line (the one the response's X-Request-Id carried).
+    ends = r" \d+\.\dms request=[0-9a-f]{32}$"
+    assert re.search(r"INFO  gateway\.access: GET /v1/users/\{id\} 200" + ends, access[0])
+    assert re.search(r"gateway\.access: GET /healthz 200" + ends, access[1])
     assert not [line for line in access if "u-1" in line]
     assert not [line for line in output if "ERROR" in line or "Traceback" in line], output
 
