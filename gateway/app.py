@@ -32,11 +32,12 @@ from gateway.request import build_request
 from gateway.routes import NoRoute, Route, Router, routes_of
 from gateway.semantics import semantics_table
 from gateway.stream_slots import StreamSlots
+from gateway.tracing import HttpTracing
 from gateway.transport import left_mid_call
 from gateway.types import Headers, Receive, Scope, Send
 from gateway.types import Message as AsgiMessage
 from shop_common.security import open_channel
-from shop_common.telemetry import GrpcClientMetrics, client_interceptors
+from shop_common.telemetry import GrpcClientMetrics, Tracing, client_interceptors
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,9 @@ class Gateway:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self.client_metrics: GrpcClientMetrics | None = None
         """Where the calls to the services are recorded, if set before `startup()`."""
+        self.tracing: Tracing | None = None
+        """Tracing (requests and the calls to the services), if set before `startup()`."""
+        self._http_tracing: HttpTracing | None = None
         self._unary: dict[str, Unary] = {}
         self._streaming: dict[str, Streaming] = {}
         self._streams: set[grpc.aio.Call] = set()
@@ -92,7 +96,10 @@ class Gateway:
         options = list(self.settings.channel_options)
         tls = self.settings.security.tls  # the gateway's certificate: it opens, it grants nothing
         metrics = self.client_metrics
-        interceptors = () if metrics is None else client_interceptors(metrics)
+        interceptors = [] if metrics is None else client_interceptors(metrics)
+        if self.tracing is not None:
+            interceptors += self.tracing.client_interceptors()
+            self._http_tracing = HttpTracing(self.tracing, self.router.routes)
         for address in sorted(set(self.settings.backends.values())):
             self._channels[address] = await open_channel(
                 address,
@@ -130,7 +137,11 @@ class Gateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
+            traced = self._http_tracing
+            if traced is None or scope["path"] in self._builtin_paths:
+                await self._http(scope, receive, send)
+            else:
+                await traced.serve(scope, receive, send, self._http)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -222,6 +233,8 @@ class Gateway:
             # A path or method that does not exist counts too: probing for one is requests.
             await self._count(scope, headers, response_headers)
             raise
+        if self._http_tracing is not None:
+            self._http_tracing.matched(route)
         subject = await self._count(scope, headers, response_headers)
         semantics = self._semantics[route]
         query: bytes = scope["query_string"]

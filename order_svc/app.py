@@ -32,7 +32,7 @@ from shop_common.serving import (
     start_admin_port,
     start_service,
 )
-from shop_common.telemetry import GrpcClientMetrics
+from shop_common.telemetry import GrpcClientMetrics, start_tracing
 
 DESCRIPTOR = order_pb2.DESCRIPTOR.services_by_name["OrderService"]
 USERS = user_pb2.DESCRIPTOR.services_by_name["UserService"]
@@ -61,7 +61,9 @@ def _wiring(settings: Settings, channel: grpc.aio.Channel) -> Callable[[Parts], 
                 await running.health.set(user_feed.HEALTH_NAME, status)
 
             await set_health(False)
-            follower = user_feed.UserFeedFollower(channel, view, set_health, credentials)
+            follower = user_feed.UserFeedFollower(
+                channel, view, set_health, credentials, tracing=parts.tracing
+            )
             return user_feed.start(follower)
 
         def register(server: grpc.aio.Server) -> None:
@@ -74,18 +76,22 @@ def _wiring(settings: Settings, channel: grpc.aio.Channel) -> Callable[[Parts], 
 
 async def start(settings: Settings) -> RunningServer:
     """Migrates the database and starts serving; the caller stops the result."""
+    tracing = start_tracing(settings.tracing)
     admin = await start_admin_port(NAME, settings)
     try:
-        # Its calls to the user service are counted in its own registry (grpc_client_*).
+        # Its calls to the user service are counted in its own registry (grpc_client_*),
+        # and traced by its own tracing.
         client_metrics = None if admin is None else GrpcClientMetrics(admin.registry, [USERS])
-        channel, close_channel = await open_user_service_channel(settings, client_metrics)
+        channel, close_channel = await open_user_service_channel(settings, client_metrics, tracing)
     except BaseException:
         if admin is not None:
             await admin.stop()
+        if tracing is not None:
+            await tracing.shutdown()
         raise
     try:
         running = await start_service(
-            NAME, settings, schema, _wiring(settings, channel), admin=admin
+            NAME, settings, schema, _wiring(settings, channel), admin=admin, tracing=tracing
         )
     except BaseException:
         await close_channel()

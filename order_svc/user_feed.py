@@ -8,6 +8,10 @@ applied revision. It calls as the order service itself (`credentials`), which th
 service lets list and watch users. Its state is a health status of its own (`HEALTH_NAME`):
 SERVING while the view is current, NOT_SERVING while it lags or the stream is down; the
 service's own health is untouched (orders for known users are still accepted).
+
+With tracing, applying a response (and a listing) is a span starting a trace of its own,
+its unit of work a child: not linked to the write at the user service that caused it, which
+would take a trace id in every event of the public feed and of the changelog.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
+from order_svc.domain import Order
 from order_svc.user_view import UserChange, UserView
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_common.serving import CallMetadata
+from shop_common.telemetry import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +67,10 @@ class UserFeedFollower:
         set_health: SetHealth,
         credentials: CallMetadata,
         backoff: Backoff | None = None,
+        *,
+        tracing: Tracing | None = None,
     ) -> None:
+        self._tracing = tracing
         self._stub = user_pb2_grpc.UserServiceStub(channel)
         self._credentials = credentials
         self._view = view
@@ -140,7 +149,7 @@ class UserFeedFollower:
                         )
                         for e in events
                     ]
-                    cancelled = await self._view.apply(changes, revision)
+                    cancelled = await self._apply(changes, revision)
                     if cancelled:
                         log.info(
                             "cancelled %d open order(s) of deleted users up to revision %d",
@@ -151,7 +160,20 @@ class UserFeedFollower:
         finally:
             call.cancel()
 
+    async def _apply(self, changes: list[UserChange], revision: int) -> list[Order]:
+        if self._tracing is None:
+            return await self._view.apply(changes, revision)
+        attributes = {"shop.feed.revision": revision, "shop.feed.events": len(changes)}
+        with self._tracing.root_span("apply WatchUsers response", attributes):
+            return await self._view.apply(changes, revision)
+
     async def _relist(self) -> int:
+        if self._tracing is None:
+            return await self._list()
+        with self._tracing.root_span("list users into the view", {}):
+            return await self._list()
+
+    async def _list(self) -> int:
         listed: dict[str, UserChange] = {}
         token, revision = "", None
         while True:

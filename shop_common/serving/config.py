@@ -22,6 +22,7 @@ from shop_common.process import (
 )
 from shop_common.security import AuthMode, SecuritySettings
 from shop_common.serving.limits import ServerLimits
+from shop_common.telemetry import TracingSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,14 +102,17 @@ class ServiceSettings:
     """A plaintext port serving health only (for probes that speak no TLS); None: none."""
     admin_listen: str | None = field(default=None, kw_only=True)
     """The admin HTTP port serving `/metrics`; None: metrics off (none recorded)."""
+    tracing: TracingSettings = field(default_factory=TracingSettings, kw_only=True)
+    """Where spans go (`OTEL_*`); off by default."""
 
     @classmethod
     def from_env(
         cls, env: Mapping[str, str], name: str, default_port: int, *, admin_port: int
     ) -> ServiceSettings:
         """`<NAME>_LISTEN`, `<NAME>_DATABASE_URL` (SQLite under the data dir by default),
-        `<NAME>_HEALTH_LISTEN` (none by default) and `<NAME>_ADMIN_LISTEN` (`/metrics`;
-        127.0.0.1:`admin_port` by default, empty: metrics off)."""
+        `<NAME>_HEALTH_LISTEN` (none by default), `<NAME>_ADMIN_LISTEN` (`/metrics`;
+        127.0.0.1:`admin_port` by default, empty: metrics off) and the `OTEL_*` variables
+        (traces, off unless they ask; `service.name` is `name` by default)."""
         common = Common.from_env(env)
         prefix = name.upper()
         listen = address(env, f"{prefix}_LISTEN", f"127.0.0.1:{default_port}")
@@ -120,4 +124,5 @@ class ServiceSettings:
             common=common,
             health_listen=address(env, health, "") if optional(env, health) else None,
             admin_listen=address_or_off(env, f"{prefix}_ADMIN_LISTEN", f"127.0.0.1:{admin_port}"),
+            tracing=TracingSettings.from_env(env, name),
         )

@@ -36,17 +36,21 @@ responses with `context.write` (as grpc_health's aio `Watch` does), or an async 
 
 
 async def _abort_for(error: Exception, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-    # grpc-stubs lacks the aio context's abort_with_status; it exists since grpcio 1.38.
-    abort = cast(Any, context).abort_with_status
     if isinstance(error, DomainError):
-        await abort(status_for(error))
+        await _abort(context, status_for(error))
     log.exception(
         "unhandled error in %s (request %s)",
         type(error).__name__,
         _request_id(context),
         exc_info=error,
     )
-    await abort(internal_status())
+    await _abort(context, internal_status())
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], status: grpc.Status) -> None:
+    """`abort_with_status`, spelled as `abort`: a wrapper of the context (the tracing
+    interceptor's, which sets its span's status) sees the status only that way."""
+    await context.abort(status.code, status.details, status.trailing_metadata)
 
 
 def _request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:

@@ -22,7 +22,7 @@ from shop_common.serving import reflection
 from shop_common.serving.authentication import Authenticator, start_authentication
 from shop_common.serving.interceptor import BoundaryInterceptor
 from shop_common.serving.limits import ServerLimits
-from shop_common.telemetry import AdminServer, GrpcServerMetrics
+from shop_common.telemetry import AdminServer, GrpcServerMetrics, Tracing
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +97,14 @@ async def start_server(
     reflection_on: bool = True,
     health_listen: str | None = None,
     metrics: GrpcServerMetrics | None = None,
+    tracing: Tracing | None = None,
 ) -> RunningServer:
     """Starts serving `services` on `listen` (port 0 picks one) within `limits`, callers
     established as `security` says (development identity by default), over TLS when it has
     a TLS identity; health alone, in plaintext, on `health_listen` too if given; the calls
-    to `services` recorded in `metrics` if given (every method at zero from the start).
-    Logs where."""
+    to `services` recorded in `metrics` if given (every method at zero from the start), and
+    their unary calls traced with `tracing` if given (a SERVER span each, around the
+    boundary). Logs where."""
     security = security or SecuritySettings()
     security.check_listen(listen, "listen")
     authenticator, stop_authentication = await start_authentication(security)
@@ -117,6 +119,7 @@ async def start_server(
             reflection_on,
             health_listen,
             metrics,
+            tracing,
         )
     except BaseException:
         await stop_authentication()
@@ -135,13 +138,23 @@ async def _start(
     reflection_on: bool,
     health_listen: str | None,
     metrics: GrpcServerMetrics | None,
+    tracing: Tracing | None,
 ) -> RunningServer:
     names = frozenset(s.descriptor.full_name for s in services)
     if metrics is not None:
         metrics.register(s.descriptor for s in services)
     boundary = BoundaryInterceptor(names, authenticator, metrics)
+    interceptors: list[Any] = [boundary]  # grpc-stubs: generic, at run time not
+    if tracing is not None:  # outside the boundary: its span sees the status sent
+        unary = frozenset(
+            f"/{s.descriptor.full_name}/{m.name}"
+            for s in services
+            for m in s.descriptor.methods
+            if not m.server_streaming
+        )
+        interceptors.insert(0, tracing.server_interceptor(unary))
     options = [*SERVER_OPTIONS, *limits.server_options()]
-    server = grpc.aio.server(interceptors=[boundary], options=options)
+    server = grpc.aio.server(interceptors=interceptors, options=options)
     for service in services:
         service.register(server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]  # stubs lag

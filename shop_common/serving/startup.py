@@ -30,7 +30,13 @@ from shop_common.storage import (
     UnitOfWork,
     migrate,
 )
-from shop_common.telemetry import AdminServer, GrpcServerMetrics, start_admin
+from shop_common.telemetry import (
+    AdminServer,
+    GrpcServerMetrics,
+    Tracing,
+    start_admin,
+    start_tracing,
+)
 
 R = TypeVar("R", bound=Resource)
 log = logging.getLogger(__name__)
@@ -62,6 +68,8 @@ class Parts:
     tokens: PageTokens
     closing: contextlib.AsyncExitStack
     """Closed when the service has stopped (or failed to start); the database closes last."""
+    tracing: Tracing | None = None
+    """The service's tracing, when on (`OTEL_*`)."""
 
     def pages(self, table: ResourceTable[R]) -> Pages[R]:
         return Pages(self.uow, table, self.tokens)
@@ -89,21 +97,32 @@ async def start_service(
     wire: Callable[[Parts], Wired],
     *,
     admin: AdminServer | None = None,
+    tracing: Tracing | None = None,
 ) -> RunningServer:
     """Migrates the database and starts serving; the caller stops the result. The admin
-    port is started here (if metrics are on), unless the caller started it already (to
-    record its own client calls in it); either way, it stops with the service."""
-    if admin is None:
-        admin = await start_admin_port(name, settings)
+    port and tracing are started here (if on), unless the caller started them already (to
+    record its own client calls in them); either way, they stop with the service, tracing
+    last (it exports what the stop did)."""
+    if tracing is None:
+        tracing = start_tracing(settings.tracing)
     try:
-        running = await _start_service(name, settings, schema, wire, admin)
+        if admin is None:
+            admin = await start_admin_port(name, settings)
+        try:
+            running = await _start_service(name, settings, schema, wire, admin, tracing)
+        except BaseException:
+            if admin is not None:
+                await admin.stop()
+            raise
     except BaseException:
-        if admin is not None:
-            await admin.stop()
+        if tracing is not None:
+            await tracing.shutdown()
         raise
     if admin is not None:
         running.admin = admin
         running.on_stop.append(admin.stop)
+    if tracing is not None:
+        running.on_stop.append(tracing.shutdown)
     return running
 
 
@@ -113,8 +132,9 @@ async def _start_service(
     schema: ServiceSchema,
     wire: Callable[[Parts], Wired],
     admin: AdminServer | None,
+    tracing: Tracing | None,
 ) -> RunningServer:
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, tracing=tracing)
     changelog = Changelog(schema.changelog)
     feed = Feed(db, changelog, settings.common.feed, caller_key=current_limit_key)
     closing = contextlib.AsyncExitStack()
@@ -126,7 +146,7 @@ async def _start_service(
         keys = IdempotencyStore(schema.idempotency_keys)
         uow = UnitOfWork(db, changelog, keys, committed=feed.committed)
         await feed.start()
-        wired = wire(Parts(changelog, feed, uow, PageTokens(key), closing))
+        wired = wire(Parts(changelog, feed, uow, PageTokens(key), closing, tracing))
         running = await start_server(
             name,
             settings.listen,
@@ -136,6 +156,7 @@ async def _start_service(
             reflection_on=common.reflection,
             health_listen=settings.health_listen,
             metrics=None if admin is None else GrpcServerMetrics(admin.registry),
+            tracing=tracing,
         )
     except BaseException:
         await feed.close()

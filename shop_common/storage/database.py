@@ -23,6 +23,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from shop_common.process import private_dir, private_file
 from shop_common.storage.threads import DatabaseThreads
+from shop_common.telemetry import Tracing
 
 T = TypeVar("T")
 
@@ -84,9 +85,23 @@ def _enable_wal(dbapi_connection: Any) -> None:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    """With `tracing`, each unit of work run within a trace is a span of it ("db write",
+    "db read"; `db.system`), current in its database thread while it runs."""
+
+    def __init__(self, url: str, *, tracing: Tracing | None = None) -> None:
         self.url = driver_url(url)
         self.is_postgres = self.url.get_backend_name() == "postgresql"
+        system = "postgresql" if self.is_postgres else "sqlite"
+        write: dict[str, Any] = {
+            "tracing": tracing,
+            "span_name": "db write",
+            "span_attributes": {"db.system": system, "shop.unit_of_work.kind": "write"},
+        }
+        read: dict[str, Any] = {
+            "tracing": tracing,
+            "span_name": "db read",
+            "span_attributes": {"db.system": system, "shop.unit_of_work.kind": "read"},
+        }
         if self.is_postgres:
             self._writer = sa.create_engine(self.url, pool_size=POSTGRES_POOL, max_overflow=0)
             self._reader: Engine = self._writer.execution_options(isolation_level="REPEATABLE READ")
@@ -94,8 +109,8 @@ class Database:
             # No grouped commits here: writers on several connections take their row locks
             # in one order (a create's checks, then the revision counter); a group would take
             # its second unit's checks after its first unit's counter, and deadlock.
-            self._write_threads = DatabaseThreads(self._writer, half, "db-write", depth=1)
-            self._read_threads = DatabaseThreads(self._reader, half, "db-read", depth=1)
+            self._write_threads = DatabaseThreads(self._writer, half, "db-write", depth=1, **write)
+            self._read_threads = DatabaseThreads(self._reader, half, "db-read", depth=1, **read)
         else:
             if self.url.database and self.url.database != ":memory:":
                 path = pathlib.Path(self.url.database)
@@ -108,9 +123,11 @@ class Database:
             self._reader = _sqlite_engine(self.url, "BEGIN", pool_size=SQLITE_READERS)
             # The one writer: its turn's units commit together (BEGIN IMMEDIATE locks the
             # whole database first, so no lock order can be broken).
-            self._write_threads = DatabaseThreads(self._writer, 1, "db-write", depth=1, group=True)
+            self._write_threads = DatabaseThreads(
+                self._writer, 1, "db-write", depth=1, group=True, **write
+            )
             self._read_threads = DatabaseThreads(
-                self._reader, SQLITE_READERS, "db-read", depth=SQLITE_READ_DEPTH
+                self._reader, SQLITE_READERS, "db-read", depth=SQLITE_READ_DEPTH, **read
             )
 
     @property
