@@ -59,6 +59,8 @@ class RunningServer:
     health_port: int | None = None
     admin: AdminServer | None = None
     """The admin port (`/metrics`), when metrics are on."""
+    tracing: Tracing | None = None
+    """The service's tracing, when on (`OTEL_*`)."""
     on_stopping: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Run once no new call is accepted, while calls in flight finish (e.g. end streams)."""
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

@@ -122,6 +122,7 @@ async def start_service(
         running.admin = admin
         running.on_stop.append(admin.stop)
     if tracing is not None:
+        running.tracing = tracing
         running.on_stop.append(tracing.shutdown)
     return running
 
