@@ -9,23 +9,31 @@ import contextlib
 import dataclasses
 import gc
 import pathlib
+import socket
 import uuid
 from collections.abc import AsyncIterator
 
+import grpc
 import httpx
 from opentelemetry import trace
 from opentelemetry.instrumentation.grpc._aio_client import _BaseAioClientInterceptor
 from opentelemetry.instrumentation.grpc._aio_server import OpenTelemetryAioServerInterceptor
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
 
 import gateway.config
 import gateway.server
 import order_svc.app
 import order_svc.config
 import user_svc.app
+from gateway.app import Gateway
 from gateway.tracing import HttpTracing
 from shop_common.serving import RunningServer, ServiceSettings
-from shop_common.telemetry import TracingSettings
+from shop_common.telemetry import Tracing, TracingSettings
+from tests.integration.helpers import UNKNOWN_ID
 from tests.support import common_settings
 
 ITEM = {"sku": "TEA-1", "quantity": 1, "unitPrice": {"currencyCode": "EUR", "units": "2"}}
@@ -135,3 +143,47 @@ async def test_tracing_on_builds_a_provider_per_service(tmp_path: pathlib.Path) 
             "HttpTracing",
         }
     assert not isinstance(trace.get_tracer_provider(), TracerProvider)
+
+
+async def test_a_5xx_at_the_gateway_is_an_error_span_and_so_is_its_call(
+    tmp_path: pathlib.Path,
+) -> None:
+    exported = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "gateway"}))
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    with socket.socket() as closed:  # a port nothing listens on: the services are down
+        closed.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{closed.getsockname()[1]}"
+    settings = gateway.config.Settings.from_env(
+        {"GATEWAY_USER_SVC_ADDR": dead, "GATEWAY_ORDER_SVC_ADDR": dead}
+    )
+    app = Gateway(settings)
+    app.tracing = Tracing(provider)
+    await app.startup()
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+            answered = await http.get(f"/v1/users/{UNKNOWN_ID}")
+            assert (await http.get("/healthz")).status_code in (200, 503)
+    finally:
+        await app.shutdown()
+        provider.shutdown()
+
+    assert answered.status_code == 503, answered.text
+    spans = {span.name: span for span in exported.get_finished_spans()}
+    assert set(spans) == {"GET /v1/users/{id}", "/shop.user.v1.UserService/GetUser"}
+    http_span = spans["GET /v1/users/{id}"]
+    assert http_span.kind is SpanKind.SERVER
+    assert http_span.status.status_code is StatusCode.ERROR
+    assert http_span.attributes is not None
+    assert http_span.attributes["http.response.status_code"] == 503
+    assert http_span.attributes["error.type"] == "503"
+    assert http_span.attributes["http.route"] == "/v1/users/{id}"
+    assert http_span.attributes["url.path"] == f"/v1/users/{UNKNOWN_ID}"
+    call = spans["/shop.user.v1.UserService/GetUser"]
+    assert call.kind is SpanKind.CLIENT
+    assert call.parent is not None
+    assert call.parent.span_id == http_span.context.span_id
+    assert call.status.status_code is StatusCode.ERROR
+    assert call.attributes is not None
+    assert call.attributes["rpc.grpc.status_code"] == grpc.StatusCode.UNAVAILABLE.value[0]
