@@ -26,7 +26,7 @@ from shop_common.serving import identity
 from shop_common.serving.authentication import Authenticator
 from shop_common.serving.identity import Caller
 from shop_common.serving.status import internal_status, status_for
-from shop_common.telemetry import GrpcServerMetrics, MethodMetrics
+from shop_common.telemetry import GrpcServerMetrics, MethodMetrics, with_exemplars
 
 log = logging.getLogger(__name__)
 
@@ -153,11 +153,13 @@ def _guarded(
     return handle
 
 
-def _measured(handle: Handler, metrics: MethodMetrics) -> Handler:
+def _measured(handle: Handler, metrics: MethodMetrics, exemplars: bool) -> Handler:
     """`handle` counted and timed with the status the client sees: OK when it returns, the
     one it aborted with (the boundary's statuses included), CANCELLED or DEADLINE_EXCEEDED
-    when grpc cancels it."""
-    started_total, handled, seconds = metrics.started, metrics.handled, metrics.seconds
+    when grpc cancels it. With `exemplars` (tracing on), each time observed within a sampled
+    trace carries its trace id."""
+    started_total, handled = metrics.started, metrics.handled
+    observe = with_exemplars(metrics.seconds) if exemplars else metrics.seconds.observe
     ok = handled[grpc.StatusCode.OK]
     clock = time.perf_counter
 
@@ -168,7 +170,7 @@ def _measured(handle: Handler, metrics: MethodMetrics) -> Handler:
             result = await handle(request, context)
         except grpc.aio.AbortError:
             handled[context.code() or grpc.StatusCode.UNKNOWN].inc()
-            seconds.observe(clock() - started)
+            observe(clock() - started)
             raise
         except asyncio.CancelledError:
             remaining = context.time_remaining()
@@ -176,10 +178,10 @@ def _measured(handle: Handler, metrics: MethodMetrics) -> Handler:
             handled[
                 grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
             ].inc()
-            seconds.observe(clock() - started)
+            observe(clock() - started)
             raise
         ok.inc()
-        seconds.observe(clock() - started)
+        observe(clock() - started)
         return result
 
     return measured
@@ -218,6 +220,7 @@ def _wrap(
     authenticator: Authenticator,
     rpc: str,
     metrics: MethodMetrics | None,
+    exemplars: bool = False,
 ) -> grpc.RpcMethodHandler[Any, Any]:
     if handler.request_streaming:
         # No client-streaming RPC in the contracts: none may pass unauthenticated.
@@ -226,7 +229,7 @@ def _wrap(
     behavior = cast(Handler, handler.unary_stream if streaming else handler.unary_unary)
     guarded = _guarded(behavior, streaming=streaming, authenticator=authenticator, rpc=rpc)
     if metrics is not None:
-        guarded = _measured(guarded, metrics)
+        guarded = _measured(guarded, metrics, exemplars)
     parse = _parsing(handler.request_deserializer, metrics)
     if streaming:
         return grpc.unary_stream_rpc_method_handler(
@@ -267,10 +270,14 @@ class BoundaryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         service_names: frozenset[str],
         authenticator: Authenticator,
         metrics: GrpcServerMetrics | None = None,
+        *,
+        exemplars: bool = False,
     ) -> None:
         self._services = service_names
         self._authenticator = authenticator
         self._metrics = metrics
+        self._exemplars = exemplars
+        """Trace ids on `grpc_server_handling_seconds` (tracing is on)."""
         self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any] | None] = {}
         self._refusing = False
 
@@ -302,6 +309,6 @@ class BoundaryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if self._metrics is not None:
             metrics = self._metrics.method(method, handler.response_streaming)
         wrapped = self._wrapped[method] = _wrap(
-            handler, self._authenticator, method.lstrip("/"), metrics
+            handler, self._authenticator, method.lstrip("/"), metrics, self._exemplars
         )
         return wrapped

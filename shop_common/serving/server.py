@@ -145,7 +145,7 @@ async def _start(
     names = frozenset(s.descriptor.full_name for s in services)
     if metrics is not None:
         metrics.register(s.descriptor for s in services)
-    boundary = BoundaryInterceptor(names, authenticator, metrics)
+    boundary = BoundaryInterceptor(names, authenticator, metrics, exemplars=tracing is not None)
     interceptors: list[Any] = [boundary]  # grpc-stubs: generic, at run time not
     if tracing is not None:  # outside the boundary: its span sees the status sent
         unary = frozenset(

@@ -7,7 +7,12 @@ Loads prometheus-client and OpenTelemetry, nothing of the layers above."""
 from shop_common.telemetry.admin import AdminServer, start_admin
 from shop_common.telemetry.grpc_client import GrpcClientMetrics, client_interceptors
 from shop_common.telemetry.grpc_server import GrpcServerMetrics, MethodMetrics, go_code
-from shop_common.telemetry.tracing import Tracing, TracingSettings, start_tracing
+from shop_common.telemetry.tracing import (
+    Tracing,
+    TracingSettings,
+    start_tracing,
+    with_exemplars,
+)
 
 __all__ = [
     "AdminServer",
@@ -20,4 +25,5 @@ __all__ = [
     "go_code",
     "start_admin",
     "start_tracing",
+    "with_exemplars",
 ]

@@ -7,6 +7,7 @@ client's `traceparent` is one trace across every hop, with the process of each s
 
 from __future__ import annotations
 
+import re
 import secrets
 import sys
 import threading
@@ -145,6 +146,7 @@ def children(spans: list[Span], parent: Span) -> list[Span]:
     return [s for s in spans if s.parent == parent.id]
 
 
+_ORDER_METRICS = re.compile(r"order_svc metrics on (http://\S+)")
 ITEM = {"sku": "TEA-1", "quantity": 1, "unitPrice": {"currencyCode": "EUR", "units": "2"}}
 
 
@@ -191,6 +193,19 @@ def test_a_rest_create_order_is_one_trace_across_every_hop(
         reads = children(spans, answered)
         assert [(s.service, s.name) for s in reads] == [("user_svc", "db read")]
     assert {s.span.trace_id for s in spans} == {trace_id}
+    # The service's latency histogram links to the trace (an exemplar, in OpenMetrics).
+    metrics = next(
+        m.group(1) for line in traced_system.output if (m := _ORDER_METRICS.search(line))
+    )
+    scraped = httpx.get(metrics, headers={"Accept": "application/openmetrics-text"})
+    exemplars = [
+        line
+        for line in scraped.text.splitlines()
+        if line.startswith("grpc_server_handling_seconds_bucket")
+        and 'grpc_method="CreateOrder"' in line
+        and f'# {{trace_id="{trace_id.hex()}"}}' in line
+    ]
+    assert len(exemplars) == 1, scraped.text
 
 
 def test_an_order_for_a_missing_user_has_error_statuses(
