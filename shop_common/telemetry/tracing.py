@@ -166,24 +166,18 @@ class Tracing:
         tracer = self.tracer
 
         def traced(arg: C) -> T:
-            token = otel_context.attach(captured)
+            span = tracer.start_span(name, captured, SpanKind.CLIENT, attributes)
+            token = otel_context.attach(trace.set_span_in_context(span, captured))
             try:
-                with tracer.start_as_current_span(
-                    name,
-                    kind=SpanKind.CLIENT,
-                    attributes=attributes,
-                    record_exception=False,
-                    set_status_on_exception=False,
-                ) as span:
-                    try:
-                        return work(arg)
-                    except errors as error:
-                        span.record_exception(error)
-                        span.set_attribute("error.type", type(error).__qualname__)
-                        span.set_status(Status(StatusCode.ERROR, str(error)[:200]))
-                        raise
+                return work(arg)
+            except errors as error:
+                span.record_exception(error)
+                span.set_attribute("error.type", type(error).__qualname__)
+                span.set_status(Status(StatusCode.ERROR, str(error)[:200]))
+                raise
             finally:
                 otel_context.detach(token)
+                span.end()
 
         return traced
 
