@@ -67,6 +67,10 @@ class HttpTracing:
             context=parent,
             kind=SpanKind.SERVER,
             attributes=attributes,
+            # What escapes `app` is a client gone (cancelled), not a fault of the server:
+            # `app` answers every error itself.
+            record_exception=False,
+            set_status_on_exception=False,
         ) as span:
             try:
                 await app(scope, receive, sending)
