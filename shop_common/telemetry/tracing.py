@@ -24,10 +24,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from prometheus_client import Histogram
 
@@ -37,9 +33,15 @@ T = TypeVar("T")
 C = TypeVar("C")
 
 if TYPE_CHECKING:  # grpc-stubs make it generic; at run time it is not
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+
     ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
 else:
     ServerInterceptor = grpc.aio.ServerInterceptor
+
+# The SDK, the exporter and the instrumentation are imported when tracing starts: off, the
+# process does not load them (a tenth of a second of its start).
 
 EXPORTERS = frozenset({"otlp", "console"})
 """What `OTEL_TRACES_EXPORTER` may name (besides `none`): the OTLP/gRPC exporter is the
@@ -94,11 +96,10 @@ class TracingSettings:
 
 def _exporter(name: str) -> SpanExporter:
     if name == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
         return ConsoleSpanExporter()
-    # Imported here: it loads the OTLP protos and a gRPC channel, wanted only when used.
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-        OTLPSpanExporter,
-    )
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
     return OTLPSpanExporter()  # endpoint, TLS, headers, timeout: from OTEL_EXPORTER_OTLP_*
 
@@ -134,6 +135,8 @@ class Tracing:
     def client_interceptors(self) -> list[Any]:
         """For a channel: a CLIENT span per unary call made within a trace, its context sent
         in `traceparent`. Streams (watches, which may last hours) are not traced."""
+        from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
         interceptors = aio_client_interceptors(  # type: ignore[no-untyped-call]  # untyped
             tracer_provider=self.provider, filter_=_in_a_trace
         )
@@ -143,6 +146,8 @@ class Tracing:
         """For a server: a SERVER span per call to `methods` (`/package.Service/Method`),
         child of the caller's `traceparent`. Only unary methods: the instrumentation runs a
         streaming handler as an async generator, and ours write with `context.write`."""
+        from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
         return aio_server_interceptor(  # type: ignore[no-untyped-call,no-any-return]
             tracer_provider=self.provider,
             filter_=lambda details: details.method in methods,
@@ -198,6 +203,10 @@ def start_tracing(settings: TracingSettings) -> Tracing | None:
     """The process's tracing, or None when it is off."""
     if not settings.enabled:
         return None
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     provider = TracerProvider(  # the sampler: OTEL_TRACES_SAMPLER, read by the SDK
         resource=Resource.create({SERVICE_NAME: settings.service_name}),
         shutdown_on_exit=False,  # the process shuts it down when it stops
