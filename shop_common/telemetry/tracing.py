@@ -10,7 +10,8 @@ exporter, which read the rest of the standard variables themselves (`OTEL_TRACES
 `OTEL_BSP_*`, `OTEL_EXPORTER_OTLP_INSECURE`, `_HEADERS`, `_CERTIFICATE`, ...). The gRPC
 spans are the official instrumentation's (`opentelemetry-instrumentation-grpc`); this adds
 what it lacks: which calls are traced (the applications' unary methods, calls made within
-a trace), and the unit of work's span in its database thread.
+a trace), the unit of work's span in its database thread, and trace ids as exemplars on the
+server's latency histogram.
 """
 
 from __future__ import annotations
