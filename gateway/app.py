@@ -37,12 +37,13 @@ from gateway.request import build_request
 from gateway.routes import NoRoute, Route, Router, routes_of
 from gateway.semantics import semantics_table
 from gateway.stream_slots import StreamSlots
+from gateway.tracing import HttpTracing
 from gateway.transport import left_mid_call
 from gateway.types import Headers, Receive, Scope, Send
 from gateway.types import Message as AsgiMessage
 from shop_common.process import reset_request_id, set_request_id
 from shop_common.security import open_channel
-from shop_common.telemetry import GrpcClientMetrics, MethodMetrics, ended_code
+from shop_common.telemetry import GrpcClientMetrics, MethodMetrics, Tracing, ended_code
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("gateway.access")
@@ -74,6 +75,9 @@ class Gateway:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self.metrics: GatewayMetrics | None = None
         """Where requests and the calls to the services are recorded (`measure`)."""
+        self.tracing: Tracing | None = None
+        """Tracing (requests and the calls to the services), if set before `startup()`."""
+        self._http_tracing: HttpTracing | None = None
         self._unary: dict[str, Unary] = {}
         self._streaming: dict[str, Streaming] = {}
         self._streams: set[grpc.aio.Call] = set()
@@ -112,9 +116,17 @@ class Gateway:
             await self._auth.start()
         options = list(self.settings.channel_options)
         tls = self.settings.security.tls  # the gateway's certificate: it opens, it grants nothing
+        interceptors = []
+        if self.tracing is not None:
+            interceptors = self.tracing.client_interceptors()
+            self._http_tracing = HttpTracing(self.tracing, self.router.routes)
         for address in sorted(set(self.settings.backends.values())):
             self._channels[address] = await open_channel(
-                address, options, tls, server_name=self.settings.server_names.get(address)
+                address,
+                options,
+                tls,
+                server_name=self.settings.server_names.get(address),
+                interceptors=interceptors,
             )
         by_service = {name: self._channels[a] for name, a in self.settings.backends.items()}
         for route in self.router.routes:
@@ -145,7 +157,11 @@ class Gateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
+            traced = self._http_tracing
+            if traced is None or scope["path"] in self._builtin_paths:
+                await self._http(scope, receive, send)
+            else:
+                await traced.serve(scope, receive, send, self._http)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -202,6 +218,8 @@ class Gateway:
                 else:
                     route, captures = await self._match(method, scope, headers, extra)
                     template = route.pattern.template
+                    if self._http_tracing is not None:
+                        self._http_tracing.matched(route)
                     calls = None
                     if metrics is not None:
                         measured = metrics.route(method, route)

@@ -26,6 +26,7 @@ from shop_common.process import (
     text,
 )
 from shop_common.security import AuthMode, SecuritySettings
+from shop_common.telemetry import TracingSettings
 
 MIB = 1024 * 1024
 KIB = 1024
@@ -55,6 +56,8 @@ class Settings:
     admin_listen: str | None = None
     """The admin HTTP port serving `/metrics` (`GATEWAY_ADMIN_LISTEN`, 127.0.0.1:9093 unless
     set; empty: metrics off). None here: off."""
+    tracing: TracingSettings = field(default_factory=TracingSettings)
+    """Where spans go (the `OTEL_*` variables; `service.name` gateway by default); off here."""
     max_body_bytes: int = 4 * MIB
     """Larger request bodies get 413 before they are parsed."""
     timeout_seconds: float = 10.0
@@ -158,6 +161,7 @@ class Settings:
             ),
             listen=listen,
             admin_listen=address_or_off(env, "GATEWAY_ADMIN_LISTEN", "127.0.0.1:9093"),
+            tracing=TracingSettings.from_env(env, "gateway"),
             max_body_bytes=int(max_body),
             timeout_seconds=timeout,
             max_timeout_seconds=max(timeout, number(env, "GATEWAY_MAX_TIMEOUT_SECONDS", 60.0)),

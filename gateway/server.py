@@ -18,7 +18,7 @@ from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.https import ServerTls
 from gateway.transport import GatewayHttpProtocol
-from shop_common.telemetry import AdminServer, start_admin
+from shop_common.telemetry import AdminServer, start_admin, start_tracing
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,8 @@ class RunningGateway:
                 await self._tls_fresh
         if self.admin is not None:
             await self.admin.stop()
+        if self.app.tracing is not None:  # last: it exports the spans of the stop
+            await self.app.tracing.shutdown()
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -79,17 +81,20 @@ def bind(host: str, port: int) -> socket.socket:
 
 async def start(settings: Settings, app: Gateway | None = None) -> RunningGateway:
     """Binds `settings.listen`, starts serving, and logs the address really bound; with
-    metrics on, the admin port first (its address logged too)."""
+    metrics on, the admin port first (its address logged too); with tracing on, its spans."""
     app = app or Gateway(settings)
+    app.tracing = start_tracing(settings.tracing)
     admin = None
-    if settings.admin_listen is not None:
-        admin = await start_admin("gateway", settings.admin_listen)
-        app.measure(admin.registry)
     try:
+        if settings.admin_listen is not None:
+            admin = await start_admin("gateway", settings.admin_listen)
+            app.measure(admin.registry)
         return await _start(settings, app, admin)
     except BaseException:
         if admin is not None:
             await admin.stop()
+        if app.tracing is not None:
+            await app.tracing.shutdown()
         raise
 
 

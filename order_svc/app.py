@@ -33,7 +33,7 @@ from shop_common.serving import (
     start_admin_port,
     start_service,
 )
-from shop_common.telemetry import GrpcClientMetrics, ViewMetrics
+from shop_common.telemetry import GrpcClientMetrics, ViewMetrics, start_tracing
 
 DESCRIPTOR = order_pb2.DESCRIPTOR.services_by_name["OrderService"]
 USERS = user_pb2.DESCRIPTOR.services_by_name["UserService"]
@@ -65,7 +65,12 @@ def _wiring(settings: Settings, channel: grpc.aio.Channel) -> Callable[[Parts], 
             admin = running.admin
             metrics = None if admin is None else ViewMetrics(admin.registry, "users")
             follower = user_feed.UserFeedFollower(
-                channel, view, set_health, credentials, progress=ViewProgress(metrics)
+                channel,
+                view,
+                set_health,
+                credentials,
+                progress=ViewProgress(metrics),
+                tracing=parts.tracing,
             )
             return user_feed.start(follower)
 
@@ -79,18 +84,28 @@ def _wiring(settings: Settings, channel: grpc.aio.Channel) -> Callable[[Parts], 
 
 async def start(settings: Settings) -> RunningServer:
     """Migrates the database and starts serving; the caller stops the result."""
+    tracing = start_tracing(settings.tracing)
     admin = await start_admin_port(NAME, settings)
     try:
-        # Its calls to the user service are counted in its own registry (grpc_client_*).
+        # Its calls to the user service are counted in its own registry (grpc_client_*),
+        # and traced by its own tracing.
         client_metrics = None if admin is None else GrpcClientMetrics(admin.registry, [USERS])
-        channel, close_channel = await open_user_service_channel(settings, client_metrics)
+        channel, close_channel = await open_user_service_channel(settings, client_metrics, tracing)
     except BaseException:
         if admin is not None:
             await admin.stop()
+        if tracing is not None:
+            await tracing.shutdown()
         raise
     try:
         running = await start_service(
-            NAME, settings, schema, _wiring(settings, channel), feed="orders", admin=admin
+            NAME,
+            settings,
+            schema,
+            _wiring(settings, channel),
+            feed="orders",
+            admin=admin,
+            tracing=tracing,
         )
     except BaseException:
         await close_channel()

@@ -50,6 +50,7 @@ class Settings(ServiceSettings):
             health_listen=service.health_listen,
             admin_listen=service.admin_listen,
             channelz=service.channelz,
+            tracing=service.tracing,
             user_svc_addr=address(env, "ORDER_SVC_USER_SVC_ADDR", "127.0.0.1:50051"),
             user_svc_timeout_seconds=number(
                 env, "ORDER_SVC_USER_SVC_TIMEOUT_SECONDS", 2.0, minimum=0.001

@@ -17,7 +17,7 @@ from shop_common.domain import DeadlineExceeded, FailedPrecondition, Unavailable
 from shop_common.process import REQUEST_ID_KEY, current_request_id
 from shop_common.security import TokenFile, open_channel, service_token_interceptors
 from shop_common.serving import CallMetadata, Deadline, ServerLimits, Stopper
-from shop_common.telemetry import GrpcClientMetrics, client_interceptors
+from shop_common.telemetry import GrpcClientMetrics, Tracing, client_interceptors
 
 if TYPE_CHECKING:
     from order_svc.config import Settings
@@ -55,10 +55,11 @@ def channel_options(limits: ServerLimits) -> list[tuple[str, str | int]]:
 
 
 async def open_user_service_channel(
-    settings: Settings, metrics: GrpcClientMetrics | None = None
+    settings: Settings, metrics: GrpcClientMetrics | None = None, tracing: Tracing | None = None
 ) -> tuple[grpc.aio.Channel, Stopper]:
     """The one channel to the user service (GetUser and the WatchUsers follower share it),
-    and what closes it; its calls recorded in `metrics` if given. The order service calls
+    and what closes it; its calls recorded in `metrics` if given, its unary calls made within
+    a trace traced with `tracing` if given. The order service calls
     as itself, never with its callers' tokens: with TLS by its certificate (the user
     service's must name `user_svc_tls_name`; the channel is rebuilt when the files change);
     in jwt mode without TLS by its own token (`service_token_file`, read again when it
@@ -68,6 +69,8 @@ async def open_user_service_channel(
     interceptors: list[Any] = []  # grpc-stubs: ClientInterceptor is a placeholder
     if metrics is not None:  # first: it sees the call as the caller does
         interceptors += client_interceptors(metrics)
+    if tracing is not None:  # a CLIENT span per call, its context sent as `traceparent`
+        interceptors += tracing.client_interceptors()
     token_task: asyncio.Task[None] | None = None
     if settings.service_token_file is not None and tls is None:
         token = TokenFile(settings.service_token_file)

@@ -11,6 +11,10 @@ service's own health is untouched (orders for known users are still accepted).
 
 What it sees of its progress (revision applied, head reported, stream up or lost) goes to
 `view_progress`, which the view's metrics read.
+
+With tracing, applying a response (and a listing) is a span starting a trace of its own,
+its unit of work a child: not linked to the write at the user service that caused it, which
+would take a trace id in every event of the public feed and of the changelog.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
+from order_svc.domain import Order
 from order_svc.user_view import UserChange, UserView
 from order_svc.view_progress import ViewProgress
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_common.serving import CallMetadata
+from shop_common.telemetry import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +72,10 @@ class UserFeedFollower:
         credentials: CallMetadata,
         backoff: Backoff | None = None,
         progress: ViewProgress | None = None,
+        *,
+        tracing: Tracing | None = None,
     ) -> None:
+        self._tracing = tracing
         self._stub = user_pb2_grpc.UserServiceStub(channel)
         self._credentials = credentials
         self._view = view
@@ -153,7 +162,7 @@ class UserFeedFollower:
                         )
                         for e in events
                     ]
-                    cancelled = await self._view.apply(changes, revision)
+                    cancelled = await self._apply(changes, revision)
                     progress.applied_to(revision)
                     if cancelled:
                         log.info(
@@ -166,7 +175,20 @@ class UserFeedFollower:
             call.cancel()
             progress.lost()
 
+    async def _apply(self, changes: list[UserChange], revision: int) -> list[Order]:
+        if self._tracing is None:
+            return await self._view.apply(changes, revision)
+        attributes = {"shop.feed.revision": revision, "shop.feed.events": len(changes)}
+        with self._tracing.root_span("apply WatchUsers response", attributes):
+            return await self._view.apply(changes, revision)
+
     async def _relist(self) -> int:
+        if self._tracing is None:
+            return await self._list()
+        with self._tracing.root_span("list users into the view", {}):
+            return await self._list()
+
+    async def _list(self) -> int:
         listed: dict[str, UserChange] = {}
         token, revision = "", None
         while True:

@@ -25,6 +25,7 @@ from shop_common.process import (
 )
 from shop_common.security import AuthMode, SecuritySettings
 from shop_common.serving.limits import ServerLimits
+from shop_common.telemetry import TracingSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,8 @@ class ServiceSettings:
     """The admin HTTP port serving `/metrics`; None: metrics off (none recorded)."""
     channelz: bool = field(default=False, kw_only=True)
     """gRPC's channelz served on the service's port, for admins (`<NAME>_CHANNELZ`)."""
+    tracing: TracingSettings = field(default_factory=TracingSettings, kw_only=True)
+    """Where spans go (`OTEL_*`); off by default."""
 
     @classmethod
     def from_env(
@@ -118,8 +121,9 @@ class ServiceSettings:
     ) -> ServiceSettings:
         """`<NAME>_LISTEN`, `<NAME>_DATABASE_URL` (SQLite under the data dir by default),
         `<NAME>_HEALTH_LISTEN` (none by default), `<NAME>_ADMIN_LISTEN` (`/metrics`;
-        127.0.0.1:`admin_port` by default, empty: metrics off) and `<NAME>_CHANNELZ`
-        (channelz on the service's port; false by default)."""
+        127.0.0.1:`admin_port` by default, empty: metrics off), `<NAME>_CHANNELZ` (channelz
+        on the service's port; false by default) and the `OTEL_*` variables (traces, off
+        unless they ask; `service.name` is `name` by default)."""
         common = Common.from_env(env)
         prefix = name.upper()
         listen = address(env, f"{prefix}_LISTEN", f"127.0.0.1:{default_port}")
@@ -132,4 +136,5 @@ class ServiceSettings:
             health_listen=address(env, health, "") if optional(env, health) else None,
             admin_listen=address_or_off(env, f"{prefix}_ADMIN_LISTEN", f"127.0.0.1:{admin_port}"),
             channelz=flag(env, f"{prefix}_CHANNELZ", False),
+            tracing=TracingSettings.from_env(env, name),
         )

@@ -28,7 +28,7 @@ from shop_common.serving import identity
 from shop_common.serving.authentication import Authenticator, Metadata
 from shop_common.serving.identity import Caller
 from shop_common.serving.status import internal_status, status_for
-from shop_common.telemetry import GrpcServerMetrics, MethodMetrics
+from shop_common.telemetry import GrpcServerMetrics, MethodMetrics, with_exemplars
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +38,16 @@ responses with `context.write` (as grpc_health's aio `Watch` does), or an async 
 
 
 async def _abort_for(error: Exception, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-    # grpc-stubs lacks the aio context's abort_with_status; it exists since grpcio 1.38.
-    abort = cast(Any, context).abort_with_status
     if isinstance(error, DomainError):
-        await abort(status_for(error))
+        await _abort(context, status_for(error))
     log.exception("unhandled error in %s", type(error).__name__, exc_info=error)
-    await abort(internal_status())
+    await _abort(context, internal_status())
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], status: grpc.Status) -> None:
+    """`abort_with_status`, spelled as `abort`: a wrapper of the context (the tracing
+    interceptor's, which sets its span's status) sees the status only that way."""
+    await context.abort(status.code, status.details, status.trailing_metadata)
 
 
 class _Malformed:
@@ -144,11 +148,13 @@ def _guarded(
     return handle
 
 
-def _measured(handle: Handler, metrics: MethodMetrics) -> Handler:
+def _measured(handle: Handler, metrics: MethodMetrics, exemplars: bool) -> Handler:
     """`handle` counted and timed with the status the client sees: OK when it returns, the
     one it aborted with (the boundary's statuses included), CANCELLED or DEADLINE_EXCEEDED
-    when grpc cancels it."""
-    started_total, handled, seconds = metrics.started, metrics.handled, metrics.seconds
+    when grpc cancels it. With `exemplars` (tracing on), each time observed within a sampled
+    trace carries its trace id."""
+    started_total, handled = metrics.started, metrics.handled
+    observe = with_exemplars(metrics.seconds) if exemplars else metrics.seconds.observe
     ok = handled[grpc.StatusCode.OK]
     clock = time.perf_counter
 
@@ -159,7 +165,7 @@ def _measured(handle: Handler, metrics: MethodMetrics) -> Handler:
             result = await handle(request, context)
         except grpc.aio.AbortError:
             handled[context.code() or grpc.StatusCode.UNKNOWN].inc()
-            seconds.observe(clock() - started)
+            observe(clock() - started)
             raise
         except asyncio.CancelledError:
             remaining = context.time_remaining()
@@ -167,10 +173,10 @@ def _measured(handle: Handler, metrics: MethodMetrics) -> Handler:
             handled[
                 grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
             ].inc()
-            seconds.observe(clock() - started)
+            observe(clock() - started)
             raise
         ok.inc()
-        seconds.observe(clock() - started)
+        observe(clock() - started)
         return result
 
     return measured
@@ -209,6 +215,7 @@ def _wrap(
     authenticator: Authenticator,
     rpc: str,
     metrics: MethodMetrics | None,
+    exemplars: bool = False,
 ) -> grpc.RpcMethodHandler[Any, Any]:
     if handler.request_streaming:
         # No client-streaming RPC in the contracts: none may pass unauthenticated.
@@ -217,7 +224,7 @@ def _wrap(
     behavior = cast(Handler, handler.unary_stream if streaming else handler.unary_unary)
     guarded = _guarded(behavior, streaming=streaming, authenticator=authenticator, rpc=rpc)
     if metrics is not None:
-        guarded = _measured(guarded, metrics)
+        guarded = _measured(guarded, metrics, exemplars)
     parse = _parsing(handler.request_deserializer, metrics)
     if streaming:
         return grpc.unary_stream_rpc_method_handler(
@@ -258,10 +265,14 @@ class BoundaryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         service_names: frozenset[str],
         authenticator: Authenticator,
         metrics: GrpcServerMetrics | None = None,
+        *,
+        exemplars: bool = False,
     ) -> None:
         self._services = service_names
         self._authenticator = authenticator
         self._metrics = metrics
+        self._exemplars = exemplars
+        """Trace ids on `grpc_server_handling_seconds` (tracing is on)."""
         self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any] | None] = {}
         self._refusing = False
 
@@ -293,6 +304,6 @@ class BoundaryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if self._metrics is not None:
             metrics = self._metrics.method(method, handler.response_streaming)
         wrapped = self._wrapped[method] = _wrap(
-            handler, self._authenticator, method.lstrip("/"), metrics
+            handler, self._authenticator, method.lstrip("/"), metrics, self._exemplars
         )
         return wrapped

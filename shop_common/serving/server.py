@@ -22,7 +22,7 @@ from shop_common.serving import channelz, reflection
 from shop_common.serving.authentication import Authenticator, start_authentication
 from shop_common.serving.interceptor import BoundaryInterceptor
 from shop_common.serving.limits import ServerLimits
-from shop_common.telemetry import AdminServer, GrpcServerMetrics
+from shop_common.telemetry import AdminServer, GrpcServerMetrics, Tracing
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,8 @@ class RunningServer:
     health_port: int | None = None
     admin: AdminServer | None = None
     """The admin port (`/metrics`), when metrics are on."""
+    tracing: Tracing | None = None
+    """The service's tracing, when on (`OTEL_*`)."""
     on_stopping: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Run once no new call is accepted, while calls in flight finish (e.g. end streams)."""
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -106,12 +108,14 @@ async def start_server(
     health_listen: str | None = None,
     metrics: GrpcServerMetrics | None = None,
     channelz_on: bool = False,
+    tracing: Tracing | None = None,
 ) -> RunningServer:
     """Starts serving `services` on `listen` (port 0 picks one) within `limits`, callers
     established as `security` says (development identity by default), over TLS when it has
     a TLS identity; health alone, in plaintext, on `health_listen` too if given; the calls
     to `services` recorded in `metrics` if given (every method at zero from the start);
-    channelz served too if `channelz_on` (for admins only: see `channelz`). Logs where."""
+    channelz served too if `channelz_on` (for admins only: see `channelz`); their unary calls
+    traced with `tracing` if given (a SERVER span each, around the boundary). Logs where."""
     security = security or SecuritySettings()
     security.check_listen(listen, "listen")
     authenticator, stop_authentication = await start_authentication(security)
@@ -127,6 +131,7 @@ async def start_server(
             health_listen,
             metrics,
             channelz_on,
+            tracing,
         )
     except BaseException:
         await stop_authentication()
@@ -146,6 +151,7 @@ async def _start(
     health_listen: str | None,
     metrics: GrpcServerMetrics | None,
     channelz_on: bool,
+    tracing: Tracing | None,
 ) -> RunningServer:
     names = frozenset(s.descriptor.full_name for s in services)
     operator = [channelz.DESCRIPTOR] if channelz_on else []
@@ -153,9 +159,18 @@ async def _start(
         metrics.register([*(s.descriptor for s in services), *operator])
     # Channelz crosses the boundary as the services do (authenticated, admins only).
     guarded = names | {d.full_name for d in operator}
-    boundary = BoundaryInterceptor(guarded, authenticator, metrics)
+    boundary = BoundaryInterceptor(guarded, authenticator, metrics, exemplars=tracing is not None)
+    interceptors: list[Any] = [boundary]  # grpc-stubs: generic, at run time not
+    if tracing is not None:  # outside the boundary: its span sees the status sent
+        unary = frozenset(
+            f"/{s.descriptor.full_name}/{m.name}"
+            for s in services
+            for m in s.descriptor.methods
+            if not m.server_streaming
+        )
+        interceptors.insert(0, tracing.server_interceptor(unary))
     options = [*SERVER_OPTIONS, *limits.server_options()]
-    server = grpc.aio.server(interceptors=[boundary], options=options)
+    server = grpc.aio.server(interceptors=interceptors, options=options)
     for service in services:
         service.register(server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]  # stubs lag

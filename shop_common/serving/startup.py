@@ -37,7 +37,9 @@ from shop_common.telemetry import (
     GrpcServerMetrics,
     HealthMetrics,
     StorageMetrics,
+    Tracing,
     start_admin,
+    start_tracing,
 )
 
 R = TypeVar("R", bound=Resource)
@@ -70,6 +72,8 @@ class Parts:
     tokens: PageTokens
     closing: contextlib.AsyncExitStack
     """Closed when the service has stopped (or failed to start); the database closes last."""
+    tracing: Tracing | None = None
+    """The service's tracing, when on (`OTEL_*`)."""
 
     def pages(self, table: ResourceTable[R]) -> Pages[R]:
         return Pages(self.uow, table, self.tokens)
@@ -98,21 +102,33 @@ async def start_service(
     *,
     feed: str,
     admin: AdminServer | None = None,
+    tracing: Tracing | None = None,
 ) -> RunningServer:
     """Migrates the database and starts serving; the caller stops the result. `feed` names
-    the service's change feed in its metrics (`users`). The admin port is started here (if
-    metrics are on), unless the caller started it already (to record its own client calls
-    in it); either way, it stops with the service."""
-    if admin is None:
-        admin = await start_admin_port(name, settings)
+    the service's change feed in its metrics (`users`). The admin port and tracing are
+    started here (if on), unless the caller started them already (to record its own client
+    calls in them); either way, they stop with the service, tracing last (it exports what
+    the stop did)."""
+    if tracing is None:
+        tracing = start_tracing(settings.tracing)
     try:
-        running = await _start_service(name, settings, schema, wire, feed, admin)
+        if admin is None:
+            admin = await start_admin_port(name, settings)
+        try:
+            running = await _start_service(name, settings, schema, wire, feed, admin, tracing)
+        except BaseException:
+            if admin is not None:
+                await admin.stop()
+            raise
     except BaseException:
-        if admin is not None:
-            await admin.stop()
+        if tracing is not None:
+            await tracing.shutdown()
         raise
     if admin is not None:
         running.on_stop.append(admin.stop)
+    if tracing is not None:
+        running.tracing = tracing
+        running.on_stop.append(tracing.shutdown)
     return running
 
 
@@ -123,13 +139,14 @@ async def _start_service(
     wire: Callable[[Parts], Wired],
     feed_name: str,
     admin: AdminServer | None,
+    tracing: Tracing | None,
 ) -> RunningServer:
     registry = None if admin is None else admin.registry
     storage_metrics, feed_metrics = None, None
     if registry is not None:
         storage_metrics = StorageMetrics(registry, kind_of(settings.database_url))
         feed_metrics = FeedMetrics(registry, feed_name)
-    db = Database(settings.database_url, storage_metrics)
+    db = Database(settings.database_url, storage_metrics, tracing=tracing)
     changelog = Changelog(schema.changelog)
     feed = Feed(
         db, changelog, settings.common.feed, caller_key=current_limit_key, metrics=feed_metrics
@@ -143,7 +160,7 @@ async def _start_service(
         keys = IdempotencyStore(schema.idempotency_keys)
         uow = UnitOfWork(db, changelog, keys, committed=feed.committed)
         await feed.start()
-        wired = wire(Parts(changelog, feed, uow, PageTokens(key), closing))
+        wired = wire(Parts(changelog, feed, uow, PageTokens(key), closing, tracing))
         running = await start_server(
             name,
             settings.listen,
@@ -154,6 +171,7 @@ async def _start_service(
             health_listen=settings.health_listen,
             metrics=None if registry is None else GrpcServerMetrics(registry),
             channelz_on=settings.channelz,
+            tracing=tracing,
         )
         running.admin = admin  # before `started`: what starts then may record in it
         if registry is not None:

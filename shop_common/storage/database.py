@@ -23,7 +23,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from shop_common.process import private_dir, private_file
 from shop_common.storage.threads import DatabaseThreads
-from shop_common.telemetry import StorageMetrics
+from shop_common.telemetry import StorageMetrics, Tracing
 
 T = TypeVar("T")
 
@@ -91,12 +91,29 @@ def _enable_wal(dbapi_connection: Any) -> None:
 
 
 class Database:
-    def __init__(self, url: str, metrics: StorageMetrics | None = None) -> None:
+    """With `tracing`, each unit of work run within a trace is a span of it ("db write",
+    "db read"; `db.system`), current in its database thread while it runs."""
+
+    def __init__(
+        self, url: str, metrics: StorageMetrics | None = None, *, tracing: Tracing | None = None
+    ) -> None:
         """`metrics`, if given, records units of work (when metrics are on)."""
         self.url = driver_url(url)
         self.is_postgres = self.url.get_backend_name() == "postgresql"
         self._metrics = metrics
         committed = None if metrics is None else metrics.group.observe
+        system = "postgresql" if self.is_postgres else "sqlite"
+        write: dict[str, Any] = {
+            "tracing": tracing,
+            "committed": committed,
+            "span_name": "db write",
+            "span_attributes": {"db.system": system, "shop.unit_of_work.kind": "write"},
+        }
+        read: dict[str, Any] = {
+            "tracing": tracing,
+            "span_name": "db read",
+            "span_attributes": {"db.system": system, "shop.unit_of_work.kind": "read"},
+        }
         if self.is_postgres:
             self._writer = sa.create_engine(self.url, pool_size=POSTGRES_POOL, max_overflow=0)
             self._reader: Engine = self._writer.execution_options(isolation_level="REPEATABLE READ")
@@ -104,10 +121,8 @@ class Database:
             # No grouped commits here: writers on several connections take their row locks
             # in one order (a create's checks, then the revision counter); a group would take
             # its second unit's checks after its first unit's counter, and deadlock.
-            self._write_threads = DatabaseThreads(
-                self._writer, half, "db-write", depth=1, committed=committed
-            )
-            self._read_threads = DatabaseThreads(self._reader, half, "db-read", depth=1)
+            self._write_threads = DatabaseThreads(self._writer, half, "db-write", depth=1, **write)
+            self._read_threads = DatabaseThreads(self._reader, half, "db-read", depth=1, **read)
         else:
             if self.url.database and self.url.database != ":memory:":
                 path = pathlib.Path(self.url.database)
@@ -121,10 +136,10 @@ class Database:
             # The one writer: its turn's units commit together (BEGIN IMMEDIATE locks the
             # whole database first, so no lock order can be broken).
             self._write_threads = DatabaseThreads(
-                self._writer, 1, "db-write", depth=1, group=True, committed=committed
+                self._writer, 1, "db-write", depth=1, group=True, **write
             )
             self._read_threads = DatabaseThreads(
-                self._reader, SQLITE_READERS, "db-read", depth=SQLITE_READ_DEPTH
+                self._reader, SQLITE_READERS, "db-read", depth=SQLITE_READ_DEPTH, **read
             )
         if metrics is not None:
             metrics.read_from(writer_queue=lambda: self._write_threads.queued)

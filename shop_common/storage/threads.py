@@ -20,6 +20,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from shop_common.telemetry import Tracing
 
 T = TypeVar("T")
 
@@ -44,15 +47,29 @@ LONG_UNIT_SECONDS = 0.02
 class DatabaseThread:
     """With `group`, the units of one turn share one transaction, each in a savepoint of its
     own: a unit that raises is undone alone, the others commit together (one commit, one
-    write of each page touched, for a writer that would otherwise commit every unit)."""
+    write of each page touched, for a writer that would otherwise commit every unit).
+
+    With `tracing`, a unit submitted within a trace runs as a span of it, in the submitter's
+    trace context (`Tracing.unit_of_work`): `span_name`, with `span_attributes`."""
 
     def __init__(
-        self, engine: Engine, name: str, *, group: bool = False, committed: Committed = None
+        self,
+        engine: Engine,
+        name: str,
+        *,
+        group: bool = False,
+        committed: Committed = None,
+        tracing: Tracing | None = None,
+        span_name: str = "db",
+        span_attributes: dict[str, str] | None = None,
     ) -> None:
         self._engine = engine
         self._name = name
         self._group = group
         self._committed = committed
+        self._tracing = tracing
+        self._span = span_name
+        self._span_attributes = span_attributes or {}
         self._units: queue.SimpleQueue[_Unit | None] = queue.SimpleQueue()
         self.queued = 0
         """Units handed over and not yet answered by the thread (read and written on the
@@ -80,6 +97,10 @@ class DatabaseThread:
         if self._thread is None:
             self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
             self._thread.start()
+        if self._tracing is not None:  # the context is captured here, on the loop
+            work = self._tracing.unit_of_work(
+                work, self._span, self._span_attributes, (SQLAlchemyError,)
+            )
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self.queued += 1
@@ -212,9 +233,20 @@ class DatabaseThreads:
         depth: int,
         group: bool = False,
         committed: Committed = None,
+        tracing: Tracing | None = None,
+        span_name: str = "db",
+        span_attributes: dict[str, str] | None = None,
     ) -> None:
         self._threads = [
-            DatabaseThread(engine, f"{name}-{n}", group=group, committed=committed)
+            DatabaseThread(
+                engine,
+                f"{name}-{n}",
+                group=group,
+                committed=committed,
+                tracing=tracing,
+                span_name=span_name,
+                span_attributes=span_attributes,
+            )
             for n in range(count)
         ]
         self._depth = depth
