@@ -12,6 +12,7 @@ import pytest
 from tests.monitoring.support import (
     JOBS,
     PROMETHEUS_CONFIG,
+    ROOT,
     RULES,
     RULES_TEST,
     binary,
@@ -80,6 +81,8 @@ def test_every_alert_says_what_it_means_and_where_its_runbook_is(alert: dict[str
     assert annotations["summary"].strip()
     assert annotations["description"].strip()
     assert annotations["runbook_url"] == f"README.md#runbook-{name.lower()}"
+    # The anchor is the README's heading `#### Runbook: <Alert>` (GitHub lowercases it).
+    assert f"\n#### Runbook: {name}\n" in (ROOT / "README.md").read_text()
     # The threshold is the top-level comparison: what the end-to-end test takes off.
     assert without_threshold(alert["expr"]) != alert["expr"].strip()
 
