@@ -18,9 +18,11 @@ import os
 import pathlib
 import re
 import shutil
+import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from types import ModuleType
@@ -29,6 +31,7 @@ from typing import Any
 import certs
 import issuer
 import opentelemetry.sdk.environment_variables as otel_sdk_env
+import psycopg
 import pytest
 import yaml
 from cryptography import x509
@@ -37,7 +40,14 @@ import order_svc.config
 import user_svc.app
 from gateway.config import Settings as GatewaySettings
 from shop_common.serving import ServiceSettings, probe
-from tests.security.system import Issuer, Pki, recording_user_svc
+from tests.security.system import (
+    Issuer,
+    Pki,
+    recording_user_svc,
+    running_gateway,
+    running_order_svc,
+    running_user_svc,
+)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.yaml"
@@ -583,3 +593,136 @@ def test_the_collector_receives_what_the_services_send() -> None:
     ]
     for service in SERVICES:  # plaintext OTLP inside the compose network
         assert _environment(service)["OTEL_EXPORTER_OTLP_INSECURE"] == "true"
+
+
+# --- PostgreSQL's init script, on a PostgreSQL 15 of its own ------------------------------------
+
+
+def _postgres_bin() -> pathlib.Path | None:
+    found = sorted(pathlib.Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def fresh_postgres() -> Iterator[tuple[int, dict[str, str]]]:
+    """An empty PostgreSQL cluster on loopback, as the postgres image has when it runs
+    /docker-entrypoint-initdb.d/ (password authentication over TCP); the init script run in
+    it with compose.yaml's environment. Yields the port and that environment."""
+    bin_dir = _postgres_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL's server binaries are not installed (Debian: postgresql)")
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses root
+        if shutil.which("runuser") is None:
+            pytest.skip("running as root without runuser: initdb cannot run")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    work = pathlib.Path(tempfile.mkdtemp(prefix="compose-pg-"))
+    if as_postgres:
+        shutil.chown(work, "postgres", "postgres")
+    port = _free_port()
+    env = {
+        **os.environ,
+        **_environment("postgres"),
+        "POSTGRES_USER": "postgres",  # the image's default
+        "PGHOST": str(work),
+        "PGPORT": str(port),
+    }
+    data = work / "data"
+
+    def run(*command: str) -> None:
+        subprocess.run(
+            [*as_postgres, *command], env=env, check=True, capture_output=True, timeout=60
+        )
+
+    try:
+        run(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust")
+        (data / "pg_hba.conf").write_text(
+            "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+        )
+        run(
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(work / "log"),
+            "-w",
+            "-o",
+            f"-p {port} -k {work} -c listen_addresses=127.0.0.1",
+            "start",
+        )
+        try:
+            run("sh", str(DEPLOY / "postgres" / "initdb.sh"))
+            yield port, _environment("postgres")
+        finally:
+            run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_each_service_migrates_its_own_database_and_reaches_no_other(
+    fresh_postgres: tuple[int, dict[str, str]], tmp_path: pathlib.Path
+) -> None:
+    port, _ = fresh_postgres
+    urls = {}
+    for service, process in (("user-svc", "user_svc"), ("order-svc", "order_svc")):
+        name = f"{process.upper()}_DATABASE_URL"
+        url = _environment(service)[name].replace("@postgres:5432/", f"@127.0.0.1:{port}/")
+        urls[process] = url
+        done = subprocess.run(
+            [sys.executable, "-m", process, "migrate"],
+            env={**os.environ, name: url, "SHOP_DATA_DIR": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+            cwd=ROOT,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "applied migrations [" in done.stdout
+    # user_svc's role may not even connect to order_svc's database (nor the reverse).
+    for process, other in (("user_svc", "order_svc"), ("order_svc", "user_svc")):
+        stranger = urls[process].rsplit("/", 1)[0] + f"/{other}"
+        with pytest.raises(psycopg.OperationalError, match="permission denied"):
+            psycopg.connect(stranger, connect_timeout=10).close()
+
+
+async def _gateway_healthcheck(port: int, ca: pathlib.Path) -> int:
+    """compose.yaml's gateway health check, its port and CA file where this test has them."""
+    command = ALL["gateway"]["healthcheck"]["test"]
+    assert command[:3] == ["CMD", "python", "-c"]
+    code = command[3].replace("localhost:8080", f"localhost:{port}")
+    code = code.replace("/certs/ca.pem", str(ca))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stderr=asyncio.subprocess.DEVNULL
+    )
+    return await process.wait()
+
+
+async def test_the_gateway_health_check_follows_the_backends(tmp_path: pathlib.Path) -> None:
+    pki, jwt_issuer = Pki(tmp_path / "pki"), Issuer(tmp_path / "jwks.json")
+    gateway_files = certs.Files.of(pki.root, "gateway")
+    async with (
+        running_user_svc(tmp_path, jwt_issuer.security(pki.tls("user_svc"))) as users,
+        running_order_svc(
+            tmp_path, jwt_issuer.security(pki.tls("order_svc")), users.port
+        ) as orders,
+        running_gateway(
+            jwt_issuer.security(pki.tls("gateway")),
+            users.port,
+            orders.port,
+            tls_cert_file=gateway_files.cert,
+            tls_key_file=gateway_files.key,
+        ) as gateway,
+    ):
+        port = int(gateway.url.rsplit(":", 1)[1].rstrip("/"))
+        assert await _gateway_healthcheck(port, pki.root / "ca.pem") == 0
+        other = Pki(tmp_path / "other")  # HTTPS checked against the CA, not just any
+        assert await _gateway_healthcheck(port, other.root / "ca.pem") != 0
+        await users.health.enter_graceful_shutdown()
+        assert await _gateway_healthcheck(port, pki.root / "ca.pem") != 0
