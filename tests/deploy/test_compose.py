@@ -194,6 +194,16 @@ def test_the_image_is_what_the_project_builds() -> None:
         pytest.skip(f"{dockerfile.name} is not in this tree yet (the image's own branch)")
     makefile = (ROOT / "Makefile").read_text()
     assert IMAGE in makefile, "make image builds shop:dev"
+    text = dockerfile.read_text()
+    # The user certs-init hands the keys to is the image's own.
+    users = re.findall(r"^USER\s+(\S+)", text, flags=re.MULTILINE)
+    assert users, "the image names its user"
+    assert users[-1] == ALL["user-svc"]["user"]
+    exposed = {int(p) for line in re.findall(r"^EXPOSE\s+(.+)$", text, re.M) for p in line.split()}
+    for service in SERVICES:
+        declared = {int(p) for p in ALL[service].get("expose", [])}
+        published = {int(p.rsplit(":", 1)[1]) for p in ALL[service].get("ports", [])}
+        assert declared | published <= exposed, service
 
 
 def test_the_image_runs_each_command_as_a_module() -> None:
