@@ -18,9 +18,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 import kubernetes_validate  # type: ignore[import-untyped]  # no py.typed
 import pytest
 import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import gateway.config
 import order_svc.app
@@ -28,6 +30,8 @@ import order_svc.config
 import user_svc.app
 from order_svc import user_feed
 from shop_common.security import AuthMode
+from shop_common.serving import ServiceSettings
+from tests.support import common_settings
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -41,6 +45,8 @@ MIN_KUBECTL = (1, 27)
 NAMESPACE = "shop"
 IMAGE = "shop:dev"
 HARDENED_USER = 10001
+PROBES = ("startup", "readiness", "liveness")
+SERVING = health_pb2.HealthCheckResponse.SERVING
 
 Obj = dict[str, Any]
 
@@ -706,3 +712,62 @@ def test_generated_names_are_referenced_everywhere(objects: list[Obj]) -> None:
         for source in container.get("envFrom", []):
             assert source["configMapRef"]["name"] in rendered
             assert fnmatch.fnmatch(source["configMapRef"]["name"], "shop-*-??????????")
+
+
+# --- the probes, answered by the real services ---------------------------------------------
+
+
+async def _health(port: int, service: str) -> int:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        answer = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+        return int(answer.status)
+
+
+async def test_the_probes_names_are_serving_on_the_real_services_health_ports(
+    tmp_path: pathlib.Path,
+) -> None:
+    """user_svc and order_svc started as the code starts them (on loopback, SQLite), each
+    probe of the dev render asked on the health-only port: SERVING, and the user feed's name
+    (which no probe follows) is one the order service really reports."""
+    probes = {
+        process.name: [container[f"{kind}Probe"]["grpc"]["service"] for kind in PROBES]
+        for _, container, process in shop_containers(render("dev"))
+        if process.served is not None
+    }
+    users = await user_svc.app.start(
+        ServiceSettings(
+            listen="127.0.0.1:0",
+            database_url=f"sqlite:///{tmp_path / 'users.db'}",
+            common=common_settings(tmp_path),
+            health_listen="127.0.0.1:0",
+            admin_listen=None,
+        )
+    )
+    try:
+        orders = await order_svc.app.start(
+            order_svc.config.Settings(
+                listen="127.0.0.1:0",
+                database_url=f"sqlite:///{tmp_path / 'orders.db'}",
+                user_svc_addr=f"127.0.0.1:{users.port}",
+                user_svc_timeout_seconds=2.0,
+                common=common_settings(tmp_path),
+                health_listen="127.0.0.1:0",
+                admin_listen=None,
+            )
+        )
+        try:
+            for name, running in (("user_svc", users), ("order_svc", orders)):
+                assert running.health_port is not None
+                for service in probes[name]:
+                    assert await _health(running.health_port, service) == SERVING, service
+            assert orders.health_port is not None
+            # Known (NOT_FOUND would raise), whether or not it has caught up yet.
+            await _health(orders.health_port, user_feed.HEALTH_NAME)
+            with pytest.raises(grpc.aio.AioRpcError) as unknown:
+                await _health(orders.health_port, "shop.order.v1.NoSuchService")
+            assert unknown.value.code() is grpc.StatusCode.NOT_FOUND
+        finally:
+            await orders.stop(grace=0)
+    finally:
+        await users.stop(grace=0)
