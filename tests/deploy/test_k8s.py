@@ -12,6 +12,7 @@ import base64
 import fnmatch
 import json
 import pathlib
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
@@ -31,6 +32,7 @@ import user_svc.app
 from order_svc import user_feed
 from shop_common.security import AuthMode
 from shop_common.serving import ServiceSettings
+from tests.monitoring.support import binary
 from tests.support import common_settings
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -771,3 +773,57 @@ async def test_the_probes_names_are_serving_on_the_real_services_health_ports(
             await orders.stop(grace=0)
     finally:
         await users.stop(grace=0)
+
+
+def _meta(kind: str, key: str) -> str:
+    """Prometheus' name for a pod label or annotation (`__meta_kubernetes_pod_label_<key>`,
+    every character outside [a-zA-Z0-9_] an underscore)."""
+    return f"__meta_kubernetes_pod_{kind}_" + re.sub(r"[^a-zA-Z0-9_]", "_", key)
+
+
+_PORT_NAME = "__meta_kubernetes_pod_container_port_name"
+
+
+def test_the_prometheus_scrape_config_reads_what_the_pods_carry(objects: list[Obj]) -> None:
+    """deploy/k8s/prometheus/prometheus.yml keeps annotated pods, scrapes their port named
+    `metrics` (the admin port) at the annotated path, and names the job after the label the
+    shop's pods carry."""
+    config = yaml.safe_load((K8S / "prometheus" / "prometheus.yml").read_text())
+    (job,) = config["scrape_configs"]
+    relabels = job["relabel_configs"]
+    sources = {name for r in relabels for name in r.get("source_labels", [])}
+    (to_job,) = [r for r in relabels if r.get("target_label") == "job"]
+    for deployment, _, process in shop_containers(objects):
+        template = deployment["spec"]["template"]["metadata"]
+        assert to_job["source_labels"] == [_meta("label", "shop.local/process")]
+        assert template["labels"]["shop.local/process"] == process.name
+        assert _meta("annotation", "prometheus.io/scrape") in sources
+        assert _meta("annotation", "prometheus.io/path") in sources
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        settings, _ = settings_of(objects, container, process)
+        metrics = [p["containerPort"] for p in container["ports"] if p["name"] == "metrics"]
+        assert metrics == [port_of(settings.admin_listen)], process.name
+    (by_port,) = [r for r in relabels if r.get("source_labels") == [_PORT_NAME]]
+    assert by_port == {"source_labels": [_PORT_NAME], "regex": "metrics", "action": "keep"}
+    (discovery,) = job["kubernetes_sd_configs"]
+    assert discovery["role"] == "pod"
+    assert discovery["namespaces"]["names"] == [NAMESPACE]
+
+
+def test_promtool_checks_the_scrape_config_but_its_discovery(tmp_path: pathlib.Path) -> None:
+    """Debian's promtool knows no `kubernetes_sd_configs`: the rest (the relabelling's
+    regexes and actions) is checked with a static target in its place."""
+    config = yaml.safe_load((K8S / "prometheus" / "prometheus.yml").read_text())
+    for job in config["scrape_configs"]:
+        del job["kubernetes_sd_configs"]
+        job["static_configs"] = [{"targets": ["127.0.0.1:9091"]}]
+    checked = tmp_path / "prometheus.yml"
+    checked.write_text(yaml.safe_dump(config))
+    done = subprocess.run(
+        [binary("promtool"), "check", "config", str(checked)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
