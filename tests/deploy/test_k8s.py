@@ -115,18 +115,9 @@ def render(overlay: str) -> list[Obj]:
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)
-def overlay(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-_RENDERED: dict[str, list[Obj]] = {}
-
-
-@pytest.fixture
-def objects(overlay: str) -> list[Obj]:
-    if overlay not in _RENDERED:
-        _RENDERED[overlay] = render(overlay)
-    return _RENDERED[overlay]
+def objects(request: pytest.FixtureRequest) -> list[Obj]:
+    """Each overlay rendered, once for the module (no test changes it)."""
+    return render(str(request.param))
 
 
 def of_kind(objects: list[Obj], kind: str) -> list[Obj]:
@@ -460,6 +451,9 @@ def test_every_pod_is_hardened(objects: list[Obj]) -> None:
         name = workload["metadata"]["name"]
         pod = workload["spec"]["template"]["spec"]
         assert pod["automountServiceAccountToken"] is False, name
+        # No `<SERVICE>_PORT=tcp://…` variables beside the settings (`*_PORT`-like names
+        # are the processes' own namespace).
+        assert pod["enableServiceLinks"] is False, name
         assert pod["securityContext"]["runAsNonRoot"] is True, name
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
         empty_dirs = {v["name"] for v in pod.get("volumes", []) if "emptyDir" in v}
