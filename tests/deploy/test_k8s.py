@@ -474,6 +474,13 @@ def test_every_pod_is_hardened(objects: list[Obj]) -> None:
                     assert mounts[path] in empty_dirs, f"{name}: {path} writable, not kept"
 
 
+def test_each_process_has_its_own_service_account_without_a_token(objects: list[Obj]) -> None:
+    for deployment, _, _ in shop_containers(objects):
+        name = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+        assert name == deployment["metadata"]["name"]
+        assert named(objects, "ServiceAccount", name)["automountServiceAccountToken"] is False
+
+
 def test_shop_pods_spread_and_are_scraped(objects: list[Obj]) -> None:
     for deployment, container, process in shop_containers(objects):
         template = deployment["spec"]["template"]
