@@ -22,6 +22,14 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 
+# The service user, a fixed unprivileged uid/gid (Kubernetes' runAsNonRoot checks the numeric
+# USER below), and its data directory: made here, copied below, so that the final stage runs
+# nothing (nothing a build mount could leave behind, no shell needed to build it).
+RUN groupadd --gid 10001 shop \
+ && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin shop \
+ && install -d -m 0700 /image/data
+
 WORKDIR /src
 # The generated stubs (the `shop-api` package the project depends on) and the project,
 # installed as ordinary (not editable) packages: the venv then holds all the code, compiled.
@@ -39,6 +47,7 @@ RUN python3 -m venv /app/.venv \
 # --- the image: the base, the venv, the entrypoint ----------------------------------------
 FROM ${BASE_IMAGE}
 
+ARG BASE_IMAGE
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG CREATED=unknown
@@ -49,15 +58,15 @@ LABEL org.opencontainers.image.title="shop" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}" \
-      org.opencontainers.image.source="${SOURCE}"
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.base.name="${BASE_IMAGE}"
 
-# A fixed, unprivileged uid/gid (Kubernetes' runAsNonRoot checks the numeric USER below),
-# and the data directory it owns, 0700 as the services make it themselves.
-RUN groupadd --system --gid 10001 shop \
- && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
-      --shell /usr/sbin/nologin shop \
- && install -d -o 10001 -g 10001 -m 0700 /data
-
+# The user (its passwd and group lines: libpq, for one, looks the uid up) and /data, 0700 as
+# the services make it themselves.
+COPY --from=builder /etc/passwd /etc/group /etc/
+# (/data inside a directory copied whole: COPY keeps the mode of what it copies, not of the
+# directory it is given.)
+COPY --from=builder --chown=10001:10001 /image/ /
 COPY --from=builder /app/.venv /app/.venv
 COPY deploy/docker/entrypoint.sh /app/entrypoint.sh
 

@@ -9,16 +9,20 @@ build` mounts nothing; give it an HTTP index and a base that trusts it instead).
 
 The check reads the image itself (`podman image mount`, as root): its configuration
 (user, stop signal, ports, labels, volume, entrypoint), its files (no compilers, no pip,
-no pip cache, /data owned by the service user), and then runs the processes from the image's
-root with `chroot` as the image's unprivileged uid, on loopback ports, the root filesystem
-read-only and only /data writable: they migrate, serve and answer. `podman run` is not used:
-where it works, the check still proves the image; where it does not (a sandbox that cannot
-set rlimits), this is what can be proved.
+no pip cache, /data owned by the service user, nothing added to the base but /app, /data and
+the user's passwd and group lines), and then runs the processes from the image's root with
+`chroot` as the image's unprivileged uid, the root read-only, /data a fresh directory and
+/tmp a tmpfs (as a read-only-root pod mounts them): the defaults refuse development identity
+off loopback; then they migrate, serve on 0.0.0.0, answer through the gateway, on the
+health-only and admin ports, stop cleanly on SIGTERM, and have written under /data only.
+`podman run` is not used: it fails in this sandbox (the OCI runtime cannot set rlimits), and
+what it adds (namespaces, cgroups, the runtime's mounts) is the runtime's, not the image's.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -26,10 +30,15 @@ import pathlib
 import re
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
+import urllib.error
+import urllib.request
 from collections.abc import Mapping, Sequence
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -150,6 +159,7 @@ def check(tag: str) -> int:
     try:
         check_config(inspect)
         check_files(root)
+        check_added(tag, inspect)
         env = _image_env(inspect)
         check_processes(root, env)
     except Failed as failure:
@@ -214,11 +224,188 @@ def check_files(root: pathlib.Path) -> None:
     )
 
 
+def check_added(tag: str, inspect: Mapping[str, object]) -> None:
+    """What the image changes in its base: the venv and entrypoint, /data, the user's lines."""
+    config = inspect["Config"]
+    assert isinstance(config, dict)
+    base = (config.get("Labels") or {}).get("org.opencontainers.image.base.name", "")
+    if not base or subprocess.run(["podman", "image", "exists", base], check=False).returncode:
+        print(f"skipped: the base image {base!r} is not here to compare with")
+        return
+    changed = {
+        line.split(maxsplit=1)[1]
+        for line in _out("podman", "image", "diff", tag, base).splitlines()
+        if line.strip() and not line.split(maxsplit=1)[1].startswith("/app/")
+    }
+    expected = {"/etc", "/etc/group", "/etc/passwd", "/app", "/data"}
+    _expect(changed == expected, f"adds to {base} only {sorted(changed)}")
+
+
 def check_processes(root: pathlib.Path, image_env: Mapping[str, str]) -> None:
-    """Runs the image's processes from its root, as its uid, with /data a fresh writable
-    directory and nothing else writable (the image mount is read-only)."""
-    # TODO filled below
-    raise Failed("not implemented")
+    """Runs the image's processes from its root, as its uid, each in a mount namespace of
+    its own where /data is a fresh directory, /tmp a tmpfs, and the rest the image's
+    read-only mount: the only places a container with a read-only root could write."""
+    mounts = pathlib.Path("/proc/mounts").read_text().splitlines()
+    options = next(line.split()[3] for line in mounts if line.split()[1] == str(root))
+    _expect("ro" in options.split(","), "the image's root is mounted read-only here")
+    with tempfile.TemporaryDirectory(prefix="shop-image-data-") as data:
+        os.chown(data, UID, UID)
+        os.chmod(data, 0o700)
+        jail = Jail(root, pathlib.Path(data), image_env)
+
+        refused = jail.run("user_svc")
+        _expect(
+            refused.returncode == 2 and "SHOP_AUTH=jwt" in refused.stderr,
+            "with the image's defaults alone, dev identity refuses 0.0.0.0 (exit 2, names "
+            "SHOP_AUTH=jwt)",
+        )
+        wrong = jail.run("sh")
+        _expect(wrong.returncode == 64, "any other command than the three names: exit 64")
+
+        ports = free_ports(8)
+        jail.env.update(
+            SHOP_AUTH_DEV_ANY_ADDRESS="true",
+            USER_SVC_LISTEN=f"0.0.0.0:{ports[0]}",
+            USER_SVC_HEALTH_LISTEN=f"0.0.0.0:{ports[1]}",
+            USER_SVC_ADMIN_LISTEN=f"0.0.0.0:{ports[2]}",
+            ORDER_SVC_LISTEN=f"0.0.0.0:{ports[3]}",
+            ORDER_SVC_HEALTH_LISTEN=f"0.0.0.0:{ports[4]}",
+            ORDER_SVC_ADMIN_LISTEN=f"0.0.0.0:{ports[5]}",
+            GATEWAY_LISTEN=f"0.0.0.0:{ports[6]}",
+            GATEWAY_ADMIN_LISTEN=f"0.0.0.0:{ports[7]}",
+            ORDER_SVC_USER_SVC_ADDR=f"127.0.0.1:{ports[0]}",
+            GATEWAY_USER_SVC_ADDR=f"127.0.0.1:{ports[0]}",
+            GATEWAY_ORDER_SVC_ADDR=f"127.0.0.1:{ports[3]}",
+        )
+        for name in ("user_svc", "order_svc"):
+            done = jail.run(name, "migrate")
+            if done.returncode:
+                print(done.stderr, file=sys.stderr)
+            _expect(done.returncode == 0, f"{name} migrate: exit 0")
+
+        processes = [jail.start(name) for name in ("user_svc", "order_svc", "gateway")]
+        try:
+            gateway = f"http://127.0.0.1:{ports[6]}"
+            _wait_http(f"{gateway}/healthz", processes)
+            created = _http(
+                "POST", f"{gateway}/v1/users", {"email": "img@example.com", "displayName": "Image"}
+            )
+            read = _http("GET", f"{gateway}/v1/users/{created['id']}")
+            _expect(read["email"] == "img@example.com", "a user created and read via the gateway")
+            for port in (ports[1], ports[4]):
+                _expect(_grpc_health(port) == "SERVING", f"health-only port {port}: SERVING")
+            for port in (ports[2], ports[5], ports[7]):
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10)
+                _expect(body.status == 200, f"admin port {port}: /metrics")
+        finally:
+            # Callers first, as a rollout would: what is stopped then has nothing to call.
+            codes = [_stop(process) for process in reversed(processes)]
+        _expect(codes == [0, 0, 0], f"SIGTERM: each stopped cleanly (exit codes {codes})")
+        written = sorted(
+            (str(path.relative_to(data)), path.stat().st_uid)
+            for path in pathlib.Path(data).rglob("*")
+        )
+        _expect(
+            bool(written) and all(uid == UID for _, uid in written),
+            f"written under /data only, as {UID}: {[name for name, _ in written]}",
+        )
+
+
+class Jail:
+    """The image's root entered with `chroot` as its uid, in a private mount namespace."""
+
+    def __init__(self, root: pathlib.Path, data: pathlib.Path, env: Mapping[str, str]) -> None:
+        self.root, self.data, self.env = root, data, dict(env)
+
+    def command(self, *args: str) -> list[str]:
+        """`unshare` gives the mounts a namespace that ends with the process (no fork: one pid
+        from unshare to the service, so a signal sent to it reaches the service); inside, /data
+        is bound, /tmp a tmpfs, /proc and /dev as a runtime gives them; then `chroot` as
+        the image's uid execs the entrypoint with `args`."""
+        script = (
+            'data="$1"; root="$2"; shift 2; '
+            'mount --bind "$data" "$root/data" '
+            '&& mount -t tmpfs -o mode=1777 tmpfs "$root/tmp" '
+            '&& mount -t proc proc "$root/proc" '
+            '&& mount --rbind /dev "$root/dev" '
+            f'&& exec chroot --userspec={UID}:{UID} "$root" /app/entrypoint.sh "$@"'
+        )
+        return ["unshare", "--mount", "--", "sh", "-c", script, "jail",
+                str(self.data), str(self.root), *args]  # fmt: skip
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.command(*args),
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(self.command(*args), env=self.env, start_new_session=True)
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _wait_http(url: str, processes: Sequence[subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if any(process.poll() is not None for process in processes):
+            raise Failed(f"a process exited: {[process.poll() for process in processes]}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    print(f"ok: {url} answers")
+                    return
+        except (OSError, urllib.error.URLError):
+            pass
+        time.sleep(0.5)
+    raise Failed(f"{url} did not answer within 90 s")
+
+
+def _http(method: str, url: str, body: object = None) -> dict[str, object]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        result = json.loads(response.read())
+    assert isinstance(result, dict)
+    return result
+
+
+def _grpc_health(port: int) -> str:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=10
+        )
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+
+def _stop(process: subprocess.Popen[bytes]) -> int | None:
+    """SIGTERM, as `docker stop` sends it (the pid is the service's: every step execs); its
+    exit code."""
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return None
 
 
 def main(argv: Sequence[str]) -> int:

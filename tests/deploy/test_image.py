@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 
+import image
 import pytest
 
 from gateway.config import Settings as GatewaySettings
@@ -37,7 +38,7 @@ PLAN_PORTS = {
     "GATEWAY_LISTEN": 8080,
     "GATEWAY_ADMIN_LISTEN": 9093,
 }
-OCI_LABELS = ("title", "description", "version", "revision", "created", "source")
+OCI_LABELS = ("title", "description", "version", "revision", "created", "source", "base.name")
 
 
 def instructions(text: str) -> list[tuple[str, str]]:
@@ -105,12 +106,12 @@ def test_base_image_is_an_argument_for_both_stages() -> None:
     assert froms == ["${BASE_IMAGE} AS builder", "${BASE_IMAGE}"]
 
 
-def test_final_stage_installs_nothing_and_copies_only_the_venv_and_entrypoint() -> None:
-    runs = " ".join(args_of(FINAL, "RUN"))
-    for word in ("pip", "apt-get", "apt ", "gcc", "build-essential", "curl", "wget"):
-        assert word not in runs
-    copies = args_of(FINAL, "COPY")
-    assert copies == [
+def test_final_stage_runs_nothing_and_copies_only_the_venv_user_and_entrypoint() -> None:
+    """No RUN: nothing installed, and nothing a build mount (a local pip index) could leave."""
+    assert args_of(FINAL, "RUN") == []
+    assert args_of(FINAL, "COPY") == [
+        "--from=builder /etc/passwd /etc/group /etc/",
+        "--from=builder --chown=10001:10001 /image/ /",
         "--from=builder /app/.venv /app/.venv",
         "deploy/docker/entrypoint.sh /app/entrypoint.sh",
     ]
@@ -130,12 +131,11 @@ def test_no_pip_cache_anywhere() -> None:
 
 
 def test_runs_as_a_fixed_unprivileged_uid() -> None:
-    users = args_of(FINAL, "USER")
-    assert users == ["10001:10001"]  # numeric: Kubernetes' runAsNonRoot can check it
-    run = " ".join(args_of(FINAL, "RUN"))
-    assert "--uid 10001" in run
-    assert "--gid 10001" in run
-    assert "install -d -o 10001 -g 10001 -m 0700 /data" in run
+    assert args_of(FINAL, "USER") == ["10001:10001"]  # numeric: runAsNonRoot can check it
+    made = " ".join(args_of(ALL[:_LAST_FROM], "RUN"))
+    assert "groupadd --gid 10001 shop" in made
+    assert "useradd --uid 10001 --gid 10001" in made
+    assert "install -d -m 0700 /image/data" in made  # copied to / as 10001
 
 
 def test_data_is_a_volume_the_services_use() -> None:
@@ -306,3 +306,51 @@ def test_entrypoint_stop_signal_reaches_the_service(tmp_path: pathlib.Path) -> N
     finally:
         process.kill()
         process.wait()
+
+
+# --- `make image`: the machine's pip settings passed into the build -----------------------
+
+CONFIG_LIST = """\
+:env:.find-links='/opt/wheels'
+global.cert='/etc/ssl/certs/ca-certificates.crt'
+global.constraint='/etc/xdg/pip/constraints.txt'
+global.extra-index-url='file:///opt/pypi/simple file:///opt/pypi-more/simple'
+global.index-url='https://mirror.example/simple'
+user.index-url='https://user.example/simple'
+global.timeout='60'
+"""
+
+
+def test_pip_settings_follow_pips_precedence() -> None:
+    found = image.pip_settings(CONFIG_LIST, {"PIP_FIND_LINKS": "/w", "PIP_CERT": ""})
+    assert found == {
+        "PIP_CERT": "/etc/ssl/certs/ca-certificates.crt",
+        "PIP_CONSTRAINT": "/etc/xdg/pip/constraints.txt",
+        "PIP_EXTRA_INDEX_URL": "file:///opt/pypi/simple file:///opt/pypi-more/simple",
+        "PIP_INDEX_URL": "https://user.example/simple",  # user over global
+        "PIP_FIND_LINKS": "/w",  # the environment over every file
+    }
+
+
+def test_local_indexes_and_files_are_mounted_with_podman(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "pypi" / "simple").mkdir(parents=True)
+    cert = tmp_path / "ca.pem"
+    cert.write_text("")
+    settings = {
+        "PIP_EXTRA_INDEX_URL": f"file://{tmp_path}/pypi/simple/ https://other.example/simple",
+        "PIP_CERT": str(cert),
+        "PIP_FIND_LINKS": f"{tmp_path}/absent",
+    }
+    # An index's pages link beside it (simple/../files): its parent is mounted.
+    assert image.local_paths(settings) == [f"{tmp_path}/pypi", str(cert)]
+    command = image.build_command("podman", settings, "localhost/base:1", ["--isolation", "x"])
+    assert command[:6] == ["podman", "build", "--file", "Dockerfile", "--tag", "shop:dev"]
+    joined = " ".join(command)
+    assert f"--volume {tmp_path}/pypi:{tmp_path}/pypi:ro" in joined
+    assert f"--volume {cert}:{cert}:ro" in joined
+    assert "--build-arg BASE_IMAGE=localhost/base:1" in joined
+    assert f"--build-arg PIP_CERT={cert}" in joined
+    assert command[-3:] == ["--isolation", "x", str(ROOT)]
+    with pytest.raises(SystemExit, match="cannot mount"):
+        image.build_command("docker", settings, None, [])
+    assert image.build_command("docker", {"PIP_INDEX_URL": "https://m/simple"}, None, [])
