@@ -31,17 +31,24 @@ RUN groupadd --gid 10001 shop \
  && install -d -m 0700 /image/data
 
 WORKDIR /src
-# The generated stubs (the `shop-api` package the project depends on) and the project,
-# installed as ordinary (not editable) packages: the venv then holds all the code, compiled.
+# The runtime dependencies first, in a layer of their own: an edit to the code reinstalls
+# the project alone, in seconds. They are the generated stubs (the `shop-api` package) and
+# pyproject.toml's list, pinned there; nothing of the dev extra.
 COPY gen/python/ gen/python/
 COPY pyproject.toml ./
+RUN python3 -m venv /app/.venv \
+ && python3 -c "import tomllib; print(*(d for d in tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'] if d != 'shop-api'), sep='\n')" > /tmp/requirements.txt \
+ && /app/.venv/bin/pip install --no-cache-dir ./gen/python -r /tmp/requirements.txt \
+ && rm /tmp/requirements.txt
+# The project, an ordinary (not editable) install: the venv then holds all the code,
+# compiled; pip and setuptools leave (nothing runs them at run time).
 COPY shop_common/ shop_common/
 COPY user_svc/ user_svc/
 COPY order_svc/ order_svc/
 COPY gateway/ gateway/
-RUN python3 -m venv /app/.venv \
- && /app/.venv/bin/pip install --no-cache-dir ./gen/python . \
- && /app/.venv/bin/pip uninstall --yes pip \
+RUN /app/.venv/bin/pip install --no-cache-dir --no-deps . \
+ && /app/.venv/bin/pip check \
+ && /app/.venv/bin/pip uninstall --yes setuptools pip \
  && /app/.venv/bin/python -c "import user_svc.__main__, order_svc.__main__, gateway.__main__"
 
 # --- the image: the base, the venv, the entrypoint ----------------------------------------

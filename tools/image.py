@@ -210,6 +210,11 @@ def check_files(root: pathlib.Path) -> None:
     ]
     _expect(not found, f"no compiler or build tool ({', '.join(COMPILERS)})")
     _expect(not (root / "app/.venv/bin/pip").exists(), "no pip in the venv")
+    site = next((root / "app/.venv/lib").glob("python3*/site-packages"))
+    _expect(not (site / "setuptools").exists(), "no setuptools in the venv")
+    dev = [name for name in ("pytest", "mypy", "ruff", "grpc_tools", "hypothesis")
+           if (site / name).exists()]  # fmt: skip
+    _expect(not dev, "nothing of the dev extra (pytest, mypy, ruff, grpc_tools, hypothesis)")
     caches = [str(p) for p in (root / "root/.cache/pip", root / "tmp/pip-cache") if p.exists()]
     caches += [str(p) for p in (root / "app").rglob("*") if p.name in {".cache", "wheels"}]
     _expect(not caches, "no pip cache")

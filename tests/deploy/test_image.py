@@ -126,8 +126,16 @@ def test_no_pip_cache_anywhere() -> None:
     for rest in args_of(ALL[:_LAST_FROM], "ENV"):
         builder_env.update(pairs(rest))
     assert builder_env["PIP_NO_CACHE_DIR"] == "1"
-    # pip itself is gone from the venv the image carries.
-    assert "pip uninstall --yes pip" in " ".join(args_of(ALL[:_LAST_FROM], "RUN"))
+    # pip itself (and setuptools) are gone from the venv the image carries.
+    assert "pip uninstall --yes setuptools pip" in " ".join(args_of(ALL[:_LAST_FROM], "RUN"))
+
+
+def test_no_dev_extra_in_the_image() -> None:
+    """The venv gets the generated stubs and the runtime list, then the project --no-deps."""
+    runs = " ".join(args_of(ALL[:_LAST_FROM], "RUN"))
+    assert "[dev]" not in runs
+    assert "['project']['dependencies']" in runs
+    assert "pip install --no-cache-dir --no-deps ." in runs
 
 
 def test_runs_as_a_fixed_unprivileged_uid() -> None:
