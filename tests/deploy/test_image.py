@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tomllib
 
 import image
 import pytest
@@ -362,3 +363,12 @@ def test_local_indexes_and_files_are_mounted_with_podman(tmp_path: pathlib.Path)
     with pytest.raises(SystemExit, match="cannot mount"):
         image.build_command("docker", settings, None, [])
     assert image.build_command("docker", {"PIP_INDEX_URL": "https://m/simple"}, None, [])
+
+
+def test_every_runtime_package_is_copied_into_the_build() -> None:
+    """A package added to pyproject.toml's list must reach the image too."""
+    included = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"
+    ]["find"]["include"]
+    copied = {rest.split()[0].rstrip("/") for rest in args_of(ALL, "COPY")}
+    assert {pattern.removesuffix("*") for pattern in included} <= copied
