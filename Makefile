@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: setup run test lint gen check-gen breaking baseline bench migrate certs prometheus image \
-	image-check FORCE
+	image-base image-check FORCE
 
 # Also redone when node_modules/ is gone (npm ci writes node_modules/.package-lock.json).
 $(VENV)/.installed: pyproject.toml gen/python/pyproject.toml package.json package-lock.json \
@@ -70,9 +70,15 @@ prometheus:
 	  --storage.tsdb.path=data/prometheus --web.listen-address=127.0.0.1:9090
 
 ## The container image shop:dev (podman, else docker), with this machine's pip settings;
-## e.g. make image ARGS="--base localhost/debian-python:3.11 -- --isolation chroot"
+## here (no registry, podman's OCI runtime refused by the sandbox): make image-base, then
+## make image ARGS="--base localhost/debian-python:3.11 -- --isolation chroot"
 image: setup
 	$(PY) tools/image.py build $(ARGS)
+
+## A base image where no registry is reachable: Debian bookworm's Python 3.11 from this
+## machine's apt sources (mmdebstrap, podman import) as localhost/debian-python:3.11 (root).
+image-base: setup
+	$(PY) tools/image.py base $(ARGS)
 
 ## What can be proved of shop:dev without `podman run` (slow; not part of make test): its
 ## config, its files, and its processes run from its root as its uid (needs podman, root).

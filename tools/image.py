@@ -137,6 +137,46 @@ def build(base: str | None, extra: Sequence[str]) -> int:
     return code
 
 
+# --- a base where no registry is reachable --------------------------------------------------
+
+DEBIAN_BASE = "localhost/debian-python:3.11"
+
+
+def debian_base(tag: str) -> int:
+    """A Debian bookworm root with Python 3.11 (Debian's 3.11.2) and its venv module, made by
+    mmdebstrap from this machine's apt sources and imported as `tag`: the base the image
+    can be built on where python:3.11-slim cannot be pulled (needs root)."""
+    if not (shutil.which("mmdebstrap") and shutil.which("podman")):
+        print("make image-base: needs mmdebstrap and podman (apt-get install)", file=sys.stderr)
+        return 2
+    sources = pathlib.Path("/etc/apt/sources.list.d/debian.sources")
+    if not sources.exists():
+        sources = pathlib.Path("/etc/apt/sources.list")
+    with tempfile.TemporaryDirectory(prefix="shop-base-") as work:
+        tarball = pathlib.Path(work) / "root.tar"
+        command = [
+            "mmdebstrap", "--variant=minbase",
+            "--include=python3,python3-venv,python3-pip,ca-certificates",
+            # A snapshot mirror's Release files are old on purpose.
+            "--aptopt=Acquire::Check-Valid-Until \"false\"",
+            "--aptopt=Acquire::Check-Date \"false\"",
+            "--dpkgopt=path-exclude=/usr/share/doc/*",
+            "--dpkgopt=path-exclude=/usr/share/man/*",
+            "--dpkgopt=path-exclude=/usr/share/locale/*",
+            "bookworm", str(tarball), "-",
+        ]  # fmt: skip
+        print("+", shlex.join(command), "<", sources, flush=True)
+        started = time.monotonic()
+        with sources.open("rb") as stdin:
+            if subprocess.call(command, stdin=stdin):
+                return 1
+        print(f"root filesystem: {time.monotonic() - started:.0f} s, "
+              f"{tarball.stat().st_size / 1e6:.0f} MB")  # fmt: skip
+        return subprocess.call(
+            ["podman", "import", "--change", 'CMD ["/usr/bin/python3"]', str(tarball), tag]
+        )
+
+
 # --- the check ---------------------------------------------------------------------------
 
 
@@ -419,11 +459,15 @@ def main(argv: Sequence[str]) -> int:
     make = commands.add_parser("build", help="build shop:dev")
     make.add_argument("--base", help="the base image (BASE_IMAGE; python:3.11-slim)")
     make.add_argument("extra", nargs="*", help="more arguments for `podman/docker build`")
+    base = commands.add_parser("base", help=f"make {DEBIAN_BASE} with mmdebstrap")
+    base.add_argument("--tag", default=DEBIAN_BASE)
     verify = commands.add_parser("check", help="prove what can be proved of the built image")
     verify.add_argument("--tag", default=TAG)
     args = parser.parse_args(argv)
     if args.command == "build":
         return build(args.base, args.extra)
+    if args.command == "base":
+        return debian_base(args.tag)
     return check(args.tag)
 
 
