@@ -3,7 +3,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup run test lint gen check-gen breaking baseline bench migrate certs prometheus FORCE
+.PHONY: setup run test lint gen check-gen breaking baseline bench migrate certs prometheus image \
+	image-base image-check FORCE
 
 # Also redone when node_modules/ is gone (npm ci writes node_modules/.package-lock.json).
 $(VENV)/.installed: pyproject.toml gen/python/pyproject.toml package.json package-lock.json \
@@ -67,5 +68,21 @@ bench: setup
 prometheus:
 	prometheus --config.file=deploy/monitoring/prometheus/prometheus.yml \
 	  --storage.tsdb.path=data/prometheus --web.listen-address=127.0.0.1:9090
+
+## The container image shop:dev (podman, else docker), with this machine's pip settings;
+## here (no registry, podman's OCI runtime refused by the sandbox): make image-base, then
+## make image ARGS="--base localhost/debian-python:3.11 -- --isolation chroot"
+image: setup
+	$(PY) tools/image.py build $(ARGS)
+
+## A base image where no registry is reachable: Debian bookworm's Python 3.11 from this
+## machine's apt sources (mmdebstrap, podman import) as localhost/debian-python:3.11 (root).
+image-base: setup
+	$(PY) tools/image.py base $(ARGS)
+
+## What can be proved of shop:dev without `podman run` (slow; not part of make test): its
+## config, its files, and its processes run from its root as its uid (needs podman, root).
+image-check: setup
+	$(PY) tools/image.py check $(ARGS)
 
 FORCE:
