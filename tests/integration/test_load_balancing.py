@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 import grpc
 import httpx
 import pytest
+from grpc_health.v1 import health_pb2
 
 import gateway.config
 import gateway.server
@@ -41,6 +42,7 @@ SUBSTANTIAL = CALLS // 4
 """Each replica's least share of `CALLS` (round robin gives each half, bar the first few)."""
 PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
 NOT_FOUND = "USER_NOT_FOUND"
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 FEED = FeedSettings(progress_seconds=0.2, poll_seconds=0.1)
 
 
@@ -192,3 +194,34 @@ async def test_a_dns_target_reaches_the_user_service(tmp_path: pathlib.Path) -> 
         assert placed.order.user_id == user.id
         unknown = orders.CreateOrder(order_request(new_id()), timeout=5)
         await fails(unknown, PRECONDITION, NOT_FOUND)
+
+
+@pytest.mark.postgres
+async def test_the_gateways_healthz_asks_past_a_replica_that_is_not_serving(
+    postgres: PostgresDatabases, tmp_path: pathlib.Path
+) -> None:
+    """One replica draining (NOT_SERVING) leaves the service healthy while the other serves;
+    both not serving make it unhealthy. (The order service's checks go elsewhere: on the
+    same channel they would take turns in between.)"""
+    async with two_user_replicas(postgres, tmp_path) as (a, b):
+        settings = gateway.config.Settings.from_env(
+            {
+                "GATEWAY_LISTEN": "127.0.0.1:0",
+                "GATEWAY_ADMIN_LISTEN": "",
+                "GATEWAY_USER_SVC_ADDR": addresses(a, b),
+                "GATEWAY_ORDER_SVC_ADDR": f"127.0.0.1:{a.port}",
+            }
+        )
+        running = await gateway.server.start(settings)
+        try:
+            async with httpx.AsyncClient(base_url=running.url, timeout=5) as http:
+                for _ in (a, b):  # both connected before one stops serving
+                    assert (await http.get("/healthz")).json()["services"][USERS] == "SERVING"
+                await b.health.set(USERS, NOT_SERVING)
+                one_down = [(await http.get("/healthz")).json()["services"] for _ in range(6)]
+                await a.health.set(USERS, NOT_SERVING)
+                both_down = (await http.get("/healthz")).json()["services"]
+        finally:
+            await running.stop()
+    assert [services[USERS] for services in one_down] == ["SERVING"] * 6
+    assert both_down[USERS] == "NOT_SERVING"
