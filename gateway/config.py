@@ -23,6 +23,7 @@ from shop_common.process import (
     log_level,
     number,
     optional,
+    target,
     text,
 )
 from shop_common.security import AuthMode, SecuritySettings
@@ -44,14 +45,16 @@ def default_max_connections() -> int:
 
 
 def services_of(file: FileDescriptor, addr: str) -> dict[str, str]:
-    """Every service of a proto file, by full name, served at `addr`."""
+    """Every service of a proto file, by full name, served at the target `addr`."""
     return {service.full_name: addr for service in file.services_by_name.values()}
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     backends: Mapping[str, str]
-    """gRPC service full name → `host:port` of the backend serving it; only these are routed."""
+    """gRPC service full name → the gRPC target of the backend serving it (`host:port`,
+    `dns:///name:port`, `ipv4:a:p,b:p`…, calls going round robin over every address it
+    resolves to); only these are routed."""
     listen: str = "127.0.0.1:8080"
     admin_listen: str | None = None
     """The admin HTTP port serving `/metrics` (`GATEWAY_ADMIN_LISTEN`, 127.0.0.1:9093 unless
@@ -114,8 +117,8 @@ class Settings:
     """HTTPS on the gateway's own listener: its certificate chain (PEM), and key."""
     tls_key_file: pathlib.Path | None = None
     server_names: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    """Backend address → the name its certificate must carry (with TLS towards the services),
-    whatever host is dialed."""
+    """Backend target → the name its certificate must carry (with TLS towards the services),
+    whatever the target: a host dialed, a list of addresses, a headless Service's name."""
     channel_options: tuple[tuple[str, int], ...] = field(
         default=(
             ("grpc.max_receive_message_length", 4 * MIB),
@@ -131,8 +134,8 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        user_addr = address(env, "GATEWAY_USER_SVC_ADDR", "127.0.0.1:50051")
-        order_addr = address(env, "GATEWAY_ORDER_SVC_ADDR", "127.0.0.1:50052")
+        user_addr = target(env, "GATEWAY_USER_SVC_ADDR", "127.0.0.1:50051")
+        order_addr = target(env, "GATEWAY_ORDER_SVC_ADDR", "127.0.0.1:50052")
         max_body = number(env, "GATEWAY_MAX_BODY_BYTES", float(4 * MIB), minimum=1)
         if not max_body.is_integer():
             raise ConfigError(f"GATEWAY_MAX_BODY_BYTES={max_body!r} is not a whole number")

@@ -1,4 +1,12 @@
-"""`GET /healthz`: the backends' own `grpc.health.v1` Check, one per served service."""
+"""`GET /healthz`: the backends' own `grpc.health.v1` Check, one per served service.
+
+A backend may be several replicas behind one round-robin channel: each Check reaches the
+one whose turn it is. A replica that answers NOT_SERVING (draining before it stops) is asked
+past: its service is asked again, which reaches the next replica, so that `/healthz` says
+whether the service has a serving replica, not which one was asked. (Other calls on the
+channel take turns too: under traffic the second Check may meet the same replica, so a
+draining replica makes `/healthz` fail less often, not never; a probe that needs several
+failures in a row, as Kubernetes' do by default, then does not flap.)"""
 
 from __future__ import annotations
 
@@ -10,6 +18,10 @@ import orjson
 from grpc_health.v1 import health_pb2
 
 CHECK_SECONDS = 2.0
+ATTEMPTS = 2
+"""Checks of a service, while a replica answers NOT_SERVING (an error, such as none
+reachable or none answering in time, is not asked again)."""
+_NOT_SERVING = "NOT_SERVING"
 _SERVING = "SERVING"
 _CHECK = f"/{health_pb2.DESCRIPTOR.services_by_name['Health'].full_name}/Check"
 
@@ -34,10 +46,18 @@ class HealthChecker:
         states = await asyncio.gather(*(self._one(name) for name in names))
         services = dict(zip(names, states, strict=True))
         serving = all(state == _SERVING for state in states)
-        body = {"status": _SERVING if serving else "NOT_SERVING", "services": services}
+        body = {"status": _SERVING if serving else _NOT_SERVING, "services": services}
         return (200 if serving else 503), orjson.dumps(body)
 
     async def _one(self, service: str) -> str:
+        state = ""
+        for _ in range(ATTEMPTS):
+            state = await self._ask(service)
+            if state != _NOT_SERVING:
+                break
+        return state
+
+    async def _ask(self, service: str) -> str:
         request = health_pb2.HealthCheckRequest(service=service)
         try:
             response = await self._checks[service](request, timeout=CHECK_SECONDS)

@@ -6,7 +6,7 @@ import pathlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shop_common.process import ConfigError, address, number, optional, text
+from shop_common.process import ConfigError, number, optional, target, text
 from shop_common.serving import ServiceSettings
 
 NAME = "order_svc"
@@ -15,11 +15,14 @@ NAME = "order_svc"
 @dataclass(frozen=True, slots=True)
 class Settings(ServiceSettings):
     user_svc_addr: str
+    """The user service's gRPC target (`host:port`, `dns:///name:port`, `ipv4:a:p,b:p`…):
+    calls go round robin over every address it resolves to."""
     user_svc_timeout_seconds: float
     """The longest any call to the user service may take (less when our caller has less)."""
     user_svc_tls_name: str = "user-svc"
-    """With TLS: the name the user service's certificate must carry, whatever host is
-    dialed (`localhost`, an address): another part's certificate is refused."""
+    """With TLS: the name the user service's certificate must carry, whatever the target
+    (`localhost`, an address list, a headless Service's name): another part's certificate
+    is refused."""
     service_token_file: pathlib.Path | None = None
     """In jwt mode without TLS: a file holding this service's own bearer token (its `sub`
     named in the user service's `SHOP_SERVICE_SUBJECTS`), read again when it changes."""
@@ -51,7 +54,7 @@ class Settings(ServiceSettings):
             admin_listen=service.admin_listen,
             channelz=service.channelz,
             tracing=service.tracing,
-            user_svc_addr=address(env, "ORDER_SVC_USER_SVC_ADDR", "127.0.0.1:50051"),
+            user_svc_addr=target(env, "ORDER_SVC_USER_SVC_ADDR", "127.0.0.1:50051"),
             user_svc_timeout_seconds=number(
                 env, "ORDER_SVC_USER_SVC_TIMEOUT_SECONDS", 2.0, minimum=0.001
             ),

@@ -7,21 +7,33 @@ whichever channel is current, so that stubs made once follow every rebuild. A re
 channel is closed after `CLOSE_GRACE_SECONDS` (its calls may finish; a watch still open then
 ends with CANCELLED and its client resumes on the new channel).
 
+Calls, not connections, are spread: the channel connects to every address its target
+resolves to (`dns:///user-svc-grpc:50051`, a headless Service's name, resolves to every
+replica; `ipv4:10.0.0.1:50051,10.0.0.2:50051` names them) and picks them in turn for each
+call (`round_robin`; grpc's default, `pick_first`, would send everything to one). A
+replica that goes away is skipped until it is back; one that is added is found when the
+name is resolved again: when a connection is lost, or closed by the server at its
+`SHOP_GRPC_MAX_CONNECTION_AGE_SECONDS`.
+
 The server is checked by host name only (grpc has no client-side SPIFFE check): its
-certificate must name `server_name` (`user-svc`), whatever host is dialed (`localhost`,
-an address, a cluster's long name), so that another part's certificate is refused.
+certificate must name `server_name` (`user-svc`), whatever target is dialed (`localhost`,
+an address list, a headless Service's name), so that another part's certificate is
+refused. Without `server_name` it must name the target's host, and a target of addresses
+(`ipv4:`, `ipv6:`, `unix:`), which names no host, is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 import grpc
 
+from shop_common.process import parse_target
 from shop_common.security.client_tls import ClientCredentials
 from shop_common.security.tls_settings import TlsSettings
 
@@ -34,6 +46,9 @@ CLOSE_GRACE_SECONDS = 30.0
 
 Options = Sequence[tuple[str, Any]]
 
+ROUND_ROBIN: dict[str, Any] = {"round_robin": {}}
+"""The load-balancing policy of every channel, unless its service config names another."""
+
 
 async def open_channel(
     target: str,
@@ -44,15 +59,39 @@ async def open_channel(
     interceptors: Sequence[Any] = (),
 ) -> grpc.aio.Channel:
     """A plaintext channel to `target` without `tls`; with it, a `RenewingChannel` whose
-    server must present a certificate for `server_name` (or the dialed host, if None).
-    Raises OSError or ValueError when the certificate files are unusable."""
+    server must present a certificate for `server_name` (or the target's host, if None).
+    Calls go round robin over the target's addresses (`options` may carry a service config
+    of their own: the policy is added to it). Raises OSError or ValueError when the
+    certificate files are unusable, ValueError with TLS when no name is to be checked."""
+    options = balanced(options)
     if tls is None:
         return grpc.aio.insecure_channel(target, list(options), interceptors=list(interceptors))
     if server_name:
         options = [*options, ("grpc.ssl_target_name_override", server_name)]
+    elif parse_target(target).host is None:
+        raise ValueError(f"{target!r} names no host for TLS to check: give server_name")
     channel = RenewingChannel(target, options, ClientCredentials(tls), list(interceptors))
     await channel.start()
     return channel
+
+
+def balanced(options: Options) -> list[tuple[str, Any]]:
+    """`options` with `ROUND_ROBIN` in their service config (`grpc.service_config`, added
+    if there is none; a policy it names already stays), and no service config looked up in
+    DNS (TXT records) to replace it."""
+    config: dict[str, Any] = {}
+    rest = []
+    for key, value in options:
+        if key == "grpc.service_config":
+            config = json.loads(value)
+        else:
+            rest.append((key, value))
+    config.setdefault("loadBalancingConfig", [ROUND_ROBIN])
+    return [
+        *rest,
+        ("grpc.service_config", json.dumps(config)),
+        ("grpc.service_config_disable_resolution", 1),
+    ]
 
 
 class RenewingChannel(grpc.aio.Channel):
