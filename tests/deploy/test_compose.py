@@ -645,9 +645,14 @@ def fresh_postgres() -> Iterator[tuple[int, dict[str, str]]]:
     }
     data = work / "data"
 
-    def run(*command: str) -> None:
+    def run(*command: str, script: bytes | None = None) -> None:
         subprocess.run(
-            [*as_postgres, *command], env=env, check=True, capture_output=True, timeout=60
+            [*as_postgres, *command],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=60,
+            input=script,
         )
 
     try:
@@ -667,7 +672,9 @@ def fresh_postgres() -> Iterator[tuple[int, dict[str, str]]]:
             "start",
         )
         try:
-            run("sh", str(DEPLOY / "postgres" / "initdb.sh"))
+            # On its standard input: the postgres user may not read the checkout (a clone
+            # under a 0700 directory, as CI's is).
+            run("sh", "-s", script=(DEPLOY / "postgres" / "initdb.sh").read_bytes())
             yield port, _environment("postgres")
         finally:
             run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
