@@ -184,6 +184,11 @@ class Feed:
                 return
             self._dirty = False
             current = await self._db.read(self._log.current_revision)
+            if self._attached:
+                # A watch attached while the revision was read (it had synced before this
+                # one): it is owed every revision after `last`, so no jumping past them.
+                await self._read_new()
+                return
             if current != self.last:
                 self._ring.clear()
                 self.last = self._ring_floor = current

@@ -292,6 +292,16 @@ class Watch:
     revisions: list[int] = field(default_factory=list)
     resumed: list[tuple[str, int]] = field(default_factory=list)
     """(address, start revision) of each watch after the first."""
+    responses: list[tuple[str, list[int]]] = field(default_factory=list)
+    """(address, revisions) of each response with events: where a gap came from."""
+
+    def around(self, revision: int) -> list[tuple[str, list[int]]]:
+        """The responses near the one that should have held `revision`."""
+        at = next(
+            (n for n, (_a, r) in enumerate(self.responses) if r and r[-1] >= revision),
+            len(self.responses),
+        )
+        return self.responses[max(0, at - 3) : at + 3]
 
 
 async def watch_users(first: Service, second: Service, watch: Watch) -> None:
@@ -308,7 +318,10 @@ async def watch_users(first: Service, second: Service, watch: Watch) -> None:
             )
             try:
                 async for response in stream:
-                    watch.revisions.extend(e.revision for e in response.events)
+                    revisions = [e.revision for e in response.events]
+                    if revisions:
+                        watch.revisions.extend(revisions)
+                        watch.responses.append((service.addr, revisions))
             except grpc.aio.AioRpcError as error:
                 if error.code() != grpc.StatusCode.UNAVAILABLE:
                     raise
@@ -413,7 +426,11 @@ async def test_one_replica_of_each_service_killed_under_load(
     assert set(rows.states) == {o for o, _u in load.orders.values()}
     # The user service: a revision per create and per delete, each seen by the watch once.
     assert head == len(load.users) + len(load.deleted)
-    assert watch.revisions == list(range(1, head + 1)), watch.resumed
+    missing = sorted(set(range(1, head + 1)) - set(watch.revisions))
+    assert watch.revisions == list(range(1, head + 1)), (
+        f"missing {missing}; resumed {watch.resumed}; around the first: "
+        f"{watch.around(missing[0]) if missing else None}"
+    )
     assert watch.resumed
     assert watch.resumed[0][0] == cluster.user_b.addr
     # The view equals the user table, and each deletion cancelled its user's order once.

@@ -34,7 +34,7 @@ from shop_common.storage import (
     migrate,
 )
 from tests.integration.helpers import create_user, order_request
-from tests.support import Databases, Services, channel_to, running_user_svc
+from tests.support import Databases, Services, channel_to, eventually, running_user_svc
 from user_svc.domain import User, new_user
 from user_svc.store import UserRows, user_table
 
@@ -297,6 +297,62 @@ async def test_a_write_cancelled_while_it_runs_still_reaches_watchers_at_once(
         assert stored.display_name == "Late"
     finally:
         await feed.close()
+
+
+async def test_a_watch_that_attaches_while_another_syncs_misses_no_revision(
+    db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two watches start at once on a replica nobody watched (both resuming there after
+    their replica died): the first attaches while the second's `sync` reads the current
+    revision, and another replica commits meanwhile. The second must not jump the feed past
+    that commit, which the first has not been offered (found by tests/e2e/test_failover.py)."""
+    await migrate(db, user_svc.schema.MIGRATIONS)
+    changelog = Changelog(user_svc.schema.changelog)
+    feed = Feed(db, changelog, FeedSettings(poll_seconds=3600))
+    other = Database(database_url)  # another replica's commits: the feed hears of none
+    other_uow = UnitOfWork(other, changelog, IdempotencyStore(user_svc.schema.idempotency_keys))
+    users = user_table(changelog)
+    await feed.start()
+    syncing: asyncio.Task[None] | None = None
+    try:
+        first = feed.watcher()
+        await feed.sync()  # the first watch: nothing to replay
+        reading, release = threading.Event(), threading.Event()
+        current_revision = changelog.current_revision
+
+        def slow_current_revision(conn: Connection) -> int:  # in the database thread
+            reading.set()
+            release.wait(10)
+            return current_revision(conn)
+
+        monkeypatch.setattr(changelog, "current_revision", slow_current_revision)
+        syncing = asyncio.create_task(feed.sync())  # the second watch
+        assert await asyncio.to_thread(reading.wait, 10)
+        feed.attach(first, feed.last)
+        now = datetime.now(UTC)
+        draft = new_user(ids.new_id(), "meanwhile@example.com", "Meanwhile", now)
+        meanwhile = await other_uow.write(lambda tx: users.insert(tx, draft))
+        release.set()
+        await syncing
+        later = new_user(ids.new_id(), "later@example.com", "Later", now)
+        await other_uow.write(lambda tx: users.insert(tx, later))
+        feed.wake()  # as the other replica's notification would
+
+        seen: list[int] = []
+
+        async def both_seen() -> bool:
+            await asyncio.wait_for(first.ready.wait(), timeout=10)
+            seen.extend(b.revision for b in first.take())
+            return len(seen) >= 2 or seen[-1:] == [meanwhile.revision + 1]
+
+        await eventually(both_seen, 10, "the first watch offered the later commit")
+        assert seen == [meanwhile.revision, meanwhile.revision + 1]
+    finally:
+        release.set()
+        if syncing is not None:
+            await asyncio.gather(syncing, return_exceptions=True)
+        await feed.close()
+        await other.close()
 
 
 async def test_the_data_directory_and_its_files_are_this_users_only(
