@@ -50,6 +50,20 @@ async def databases(
 
 
 @pytest.fixture
+async def postgres() -> AsyncIterator[PostgresDatabases]:
+    """Throwaway databases on the PostgreSQL server (tests that need several services
+    sharing one); skipped where there is none."""
+    admin_url = postgres_admin_url()
+    if admin_url is None:
+        pytest.skip(POSTGRES_SKIP_REASON)
+    databases = PostgresDatabases(admin_url)
+    try:
+        yield databases
+    finally:
+        await databases.drop_all()
+
+
+@pytest.fixture
 async def database_url(databases: Databases) -> str:
     """An empty database on each backend."""
     return await databases.new()

@@ -39,7 +39,7 @@ from shop.user.v1 import user_pb2, user_pb2_grpc
 from tests.e2e.test_crash import FEED_HEALTH, Service, _base_env, client_channel, free_port
 from tests.integration.test_user_view import opened, read_view
 from tests.integration.test_view_replicas import CANCELLED, PENDING, order_rows
-from tests.support import POSTGRES_SKIP_REASON, PostgresDatabases, eventually, postgres_admin_url
+from tests.support import PostgresDatabases, eventually
 from user_svc import schema as user_schema
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -56,18 +56,6 @@ MOST_FAILURES = 20 * CLIENTS
 """A generous bound on the failed attempts of both cuts (the in-flight calls of each)."""
 TRIES_AGAIN = {502, 503, 504}
 """What the gateway answers while a call cannot get through (the UNAVAILABLE family)."""
-
-
-@pytest.fixture
-async def postgres() -> AsyncIterator[PostgresDatabases]:
-    admin_url = postgres_admin_url()
-    if admin_url is None:
-        pytest.skip(POSTGRES_SKIP_REASON)
-    databases = PostgresDatabases(admin_url)
-    try:
-        yield databases
-    finally:
-        await databases.drop_all()
 
 
 def target(*services: Service) -> str:

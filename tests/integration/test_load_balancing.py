@@ -29,10 +29,8 @@ from shop_common.serving import RunningServer
 from tests.integration.helpers import create_user, fails, order_request
 from tests.integration.test_metrics import USERS, method, scraped
 from tests.support import (
-    POSTGRES_SKIP_REASON,
     PostgresDatabases,
     channel_to,
-    postgres_admin_url,
     running_order_svc,
     running_user_svc,
 )
@@ -44,18 +42,6 @@ PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
 NOT_FOUND = "USER_NOT_FOUND"
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 FEED = FeedSettings(progress_seconds=0.2, poll_seconds=0.1)
-
-
-@pytest.fixture
-async def postgres() -> AsyncIterator[PostgresDatabases]:
-    admin_url = postgres_admin_url()
-    if admin_url is None:
-        pytest.skip(POSTGRES_SKIP_REASON)
-    databases = PostgresDatabases(admin_url)
-    try:
-        yield databases
-    finally:
-        await databases.drop_all()
 
 
 @contextlib.asynccontextmanager

@@ -19,7 +19,6 @@ import json
 import logging
 import pathlib
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import grpc
@@ -35,11 +34,9 @@ from shop_common.feed import FeedSettings
 from tests.integration.helpers import create_user, failure_of, order_request
 from tests.integration.test_user_view import opened, read_view
 from tests.support import (
-    POSTGRES_SKIP_REASON,
     PostgresDatabases,
     channel_to,
     eventually,
-    postgres_admin_url,
     running_order_svc,
     running_user_svc,
 )
@@ -53,18 +50,6 @@ PENDING, CANCELLED = int(State.PENDING), int(State.CANCELLED)  # as stored
 WRITERS = 4
 ROUNDS = 15
 """Each writer creates this many users (two orders each) and deletes every third one."""
-
-
-@pytest.fixture
-async def postgres() -> AsyncIterator[PostgresDatabases]:
-    admin_url = postgres_admin_url()
-    if admin_url is None:
-        pytest.skip(POSTGRES_SKIP_REASON)
-    databases = PostgresDatabases(admin_url)
-    try:
-        yield databases
-    finally:
-        await databases.drop_all()
 
 
 @dataclass
