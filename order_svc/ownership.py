@@ -32,16 +32,15 @@ class Ownership:
         self._users_of = Prepared(
             sa.select(_users.c.id).where(_users.c.subject == sa.bindparam("subject"))
         )
-        # The subject's live user, locked for share as `UserView.find` locks a user's row: a
-        # deletion applied meanwhile waits for the order, and then cancels it. Should the view
-        # briefly hold two (a new one learned before the old one's deletion arrives), the
-        # newer.
+        # The subject's live user, read in the order's unit of work as `UserView.find` reads a
+        # user's row (writers are serialized: a deletion comes before or after the order).
+        # Should the view briefly hold two (a new one learned before the old one's deletion
+        # arrives), the newer.
         self._live_user = Prepared(
             sa.select(_users.c.id)
             .where(_users.c.subject == sa.bindparam("subject"), sa.not_(_users.c.deleted))
             .order_by(_users.c.revision.desc())
             .limit(1)
-            .with_for_update(read=True)
         )
 
     def order(self, conn: Connection, order_id: str) -> tuple[Order, str | None] | None:

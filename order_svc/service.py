@@ -104,7 +104,7 @@ class OrderUseCases:
                     raise caller_has_no_user()
             if learned is not None:
                 self._view.learn(tx, owner, learned.revision, learned.subject)
-            known = self._view.find(tx, owner)  # its row locked before the revision
+            known = self._view.find(tx, owner)
             if known is not None and not access.owns(known.subject):
                 raise not_your_user(access, owner)
             earlier = self._orders.replay(tx, key)

@@ -3,12 +3,13 @@ revision the view is current to. Only the user feed (`user_feed`) changes it.
 
 A batch of events is one unit of work with the new revision and the cancellation of
 the deleted users' open orders: a crash neither loses an event nor applies one twice.
-Appliers lock the state row first (replicas apply one after the other); a user's row
+Writers are serialized whole, across replicas (each write transaction takes the writer
+lock first: see `storage.database`), and appliers lock the state row too; a user's row
 carries the revision of its last change, so an older event is skipped, and the subject
-that owns the user (`ownership` reads it). CreateOrder's unit reads the user's row (`find`,
-locked for share): a deletion applied meanwhile
-comes first (the order is refused) or waits for the order (and cancels it). A user the
-view has not seen is asked of the user service and recorded (`learn`) in that unit.
+that owns the user (`ownership` reads it). CreateOrder's unit reads the user's row (`find`):
+a deletion applied by another writer comes first (the order is refused) or after the order
+has committed (and cancels it). A user the view has not seen is asked of the user service
+and recorded (`learn`) in that unit.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class UserView:
         self._orders = orders
         self._clock = clock
         row = sa.select(_users.c.deleted, _users.c.subject).where(_users.c.id == sa.bindparam("id"))
-        self._locked_row = Prepared(row.with_for_update(read=True))
+        self._row = Prepared(row)
         self._revision = sa.select(_state.c.revision).where(_state.c.id == 1)
         self._upsert = {"postgresql": _upsert(postgresql.Insert), "sqlite": _upsert(sqlite.Insert)}
         self._learn = {"postgresql": _learn(postgresql.Insert), "sqlite": _learn(sqlite.Insert)}
@@ -83,9 +84,9 @@ class UserView:
         return await self._uow.read(lambda conn: conn.execute(self._revision).scalar())
 
     def find(self, tx: Transaction, user_id: str) -> KnownUser | None:
-        """What the view knows of this user (its row locked for share until commit); None
-        when it has not seen the user: the view may be behind the user service."""
-        row = self._locked_row.first(tx.conn, {"id": user_id})
+        """What the view knows of this user, which no other writer changes before this unit
+        commits; None when it has not seen the user: the view may be behind the user service."""
+        row = self._row.first(tx.conn, {"id": user_id})
         return None if row is None else KnownUser(deleted=bool(row[0]), subject=row[1])
 
     def learn(

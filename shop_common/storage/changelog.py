@@ -3,9 +3,9 @@
 Every write transaction takes the next revision from a one-row counter and
 appends its change rows with that revision, in the same transaction as the data:
 no committed change is missing from the log and no rolled-back one is in it.
-The counter row is updated first, so on PostgreSQL its row lock serializes
-writers and revisions become visible in revision order: a reader that sees
-revision N+1 also sees N. History older than the retention is compacted; the
+Writers are serialized (each takes the writer lock first: see `storage.database`),
+so revisions become visible in revision order: a reader that sees revision N+1
+also sees N. History older than the retention is compacted; the
 compaction point is kept so that a reader asking below it is told, never served
 a history with a hole in it.
 """
@@ -24,7 +24,6 @@ from sqlalchemy.engine import Connection
 from shop_common.storage.prepared import Prepared
 
 NOTIFY_CHANNEL = "shop_changes"
-_NOTIFY = sa.text(f"NOTIFY {NOTIFY_CHANNEL}")
 
 
 class ChangeType(IntEnum):
@@ -151,6 +150,17 @@ class Changelog:
             .values(revision=self._counter.c.revision + 1)
             .returning(self._counter.c.revision)
         )
+        # On PostgreSQL, the same with the notification queued: one statement, one round
+        # trip. Delivered at commit, once however many units of a commit group queued it
+        # (PostgreSQL folds identical notifications of one transaction).
+        counter = self._counter.name
+        self._next_and_notify = Prepared(
+            sa.text(
+                f"WITH next AS (UPDATE {counter} SET revision = revision + 1 WHERE id = 1"
+                f" RETURNING revision) SELECT revision, pg_notify('{NOTIFY_CHANNEL}', '')"
+                " FROM next"
+            )
+        )
         self._insert_change = Prepared(self._changes.insert())
         self._current = sa.select(self._counter.c.revision).where(self._counter.c.id == 1)
         self._compaction = tables.compaction
@@ -178,10 +188,9 @@ class Changelog:
         On PostgreSQL it also queues a notification, delivered at commit, that wakes the
         feeds of every replica (see `feed.tail`).
         """
-        revision = int(self._next.first(conn)[0])
         if conn.dialect.name == "postgresql":
-            conn.execute(_NOTIFY)
-        return revision
+            return int(self._next_and_notify.first(conn)[0])
+        return int(self._next.first(conn)[0])
 
     def append(
         self,

@@ -4,9 +4,14 @@ SQLAlchemy Core on plain (synchronous) connections, every unit of work run whole
 database thread (see `storage.threads`), so no driver call blocks the loop (cheaper than
 SQLAlchemy's asyncio layer: the README has the figures). SQLite: WAL mode; one writer
 thread and connection whose transactions open with BEGIN IMMEDIATE, so writers queue
-instead of failing on a lock upgrade, and a few readers. PostgreSQL (psycopg): one pool;
-reads in REPEATABLE READ see one snapshot; writers serialize on the revision counter row
-(see `storage.changelog`).
+instead of failing on a lock upgrade, and a few readers. PostgreSQL (psycopg) alike: one
+writer thread and connection whose transactions open by taking the writer lock (an advisory
+lock, in the same round trip as BEGIN), so that the writers of every replica queue on one
+lock taken before any other; reads in REPEATABLE READ see one snapshot.
+
+On both, writers are serialized whole: a writer's turn of units commits together (one
+commit, one flush of the log, for the whole turn; see `storage.threads`), and no order of
+row locks between writers can deadlock, since each takes the writer lock first.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from shop_common.process import private_dir, private_file
+from shop_common.storage.prepared import driver_cursor
 from shop_common.storage.threads import DatabaseThreads
 from shop_common.telemetry import StorageMetrics, Tracing
 
@@ -33,9 +39,12 @@ _SQLITE_PRAGMAS = (
     "PRAGMA foreign_keys=ON",
 )
 _WAL_SWITCH_SECONDS = 10.0
-SQLITE_READERS = 4
-SQLITE_READ_DEPTH = 64
-POSTGRES_POOL = 8
+READERS = 4
+READ_DEPTH = 64
+WRITER_LOCK_KEY = 0x5E0B_0002
+"""The advisory lock every PostgreSQL write transaction takes first (one per database: the
+replicas of a service share it; a migration takes its own lock after it)."""
+_POSTGRES_BEGIN_WRITE = f"BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK_KEY})"
 
 
 def driver_url(url: str) -> URL:
@@ -72,6 +81,19 @@ def _sqlite_engine(url: URL, begin: str, pool_size: int) -> Engine:
     def _on_begin(connection: Connection) -> None:
         # Straight to the driver: exec_driver_sql costs measurably more per transaction.
         connection.connection.driver_connection.execute(begin)  # type: ignore[union-attr]
+
+    return engine
+
+
+def _postgres_writer(url: URL) -> Engine:
+    """The writer's engine: its transactions open with BEGIN and the writer lock, in one
+    round trip (psycopg in autocommit sends no BEGIN of its own; COMMIT and ROLLBACK it
+    sends whenever a transaction is open)."""
+    engine = sa.create_engine(url, pool_size=1, max_overflow=0, isolation_level="AUTOCOMMIT")
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        driver_cursor(connection).execute(_POSTGRES_BEGIN_WRITE)
 
     return engine
 
@@ -115,14 +137,10 @@ class Database:
             "span_attributes": {"db.system": system, "shop.unit_of_work.kind": "read"},
         }
         if self.is_postgres:
-            self._writer = sa.create_engine(self.url, pool_size=POSTGRES_POOL, max_overflow=0)
-            self._reader: Engine = self._writer.execution_options(isolation_level="REPEATABLE READ")
-            half = POSTGRES_POOL // 2
-            # No grouped commits here: writers on several connections take their row locks
-            # in one order (a create's checks, then the revision counter); a group would take
-            # its second unit's checks after its first unit's counter, and deadlock.
-            self._write_threads = DatabaseThreads(self._writer, half, "db-write", depth=1, **write)
-            self._read_threads = DatabaseThreads(self._reader, half, "db-read", depth=1, **read)
+            self._writer = _postgres_writer(self.url)
+            self._reader = sa.create_engine(
+                self.url, pool_size=READERS, max_overflow=0, isolation_level="REPEATABLE READ"
+            )
         else:
             if self.url.database and self.url.database != ":memory:":
                 path = pathlib.Path(self.url.database)
@@ -132,15 +150,15 @@ class Database:
                     if (kept := path.with_name(path.name + suffix)).exists():
                         private_file(kept)
             self._writer = _sqlite_engine(self.url, "BEGIN IMMEDIATE", pool_size=1)
-            self._reader = _sqlite_engine(self.url, "BEGIN", pool_size=SQLITE_READERS)
-            # The one writer: its turn's units commit together (BEGIN IMMEDIATE locks the
-            # whole database first, so no lock order can be broken).
-            self._write_threads = DatabaseThreads(
-                self._writer, 1, "db-write", depth=1, group=True, **write
-            )
-            self._read_threads = DatabaseThreads(
-                self._reader, SQLITE_READERS, "db-read", depth=SQLITE_READ_DEPTH, **read
-            )
+            self._reader = _sqlite_engine(self.url, "BEGIN", pool_size=READERS)
+        # The one writer: its turn's units commit together. Readers: a turn's units share one
+        # read transaction (one snapshot, taken after all of them were handed over).
+        self._write_threads = DatabaseThreads(
+            self._writer, 1, "db-write", depth=1, group=True, **write
+        )
+        self._read_threads = DatabaseThreads(
+            self._reader, READERS, "db-read", depth=READ_DEPTH, shared=True, **read
+        )
         if metrics is not None:
             metrics.read_from(writer_queue=lambda: self._write_threads.queued)
 
@@ -183,7 +201,6 @@ class Database:
             self._write_threads.close()
             self._read_threads.close()
             self._writer.dispose()
-            if not self.is_postgres:
-                self._reader.dispose()
+            self._reader.dispose()
 
         await asyncio.to_thread(close_all)

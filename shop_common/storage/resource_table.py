@@ -146,7 +146,7 @@ class ResourceTable(Generic[R]):
 
     def update(self, tx: Transaction, resource_id: str, change: Callable[[R], R]) -> R:
         """Applies `change` (which may refuse by raising) to the current value."""
-        _ = tx.revision  # taken first: the counter's lock serializes writers, no row lock needed
+        _ = tx.revision  # writers are serialized (see `storage.database`): no row lock needed
         return self._replace(tx, self._current(tx.conn, resource_id), change)
 
     def update_matching(

@@ -19,9 +19,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, RootTransaction
 from sqlalchemy.exc import SQLAlchemyError
 
+from shop_common.storage.prepared import driver_cursor
 from shop_common.telemetry import Tracing
 
 T = TypeVar("T")
@@ -49,6 +50,10 @@ class DatabaseThread:
     own: a unit that raises is undone alone, the others commit together (one commit, one
     write of each page touched, for a writer that would otherwise commit every unit).
 
+    With `shared`, for readers, the units of one turn share one read transaction: one
+    snapshot, taken after every one of them was handed over, so each still sees all that
+    was committed before it was submitted (two round trips saved per unit on PostgreSQL).
+
     With `tracing`, a unit submitted within a trace runs as a span of it, in the submitter's
     trace context (`Tracing.unit_of_work`): `span_name`, with `span_attributes`."""
 
@@ -58,6 +63,7 @@ class DatabaseThread:
         name: str,
         *,
         group: bool = False,
+        shared: bool = False,
         committed: Committed = None,
         tracing: Tracing | None = None,
         span_name: str = "db",
@@ -66,6 +72,13 @@ class DatabaseThread:
         self._engine = engine
         self._name = name
         self._group = group
+        self._shared = shared
+        # PostgreSQL takes several statements in one round trip (sqlite3 takes one a call).
+        self._next_savepoint = (
+            "RELEASE SAVEPOINT unit; SAVEPOINT unit"
+            if engine.dialect.name == "postgresql"
+            else None
+        )
         self._committed = committed
         self._tracing = tracing
         self._span = span_name
@@ -135,6 +148,8 @@ class DatabaseThread:
                 conn.close()
 
     def _run(self, conn: Connection, turn: Sequence[_Unit]) -> _Ran:
+        if self._shared and len(turn) > 1:
+            return self._run_in_one_snapshot(conn, turn)
         if self._group and len(turn) > 1:
             return self._run_together(conn, turn)
         ran: _Ran = []
@@ -156,18 +171,22 @@ class DatabaseThread:
         ran: _Ran = []
         try:
             with conn.begin():
-                driver = conn.connection.driver_connection
-                assert driver is not None
+                driver = driver_cursor(conn)
                 for loop, work, future, abandoned in turn:
                     self._unit_started = time.monotonic()
-                    driver.execute("SAVEPOINT unit")
+                    if ran and self._next_savepoint is not None:
+                        driver.execute(self._next_savepoint)
+                    else:
+                        if ran:
+                            driver.execute("RELEASE SAVEPOINT unit")
+                        driver.execute("SAVEPOINT unit")
                     try:
                         outcome: _Outcome = (future, work(conn), None, abandoned)
                     except BaseException as error:
                         driver.execute("ROLLBACK TO SAVEPOINT unit")
                         outcome = (future, None, error, abandoned)
-                    driver.execute("RELEASE SAVEPOINT unit")
                     ran.append((loop, outcome))
+                # The commit releases the last savepoint.
         except BaseException as error:  # the commit failed: no unit is kept
             _reset(conn)
             ran = [(loop, (f, None, e or error, a)) for loop, (f, _r, e, a) in ran]
@@ -176,6 +195,26 @@ class DatabaseThread:
             kept = sum(1 for _loop, (_f, _r, error, _a) in ran if error is None)
             if self._committed is not None and kept:
                 self._committed(kept)
+        return ran
+
+    def _run_in_one_snapshot(self, conn: Connection, turn: Sequence[_Unit]) -> _Ran:
+        ran: _Ran = []
+        tx: RootTransaction | None = None
+        for loop, work, future, abandoned in turn:
+            self._unit_started = time.monotonic()
+            try:
+                if tx is None:
+                    tx = conn.begin()
+                outcome: _Outcome = (future, work(conn), None, abandoned)
+            except BaseException as error:
+                outcome = (future, None, error, abandoned)
+                if isinstance(error, SQLAlchemyError) or not isinstance(error, Exception):
+                    # PostgreSQL refuses every statement after a failed one: the next
+                    # units read in a transaction of their own.
+                    _end_read(conn, tx)
+                    tx = None
+            ran.append((loop, outcome))
+        _end_read(conn, tx)
         return ran
 
     def _answer(self, ran: _Ran) -> None:
@@ -201,6 +240,16 @@ class DatabaseThread:
                 future.set_result(result)
             else:
                 future.set_exception(error)
+
+
+def _end_read(conn: Connection, tx: RootTransaction | None) -> None:
+    """Ends a read transaction (nothing to commit); a connection that cannot is replaced."""
+    if tx is None:
+        return
+    try:
+        tx.rollback()
+    except Exception:
+        _reset(conn)
 
 
 def _reset(conn: Connection) -> None:
@@ -232,6 +281,7 @@ class DatabaseThreads:
         *,
         depth: int,
         group: bool = False,
+        shared: bool = False,
         committed: Committed = None,
         tracing: Tracing | None = None,
         span_name: str = "db",
@@ -242,6 +292,7 @@ class DatabaseThreads:
                 engine,
                 f"{name}-{n}",
                 group=group,
+                shared=shared,
                 committed=committed,
                 tracing=tracing,
                 span_name=span_name,

@@ -25,8 +25,8 @@ T = TypeVar("T")
 class Transaction:
     """What a unit of work is given: its connection, its revision, the changes it wrote.
 
-    The revision is taken on first use, and the revision counter's row stays locked until
-    commit: a unit that locks other rows (a check it makes first) locks them before it.
+    The revision is taken on first use; writers are serialized whole (see
+    `storage.database`), so what a unit reads stays as it read it until it commits.
     A unit that took a revision but wrote no change is rolled back (an idempotent replay,
     a refusal it returns rather than raises), so that revisions stay dense.
     """
@@ -73,9 +73,8 @@ class Transaction:
         )
 
     def recall(self, key: IdempotencyKey) -> str | None:
-        """The response of an earlier identical request, or None. Takes the revision first,
-        so that a retry racing the original waits for it on the counter, then sees its key."""
-        _ = self.revision
+        """The response of an earlier identical request, or None. A retry racing the original
+        waits for it (writers are serialized), then sees its key."""
         return self._keys.recall(self.conn, key)
 
     def remember(self, key: IdempotencyKey, response: str, at_us: int) -> None:

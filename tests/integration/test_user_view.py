@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 
 import user_svc.schema
 from order_svc import schema
-from order_svc.domain import LineItem, Money, Order, new_order
+from order_svc.domain import LineItem, Money, Order, State, new_order
 from order_svc.store import OrderRows, order_table
 from order_svc.user_feed import HEALTH_NAME
 from order_svc.user_view import UserChange, UserView
@@ -42,10 +42,12 @@ from shop_common.storage import (
     Changelog,
     Database,
     IdempotencyStore,
+    ResourceTable,
     Transaction,
     UnitOfWork,
     migrate,
 )
+from shop_common.storage.database import WRITER_LOCK_KEY
 from tests import support
 from tests.integration.helpers import (
     all_orders,
@@ -544,59 +546,107 @@ async def postgres_urls() -> AsyncIterator[tuple[str, str]]:
 
 
 @pytest.mark.postgres
-async def test_order_for_an_unseen_user_racing_its_deletion_is_cancelled(
-    postgres_urls: tuple[str, str], tmp_path: pathlib.Path
+async def test_an_order_that_learned_its_user_is_cancelled_by_the_deletion_applied_after(
+    database_url: str,
 ) -> None:
-    """The interleaving is forced with locks taken by the test itself: one holds the view's
-    state row (the follower waits before applying anything), one the orders table (the
-    order's transaction waits after its check of the user, before its insert)."""
-    user_url, order_url = postgres_urls
+    """Writers are serialized, so an order for a user the view had not seen (it learned the
+    user from the user service) and the user's deletion commit one after the other. Order
+    first: the deletion finds the learned row and cancels the order."""
+    async with opened(database_url) as db:
+        await migrate(db, schema.MIGRATIONS)
+        changelog = Changelog(schema.changelog)
+        uow = UnitOfWork(db, changelog, IdempotencyStore(schema.idempotency_keys))
+        orders = order_table(changelog)
+        view = UserView(uow, orders, utc_now)
+        await view.replace([], 1)
+        user_id = new_id()
+        draft = new_order(new_id(), user_id, [LineItem("SKU-1", 1, Money("EUR", 1))], utc_now())
+
+        def place(tx: Transaction) -> Order:
+            view.learn(tx, user_id, 2)
+            return orders.insert(tx, draft)
+
+        placed = await uow.write(place)
+        cancelled = await view.apply(
+            [UserChange(user_id, 2, deleted=False), UserChange(user_id, 3, deleted=True)], 3
+        )
+        assert [order.id for order in cancelled] == [placed.id]
+        stored = await uow.read(lambda conn: orders.get(conn, placed.id))
+        assert stored is not None
+        assert stored.state == State.CANCELLED
+
+
+async def test_writers_of_two_replicas_queue_on_the_writer_lock_taken_first(
+    postgres_urls: tuple[str, str],
+) -> None:
+    """On PostgreSQL every write transaction takes the writer lock before any other lock, so
+    no two writers can deadlock whatever rows they lock. Held by another session, it holds
+    back every writer of the database (both replicas' units, and a view's batch) until it
+    is released; then all commit, in one or a few commit groups."""
+    _, order_url = postgres_urls
     async with (
-        running_user_svc(user_url, tmp_path / "user_svc", feed=QUICK_FEED) as server,
-        channel_to(server.port) as channel,
-        order_svc_in_front_of(order_url, tmp_path / "order_svc", f"127.0.0.1:{server.port}") as svc,
-        opened(order_url) as db,
-        await psycopg.AsyncConnection.connect(order_url) as hold_view,
-        await psycopg.AsyncConnection.connect(order_url) as hold_orders,
+        opened(order_url) as first,
+        opened(order_url) as second,
+        await psycopg.AsyncConnection.connect(order_url) as holder,
         await psycopg.AsyncConnection.connect(order_url, autocommit=True) as observer,
     ):
-        users = user_pb2_grpc.UserServiceStub(channel)
-        await wait_until_view_matches(db, users)
-        await hold_view.execute("SELECT revision FROM user_view_state WHERE id = 1 FOR UPDATE")
-        user = await create_user(users)  # the view cannot apply it: it is held back
-        await hold_orders.execute("LOCK TABLE orders IN SHARE MODE")
-        placing = asyncio.create_task(place(svc.orders, user.id))
-        try:
-            # The direct check found the user; the order's write transaction has checked the
-            # view (the user is unknown) and waits to insert.
-            async def order_waits_to_insert() -> bool:
-                cursor = await observer.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO orders%'"
-                )
-                row = await cursor.fetchone()
-                return row is not None and row[0] == 1
+        await migrate(first, schema.MIGRATIONS)
+        replicas = []
+        for db in (first, second):
+            changelog = Changelog(schema.changelog)
+            uow = UnitOfWork(db, changelog, IdempotencyStore(schema.idempotency_keys))
+            orders = order_table(changelog)
+            replicas.append((uow, orders, UserView(uow, orders, utc_now)))
+        await replicas[0][2].replace([], 1)
+        user_ids = [new_id() for _ in range(6)]
+        known = [UserChange(u, 2 + n, deleted=False) for n, u in enumerate(user_ids)]
+        await replicas[0][2].apply(known, 8)
+        await holder.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK_KEY,))
 
-            if not await holds(order_waits_to_insert):
-                pytest.fail("set-up: the order's transaction did not wait to insert")
-            await delete_user(users, user.id)
-            # The view applies the creation and the deletion: the order's transaction has
-            # recorded the user it learned of, so the deletion waits for it to commit.
-            await hold_view.rollback()
-            await asyncio.sleep(0.3)
-        finally:
-            await hold_view.rollback()
-            await hold_orders.rollback()  # the order's transaction goes on and commits
-        try:
-            order = await placing
-        except grpc.aio.AioRpcError as error:
-            found = failure_of(error)
-            assert (found.code, found.reason) == (Code.FAILED_PRECONDITION, "USER_NOT_FOUND")
-            return
-        await wait_until_view_matches(db, users)
-        assert user.id in (await read_view(db)).deleted
-        state = await order_state(svc.orders, order.id)
-        assert state == CANCELLED, "an order of a deleted user stays open"
+        def placing(
+            orders: ResourceTable[Order], view: UserView, user_id: str
+        ) -> Callable[[Transaction], Order | None]:
+            def unit(tx: Transaction) -> Order | None:
+                known = view.find(tx, user_id)
+                assert known is not None
+                if known.deleted:
+                    return None  # refused, as CreateOrder refuses it
+                items = [LineItem("SKU-1", 1, Money("EUR", 1))]
+                return orders.insert(tx, new_order(new_id(), user_id, items, utc_now()))
+
+            return unit
+
+        writes = [
+            asyncio.create_task(uow.write(placing(orders, view, user_ids[n % 6])))
+            for n, (uow, orders, view) in enumerate(replicas * 6)
+        ]
+        deletion = asyncio.create_task(
+            replicas[1][2].apply([UserChange(user_ids[0], 9, deleted=True)], 9)
+        )
+
+        async def waiting_on_the_writer_lock() -> bool:
+            cursor = await observer.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND objid = %s",
+                (WRITER_LOCK_KEY,),
+            )
+            row = await cursor.fetchone()
+            return row is not None and row[0] == 2  # one writer connection per replica
+
+        await eventually(waiting_on_the_writer_lock)
+        assert not any(task.done() for task in [*writes, deletion])
+        await holder.rollback()
+        outcomes = await asyncio.gather(*writes)
+        cancelled = await deletion
+        # The deletion committed before or after each of user 0's orders: before, and the
+        # order was refused; after, and the deletion cancelled it. None stays open.
+        placed = [order for order in outcomes if order is not None]
+        refused = len(outcomes) - len(placed)
+        first_user = {order.id for order in placed if order.user_id == user_ids[0]}
+        assert {order.id for order in cancelled} == first_user
+        assert len(first_user) + refused == 2  # user 0's two orders
+        revisions = [order.revision for order in placed]
+        assert len(set(revisions)) == len(revisions)
 
 
 async def test_listing_into_the_view_warns_of_nothing(database_url: str) -> None:
