@@ -19,7 +19,7 @@ from benchmark.errors import BenchError, FeedError
 from benchmark.feed.results import FeedRounds
 from benchmark.feed.runner import FeedBench, measure_feed, start_feed
 from benchmark.load import Run, ensure_tools
-from benchmark.pg_system import PostgresSystem, start_postgres_system
+from benchmark.pg_system import PostgresSystem, start_postgres_feed, start_postgres_system
 from benchmark.postgres import LOCAL_URL, parse_database
 from benchmark.processes import Proc
 from benchmark.references import make_seed_venv, start_echo, start_reference_gateways, start_seed
@@ -43,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=parse_database,
         metavar="postgresql|URL",
         help="also run every row that touches a database on PostgreSQL: `postgresql` for the "
-        f"server on this machine ({LOCAL_URL}), or a postgresql:// URL; the run creates two "
-        "databases there and drops them at the end",
+        f"server on this machine ({LOCAL_URL}), or a postgresql:// URL; the run creates its "
+        "databases there (shop_bench_<pid>_user, _order, _feed) and drops them at the end",
     )
     parser.add_argument(
         "--feed-history", type=int, help="changes of history to replay (50,000; 10,000 --quick)"
@@ -63,9 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def start(
     args: argparse.Namespace, session: Session
-) -> tuple[list[Scenario], FeedBench | None, PostgresSystem | None]:
-    """Starts what the rows measure; the rows, the feed's user_svc unless --no-feed, and the
-    system on PostgreSQL with --database."""
+) -> tuple[list[Scenario], list[FeedBench], PostgresSystem | None]:
+    """Starts what the rows measure; the rows, the feed's user_svc (SQLite, then PostgreSQL
+    with --database) unless --no-feed, and the system on PostgreSQL with --database."""
     venv: Proc | None = None
     if args.no_seed:
         session.notes.append("--no-seed: the seed design was not measured")
@@ -84,24 +84,32 @@ def start(
         print("starting the gateway references: ours and a naive one on a trivial backend")
         ref_urls = start_reference_gateways(session)
     seed = start_seed(session, venv) if venv is not None else None
-    feed: FeedBench | None = None
+    feeds = _start_feeds(args, session, on_pg)
+    rows = scenarios(session, system, echo, ref_urls, seed, on_pg.system if on_pg else None)
+    return rows, feeds, on_pg
+
+
+def _start_feeds(
+    args: argparse.Namespace, session: Session, on_pg: PostgresSystem | None
+) -> list[FeedBench]:
+    """The feed rows' user_svc on SQLite and, with --database, on PostgreSQL; none with
+    --no-feed."""
     if args.no_feed:
         session.notes.append("--no-feed: the change-feed rows were not measured")
-    else:
-        if on_pg is not None:
-            session.notes.append("feed rows: SQLite only")
-        changes = args.feed_history or (10_000 if args.quick else 50_000)
-        feed = start_feed(session, changes, args.watchers, args.writers)
-    rows = scenarios(session, system, echo, ref_urls, seed, on_pg.system if on_pg else None)
-    return rows, feed, on_pg
+        return []
+    changes = args.feed_history or (10_000 if args.quick else 50_000)
+    feeds = [start_feed(session, changes, args.watchers, args.writers)]
+    if on_pg is not None:
+        feeds.append(start_postgres_feed(session, on_pg, changes, args.watchers, args.writers))
+    return feeds
 
 
 def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]:
     seconds: int = args.duration or (3 if args.quick else 10)
     ensure_tools()
     session = Session(stack)
-    rows, feed, on_pg = start(args, session)
-    feed_rounds = FeedRounds(feed.changes) if feed is not None else None
+    rows, feeds, on_pg = start(args, session)
+    feed_rounds = [FeedRounds(feed.changes, feed.database) for feed in feeds]
     print("warming up: 1 s each", flush=True)
     for scenario in rows:
         measure(session, scenario, 1)
@@ -114,8 +122,8 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]
                 f"{r.rps:7,.0f}/s  p50 {r.p50_ms:.2f} ms  p99 {r.p99_ms:.2f} ms  errors {r.errors}"
             )
             print(f"round {number}: {s.label:<32} {figures}  ({'; '.join(r.notes)})", flush=True)
-        if feed is not None and feed_rounds is not None:
-            measure_feed(feed, feed_rounds, number, seconds, args.write_rates)
+        for feed, results in zip(feeds, feed_rounds, strict=True):
+            measure_feed(feed, results, number, seconds, args.write_rates)
     return report(session, rows, rounds, seconds, feed_rounds, on_pg)
 
 

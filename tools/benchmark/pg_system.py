@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from benchmark import postgres
+from benchmark.feed.runner import FeedBench, start_feed
 from benchmark.session import Session
 from benchmark.system import Storage, System, start_system
 
@@ -28,7 +29,7 @@ class PostgresSystem:
 def start_postgres_system(session: Session, url: str, no_gateway: bool) -> PostgresSystem:
     """Creates the databases (dropped when the session ends), starts and seeds the system on
     them, and charges the server's processes to its rows as `postgres` when they are local."""
-    names = postgres.database_names(os.getpid())
+    names = postgres.database_names(os.getpid(), "user", "order")
     print(f"creating {', '.join(names)} on {postgres.shown(url)}", flush=True)
     user_url, order_url = postgres.create_databases(session.stack, url, names)
     env = {"USER_SVC_DATABASE_URL": user_url, "ORDER_SVC_DATABASE_URL": order_url}
@@ -41,3 +42,17 @@ def start_postgres_system(session: Session, url: str, no_gateway: bool) -> Postg
     else:
         session.notes.append("PostgreSQL is not on this machine: its backends' CPU is not measured")
     return PostgresSystem(system, url, postgres.server_settings(url), local)
+
+
+def start_postgres_feed(
+    session: Session, on_pg: PostgresSystem, changes: int, watchers: int, writers: int
+) -> FeedBench:
+    """The feed rows' user_svc on an empty database of its own on the same server (dropped
+    when the session ends); the server's processes for it are not counted as other load."""
+    names = postgres.database_names(os.getpid(), "feed")
+    print(f"creating {names[0]} on {postgres.shown(on_pg.url)}", flush=True)
+    (url,) = postgres.create_databases(session.stack, on_pg.url, names)
+    feed = start_feed(session, changes, watchers, writers, url, SUFFIX)
+    if on_pg.local:
+        feed.server_cpu = partial(postgres.backends_cpu, tuple(names))
+    return feed

@@ -155,6 +155,6 @@ def _title(pid: int) -> str | None:
     return b" ".join(a for a in argv if a).decode(errors="replace")
 
 
-def database_names(pid: int) -> list[str]:
-    """The two databases of one run: unique to the process (and so to the run)."""
-    return [f"shop_bench_{pid}_user", f"shop_bench_{pid}_order"]
+def database_names(pid: int, *uses: str) -> list[str]:
+    """Databases of one run, one per use: unique to the process (and so to the run)."""
+    return [f"shop_bench_{pid}_{use}" for use in uses]

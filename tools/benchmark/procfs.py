@@ -74,10 +74,12 @@ def own_cpu() -> float:
     return cpu_seconds(os.getpid()) + done.ru_utime + done.ru_stime
 
 
-def elsewhere(work: Callable[[], T]) -> tuple[T, float]:
+def elsewhere(work: Callable[[], T], foreign: Callable[[], float] | None = None) -> tuple[T, float]:
     """The result of `work`, and the CPUs kept busy meanwhile by processes this one did not
-    start (nor its children)."""
-    busy, ours, start = machine_busy(), own_cpu(), time.monotonic()
+    start (nor its children), apart from those `foreign` counts (CPU seconds so far: the
+    servers a row is charged for that are no children of ours, such as PostgreSQL's)."""
+    count = foreign or (lambda: 0.0)
+    busy, ours, start = machine_busy(), own_cpu() + count(), time.monotonic()
     result = work()
-    others = (machine_busy() - busy) - (own_cpu() - ours)
+    others = (machine_busy() - busy) - (own_cpu() + count() - ours)
     return result, max(0.0, others / (time.monotonic() - start))

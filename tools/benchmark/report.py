@@ -43,7 +43,7 @@ def report(
     scenarios: list[Scenario],
     rounds: list[dict[str, Run]],
     seconds: int,
-    feed: FeedRounds | None,
+    feeds: list[FeedRounds],
     on_postgres: PostgresSystem | None = None,
 ) -> dict[str, Any]:
     medians = _medians(scenarios, rounds)
@@ -55,7 +55,7 @@ def report(
     values = {name: ratio.value for name, ratio in ratios.items()}
     rss = {name: round(rss_mb(pid), 1) for name, pid in session.roots.items()}
     info = machine()
-    if (others := _others(rounds, feed)) > 0.1:
+    if (others := _others(rounds, feeds)) > 0.1:
         session.notes.append(f"other processes kept up to {others:.2f} CPUs busy during a run")
     lines = _table(scenarios, medians, ratios, seconds, len(rounds))
     order_lines, order_figures = order_target(medians, values.get("create_order_rest"))
@@ -68,12 +68,13 @@ def report(
     if on_postgres is not None:
         postgres_lines, targets["postgresql"] = postgres_targets(medians, values)
         lines += postgres_lines
-    feed_json: dict[str, Any] = {}
-    if feed is not None:
-        lines += feed_markdown(feed.replays, feed.lives, feed.history)
-        feed_json = _feed_json(feed)
-        targets["feed_replay"] = feed_json.get("replay", {})
-        targets["feed_live"] = feed_json["live"]
+    feed_json: dict[str, dict[str, Any]] = {"SQLite": {}, "PostgreSQL": {}}
+    for feed in feeds:
+        lines += feed_markdown(feed.replays, feed.lives, feed.history, feed.database)
+        feed_json[feed.database] = _feed_json(feed)
+        tail = "" if feed.database == "SQLite" else "_pg"
+        targets["feed_replay" + tail] = feed_json[feed.database].get("replay", {})
+        targets["feed_live" + tail] = feed_json[feed.database]["live"]
     database = (
         settings_lines(on_postgres.url, on_postgres.settings, on_postgres.local)
         if on_postgres is not None
@@ -87,7 +88,8 @@ def report(
         "median": {k: asdict(v) for k, v in medians.items()},
         "ratios": {k: {"of": r.label, "value": r.value} for k, r in ratios.items()},
         "targets": targets,
-        "feed": feed_json,
+        "feed": feed_json["SQLite"],
+        "feed_postgresql": feed_json["PostgreSQL"],
         "rss_mb": rss,
         "rounds": [{k: asdict(v) for k, v in r.items()} for r in rounds],
         "notes": session.notes,
@@ -127,10 +129,10 @@ def _medians(scenarios: list[Scenario], rounds: list[dict[str, Run]]) -> dict[st
     return medians
 
 
-def _others(rounds: list[dict[str, Run]], feed: FeedRounds | None) -> float:
+def _others(rounds: list[dict[str, Run]], feeds: list[FeedRounds]) -> float:
     """The most CPUs other processes kept busy during any run."""
     others = max(r.other_cores for each in rounds for r in each.values())
-    if feed is not None:
+    for feed in feeds:
         others = max([others, *(r.other_cores for r in feed.replays)])
         others = max([others, *(x.other_cores for lives in feed.lives for x in lives)])
     return others

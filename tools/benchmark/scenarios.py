@@ -3,7 +3,6 @@ serving process."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -106,14 +105,11 @@ def measure(session: Session, scenario: Scenario, seconds: int) -> Run:
     """Runs `scenario`, charging its CPU time; notes what else kept the CPUs busy (not the
     servers it charged that are no children of ours, such as PostgreSQL's)."""
     before = {name: session.cpu(name) for name in scenario.procs}
-    began = time.monotonic()
-    run, others = elsewhere(partial(scenario.measure, seconds))
-    elapsed = time.monotonic() - began
-    foreign = 0.0
+    meters = [session.meters[name] for name in scenario.procs if name in session.meters]
+    run, others = elsewhere(partial(scenario.measure, seconds), lambda: sum(m() for m in meters))
+    run.other_cores = others
     for name in scenario.procs:
         spent = session.cpu(name) - before[name]
         run.cpu_us[name] = spent * 1e6 / max(1, run.requests)
-        foreign += spent if name in session.meters else 0.0
-    run.other_cores = max(0.0, others - foreign / elapsed)
     run.notes.append(f"other processes: {run.other_cores:.2f} CPUs")
     return run
