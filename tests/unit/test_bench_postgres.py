@@ -1,11 +1,12 @@
 """`make bench --database`: the option, how the server is printed (never a password), which
-server processes a run is charged for, and the PostgreSQL targets."""
+server processes a run is charged for, the PostgreSQL targets, and the feed rows' database."""
 
 from __future__ import annotations
 
 import argparse
 
 import pytest
+from benchmark.feed.results import Live, Replay, markdown
 from benchmark.load import Run
 from benchmark.postgres import LOCAL_URL, charged, is_local, parse_database, settings_lines, shown
 from benchmark.targets import postgres_targets
@@ -98,3 +99,23 @@ def test_no_postgresql_targets_without_the_rows() -> None:
     lines, figures = postgres_targets({}, {})
     assert figures == {}
     assert "not measured" in lines[0]
+
+
+def _live(rate: float) -> Live:
+    return Live(
+        rate_asked=rate, seconds=2, watchers=1, writers=1, writes_ok=10, write_errors=0,
+        late_sends=0, writes_per_s=rate, write_p50_ms=1.0, write_p99_ms=2.0, revisions=10,
+        received=[10], gaps=0, errors=[], lag_p50_ms=1.0, lag_p99_ms=2.0, lag_max_ms=3.0,
+        after_reply_p50_ms=0.1, after_reply_p99_ms=0.2, events_per_response=1.0,
+        cpu_us_per_write=500.0, client_cpus=0.1,
+    )  # fmt: skip
+
+
+def test_the_feed_rows_say_which_database_they_ran_on() -> None:
+    replay = Replay(100, 0.01, 10_000.0, 10, 0, 50.0, 0.01)
+    on_sqlite = "\n".join(markdown([replay], [[_live(300.0)]], 100))
+    on_postgres = "\n".join(markdown([replay], [[_live(300.0)]], 100, "PostgreSQL"))
+    assert "(SQLite, 100 changes" in on_sqlite
+    assert "one SQLite writer thread" in on_sqlite
+    assert "(PostgreSQL, 100 changes" in on_postgres
+    assert "SQLite" not in on_postgres
