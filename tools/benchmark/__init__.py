@@ -9,6 +9,12 @@ quoting medians. It prints a Markdown report with the machine's details and writ
 JSON to bench/out/latest.json. h2load counts HTTP 200s, not gRPC statuses: each gRPC row is
 checked by real calls before and after, and by the reply bytes (or orders) it got back.
 
+With `--database postgresql` (or a URL) it starts the system a second time, on two databases
+it creates on that server and drops at the end, and measures every row that touches a
+database on it too, right after the same row on SQLite; the seed design stays on SQLite. The
+server's settings are printed with the figures, and on a local server its processes' CPU time
+is charged to those rows.
+
 Before measuring, order_svc's view of users must hold every seeded user (its health entry
 for the user feed SERVING): CreateOrder then checks users locally, as in production. The
 change-feed rows (WatchUsers replay and live delivery) are in `benchmark.feed`; the report
@@ -26,6 +32,8 @@ their working directory and `python -m`, so they import it the same way.
 - `load`: h2load and wrk, and reading their output
 - `calls`: real gRPC and HTTP calls that check a row before and after it
 - `system`: the system under test, seeded and its view of users synced
+- `postgres`: the `--database` server: its databases, settings and processes' CPU time;
+  `pg_system`: the system (and the feed's user_svc) on it
 - `references`: the echo server, the seed design and the two reference gateways
 - `reference_gateway`: the trivial backend and the naive gateway (run as processes)
 - `grpc_rows`, `rest_rows`: the measured rows; `scenarios`: their table and the measuring

@@ -13,11 +13,14 @@ from typing import Any
 
 import grpc
 import httpx
+import psycopg
 
 from benchmark.errors import BenchError, FeedError
 from benchmark.feed.results import FeedRounds
 from benchmark.feed.runner import FeedBench, measure_feed, start_feed
 from benchmark.load import Run, ensure_tools
+from benchmark.pg_system import PostgresSystem, start_postgres_feed, start_postgres_system
+from benchmark.postgres import LOCAL_URL, parse_database
 from benchmark.processes import Proc
 from benchmark.references import make_seed_venv, start_echo, start_reference_gateways, start_seed
 from benchmark.report import report
@@ -36,6 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-gateway", action="store_true", help="only the gRPC rows")
     parser.add_argument("--no-feed", action="store_true", help="skip the change-feed rows")
     parser.add_argument(
+        "--database",
+        type=parse_database,
+        metavar="postgresql|URL",
+        help="also run every row that touches a database on PostgreSQL: `postgresql` for the "
+        f"server on this machine ({LOCAL_URL}), or a postgresql:// URL; the run creates its "
+        "databases there (shop_bench_<pid>_user, _order, _feed) and drops them at the end",
+    )
+    parser.add_argument(
         "--feed-history", type=int, help="changes of history to replay (50,000; 10,000 --quick)"
     )
     parser.add_argument(
@@ -50,8 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def start(args: argparse.Namespace, session: Session) -> tuple[list[Scenario], FeedBench | None]:
-    """Starts what the rows measure; the rows, and the feed's user_svc unless --no-feed."""
+def start(
+    args: argparse.Namespace, session: Session
+) -> tuple[list[Scenario], list[FeedBench], PostgresSystem | None]:
+    """Starts what the rows measure; the rows, the feed's user_svc (SQLite, then PostgreSQL
+    with --database) unless --no-feed, and the system on PostgreSQL with --database."""
     venv: Proc | None = None
     if args.no_seed:
         session.notes.append("--no-seed: the seed design was not measured")
@@ -62,26 +76,40 @@ def start(args: argparse.Namespace, session: Session) -> tuple[list[Scenario], F
     echo = start_echo(session)
     print("starting the system (tools/run.py)", flush=True)
     system = start_system(session, args.no_gateway)
+    on_pg: PostgresSystem | None = None
+    if args.database is not None:
+        on_pg = start_postgres_system(session, args.database, args.no_gateway)
     ref_urls: dict[str, str] = {}
     if system.gateway:
         print("starting the gateway references: ours and a naive one on a trivial backend")
         ref_urls = start_reference_gateways(session)
     seed = start_seed(session, venv) if venv is not None else None
-    feed: FeedBench | None = None
+    feeds = _start_feeds(args, session, on_pg)
+    rows = scenarios(session, system, echo, ref_urls, seed, on_pg.system if on_pg else None)
+    return rows, feeds, on_pg
+
+
+def _start_feeds(
+    args: argparse.Namespace, session: Session, on_pg: PostgresSystem | None
+) -> list[FeedBench]:
+    """The feed rows' user_svc on SQLite and, with --database, on PostgreSQL; none with
+    --no-feed."""
     if args.no_feed:
         session.notes.append("--no-feed: the change-feed rows were not measured")
-    else:
-        changes = args.feed_history or (10_000 if args.quick else 50_000)
-        feed = start_feed(session, changes, args.watchers, args.writers)
-    return scenarios(session, system, echo, ref_urls, seed), feed
+        return []
+    changes = args.feed_history or (10_000 if args.quick else 50_000)
+    feeds = [start_feed(session, changes, args.watchers, args.writers)]
+    if on_pg is not None:
+        feeds.append(start_postgres_feed(session, on_pg, changes, args.watchers, args.writers))
+    return feeds
 
 
 def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]:
     seconds: int = args.duration or (3 if args.quick else 10)
     ensure_tools()
     session = Session(stack)
-    rows, feed = start(args, session)
-    feed_rounds = FeedRounds(feed.changes) if feed is not None else None
+    rows, feeds, on_pg = start(args, session)
+    feed_rounds = [FeedRounds(feed.changes, feed.database) for feed in feeds]
     print("warming up: 1 s each", flush=True)
     for scenario in rows:
         measure(session, scenario, 1)
@@ -93,10 +121,10 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]
             figures = (
                 f"{r.rps:7,.0f}/s  p50 {r.p50_ms:.2f} ms  p99 {r.p99_ms:.2f} ms  errors {r.errors}"
             )
-            print(f"round {number}: {s.label:<20} {figures}  ({'; '.join(r.notes)})", flush=True)
-        if feed is not None and feed_rounds is not None:
-            measure_feed(feed, feed_rounds, number, seconds, args.write_rates)
-    return report(session, rows, rounds, seconds, feed_rounds)
+            print(f"round {number}: {s.label:<32} {figures}  ({'; '.join(r.notes)})", flush=True)
+        for feed, results in zip(feeds, feed_rounds, strict=True):
+            measure_feed(feed, results, number, seconds, args.write_rates)
+    return report(session, rows, rounds, seconds, feed_rounds, on_pg)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -117,6 +145,9 @@ def main() -> int:
             print("stopping everything", flush=True)
     except (BenchError, FeedError) as error:
         print(f"bench: {error}", file=sys.stderr)
+        return 1
+    except psycopg.Error as error:
+        print(f"bench: PostgreSQL: {error}", file=sys.stderr)
         return 1
     except (grpc.RpcError, httpx.HTTPError) as error:
         print(f"bench: a check call failed: {error!r}", file=sys.stderr)

@@ -16,7 +16,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 T = TypeVar("T")
 
 
-def _stat(pid: int) -> list[str] | None:
+def stat_fields(pid: int) -> list[str] | None:
     """Fields of /proc/<pid>/stat from `state` on: [1] ppid, [11] utime, [12] stime."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
@@ -28,7 +28,7 @@ def _stat(pid: int) -> list[str] | None:
 def tree(root: int) -> list[int]:
     """`root` and all its descendants."""
     pids = (int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit())
-    parents = {pid: int(s[1]) for pid in pids if (s := _stat(pid))}
+    parents = {pid: int(s[1]) for pid in pids if (s := stat_fields(pid))}
     found, frontier = [root], [root]
     while frontier:
         frontier = [pid for pid, ppid in parents.items() if ppid in frontier]
@@ -46,7 +46,7 @@ def runs_module(pid: int, module: str) -> bool:
 
 
 def cpu_seconds(root: int) -> float:
-    return sum(int(s[11]) + int(s[12]) for pid in tree(root) if (s := _stat(pid))) / CLK_TCK
+    return sum(int(s[11]) + int(s[12]) for pid in tree(root) if (s := stat_fields(pid))) / CLK_TCK
 
 
 def rss_mb(root: int) -> float:
@@ -74,10 +74,12 @@ def own_cpu() -> float:
     return cpu_seconds(os.getpid()) + done.ru_utime + done.ru_stime
 
 
-def elsewhere(work: Callable[[], T]) -> tuple[T, float]:
+def elsewhere(work: Callable[[], T], foreign: Callable[[], float] | None = None) -> tuple[T, float]:
     """The result of `work`, and the CPUs kept busy meanwhile by processes this one did not
-    start (nor its children)."""
-    busy, ours, start = machine_busy(), own_cpu(), time.monotonic()
+    start (nor its children), apart from those `foreign` counts (CPU seconds so far: the
+    servers a row is charged for that are no children of ours, such as PostgreSQL's)."""
+    count = foreign or (lambda: 0.0)
+    busy, ours, start = machine_busy(), own_cpu() + count(), time.monotonic()
     result = work()
-    others = (machine_busy() - busy) - (own_cpu() - ours)
+    others = (machine_busy() - busy) - (own_cpu() + count() - ours)
     return result, max(0.0, others / (time.monotonic() - start))

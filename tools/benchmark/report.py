@@ -5,26 +5,37 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import asdict
-from typing import Any
+from typing import Any, NamedTuple
 
 from benchmark.feed.results import FeedRounds
 from benchmark.feed.results import markdown as feed_markdown
 from benchmark.feed.results import summary as feed_summary
 from benchmark.load import Run
 from benchmark.machine import machine
+from benchmark.pg_system import PostgresSystem
+from benchmark.postgres import settings_lines, shown
 from benchmark.procfs import rss_mb
 from benchmark.scenarios import Scenario
 from benchmark.session import Session
 from benchmark.settings import IN_FLIGHT, MODERATE, MODERATE_RPS
-from benchmark.targets import gateway_targets, order_target
+from benchmark.targets import gateway_targets, order_target, postgres_targets
 
-RATIOS = {  # row: the row its rate is compared with, in the same round
-    "get_user_grpc": ("echo", "GetUser gRPC / echo"),
-    "get_user_rest": ("get_user_grpc", "GetUser REST / GetUser gRPC"),
-    "create_order_rest": ("seed_post_order", "CreateOrder REST / seed POST /order"),
-    "create_order_grpc": ("seed_post_order", "CreateOrder gRPC / seed POST /order"),
-    "get_order_ours": ("get_order_naive", "ours / naive"),
-}
+RATIOS = (  # name, row, the row its rate is compared with in the same round, label
+    ("get_user_grpc", "get_user_grpc", "echo", "GetUser gRPC / echo"),
+    ("get_user_rest", "get_user_rest", "get_user_grpc", "GetUser REST / GetUser gRPC"),
+    ("create_order_rest", "create_order_rest", "seed_post_order",
+     "CreateOrder REST / seed POST /order"),
+    ("create_order_grpc", "create_order_grpc", "seed_post_order",
+     "CreateOrder gRPC / seed POST /order"),
+    ("get_order_ours", "get_order_ours", "get_order_naive", "ours / naive"),
+    ("get_user_grpc_pg", "get_user_grpc_pg", "get_user_grpc", "GetUser gRPC PostgreSQL / SQLite"),
+    ("create_order_rest_pg", "create_order_rest_pg", "seed_post_order",
+     "CreateOrder REST (PostgreSQL) / seed POST /order"),
+    ("create_order_rest_pg_vs_sqlite", "create_order_rest_pg", "create_order_rest",
+     "CreateOrder REST PostgreSQL / SQLite"),
+    ("create_order_grpc_pg", "create_order_grpc_pg", "seed_post_order",
+     "CreateOrder gRPC (PostgreSQL) / seed POST /order"),
+)  # fmt: skip
 
 
 def report(
@@ -32,48 +43,75 @@ def report(
     scenarios: list[Scenario],
     rounds: list[dict[str, Run]],
     seconds: int,
-    feed: FeedRounds | None,
+    feeds: list[FeedRounds],
+    on_postgres: PostgresSystem | None = None,
 ) -> dict[str, Any]:
     medians = _medians(scenarios, rounds)
     ratios = {
-        key: (label, statistics.median(r[key].rps / r[base].rps for r in rounds))
-        for key, (base, label) in RATIOS.items()
-        if key in medians and base in medians
+        name: Ratio(row, label, statistics.median(r[row].rps / r[base].rps for r in rounds))
+        for name, row, base, label in RATIOS
+        if row in medians and base in medians
     }
+    values = {name: ratio.value for name, ratio in ratios.items()}
     rss = {name: round(rss_mb(pid), 1) for name, pid in session.roots.items()}
     info = machine()
-    if (others := _others(rounds, feed)) > 0.1:
+    if (others := _others(rounds, feeds)) > 0.1:
         session.notes.append(f"other processes kept up to {others:.2f} CPUs busy during a run")
     lines = _table(scenarios, medians, ratios, seconds, len(rounds))
-    order_lines, order_figures = order_target(
-        medians, ratios["create_order_rest"][1] if "create_order_rest" in ratios else None
-    )
-    gateway_lines, gateway_figures = gateway_targets(
-        medians, ratios["get_user_rest"][1] if "get_user_rest" in ratios else None, rss
-    )
+    order_lines, order_figures = order_target(medians, values.get("create_order_rest"))
+    gateway_lines, gateway_figures = gateway_targets(medians, values.get("get_user_rest"), rss)
     lines += ["", *order_lines, *gateway_lines]
     targets: dict[str, Any] = {
         "create_order_rest_vs_seed": order_figures,
         "gateway": gateway_figures,
     }
-    feed_json: dict[str, Any] = {}
-    if feed is not None:
-        lines += feed_markdown(feed.replays, feed.lives, feed.history)
-        feed_json = _feed_json(feed)
-        targets["feed_replay"] = feed_json.get("replay", {})
-        targets["feed_live"] = feed_json["live"]
-    lines += _footer(session, rss, info, seconds)
+    if on_postgres is not None:
+        postgres_lines, targets["postgresql"] = postgres_targets(medians, values)
+        lines += postgres_lines
+    feed_json: dict[str, dict[str, Any]] = {"SQLite": {}, "PostgreSQL": {}}
+    for feed in feeds:
+        lines += feed_markdown(feed.replays, feed.lives, feed.history, feed.database)
+        feed_json[feed.database] = _feed_json(feed)
+        tail = "" if feed.database == "SQLite" else "_pg"
+        targets["feed_replay" + tail] = feed_json[feed.database].get("replay", {})
+        targets["feed_live" + tail] = feed_json[feed.database]["live"]
+    database = (
+        settings_lines(on_postgres.url, on_postgres.settings, on_postgres.local)
+        if on_postgres is not None
+        else []
+    )
+    lines += _footer(session, rss, info, database, seconds)
     return {
         "markdown": "\n".join(lines),
         "machine": info,
         "settings": {"in_flight": IN_FLIGHT, "seconds": seconds, "rounds": len(rounds)},
         "median": {k: asdict(v) for k, v in medians.items()},
-        "ratios": {k: {"of": label, "value": value} for k, (label, value) in ratios.items()},
+        "ratios": {k: {"of": r.label, "value": r.value} for k, r in ratios.items()},
         "targets": targets,
-        "feed": feed_json,
+        "feed": feed_json["SQLite"],
+        "feed_postgresql": feed_json["PostgreSQL"],
         "rss_mb": rss,
         "rounds": [{k: asdict(v) for k, v in r.items()} for r in rounds],
         "notes": session.notes,
+        "postgresql": _postgres_json(on_postgres),
+    }
+
+
+class Ratio(NamedTuple):
+    row: str
+    """The row whose ratio it is (shown in its line)."""
+    label: str
+    value: float
+
+
+def _postgres_json(on_postgres: PostgresSystem | None) -> dict[str, Any]:
+    """Where the PostgreSQL rows ran and the settings in force; {} when there were none."""
+    if on_postgres is None:
+        return {}
+    return {
+        "server": shown(on_postgres.url),
+        "settings": on_postgres.settings,
+        "backends_cpu_measured": on_postgres.local,
     }
 
 
@@ -91,10 +129,10 @@ def _medians(scenarios: list[Scenario], rounds: list[dict[str, Run]]) -> dict[st
     return medians
 
 
-def _others(rounds: list[dict[str, Run]], feed: FeedRounds | None) -> float:
+def _others(rounds: list[dict[str, Run]], feeds: list[FeedRounds]) -> float:
     """The most CPUs other processes kept busy during any run."""
     others = max(r.other_cores for each in rounds for r in each.values())
-    if feed is not None:
+    for feed in feeds:
         others = max([others, *(r.other_cores for r in feed.replays)])
         others = max([others, *(x.other_cores for lives in feed.lives for x in lives)])
     return others
@@ -103,7 +141,7 @@ def _others(rounds: list[dict[str, Run]], feed: FeedRounds | None) -> float:
 def _table(
     scenarios: list[Scenario],
     medians: dict[str, Run],
-    ratios: dict[str, tuple[str, float]],
+    ratios: dict[str, Ratio],
     seconds: int,
     rounds: int,
 ) -> list[str]:
@@ -115,7 +153,7 @@ def _table(
     ]
     for s in scenarios:
         m = medians[s.key]
-        ratio = f"{ratios[s.key][0]} = {ratios[s.key][1]:.2f}" if s.key in ratios else ""
+        ratio = "; ".join(f"{r.label} = {r.value:.2f}" for r in ratios.values() if r.row == s.key)
         cpu = " + ".join(f"{n} {v:,.0f}" for n, v in m.cpu_us.items())
         cpu += f" = {sum(m.cpu_us.values()):,.0f}" if len(m.cpu_us) > 1 else ""
         cells = [s.label, f"{m.rps:,.0f}", f"{m.p50_ms:.2f}", f"{m.p99_ms:.2f}", str(m.errors)]
@@ -134,15 +172,21 @@ def _feed_json(feed: FeedRounds) -> dict[str, Any]:
 
 
 def _footer(
-    session: Session, rss: dict[str, float], info: dict[str, str], seconds: int
+    session: Session,
+    rss: dict[str, float],
+    info: dict[str, str],
+    database: list[str],
+    seconds: int,
 ) -> list[str]:
-    """Memory, the machine, the notes, and how each kind of row was driven."""
+    """Memory, the machine, PostgreSQL's settings (`database`), the notes, and how each kind
+    of row was driven."""
     return [
         "",
         "RSS at the end, MB (gunicorn: master + 2 workers): "
         + ", ".join(f"{n} {v:.0f}" for n, v in rss.items()),
         "",
         *(f"- {k}: {v}" for k, v in info.items()),
+        *database,
         *(f"- note: {n}" for n in session.notes),
         "",
         f"gRPC rows: h2load -t1 -c{IN_FLIGHT} -m1 -D {seconds}; REST and seed rows: wrk -t2 "

@@ -9,7 +9,8 @@ from functools import partial
 
 from benchmark import grpc_rows, rest_rows
 from benchmark.load import Run
-from benchmark.procfs import cpu_seconds, elsewhere
+from benchmark.pg_system import SUFFIX
+from benchmark.procfs import elsewhere
 from benchmark.references import Echo, Seed
 from benchmark.session import Session
 from benchmark.settings import MODERATE, MODERATE_RPS
@@ -28,6 +29,12 @@ ROWS = (  # key, label, serving processes (their CPU time is charged); in the or
     ("get_order_ours", "GetOrder REST, trivial backend: our gateway", "ref_gateway"),
     ("get_order_naive", "GetOrder REST, trivial backend: naive gateway", "naive_gateway"),
 )
+ON_DATABASE = (
+    "get_user_grpc", "get_user_rest", "create_order_grpc", "create_order_rest",
+    "get_user_grpc_moderate", "get_user_rest_moderate",
+)  # fmt: skip
+"""The rows that touch a database: with `--database`, each has a PostgreSQL twin (key
+`<key>_pg`) measured right after it, so that their ratio holds within a round."""
 
 
 @dataclass(frozen=True)
@@ -40,10 +47,34 @@ class Scenario:
 
 
 def scenarios(
-    session: Session, system: System, echo: Echo, ref_urls: dict[str, str], seed: Seed | None
+    session: Session,
+    system: System,
+    echo: Echo,
+    ref_urls: dict[str, str],
+    seed: Seed | None,
+    on_postgres: System | None = None,
 ) -> list[Scenario]:
     """The rows of ROWS whose processes were started (not the REST rows without a gateway,
-    nor the seed's without the seed design)."""
+    nor the seed's without the seed design), each row of ON_DATABASE followed by its twin
+    on the PostgreSQL system when there is one."""
+    measures = _measures(session, system, echo, ref_urls, seed)
+    twins = _measures(session, on_postgres, echo, ref_urls, seed) if on_postgres else {}
+    found: list[Scenario] = []
+    for key, label, procs in ROWS:
+        if key not in measures:
+            continue
+        found.append(Scenario(key, label, tuple(procs.split()), measures[key]))
+        if key in ON_DATABASE and key in twins:
+            charged = [p + SUFFIX for p in procs.split()] + list(session.meters)
+            twin = Scenario(key + SUFFIX, f"{label} (PostgreSQL)", tuple(charged), twins[key])
+            found.append(twin)
+    return found
+
+
+def _measures(
+    session: Session, system: System, echo: Echo, ref_urls: dict[str, str], seed: Seed | None
+) -> dict[str, Callable[[int], Run]]:
+    """How each row that `system` and the references allow is measured."""
     h2, h1, http = session.tmp / "h2.log", session.tmp / "h1.log", session.http
     moderate = {"in_flight": MODERATE, "rps": MODERATE_RPS}
     measures: dict[str, Callable[[int], Run]] = {
@@ -67,20 +98,18 @@ def scenarios(
         }
     if seed is not None:
         measures["seed_post_order"] = partial(rest_rows.seed_post_order, http, seed)
-    return [
-        Scenario(key, label, tuple(procs.split()), measures[key])
-        for key, label, procs in ROWS
-        if key in measures
-    ]
+    return measures
 
 
 def measure(session: Session, scenario: Scenario, seconds: int) -> Run:
-    """Runs `scenario`, charging its CPU time; notes what else kept the CPUs busy."""
-    before = {name: cpu_seconds(session.roots[name]) for name in scenario.procs}
-    run, others = elsewhere(partial(scenario.measure, seconds))
+    """Runs `scenario`, charging its CPU time; notes what else kept the CPUs busy (not the
+    servers it charged that are no children of ours, such as PostgreSQL's)."""
+    before = {name: session.cpu(name) for name in scenario.procs}
+    meters = [session.meters[name] for name in scenario.procs if name in session.meters]
+    run, others = elsewhere(partial(scenario.measure, seconds), lambda: sum(m() for m in meters))
     run.other_cores = others
     for name in scenario.procs:
-        spent = cpu_seconds(session.roots[name]) - before[name]
+        spent = session.cpu(name) - before[name]
         run.cpu_us[name] = spent * 1e6 / max(1, run.requests)
     run.notes.append(f"other processes: {run.other_cores:.2f} CPUs")
     return run

@@ -7,12 +7,13 @@ import os
 import shutil
 import signal
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 from benchmark.processes import Proc
-from benchmark.procfs import runs_module
+from benchmark.procfs import cpu_seconds, runs_module
 
 BASE_ENV = {
     # The load tools are one client at thousands of requests per second: the gateway's
@@ -40,6 +41,8 @@ class Session:
         (self.tmp / "logs").mkdir()
         self.roots: dict[str, int] = {}
         """Serving process name → the pid at the root of its process tree."""
+        self.meters: dict[str, Callable[[], float]] = {}
+        """CPU seconds of serving processes that are no tree of ours (PostgreSQL's), by name."""
         self.http = stack.enter_context(httpx.Client(timeout=10))
 
     def start(self, name: str, argv: list[str], cwd: Path, env: dict[str, str]) -> Proc:
@@ -48,9 +51,15 @@ class Session:
         self.stack.callback(proc.stop)
         return proc
 
-    def kill_leftovers(self, names: tuple[str, ...]) -> None:
-        """SIGKILL services tools/run.py started if they outlived it (it was killed)."""
+    def cpu(self, name: str) -> float:
+        """CPU seconds the serving processes `name` have spent so far."""
+        meter = self.meters.get(name)
+        return meter() if meter is not None else cpu_seconds(self.roots[name])
+
+    def kill_leftovers(self, names: tuple[str, ...], suffix: str = "") -> None:
+        """SIGKILL services tools/run.py started if they outlived it (it was killed); their
+        roots are named `name + suffix`."""
         for name in names:
-            if (pid := self.roots.get(name)) and runs_module(pid, name):
+            if (pid := self.roots.get(name + suffix)) and runs_module(pid, name):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)

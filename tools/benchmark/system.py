@@ -8,6 +8,7 @@ import contextlib
 import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,48 +43,67 @@ class System:
     """wrk: POST /v1/orders, cycling over the users."""
 
 
-def start_system(session: Session, no_gateway: bool) -> System:
+@dataclass(frozen=True)
+class Storage:
+    """The databases a system runs on, and how the view of users is read from them."""
+
+    name: str
+    """SQLite or PostgreSQL, for the notes."""
+    suffix: str
+    """Of its processes' names (CPU and memory) and of its files: "" on SQLite."""
+    env: dict[str, str]
+    """The services' database settings: none (SQLite under SHOP_DATA_DIR) or URLs."""
+    view_revision: Callable[[Path], int | None]
+    """order_svc's view revision, given the data dir; None when there is nothing to read."""
+
+
+SQLITE = Storage("SQLite", "", {}, lambda data: view_revision(data / "order_svc.db"))
+
+
+def start_system(session: Session, no_gateway: bool, storage: Storage = SQLITE) -> System:
     env = {f"{s}_LISTEN": "127.0.0.1:0" for s in ("USER_SVC", "ORDER_SVC", "GATEWAY")}
-    env |= {"SHOP_DATA_DIR": str(session.tmp / "data"), "SHOP_GRACE_SECONDS": "1"}
+    data = session.tmp / f"data{storage.suffix}"
+    env |= {"SHOP_DATA_DIR": str(data), "SHOP_GRACE_SECONDS": "1", **storage.env}
     gateway: str | None = None
     if (REPO / "gateway" / "__main__.py").exists() and not no_gateway:
-        gateway, user_addr, order_addr = _start_with_gateway(session, env)
+        gateway, user_addr, order_addr = _start_with_gateway(session, env, storage.suffix)
     else:
-        session.notes.append("no gateway (absent, or --no-gateway): the REST rows are skipped")
-        user_addr, order_addr = _start_services(session, env)
-    print(f"seeding {USERS} users over gRPC at {user_addr}", flush=True)
+        if not storage.suffix:
+            session.notes.append("no gateway (absent, or --no-gateway): the REST rows are skipped")
+        user_addr, order_addr = _start_services(session, env, storage.suffix)
+    print(f"seeding {USERS} users over gRPC at {user_addr} ({storage.name})", flush=True)
     ids = asyncio.run(seed_users(user_addr))
-    wait_user_view(session, user_addr, order_addr)
-    tmp = session.tmp
+    wait_user_view(session, user_addr, order_addr, storage, data)
+    tmp, x = session.tmp, storage.suffix
     system = System(
-        gateway, user_addr, order_addr, ids, tmp / "get_user.bin", tmp / "order.bin",
-        tmp / "get_user.lua", tmp / "create_order.lua",
+        gateway, user_addr, order_addr, ids, tmp / f"get_user{x}.bin", tmp / f"order{x}.bin",
+        tmp / f"get_user{x}.lua", tmp / f"create_order{x}.lua",
     )  # fmt: skip
     _write_load_inputs(system)
     return system
 
 
-def _start_with_gateway(session: Session, env: dict[str, str]) -> tuple[str, str, str]:
+def _start_with_gateway(session: Session, env: dict[str, str], suffix: str) -> tuple[str, str, str]:
     """`tools/run.py`: the gateway's URL, user_svc's and order_svc's addresses."""
     names = ("user_svc", "order_svc", "gateway")
-    session.stack.callback(session.kill_leftovers, names)
-    run = session.start("run", [sys.executable, "tools/run.py"], REPO, env)
+    session.stack.callback(session.kill_leftovers, names, suffix)
+    run = session.start(f"run{suffix}", [sys.executable, "tools/run.py"], REPO, env)
     gateway = "http://" + run.wait_for(r"^\s+gateway\s+http\s+http://(\S+)$")[1]
     user_addr = run.wait_for(r"^\s+user_svc\s+grpc\s+(\S+)$")[1]
     order_addr = run.wait_for(r"^\s+order_svc\s+grpc\s+(\S+)$")[1]
     children = tree(run.popen.pid)[1:]
-    session.roots |= {n: next(p for p in children if runs_module(p, n)) for n in names}
+    session.roots |= {n + suffix: next(p for p in children if runs_module(p, n)) for n in names}
     return gateway, user_addr, order_addr
 
 
-def _start_services(session: Session, env: dict[str, str]) -> tuple[str, str]:
+def _start_services(session: Session, env: dict[str, str], suffix: str) -> tuple[str, str]:
     """The two services alone, started as tools/run.py starts them; their addresses."""
-    user = session.start("user_svc", [sys.executable, "-m", "user_svc"], REPO, env)
+    user = session.start(f"user_svc{suffix}", [sys.executable, "-m", "user_svc"], REPO, env)
     user_addr = user.wait_for(r"user_svc listening on (\S+)")[1]
     env["ORDER_SVC_USER_SVC_ADDR"] = user_addr
-    order = session.start("order_svc", [sys.executable, "-m", "order_svc"], REPO, env)
+    order = session.start(f"order_svc{suffix}", [sys.executable, "-m", "order_svc"], REPO, env)
     order_addr = order.wait_for(r"order_svc listening on (\S+)")[1]
-    session.roots |= {"user_svc": user.popen.pid, "order_svc": order.popen.pid}
+    session.roots |= {f"user_svc{suffix}": user.popen.pid, f"order_svc{suffix}": order.popen.pid}
     return user_addr, order_addr
 
 
@@ -99,29 +119,31 @@ def _write_load_inputs(system: System) -> None:
     system.create_order_lua.write_text(lua_cycling(system.ids, post, json_type))
 
 
-def wait_user_view(session: Session, user_addr: str, order_addr: str) -> None:
+def wait_user_view(
+    session: Session, user_addr: str, order_addr: str, storage: Storage, data: Path
+) -> None:
     """Waits until order_svc's view of users is current: its user-feed health entry
     SERVING and, read from its database, the view at the seeding's last revision."""
     revision = asyncio.run(current_revision(user_addr))
-    db = session.tmp / "data" / "order_svc.db"
     print(f"waiting for order_svc's view of users to reach revision {revision}", flush=True)
     deadline, status, view = time.monotonic() + VIEW_SYNC_SECONDS, 0, None
     while time.monotonic() < deadline:
         status = asyncio.run(health_status(order_addr, USER_FEED_HEALTH))
-        view = view_revision(db)
+        view = storage.view_revision(data)
         serving = status == health_pb2.HealthCheckResponse.SERVING
         if serving and (view is None or view >= revision):
             session.notes.append(
-                f"order_svc's view of users was synced before measuring: {USER_FEED_HEALTH}"
-                " SERVING, "
+                f"{storage.name}: order_svc's view of users was synced before measuring: "
+                f"{USER_FEED_HEALTH} SERVING, "
                 + (f"view at revision {view} ≥ {revision}" if view is not None else
-                   f"(no {db.name} to read the view's revision from)")
+                   "(no database to read the view's revision from)")
             )  # fmt: skip
             return
         time.sleep(0.1)
     raise BenchError(
-        f"order_svc's view of users did not catch up in {VIEW_SYNC_SECONDS:g}s: "
-        f"{USER_FEED_HEALTH} status {status}, view at {view}, user_svc at {revision}"
+        f"{storage.name}: order_svc's view of users did not catch up in "
+        f"{VIEW_SYNC_SECONDS:g}s: {USER_FEED_HEALTH} status {status}, view at {view}, "
+        f"user_svc at {revision}"
     )
 
 

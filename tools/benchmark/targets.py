@@ -1,5 +1,5 @@
 """The targets the report states beside what was measured: CreateOrder through the gateway
-against the seed design, and the gateway's cost."""
+against the seed design, the gateway's cost, and the system on PostgreSQL against both."""
 
 from __future__ import annotations
 
@@ -11,6 +11,11 @@ from benchmark.settings import MODERATE, MODERATE_RPS
 
 ORDER_TARGET = 5.0
 """CreateOrder through the gateway: at least this many times the seed's POST /order rate."""
+POSTGRES_ORDER_TARGET = 3.5
+POSTGRES_ORDER_AIM = 5.0
+"""CreateOrder through the gateway on PostgreSQL: at least 3.5x the seed's rate, aiming at 5x."""
+POSTGRES_GET_USER_SHARE = 0.7
+"""GetUser over gRPC on PostgreSQL: at least this share of the rate on SQLite."""
 GATEWAY_SHARE = 0.5
 """GetUser through the gateway: at least this share of direct gRPC requests/s."""
 GATEWAY_CPU_US = 300.0
@@ -94,4 +99,38 @@ def gateway_targets(
         for key, (_, met, goal) in checks.items()
     ]
     figures = {key: {"value": value, "met": met} for key, (value, met, _) in checks.items()}
+    return lines, figures
+
+
+def postgres_targets(
+    medians: dict[str, Run], ratios: dict[str, float]
+) -> tuple[list[str], dict[str, Any]]:
+    """The targets of the system on PostgreSQL: CreateOrder through the gateway against the
+    seed's POST /order, GetUser over gRPC against the same on SQLite (same rounds)."""
+    order, share = ratios.get("create_order_rest_pg"), ratios.get("get_user_grpc_pg")
+    lines, figures = [], dict[str, Any]()
+    if order is None:
+        lines.append("- CreateOrder on PostgreSQL target: not measured (no seed or no gateway)")
+    else:
+        rest = medians["create_order_rest_pg"]
+        met = order >= POSTGRES_ORDER_TARGET
+        lines.append(
+            f"- CreateOrder through the gateway on PostgreSQL: {rest.rps:,.0f} requests/s = "
+            f"{order:.2f}x the seed design's POST /order; target ≥ {POSTGRES_ORDER_TARGET:g}x "
+            f"(aim {POSTGRES_ORDER_AIM:g}x): {'met' if met else '**not met**'}"
+            + ("" if order < POSTGRES_ORDER_AIM else ", aim reached")
+        )
+        figures["create_order_rest_vs_seed"] = {
+            "ratio": order, "rps": rest.rps, "target_ratio": POSTGRES_ORDER_TARGET,
+            "aim_ratio": POSTGRES_ORDER_AIM, "met": met,
+        }  # fmt: skip
+    if share is not None:
+        met = share >= POSTGRES_GET_USER_SHARE
+        lines.append(
+            f"- GetUser over gRPC on PostgreSQL at {share:.0%} of SQLite's requests/s; target "
+            f"≥ {POSTGRES_GET_USER_SHARE:.0%}: {'met' if met else '**not met**'}"
+        )
+        figures["get_user_grpc_vs_sqlite"] = {
+            "ratio": share, "target_ratio": POSTGRES_GET_USER_SHARE, "met": met,
+        }  # fmt: skip
     return lines, figures

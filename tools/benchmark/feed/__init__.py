@@ -1,7 +1,8 @@
 """The change-feed rows of `make bench`: WatchUsers replay and live delivery.
 
-They run against a user_svc of their own, on a fresh SQLite file whose history of N
-changes is written straight into its tables after `python -m user_svc migrate`: users
+They run against a user_svc of their own, on a fresh SQLite file (and, with `--database`,
+again on an empty PostgreSQL database) whose history of N changes is written straight into
+its tables after `python -m user_svc migrate`: users
 rows as `UserRows.to_row` makes them, change rows carrying the orjson of that row as
 `ResourceTable` writes them, consecutive revisions, the counter at N (`history`).
 

@@ -1,4 +1,5 @@
-"""The feed's user_svc database, with a history of changes written straight into its tables."""
+"""The feed's user_svc database (SQLite or PostgreSQL), with a history of changes written
+straight into its tables."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from benchmark.errors import FeedError
@@ -17,14 +17,14 @@ CHANGES_PER_USER = 5
 """The seeded history: N/5 users created, then updated in turn up to N changes."""
 
 
-def seed_history(db_path: Path, changes: int, env: dict[str, str]) -> list[str]:
-    """A user_svc database at `db_path` with revisions 1..`changes`; returns the user ids.
+def seed_history(url: str, changes: int, env: dict[str, str]) -> list[str]:
+    """The user_svc database at `url` (SQLite or PostgreSQL, empty) with revisions
+    1..`changes`; returns the user ids.
 
     Migrates with `python -m user_svc migrate`, then bulk-inserts in one transaction:
     users created at revisions 1..U (U = changes / 5), then updated in turn (display name)
     up to `changes`; the users table holds each user's last row, the counter `changes`.
     """
-    url = f"sqlite:///{db_path}"
     migrate = [sys.executable, "-m", "user_svc", "migrate"]
     done = subprocess.run(
         migrate, cwd=REPO, env={**env, "USER_SVC_DATABASE_URL": url},
@@ -89,9 +89,10 @@ def _insert(url: str, user_rows: Rows, change_rows: Rows, changes: int) -> None:
     """The users' rows, the change rows and the counter, in one transaction."""
     import sqlalchemy as sa
 
+    from shop_common.storage import driver_url
     from user_svc import schema
 
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(driver_url(url))
     try:
         with engine.begin() as conn:
             conn.execute(schema.users.insert(), user_rows)

@@ -97,6 +97,8 @@ class FeedRounds:
     """The change-feed rows of each round: one replay, one live run per write rate."""
 
     history: int
+    database: str = "SQLite"
+    """The user_svc's database: SQLite, or PostgreSQL (`--database`)."""
     replays: list[Replay] = field(default_factory=list)
     lives: list[list[Live]] = field(default_factory=list)
 
@@ -163,11 +165,13 @@ def _f(value: float | None, spec: str = ".1f") -> str:
 YES = {True: "yes", False: "**no**"}
 
 
-def markdown(replays: list[Replay], lives: list[list[Live]], history: int) -> list[str]:
+def markdown(
+    replays: list[Replay], lives: list[list[Live]], history: int, database: str = "SQLite"
+) -> list[str]:
     s = summary(replays, lives, history)
     lines = [
         "",
-        f"Change feed: WatchUsers from a user_svc of its own (SQLite, {history:,} changes of "
+        f"Change feed: WatchUsers from a user_svc of its own ({database}, {history:,} changes of "
         "history seeded), every client in a process of its own (not user_svc's, not the "
         f"benchmark's); median of {max(len(replays), len(lives))} round(s).",
     ]
@@ -183,11 +187,11 @@ def markdown(replays: list[Replay], lives: list[list[Live]], history: int) -> li
             f"| ≥ {REPLAY_TARGET:,.0f} events/s | {YES[r['met']]} |",
         ]
     if s["live"]:
-        lines += _live_lines(s["live"], lives)
+        lines += _live_lines(s["live"], lives, database)
     return lines
 
 
-def _live_lines(live: list[dict[str, Any]], lives: list[list[Live]]) -> list[str]:
+def _live_lines(live: list[dict[str, Any]], lives: list[list[Live]], database: str) -> list[str]:
     """The live table (`live`: medians per write rate), and what any run missed."""
     first = live[0]
     lines = [
@@ -212,10 +216,15 @@ def _live_lines(live: list[dict[str, Any]], lives: list[list[Live]]) -> list[str
         for r in runs
         if not r.complete
     ]
+    waits = (
+        "its one SQLite writer thread"
+        if database == "SQLite"
+        else "a connection of its PostgreSQL pool (PostgreSQL's own CPU is not in these rows)"
+    )
     lines += [
         "",
-        "update_time is taken by user_svc before the write waits for its one SQLite writer "
-        "thread, so the lag includes that wait and the commit; 'after reply' is measured "
+        f"update_time is taken by user_svc before the write waits for {waits}, "
+        "so the lag includes that wait and the commit; 'after reply' is measured "
         "from the moment the writer had the write's reply (committed by then). Writes "
         "done/s = writes that succeeded / (last reply - first due time). Watcher and "
         f"writer processes kept {_f(first['client_cpus'], '.2f')} CPUs busy beside user_svc"

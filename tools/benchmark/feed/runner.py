@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,24 +88,41 @@ class ClientProcess:
 class FeedBench:
     """A user_svc with a seeded history, and the client processes that measure its feed."""
 
-    def __init__(self, session: Session, changes: int, *, watchers: int, writers: int) -> None:
-        self.workdir, self.changes = session.tmp / "feed", changes
-        self.watchers, self.writers = watchers, writers
+    def __init__(
+        self,
+        session: Session,
+        changes: int,
+        *,
+        watchers: int,
+        writers: int,
+        database: str | None = None,
+        suffix: str = "",
+    ) -> None:
+        """On a SQLite file of its own, or on the empty PostgreSQL `database` (a URL); its
+        files and its process named with `suffix`."""
+        self.workdir, self.changes = session.tmp / f"feed{suffix}", changes
+        self.watchers, self.writers, self.suffix = watchers, writers, suffix
+        self.database = "SQLite" if database is None else "PostgreSQL"
+        self.server_cpu: Callable[[], float] | None = None
+        """CPU seconds of its database server's processes, when they are measured: not
+        counted as other processes' load."""
         self._clients: list[ClientProcess] = []
         data = self.workdir / "data"
         data.mkdir(parents=True)
+        url = database or f"sqlite:///{data / 'user_svc.db'}"
         env = {
             "SHOP_DATA_DIR": str(data),
             "USER_SVC_LISTEN": "127.0.0.1:0",
-            "USER_SVC_DATABASE_URL": f"sqlite:///{data / 'user_svc.db'}",
+            "USER_SVC_DATABASE_URL": url,
         }
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
         began = time.monotonic()
-        self.ids = seed_history(data / "user_svc.db", changes, self.env)
+        self.ids = seed_history(url, changes, self.env)
         self.seed_seconds = time.monotonic() - began
         self.ids_file = self.workdir / "ids.txt"
         self.ids_file.write_text("\n".join(self.ids))
-        proc = session.start("feed_user_svc", [sys.executable, "-m", "user_svc"], REPO, env)
+        argv = [sys.executable, "-m", "user_svc"]
+        proc = session.start(f"feed_user_svc{suffix}", argv, REPO, env)
         self.address: str = proc.wait_for(r"user_svc listening on (\S+)")[1]
         self.pid: int = proc.popen.pid
 
@@ -204,12 +221,23 @@ class FeedBench:
         )
 
 
-def start_feed(session: Session, changes: int, watchers: int, writers: int) -> FeedBench:
-    """A user_svc of its own with a seeded history, for the change-feed rows."""
-    print(f"feed rows: seeding a user_svc with a history of {changes:,} changes", flush=True)
-    feed = FeedBench(session, changes, watchers=watchers, writers=writers)
+def start_feed(
+    session: Session,
+    changes: int,
+    watchers: int,
+    writers: int,
+    database: str | None = None,
+    suffix: str = "",
+) -> FeedBench:
+    """A user_svc of its own with a seeded history, for the change-feed rows: on SQLite, or
+    on the empty PostgreSQL `database` (its process then named with `suffix`)."""
+    where = "SQLite" if database is None else "PostgreSQL"
+    print(f"feed rows: seeding a user_svc ({where}) with {changes:,} changes", flush=True)
+    feed = FeedBench(
+        session, changes, watchers=watchers, writers=writers, database=database, suffix=suffix
+    )
     session.stack.callback(feed.close)
-    session.roots["feed_user_svc"] = feed.pid
+    session.roots[f"feed_user_svc{suffix}"] = feed.pid
     print(f"  seeded in {feed.seed_seconds:.1f} s; serving at {feed.address}")
     return feed
 
@@ -218,21 +246,23 @@ def measure_feed(
     bench: FeedBench, feed: FeedRounds, number: int, seconds: int, rates: list[float]
 ) -> None:
     """Round `number` of the feed rows: one replay, then one live run per write rate."""
-    replay, others = elsewhere(bench.replay)
+    on = f" ({bench.database})" if bench.suffix else ""
+    replay, others = elsewhere(bench.replay, bench.server_cpu)
     replay.other_cores = others
     feed.replays.append(replay)
     print(
-        f"round {number}: feed replay          {replay.events_per_s:7,.0f} events/s  "
+        f"round {number}: feed replay{on}          {replay.events_per_s:7,.0f} events/s  "
         f"{replay.cpu_us_per_event:.1f} µs CPU per event  gaps {replay.gaps}",
         flush=True,
     )
     feed.lives.append([])
     for rate in rates:
-        live, others = elsewhere(functools.partial(bench.live, rate, seconds))
+        live, others = elsewhere(functools.partial(bench.live, rate, seconds), bench.server_cpu)
         live.other_cores = others
         feed.lives[-1].append(live)
         print(
-            f"round {number}: feed live {rate:,.0f}/s asked  {live.writes_per_s:,.0f} writes/s  "
+            f"round {number}: feed live{on} {rate:,.0f}/s asked  "
+            f"{live.writes_per_s:,.0f} writes/s  "
             f"lag p50 {live.lag_p50_ms} ms  p99 {live.lag_p99_ms} ms  max {live.lag_max_ms} ms  "
             f"every event delivered: {live.complete}",
             flush=True,
