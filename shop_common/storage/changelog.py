@@ -22,8 +22,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from shop_common.storage.prepared import Prepared
+from shop_common.storage.threads import transaction_state
 
 NOTIFY_CHANNEL = "shop_changes"
+_LAST_REVISION = "changelog.last_revision"
 
 
 class ChangeType(IntEnum):
@@ -150,15 +152,21 @@ class Changelog:
             .values(revision=self._counter.c.revision + 1)
             .returning(self._counter.c.revision)
         )
-        # On PostgreSQL, the same with the notification queued: one statement, one round
-        # trip. Delivered at commit, once however many units of a commit group queued it
-        # (PostgreSQL folds identical notifications of one transaction).
-        counter = self._counter.name
-        self._next_and_notify = Prepared(
+        self._current_revision = Prepared(
+            sa.select(self._counter.c.revision).where(self._counter.c.id == 1)
+        )
+        # On PostgreSQL, a transaction's first change of each revision also sets the counter
+        # to it and queues the notification that wakes the feeds of every replica (see
+        # `feed.tail`): one statement, where a revision once cost three. The notification is
+        # delivered at commit, once however many revisions a commit group wrote (PostgreSQL
+        # folds identical notifications of one transaction).
+        columns = ", ".join(c.name for c in self._changes.c)
+        values = ", ".join(f":{c.name}" for c in self._changes.c)
+        self._insert_first_change = Prepared(
             sa.text(
-                f"WITH next AS (UPDATE {counter} SET revision = revision + 1 WHERE id = 1"
-                f" RETURNING revision) SELECT revision, pg_notify('{NOTIFY_CHANNEL}', '')"
-                " FROM next"
+                f"WITH counter AS (UPDATE {self._counter.name} SET revision = :revision"
+                f" WHERE id = 1 RETURNING pg_notify('{NOTIFY_CHANNEL}', ''))"
+                f" INSERT INTO {self._changes.name} ({columns}) VALUES ({values})"
             )
         )
         self._insert_change = Prepared(self._changes.insert())
@@ -183,14 +191,21 @@ class Changelog:
         return self._current.scalar_subquery()
 
     def next_revision(self, conn: Connection) -> int:
-        """Allocates the revision of this transaction (and locks the counter until commit).
+        """Allocates the revision of this transaction (of this unit, in a commit group).
 
-        On PostgreSQL it also queues a notification, delivered at commit, that wakes the
-        feeds of every replica (see `feed.tail`).
+        Writers are serialized (see `storage.database`). On SQLite the counter is updated
+        here; on PostgreSQL it is read once per transaction, each unit's revision counted on
+        from it in the transaction's state (put back when a unit is rolled back), and
+        stored with the revision's first change (`append`): no statement of its own.
         """
-        if conn.dialect.name == "postgresql":
-            return int(self._next_and_notify.first(conn)[0])
-        return int(self._next.first(conn)[0])
+        if conn.dialect.name != "postgresql":
+            return int(self._next.first(conn)[0])
+        state = transaction_state(conn)
+        last = state.get(_LAST_REVISION)
+        if last is None:
+            last = int(self._current_revision.first(conn)[0])
+        state[_LAST_REVISION] = last + 1
+        return int(last) + 1
 
     def append(
         self,
@@ -206,7 +221,10 @@ class Changelog:
     ) -> Change:
         # Statements with bound parameters, not .values(): SQLAlchemy caches their
         # compiled form, where literal values would be coerced and keyed on every call.
-        self._insert_change.execute(
+        insert = self._insert_change
+        if seq == 0 and conn.dialect.name == "postgresql":
+            insert = self._insert_first_change
+        insert.execute(
             conn,
             {
                 "revision": revision,

@@ -41,6 +41,17 @@ _STOP = None
 
 log = logging.getLogger(__name__)
 
+_TRANSACTION_STATE = "shop.transaction"
+
+
+def transaction_state(conn: Connection) -> dict[str, Any]:
+    """What units of work keep for the rest of their write transaction (the changelog's last
+    revision, say): emptied when a write transaction begins, and put back as it was when a
+    unit is rolled back to its savepoint, as the database puts back its rows."""
+    state: dict[str, Any] = conn.info.setdefault(_TRANSACTION_STATE, {})
+    return state
+
+
 LONG_UNIT_SECONDS = 0.02
 """A unit running this long (a page of history, say) sends the next units to other threads."""
 
@@ -155,6 +166,7 @@ class DatabaseThread:
         ran: _Ran = []
         for loop, work, future, abandoned in turn:
             self._unit_started = time.monotonic()
+            transaction_state(conn).clear()
             try:
                 with conn.begin():
                     outcome: _Outcome = (future, work(conn), None, abandoned)
@@ -172,8 +184,11 @@ class DatabaseThread:
         try:
             with conn.begin():
                 driver = driver_cursor(conn)
+                state = transaction_state(conn)
+                state.clear()
                 for loop, work, future, abandoned in turn:
                     self._unit_started = time.monotonic()
+                    before = dict(state)
                     if ran and self._next_savepoint is not None:
                         driver.execute(self._next_savepoint)
                     else:
@@ -184,6 +199,8 @@ class DatabaseThread:
                         outcome: _Outcome = (future, work(conn), None, abandoned)
                     except BaseException as error:
                         driver.execute("ROLLBACK TO SAVEPOINT unit")
+                        state.clear()
+                        state.update(before)
                         outcome = (future, None, error, abandoned)
                     ran.append((loop, outcome))
                 # The commit releases the last savepoint.

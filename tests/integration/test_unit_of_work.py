@@ -3,6 +3,7 @@ handed to the feed once committed, and nothing spent or told by a unit that wrot
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -107,3 +108,39 @@ async def test_a_replay_returns_the_first_result_and_spends_no_revision(
     assert again == first
     assert await harness.revision() == 1
     assert [b.revision for b in harness.told] == [1]
+
+
+async def test_units_committed_together_take_dense_revisions_past_the_ones_undone(
+    harness: Harness,
+) -> None:
+    """Units handed over at once commit together (one transaction, a savepoint each). A unit
+    undone after it wrote (it raised, or took a revision and wrote nothing) gives its revision
+    back: the next unit takes it, the counter ends at the last one kept, and the changelog
+    holds each kept revision once, with the rows of its own unit."""
+
+    def refused(tx: Transaction) -> None:
+        USERS.insert(tx, draft())
+        raise NotFound("refused after it wrote")
+
+    def looks_only(tx: Transaction) -> str:
+        _ = tx.revision
+        return "nothing written"
+
+    def creates(tx: Transaction) -> User:
+        return USERS.insert(tx, draft())
+
+    units = [creates, refused, creates, looks_only, creates, refused, creates]
+    outcomes = await asyncio.gather(
+        *(harness.uow.write(unit) for unit in units), return_exceptions=True
+    )
+    kept = [o for o in outcomes if isinstance(o, User)]
+    assert [o.revision for o in kept] == [1, 2, 3, 4]
+    assert [type(o) for o in outcomes if not isinstance(o, User | str)] == [NotFound, NotFound]
+    assert await harness.revision() == 4
+    assert sorted(b.revision for b in harness.told) == [1, 2, 3, 4]
+    history = await harness.db.read(lambda conn: CHANGELOG.read(conn, 0, None, 100))
+    assert [(b.revision, b.changes[0].resource_id) for b in history] == [
+        (u.revision, u.id) for u in kept
+    ]
+    stored = await harness.db.read(lambda conn: USERS.slice(conn, None, 10))
+    assert sorted(u.id for u in stored.items) == sorted(u.id for u in kept)
