@@ -59,7 +59,10 @@ LONG_UNIT_SECONDS = 0.02
 class DatabaseThread:
     """With `group`, the units of one turn share one transaction, each in a savepoint of its
     own: a unit that raises is undone alone, the others commit together (one commit, one
-    write of each page touched, for a writer that would otherwise commit every unit).
+    write of each page touched, for a writer that would otherwise commit every unit). The
+    turn is first run with no savepoint; only when one of its units raises is it rolled back
+    and run again with them, so the units of such a turn up to the failing one run twice
+    (their spans too), the first run undone and never told.
 
     With `shared`, for readers, the units of one turn share one read transaction: one
     snapshot, taken after every one of them was handed over, so each still sees all that
@@ -162,7 +165,8 @@ class DatabaseThread:
         if self._shared and len(turn) > 1:
             return self._run_in_one_snapshot(conn, turn)
         if self._group and len(turn) > 1:
-            return self._run_together(conn, turn)
+            together = self._run_optimistically(conn, turn)
+            return together if together is not None else self._run_together(conn, turn)
         ran: _Ran = []
         for loop, work, future, abandoned in turn:
             self._unit_started = time.monotonic()
@@ -178,6 +182,34 @@ class DatabaseThread:
                     self._committed(1)
             ran.append((loop, outcome))
         return ran
+
+    def _run_optimistically(self, conn: Connection, turn: Sequence[_Unit]) -> _Ran | None:
+        """The turn's units in one transaction with no savepoint: a savepoint costs a
+        statement per unit, and most turns have no unit that fails. None when a unit raised:
+        all was rolled back (nothing was committed nor told), and the turn is to run again
+        with a savepoint each (`_run_together`), where that unit is undone alone."""
+        results: list[Any] = []
+        tx = conn.begin()
+        transaction_state(conn).clear()
+        try:
+            for _loop, work, _future, _abandoned in turn:
+                self._unit_started = time.monotonic()
+                results.append(work(conn))
+        except BaseException:
+            _roll_back(conn, tx)
+            return None
+        try:
+            tx.commit()
+        except BaseException as error:  # the commit failed: no unit is kept (none runs again)
+            _roll_back(conn, tx)
+            _reset(conn)
+            return [(loop, (future, None, error, a)) for loop, _w, future, a in turn]
+        if self._committed is not None:
+            self._committed(len(turn))
+        return [
+            (loop, (future, result, None, a))
+            for (loop, _w, future, a), result in zip(turn, results, strict=True)
+        ]
 
     def _run_together(self, conn: Connection, turn: Sequence[_Unit]) -> _Ran:
         ran: _Ran = []
@@ -228,10 +260,10 @@ class DatabaseThread:
                 if isinstance(error, SQLAlchemyError) or not isinstance(error, Exception):
                     # PostgreSQL refuses every statement after a failed one: the next
                     # units read in a transaction of their own.
-                    _end_read(conn, tx)
+                    _roll_back(conn, tx)
                     tx = None
             ran.append((loop, outcome))
-        _end_read(conn, tx)
+        _roll_back(conn, tx)
         return ran
 
     def _answer(self, ran: _Ran) -> None:
@@ -259,8 +291,8 @@ class DatabaseThread:
                 future.set_exception(error)
 
 
-def _end_read(conn: Connection, tx: RootTransaction | None) -> None:
-    """Ends a read transaction (nothing to commit); a connection that cannot is replaced."""
+def _roll_back(conn: Connection, tx: RootTransaction | None) -> None:
+    """Rolls back (a read: nothing to commit); a connection that cannot is replaced."""
     if tx is None:
         return
     try:

@@ -278,3 +278,45 @@ async def test_a_unit_whose_commit_fails_leaves_the_connection_usable(
         assert await thread.submit(count) == 1
     finally:
         await asyncio.to_thread(thread.close)
+
+
+async def test_a_turn_runs_once_unless_a_unit_fails_then_again_a_savepoint_each(
+    database_url: str,
+) -> None:
+    """A turn first runs with no savepoint (one statement less per unit); when a unit raises,
+    all of it is rolled back and it runs again, a savepoint each: only then do units run twice
+    (those up to the failing one), and only the second run is kept and told."""
+    engine = writer_engine(database_url)
+    thread = DatabaseThread(engine, "test-db", group=True)
+    runs: dict[int, int] = {}
+
+    def counted(n: int, fail: bool = False) -> Callable[[Connection], int]:
+        def work(conn: Connection) -> int:
+            runs[n] = runs.get(n, 0) + 1
+            conn.exec_driver_sql(f"INSERT INTO t VALUES ({n})")
+            if fail:
+                raise ValueError("refused")
+            return n
+
+        return work
+
+    async def turn(*units: Callable[[Connection], int]) -> list[int | BaseException]:
+        busy = thread.submit(sleep_then(0.2, lambda: 0))
+        await asyncio.sleep(0.05)  # the thread has taken it: the others queue up meanwhile
+        futures = [thread.submit(unit) for unit in units]
+        await busy
+        return list(await asyncio.gather(*futures, return_exceptions=True))
+
+    try:
+        await thread.submit(lambda conn: conn.exec_driver_sql("CREATE TABLE t (n INTEGER)"))
+        assert await turn(counted(1), counted(2), counted(3)) == [1, 2, 3]
+        assert runs == {1: 1, 2: 1, 3: 1}
+        outcomes = await turn(counted(4), counted(5, fail=True), counted(6))
+        assert outcomes[0::2] == [4, 6]
+        assert isinstance(outcomes[1], ValueError)
+        assert runs == {1: 1, 2: 1, 3: 1, 4: 2, 5: 2, 6: 1}  # 6 came after the failure
+        rows = await thread.submit(lambda conn: conn.exec_driver_sql("SELECT n FROM t").all())
+        assert sorted(n for (n,) in rows) == [1, 2, 3, 4, 6]
+    finally:
+        await asyncio.to_thread(thread.close)
+        engine.dispose()
