@@ -118,6 +118,32 @@ class Batch:
     changes: tuple[Change, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class WriteStatement:
+    """A write of a resource's row that a change records, its bind parameters named `w_…`
+    (apart from the change's own): sent with the change (`Changelog.append`)."""
+
+    statement: sa.Insert | sa.Update
+    alone: Prepared
+    """The same statement, on its own."""
+
+    @classmethod
+    def of(cls, statement: sa.Insert | sa.Update) -> WriteStatement:
+        return cls(statement, Prepared(statement))
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """A write statement with the values of one call."""
+
+    statement: WriteStatement
+    params: dict[str, Any]
+
+    @property
+    def alone(self) -> Prepared:
+        return self.statement.alone
+
+
 class Compacted(Exception):
     def __init__(self, compact_revision: int) -> None:
         super().__init__(f"history up to revision {compact_revision} is compacted")
@@ -157,18 +183,21 @@ class Changelog:
         )
         # On PostgreSQL, a transaction's first change of each revision also sets the counter
         # to it and queues the notification that wakes the feeds of every replica (see
-        # `feed.tail`): one statement, where a revision once cost three. The notification is
-        # delivered at commit, once however many revisions a commit group wrote (PostgreSQL
-        # folds identical notifications of one transaction).
-        columns = ", ".join(c.name for c in self._changes.c)
-        values = ", ".join(f":{c.name}" for c in self._changes.c)
-        self._insert_first_change = Prepared(
-            sa.text(
-                f"WITH counter AS (UPDATE {self._counter.name} SET revision = :revision"
-                f" WHERE id = 1 RETURNING pg_notify('{NOTIFY_CHANNEL}', ''))"
-                f" INSERT INTO {self._changes.name} ({columns}) VALUES ({values})"
-            )
+        # `feed.tail`), and the write it records goes in the same statement: one statement,
+        # where a revision once cost four. The notification is delivered at commit, once
+        # however many revisions a commit group wrote (PostgreSQL folds identical
+        # notifications of one transaction).
+        self._set_counter = (
+            sa.update(self._counter)
+            .where(self._counter.c.id == 1)
+            .values(revision=sa.bindparam("revision"))
+            .returning(sa.func.pg_notify(NOTIFY_CHANNEL, ""))
+            .cte("counter")
         )
+        self._change_values = self._changes.insert().values(
+            {c.name: sa.bindparam(c.name) for c in self._changes.c}
+        )
+        self._with_writes: dict[tuple[int, bool], Prepared] = {}
         self._insert_change = Prepared(self._changes.insert())
         self._current = sa.select(self._counter.c.revision).where(self._counter.c.id == 1)
         self._compaction = tables.compaction
@@ -218,25 +247,43 @@ class Changelog:
         data: str,
         prev: str | None,
         commit_time_us: int,
+        write: Write | None = None,
     ) -> Change:
-        # Statements with bound parameters, not .values(): SQLAlchemy caches their
-        # compiled form, where literal values would be coerced and keyed on every call.
-        insert = self._insert_change
-        if seq == 0 and conn.dialect.name == "postgresql":
-            insert = self._insert_first_change
-        insert.execute(
-            conn,
-            {
-                "revision": revision,
-                "seq": seq,
-                "resource_id": resource_id,
-                "type": int(change),
-                "data": data,
-                "prev": prev,
-                "commit_time_us": commit_time_us,
-            },
-        )
+        """Records one change; with `write`, also runs the write it records (in the same
+        statement on PostgreSQL, before it elsewhere)."""
+        params = {
+            "revision": revision,
+            "seq": seq,
+            "resource_id": resource_id,
+            "type": int(change),
+            "data": data,
+            "prev": prev,
+            "commit_time_us": commit_time_us,
+        }
+        if conn.dialect.name != "postgresql":
+            if write is not None:
+                write.alone.execute(conn, write.params)
+            self._insert_change.execute(conn, params)
+        elif write is None and seq != 0:
+            self._insert_change.execute(conn, params)
+        else:
+            statement = self._with_writes_of(write, first=seq == 0)
+            statement.execute(conn, params if write is None else params | write.params)
         return Change(revision, seq, resource_id, change, data, prev, commit_time_us)
+
+    def _with_writes_of(self, write: Write | None, *, first: bool) -> Prepared:
+        """The change's insert with the counter's update (a revision's first change) and the
+        write recorded, as data-modifying CTEs (PostgreSQL runs each exactly once)."""
+        key = (0 if write is None else id(write.statement), first)
+        found = self._with_writes.get(key)
+        if found is None:
+            statement = self._change_values
+            if first:
+                statement = statement.add_cte(self._set_counter)
+            if write is not None:
+                statement = statement.add_cte(write.statement.statement.cte("write"))
+            found = self._with_writes[key] = Prepared(statement)
+        return found
 
     def current_revision(self, conn: Connection) -> int:
         return int(conn.execute(self._current).scalar_one())

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from shop_common.domain import DomainError
-from shop_common.storage.changelog import Changelog, ChangeType
+from shop_common.storage.changelog import Changelog, ChangeType, Write, WriteStatement
 from shop_common.storage.idempotency import IdempotencyKey
 from shop_common.storage.prepared import Prepared
 from shop_common.storage.unit_of_work import Transaction
@@ -90,9 +90,12 @@ class ResourceTable(Generic[R]):
         self._not_found = not_found
         self._conflict = conflict
         self._get = Prepared(sa.select(table).where(table.c.id == sa.bindparam("id")))
-        self._insert = Prepared(table.insert())
-        self._update = Prepared(
-            table.update().where(table.c.id == sa.bindparam("_id")), [c.name for c in table.c]
+        # Sent with the change that records them (see `Changelog.append`).
+        self._names = {c.name: f"w_{c.name}" for c in table.c}
+        values: dict[str, Any] = {c.name: sa.bindparam(self._names[c.name]) for c in table.c}
+        self._insert = WriteStatement.of(table.insert().values(values))
+        self._update = WriteStatement.of(
+            table.update().where(table.c.id == sa.bindparam("w__id")).values(values)
         )
         self._revision = sa.select(changelog.current_revision_query)
 
@@ -136,10 +139,9 @@ class ResourceTable(Generic[R]):
         """Stores `draft` (and the response under `key`, for replays)."""
         resource: R = dataclasses.replace(draft, revision=tx.revision)  # type: ignore[type-var]
         row = self._codec.to_row(resource)
-        self._execute(self._insert, tx.conn, row)
         data = orjson.dumps(row).decode()
         at = to_us(resource.update_time)
-        tx.record(resource.id, ChangeType.PUT, data, None, at)
+        self._record(tx, resource.id, data, None, at, Write(self._insert, self._params(row)))
         if key is not None:
             tx.remember(key, data, at)
         return resource
@@ -174,10 +176,10 @@ class ResourceTable(Generic[R]):
     def _replace(self, tx: Transaction, before: R, change: Callable[[R], R]) -> R:
         after: R = dataclasses.replace(change(before), revision=tx.revision)  # type: ignore[type-var]
         row = self._codec.to_row(after)
-        self._execute(self._update, tx.conn, row | {"_id": before.id})
         prev = orjson.dumps(self._codec.to_row(before)).decode()
         data = orjson.dumps(row).decode()
-        tx.record(after.id, ChangeType.PUT, data, prev, to_us(after.update_time))
+        write = Write(self._update, self._params(row) | {"w__id": before.id})
+        self._record(tx, after.id, data, prev, to_us(after.update_time), write)
         return after
 
     def _current(self, conn: Connection, resource_id: str) -> R:
@@ -186,8 +188,22 @@ class ResourceTable(Generic[R]):
             raise self._not_found(resource_id)
         return found
 
-    def _execute(self, statement: Prepared, conn: Connection, row: Mapping[str, Any]) -> None:
+    def _params(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        names = self._names
+        return {names[column]: value for column, value in row.items()}
+
+    def _record(
+        self,
+        tx: Transaction,
+        resource_id: str,
+        data: str,
+        prev: str | None,
+        at_us: int,
+        write: Write,
+    ) -> None:
+        """Writes the row and records its change, refusing what the table's constraints
+        refuse (a duplicate, say) as this table's conflict."""
         try:
-            statement.execute(conn, row)
+            tx.record(resource_id, ChangeType.PUT, data, prev, at_us, write)
         except IntegrityError as error:
             raise self._conflict(error) from None

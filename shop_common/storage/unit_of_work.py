@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy.engine import Connection
 
-from shop_common.storage.changelog import Batch, Change, Changelog, ChangeType
+from shop_common.storage.changelog import Batch, Change, Changelog, ChangeType, Write
 from shop_common.storage.database import Database
 from shop_common.storage.idempotency import IdempotencyKey, IdempotencyStore
 
@@ -57,8 +57,10 @@ class Transaction:
         data: str,
         prev: str | None,
         commit_time_us: int,
+        write: Write | None = None,
     ) -> None:
-        """Appends one change to the changelog under this transaction's revision."""
+        """Appends one change to the changelog under this transaction's revision; with
+        `write`, runs the write it records too (see `Changelog.append`)."""
         self.changes.append(
             self._log.append(
                 self.conn,
@@ -69,6 +71,7 @@ class Transaction:
                 data=data,
                 prev=prev,
                 commit_time_us=commit_time_us,
+                write=write,
             )
         )
 
