@@ -5,8 +5,9 @@ batch of deletions (and the cancellation of the deleted users' orders). Once the
 back, the order service's view of users must equal the user table, and every
 cancellation must have happened exactly once.
 
-Each service runs as `python -m <name>` on SQLite files under the test's directory, on
-a fixed port so that it comes back on the same address.
+Each service runs as `python -m <name>` on a database of its own (SQLite files under the
+test's directory, or PostgreSQL databases), on a fixed port so that it comes back on the same
+address.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import os
 import pathlib
 import signal
 import socket
-import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,12 +28,15 @@ from typing import IO, TypeVar
 
 import grpc
 import pytest
+import sqlalchemy as sa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.user.v1 import user_pb2, user_pb2_grpc
+from shop_common.storage import driver_url
 from tests import support
 from tests.integration.helpers import order_request
+from tests.support import Databases
 
 pytestmark = pytest.mark.e2e
 
@@ -154,17 +157,19 @@ class Service:
 class Shop:
     user: Service
     order: Service
-    user_db: pathlib.Path
-    order_db: pathlib.Path
+    user_db: str
+    order_db: str
+    """The databases' URLs."""
 
     def tails(self) -> str:
         return f"{self.user.tail()}\n{self.order.tail()}"
 
 
 @contextlib.asynccontextmanager
-async def running_shop(tmp_path: pathlib.Path) -> AsyncIterator[Shop]:
-    """user_svc and order_svc on SQLite files; every process is killed at the end."""
-    user_db, order_db = tmp_path / "user_svc.db", tmp_path / "order_svc.db"
+async def running_shop(tmp_path: pathlib.Path, databases: Databases) -> AsyncIterator[Shop]:
+    """user_svc and order_svc, each on a database of its own; every process is killed at the
+    end."""
+    user_db, order_db = await databases.new_many(2)
     user_addr, order_addr = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     common = {
         **_base_env(),
@@ -182,7 +187,7 @@ async def running_shop(tmp_path: pathlib.Path) -> AsyncIterator[Shop]:
         {
             **common,
             "USER_SVC_LISTEN": user_addr,
-            "USER_SVC_DATABASE_URL": f"sqlite:///{user_db}",
+            "USER_SVC_DATABASE_URL": user_db,
         },
         tmp_path / "user_svc.log",
     )
@@ -192,7 +197,7 @@ async def running_shop(tmp_path: pathlib.Path) -> AsyncIterator[Shop]:
         {
             **common,
             "ORDER_SVC_LISTEN": order_addr,
-            "ORDER_SVC_DATABASE_URL": f"sqlite:///{order_db}",
+            "ORDER_SVC_DATABASE_URL": order_db,
             "ORDER_SVC_USER_SVC_ADDR": user_addr,
         },
         tmp_path / "order_svc.log",
@@ -258,16 +263,20 @@ async def retried(
         await asyncio.sleep(0.05)
 
 
-# -- reading the SQLite files directly -----------------------------------------------------
+# -- reading the databases directly --------------------------------------------------------
 
 
-def _query(path: pathlib.Path, sql: str) -> list[tuple[object, ...]]:
-    with contextlib.closing(sqlite3.connect(path, timeout=10)) as conn:
-        return conn.execute(sql).fetchall()
+def _query(url: str, sql: str) -> list[tuple[object, ...]]:
+    engine = sa.create_engine(driver_url(url), poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.exec_driver_sql(sql)]
+    finally:
+        engine.dispose()
 
 
-async def query(path: pathlib.Path, sql: str) -> list[tuple[object, ...]]:
-    return await asyncio.to_thread(_query, path, sql)
+async def query(url: str, sql: str) -> list[tuple[object, ...]]:
+    return await asyncio.to_thread(_query, url, sql)
 
 
 async def user_table(shop: Shop) -> tuple[set[str], int]:
@@ -361,9 +370,11 @@ async def write_burst(
         burst.done += 1
 
 
-async def test_user_svc_killed_in_a_write_burst(tmp_path: pathlib.Path) -> None:
+async def test_user_svc_killed_in_a_write_burst(
+    tmp_path: pathlib.Path, databases: Databases
+) -> None:
     writers, rounds = 8, 30
-    async with running_shop(tmp_path) as shop, client_channel(shop.user.addr) as channel:
+    async with running_shop(tmp_path, databases) as shop, client_channel(shop.user.addr) as channel:
         users = user_pb2_grpc.UserServiceStub(channel)
         burst = Burst()
         tasks = [asyncio.create_task(write_burst(users, n, rounds, burst)) for n in range(writers)]
@@ -400,10 +411,12 @@ async def test_user_svc_killed_in_a_write_burst(tmp_path: pathlib.Path) -> None:
         assert shop.order.process.returncode is None
 
 
-async def test_order_svc_killed_while_it_applies_deletions(tmp_path: pathlib.Path) -> None:
+async def test_order_svc_killed_while_it_applies_deletions(
+    tmp_path: pathlib.Path, databases: Databases
+) -> None:
     count = 300
     async with (
-        running_shop(tmp_path) as shop,
+        running_shop(tmp_path, databases) as shop,
         client_channel(shop.user.addr) as user_channel,
         client_channel(shop.order.addr) as order_channel,
     ):

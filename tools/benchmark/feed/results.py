@@ -219,7 +219,8 @@ def _live_lines(live: list[dict[str, Any]], lives: list[list[Live]], database: s
     waits = (
         "its one SQLite writer thread"
         if database == "SQLite"
-        else "a connection of its PostgreSQL pool (PostgreSQL's own CPU is not in these rows)"
+        else "its one PostgreSQL writer thread and the writer lock (PostgreSQL's own CPU is not"
+        " in these rows)"
     )
     lines += [
         "",
