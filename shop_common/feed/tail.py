@@ -78,6 +78,10 @@ class Watcher:
             self.ended.set()
 
 
+COMPACTION_BATCH = 2_000
+"""Revisions one unit of compaction forgets at most (a few thousand changes)."""
+
+
 def compacted_error(compact_revision: int) -> OutOfRange:
     return OutOfRange(
         f"revisions up to {compact_revision} are compacted: list again, "
@@ -260,9 +264,16 @@ class Feed:
             raise Compacted(compacted)
 
     async def compact(self, now: datetime | None = None) -> int:
-        """Forgets history older than the retention; returns the compaction point."""
+        """Forgets history older than the retention; returns the compaction point. In units
+        of COMPACTION_BATCH revisions: each holds the writers back briefly, not the whole."""
         moment = (now or datetime.now(UTC)).timestamp() - self.settings.retention_seconds
-        point = await self._db.write(lambda conn: self._log.compact(conn, int(moment * 1e6)))
+        before_us = int(moment * 1e6)
+        target = await self._db.read(lambda conn: self._log.compaction_target(conn, before_us))
+        point = await self._db.read(self._log.compact_revision)
+        while target is not None and point < target:
+            point = await self._db.write(
+                lambda conn: self._log.compact_to(conn, target, COMPACTION_BATCH)
+            )
         self.compact_revision = max(self.compact_revision, point)
         return point
 

@@ -325,17 +325,32 @@ class Changelog:
         The newest revision always stays, so a watcher that is up to date never has to
         list again just because nothing was written for a while.
         """
+        target = self.compaction_target(conn, before_us)
+        if target is None:
+            return self.compact_revision(conn)
+        return self.compact_to(conn, target)
+
+    def compaction_target(self, conn: Connection, before_us: int) -> int | None:
+        """The newest revision committed before `before_us` but the newest of all (the one
+        compaction may go up to); None when there is none. A read: needs no writer lock."""
         newest = self.current_revision(conn)
         point = conn.execute(
             sa.select(sa.func.max(self._changes.c.revision)).where(
                 self._changes.c.commit_time_us < before_us, self._changes.c.revision < newest
             )
         ).scalar()
+        return None if point is None else int(point)
+
+    def compact_to(self, conn: Connection, target: int, most: int | None = None) -> int:
+        """Forgets the revisions up to `target`, at most `most` of them past the compaction
+        point (a small batch keeps the writers waiting briefly); returns the new point."""
         compacted = self.compact_revision(conn)
-        if point is None or point <= compacted:
+        upto = target if most is None else min(target, compacted + most)
+        if upto <= compacted:
             return compacted
-        conn.execute(self._changes.delete().where(self._changes.c.revision <= point))
+        revision = self._changes.c.revision
+        conn.execute(self._changes.delete().where(revision > compacted, revision <= upto))
         conn.execute(
-            self._compaction.update().where(self._compaction.c.id == 1).values(revision=point)
+            self._compaction.update().where(self._compaction.c.id == 1).values(revision=upto)
         )
-        return int(point)
+        return upto

@@ -317,9 +317,9 @@ class DatabaseThreads:
     """A few database threads over one engine. Each unit goes to the first thread with fewer
     than `depth` units queued and no long unit in progress, else to the least busy.
 
-    For SQLite, whose units are CPU work in this process, a large depth keeps most of the
-    load on one thread (every other thread adds handoffs of the GIL); for PostgreSQL, whose
-    units mostly wait on the server, a depth of 1 spreads them over its connections.
+    A large depth keeps most of the load on one thread, in large turns (every other thread
+    adds handoffs of the GIL, and on PostgreSQL a turn of reads shares one BEGIN and one
+    ROLLBACK); the others take over while a long unit runs.
     """
 
     def __init__(

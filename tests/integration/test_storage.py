@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import pathlib
 import sqlite3
 import stat
 import threading
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 import order_svc.schema
+import shop_common.feed.tail
 import user_svc.schema
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.user.v1 import user_pb2, user_pb2_grpc
@@ -27,6 +29,7 @@ from shop_common.feed import Feed, FeedSettings
 from shop_common.storage import (
     Changelog,
     ChangeType,
+    Compacted,
     Database,
     IdempotencyStore,
     Migration,
@@ -380,3 +383,48 @@ async def test_a_database_left_readable_by_an_earlier_version_is_made_private(
     db = Database(f"sqlite:///{path}")
     await db.close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+async def test_compaction_goes_in_small_units_and_lets_writes_through_between_them(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """History is forgotten a batch of revisions per write unit (each holds the writers back
+    briefly): a write handed over while compaction runs commits before it ends, and in the
+    end everything past retention is gone but the newest revision."""
+    monkeypatch.setattr(shop_common.feed.tail, "COMPACTION_BATCH", 3)
+    await migrate(db, user_svc.schema.MIGRATIONS)
+    changelog = Changelog(user_svc.schema.changelog)
+    feed = Feed(db, changelog, FeedSettings(retention_seconds=0, poll_seconds=3600))
+    keys = IdempotencyStore(user_svc.schema.idempotency_keys)
+    uow = UnitOfWork(db, changelog, keys)
+    users = user_table(changelog)
+    now = datetime.now(UTC)
+    for n in range(10):
+        await uow.write(
+            functools.partial(
+                users.insert, draft=new_user(ids.new_id(), f"old{n}@x.example", f"Old {n}", now)
+            )
+        )
+    units: list[int] = []
+    compact_to = changelog.compact_to
+    started = threading.Event()
+
+    def counted(conn: Connection, target: int, most: int | None = None) -> int:
+        units.append(most or 0)
+        started.set()  # in the database thread: the first unit runs
+        return compact_to(conn, target, most)
+
+    monkeypatch.setattr(changelog, "compact_to", counted)
+    later = new_user(ids.new_id(), "new@example.com", "New", now)
+    compacting = asyncio.create_task(feed.compact(now + timedelta(seconds=1)))
+    assert await asyncio.to_thread(started.wait, 10)
+    written = await uow.write(lambda tx: users.insert(tx, later))
+    assert not compacting.done(), "the write waited for the whole compaction"
+    point = await compacting
+    assert point == 9  # revisions 1..9: the newest when compaction began (10) stays
+    assert units == [3, 3, 3]
+    assert written.revision == 11
+    history = await db.read(lambda conn: changelog.read(conn, 9, None, 100))
+    assert [b.revision for b in history] == [10, 11]
+    with pytest.raises(Compacted):
+        await db.read(lambda conn: changelog.read(conn, 8, None, 100))
