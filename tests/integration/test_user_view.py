@@ -117,6 +117,33 @@ async def opened(url: str) -> AsyncIterator[Database]:
         await db.close()
 
 
+@dataclass(frozen=True)
+class ViewParts:
+    """The order service's unit of work, order table and view of users over one database."""
+
+    uow: UnitOfWork
+    orders: ResourceTable[Order]
+    view: UserView
+
+
+def view_parts(db: Database) -> ViewParts:
+    changelog = Changelog(schema.changelog)
+    uow = UnitOfWork(db, changelog, IdempotencyStore(schema.idempotency_keys))
+    orders = order_table(changelog)
+    return ViewParts(uow, orders, UserView(uow, orders, utc_now))
+
+
+async def place_learned(parts: ViewParts, user_id: str, revision: int) -> Order:
+    """An order for a user its unit learned of (from the user service, at `revision`)."""
+    draft = new_order(new_id(), user_id, [LineItem("SKU-1", 1, Money("EUR", 1))], utc_now())
+
+    def place(tx: Transaction) -> Order:
+        parts.view.learn(tx, user_id, revision)
+        return parts.orders.insert(tx, draft)
+
+    return await parts.uow.write(place)
+
+
 async def read_view(db: Database) -> View:
     users, state = schema.known_users, schema.user_view_state
 
@@ -554,19 +581,11 @@ async def test_an_order_that_learned_its_user_is_cancelled_by_the_deletion_appli
     first: the deletion finds the learned row and cancels the order."""
     async with opened(database_url) as db:
         await migrate(db, schema.MIGRATIONS)
-        changelog = Changelog(schema.changelog)
-        uow = UnitOfWork(db, changelog, IdempotencyStore(schema.idempotency_keys))
-        orders = order_table(changelog)
-        view = UserView(uow, orders, utc_now)
+        parts = view_parts(db)
+        uow, orders, view = parts.uow, parts.orders, parts.view
         await view.replace([], 1)
         user_id = new_id()
-        draft = new_order(new_id(), user_id, [LineItem("SKU-1", 1, Money("EUR", 1))], utc_now())
-
-        def place(tx: Transaction) -> Order:
-            view.learn(tx, user_id, 2)
-            return orders.insert(tx, draft)
-
-        placed = await uow.write(place)
+        placed = await place_learned(parts, user_id, 2)
         cancelled = await view.apply(
             [UserChange(user_id, 2, deleted=False), UserChange(user_id, 3, deleted=True)], 3
         )
@@ -591,16 +610,11 @@ async def test_writers_of_two_replicas_queue_on_the_writer_lock_taken_first(
         await psycopg.AsyncConnection.connect(order_url, autocommit=True) as observer,
     ):
         await migrate(first, schema.MIGRATIONS)
-        replicas = []
-        for db in (first, second):
-            changelog = Changelog(schema.changelog)
-            uow = UnitOfWork(db, changelog, IdempotencyStore(schema.idempotency_keys))
-            orders = order_table(changelog)
-            replicas.append((uow, orders, UserView(uow, orders, utc_now)))
-        await replicas[0][2].replace([], 1)
+        replicas = [view_parts(first), view_parts(second)]
+        await replicas[0].view.replace([], 1)
         user_ids = [new_id() for _ in range(6)]
         known = [UserChange(u, 2 + n, deleted=False) for n, u in enumerate(user_ids)]
-        await replicas[0][2].apply(known, 8)
+        await replicas[0].view.apply(known, 8)
         await holder.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK_KEY,))
 
         def placing(
@@ -617,11 +631,11 @@ async def test_writers_of_two_replicas_queue_on_the_writer_lock_taken_first(
             return unit
 
         writes = [
-            asyncio.create_task(uow.write(placing(orders, view, user_ids[n % 6])))
-            for n, (uow, orders, view) in enumerate(replicas * 6)
+            asyncio.create_task(r.uow.write(placing(r.orders, r.view, user_ids[n % 6])))
+            for n, r in enumerate(replicas * 6)
         ]
         deletion = asyncio.create_task(
-            replicas[1][2].apply([UserChange(user_ids[0], 9, deleted=True)], 9)
+            replicas[1].view.apply([UserChange(user_ids[0], 9, deleted=True)], 9)
         )
 
         async def waiting_on_the_writer_lock() -> bool:
@@ -652,9 +666,7 @@ async def test_writers_of_two_replicas_queue_on_the_writer_lock_taken_first(
 async def test_listing_into_the_view_warns_of_nothing(database_url: str) -> None:
     async with opened(database_url) as db:
         await migrate(db, schema.MIGRATIONS)
-        changelog = Changelog(schema.changelog)
-        uow = UnitOfWork(db, changelog, IdempotencyStore(schema.idempotency_keys))
-        view = UserView(uow, order_table(changelog), utc_now)
+        view = view_parts(db).view
         with warnings.catch_warnings():
             warnings.simplefilter("error", DeprecationWarning)
             await view.replace([UserChange(new_id(), 1, deleted=False)], 1)
@@ -750,18 +762,10 @@ async def test_a_listing_older_than_what_an_order_learned_cancels_nothing(
     The listing lacks the user, but only because it is older: the order stays open."""
     async with opened(database_url) as db:
         await migrate(db, schema.MIGRATIONS)
-        changelog = Changelog(schema.changelog)
-        uow = UnitOfWork(db, changelog, IdempotencyStore(schema.idempotency_keys))
-        orders = order_table(changelog)
-        view = UserView(uow, orders, utc_now)
+        parts = view_parts(db)
+        uow, orders, view = parts.uow, parts.orders, parts.view
         user_id = new_id()
-        draft = new_order(new_id(), user_id, [LineItem("SKU-1", 1, Money("EUR", 1))], utc_now())
-
-        def place(tx: Transaction) -> Order:
-            view.learn(tx, user_id, 5)
-            return orders.insert(tx, draft)
-
-        placed = await uow.write(place)
+        placed = await place_learned(parts, user_id, 5)
         assert await view.replace([], 3) == []
         assert user_id in (await read_view(db)).live
         stored = await uow.read(lambda conn: orders.get(conn, placed.id))
