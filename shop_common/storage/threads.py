@@ -189,7 +189,11 @@ class DatabaseThread:
         all was rolled back (nothing was committed nor told), and the turn is to run again
         with a savepoint each (`_run_together`), where that unit is undone alone."""
         results: list[Any] = []
-        tx = conn.begin()
+        try:
+            tx = conn.begin()
+        except BaseException as error:  # no transaction (the connection is lost, say)
+            _reset(conn)
+            return [(loop, (future, None, error, a)) for loop, _w, future, a in turn]
         transaction_state(conn).clear()
         try:
             for _loop, work, _future, _abandoned in turn:

@@ -320,3 +320,33 @@ async def test_a_turn_runs_once_unless_a_unit_fails_then_again_a_savepoint_each(
     finally:
         await asyncio.to_thread(thread.close)
         engine.dispose()
+
+
+async def test_a_turn_whose_transaction_cannot_begin_fails_whole_and_the_thread_goes_on(
+    tmp_path: pathlib.Path,
+) -> None:
+    """BEGIN itself fails (on PostgreSQL it also takes the writer lock: a lost connection,
+    say): every unit of the turn is told, and the thread serves the next units."""
+    engine = writer_engine(f"sqlite:///{tmp_path / 'begin.db'}")
+    failing = threading.Event()
+
+    def begin(_conn: Connection) -> None:
+        if failing.is_set():
+            failing.clear()
+            raise sa.exc.OperationalError("BEGIN", None, Exception("no transaction today"))
+
+    sa.event.listen(engine, "begin", begin)
+    thread = DatabaseThread(engine, "test-db", group=True)
+    try:
+        await thread.submit(lambda conn: conn.exec_driver_sql("CREATE TABLE t (n INTEGER)"))
+        busy = thread.submit(sleep_then(0.2, failing.set))
+        await asyncio.sleep(0.05)  # the thread has taken it: the others queue up meanwhile
+        units = [thread.submit(insert(n)) for n in range(3)]
+        await busy
+        outcomes = await asyncio.gather(*units, return_exceptions=True)
+        assert all(isinstance(o, sa.exc.OperationalError) for o in outcomes), outcomes
+        assert await thread.submit(insert(7)) == 7
+        assert await thread.submit(count) == 1
+    finally:
+        await asyncio.to_thread(thread.close)
+        engine.dispose()
