@@ -269,7 +269,7 @@ class Feed:
         moment = (now or datetime.now(UTC)).timestamp() - self.settings.retention_seconds
         before_us = int(moment * 1e6)
         target = await self._db.read(lambda conn: self._log.compaction_target(conn, before_us))
-        point = await self._db.read(self._log.compact_revision)
+        point = self.compact_revision  # maybe behind another replica's: `compact_to` reads it
         while target is not None and point < target:
             point = await self._db.write(
                 lambda conn: self._log.compact_to(conn, target, COMPACTION_BATCH)

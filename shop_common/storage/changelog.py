@@ -178,9 +178,6 @@ class Changelog:
             .values(revision=self._counter.c.revision + 1)
             .returning(self._counter.c.revision)
         )
-        self._current_revision = Prepared(
-            sa.select(self._counter.c.revision).where(self._counter.c.id == 1)
-        )
         # On PostgreSQL, a transaction's first change of each revision also sets the counter
         # to it and queues the notification that wakes the feeds of every replica (see
         # `feed.tail`), and the write it records goes in the same statement: one statement,
@@ -198,8 +195,9 @@ class Changelog:
             {c.name: sa.bindparam(c.name) for c in self._changes.c}
         )
         self._with_writes: dict[tuple[int, bool], Prepared] = {}
-        self._insert_change = Prepared(self._changes.insert())
+        self._insert_change = Prepared(self._change_values)
         self._current = sa.select(self._counter.c.revision).where(self._counter.c.id == 1)
+        self._current_revision = Prepared(self._current)
         self._compaction = tables.compaction
         self._compacted = sa.select(self._compaction.c.revision).where(self._compaction.c.id == 1)
         c = self._changes.c
@@ -286,7 +284,7 @@ class Changelog:
         return found
 
     def current_revision(self, conn: Connection) -> int:
-        return int(conn.execute(self._current).scalar_one())
+        return int(self._current_revision.first(conn)[0])
 
     def compact_revision(self, conn: Connection) -> int:
         return int(conn.execute(self._compacted).scalar_one())

@@ -72,6 +72,20 @@ def _base_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
 
 
+def services_env() -> dict[str, str]:
+    """What every service process of these tests gets: quick feeds, no grace, metrics on
+    ports picked free."""
+    return {
+        **_base_env(),
+        "SHOP_WATCH_PROGRESS_SECONDS": "0.2",
+        "SHOP_FEED_POLL_SECONDS": "0.2",
+        "SHOP_GRACE_SECONDS": "0",
+        "PYTHONUNBUFFERED": "1",
+        "USER_SVC_ADMIN_LISTEN": "127.0.0.1:0",
+        "ORDER_SVC_ADMIN_LISTEN": "127.0.0.1:0",
+    }
+
+
 @dataclass
 class Service:
     """One service process, started (again) by `start` and killed (-9) by `kill`."""
@@ -171,16 +185,7 @@ async def running_shop(tmp_path: pathlib.Path, databases: Databases) -> AsyncIte
     end."""
     user_db, order_db = await databases.new_many(2)
     user_addr, order_addr = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-    common = {
-        **_base_env(),
-        "SHOP_DATA_DIR": str(tmp_path / "data"),
-        "SHOP_WATCH_PROGRESS_SECONDS": "0.2",
-        "SHOP_FEED_POLL_SECONDS": "0.2",
-        "SHOP_GRACE_SECONDS": "0",
-        "PYTHONUNBUFFERED": "1",
-        "USER_SVC_ADMIN_LISTEN": "127.0.0.1:0",
-        "ORDER_SVC_ADMIN_LISTEN": "127.0.0.1:0",
-    }
+    common = {**services_env(), "SHOP_DATA_DIR": str(tmp_path / "data")}
     user = Service(
         "user_svc",
         user_addr,

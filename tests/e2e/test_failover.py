@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection
 
 from order_svc import schema as order_schema
 from shop.user.v1 import user_pb2, user_pb2_grpc
-from tests.e2e.test_crash import FEED_HEALTH, Service, _base_env, client_channel, free_port
+from tests.e2e.test_crash import FEED_HEALTH, Service, client_channel, free_port, services_env
 from tests.integration.test_user_view import opened, read_view
 from tests.integration.test_view_replicas import CANCELLED, PENDING, order_rows
 from tests.support import PostgresDatabases, eventually
@@ -86,15 +86,7 @@ async def running_cluster(
     postgres: PostgresDatabases, tmp_path: pathlib.Path
 ) -> AsyncIterator[Cluster]:
     user_url, order_url = await postgres.create(), await postgres.create()
-    common = {
-        **_base_env(),
-        "SHOP_WATCH_PROGRESS_SECONDS": "0.2",
-        "SHOP_FEED_POLL_SECONDS": "0.2",
-        "SHOP_GRACE_SECONDS": "0",
-        "PYTHONUNBUFFERED": "1",
-        "USER_SVC_ADMIN_LISTEN": "127.0.0.1:0",
-        "ORDER_SVC_ADMIN_LISTEN": "127.0.0.1:0",
-    }
+    common = services_env()
     user_addrs = [f"127.0.0.1:{free_port()}" for _ in range(2)]
     order_addrs = [f"127.0.0.1:{free_port()}" for _ in range(2)]
     gateway_addr = f"127.0.0.1:{free_port()}"
