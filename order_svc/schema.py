@@ -37,6 +37,9 @@ known_users = sa.Table(
     # that its subject still owns the user's orders. Not unique: a subject whose user was
     # deleted may own a new one.
     sa.Column("subject", sa.String(255), nullable=True),
+    # The user service revision of the latest listing that saw the user live (NULL: none
+    # has); a listing's end marks deleted the live users it did not see (`user_view`).
+    sa.Column("listed", sa.BigInteger, nullable=True),
     sa.Index("ix_known_users_subject", "subject"),
 )
 user_view_state = sa.Table(
@@ -57,7 +60,9 @@ def _initial(conn: Connection) -> None:
 def _user_view(conn: Connection) -> None:
     # The view as it was first released: `_owners` adds the subjects.
     first = sa.Table(
-        "known_users", sa.MetaData(), *(c._copy() for c in known_users.c if c.name != "subject")
+        "known_users",
+        sa.MetaData(),
+        *(c._copy() for c in known_users.c if c.name not in ("subject", "listed")),
     )
     first.create(conn)
     user_view_state.create(conn)
@@ -77,9 +82,16 @@ def _owners(conn: Connection) -> None:
     conn.execute(user_view_state.update().values(revision=None))
 
 
+def _listed(conn: Connection) -> None:
+    # NULL everywhere: no listing has seen a row yet, so the next one's end marks deleted
+    # only the users it does not see, as before (`user_view`).
+    conn.execute(sa.text("ALTER TABLE known_users ADD COLUMN listed BIGINT"))
+
+
 MIGRATIONS = (
     Migration(1, "orders, changelog, idempotency keys", _initial),
     Migration(2, "changelog compaction point", changelog.create_compaction),
     Migration(3, "the view of users fed by WatchUsers", _user_view),
     Migration(4, "the subject that owns each user, in the view (listed again)", _owners),
+    Migration(6, "the latest listing that saw each user, in the view", _listed),
 )

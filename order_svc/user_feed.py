@@ -189,32 +189,50 @@ class UserFeedFollower:
             return await self._list()
 
     async def _list(self) -> int:
-        listed: dict[str, UserChange] = {}
-        token, revision = "", None
-        while True:
-            page = await self._stub.ListUsers(
-                user_pb2.ListUsersRequest(page_size=LIST_PAGE_SIZE, page_token=token),
-                timeout=30,
-                metadata=self._credentials(),
-            )
-            # The first page's snapshot is the oldest: watching from it replays whatever
-            # changed while the later pages were read (applying is idempotent).
-            revision = page.revision if revision is None else revision
-            listed.update(
-                (u.id, UserChange(u.id, int(u.etag), deleted=False, subject=u.subject or None))
-                for u in page.users
-            )
-            token = page.next_page_token
-            if not token:
-                break
-        cancelled = await self._view.replace(list(listed.values()), revision)
+        """Lists every user into the view a page at a time, the next page asked for while
+        one is being recorded; returns the revision the listing began at."""
+        listing: int | None = None
+        listed = 0
+        next_page: asyncio.Future[user_pb2.ListUsersResponse] | None = asyncio.ensure_future(
+            self._page("")
+        )
+        try:
+            while next_page is not None:
+                page = await next_page
+                token = page.next_page_token
+                next_page = asyncio.ensure_future(self._page(token)) if token else None
+                # The first page's snapshot is the oldest: watching from it replays whatever
+                # changed while the later pages were read (applying is idempotent).
+                listing = page.revision if listing is None else listing
+                await self._view.list_page(
+                    [
+                        UserChange(u.id, int(u.etag), deleted=False, subject=u.subject or None)
+                        for u in page.users
+                    ],
+                    listing,
+                )
+                listed += len(page.users)
+        finally:
+            if next_page is not None:
+                next_page.cancel()
+                with contextlib.suppress(BaseException):
+                    await next_page
+        assert listing is not None
+        cancelled = await self._view.end_listing(listing)
         log.info(
             "user view: listed %d users at revision %d; cancelled %d open order(s)",
-            len(listed),
-            revision,
+            listed,
+            listing,
             len(cancelled),
         )
-        return revision
+        return listing
+
+    async def _page(self, token: str) -> user_pb2.ListUsersResponse:
+        return await self._stub.ListUsers(
+            user_pb2.ListUsersRequest(page_size=LIST_PAGE_SIZE, page_token=token),
+            timeout=30,
+            metadata=self._credentials(),
+        )
 
     async def _report(self, *, current: bool) -> None:
         if current != self._current:

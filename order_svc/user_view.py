@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -68,6 +69,36 @@ def _learn(dialect: type[postgresql.Insert] | type[sqlite.Insert]) -> sa.Executa
     return dialect(_users).on_conflict_do_nothing(index_elements=[_users.c.id])
 
 
+def _list_page(dialect: type[postgresql.Insert] | type[sqlite.Insert]) -> sa.Executable:
+    """A listed user: live at its revision unless the view holds a newer change, and seen by
+    the listing (the latest of the listings that saw it, should replicas list at once)."""
+    insert = dialect(_users).values(deleted=False)
+    newer = _users.c.revision < insert.excluded.revision
+
+    def unless_older(column: str) -> sa.ColumnElement[Any]:
+        return sa.case((newer, insert.excluded[column]), else_=_users.c[column])
+
+    return insert.on_conflict_do_update(
+        index_elements=[_users.c.id],
+        set_={
+            "revision": unless_older("revision"),
+            "deleted": unless_older("deleted"),
+            "subject": unless_older("subject"),
+            "listed": sa.case(
+                (
+                    sa.func.coalesce(_users.c.listed, -1) < insert.excluded.listed,
+                    insert.excluded.listed,
+                ),
+                else_=_users.c.listed,
+            ),
+        },
+    )
+
+
+_CANCEL_BATCH = 500
+"""Users whose open orders one statement cancels, after a listing found them gone."""
+
+
 class UserView:
     def __init__(self, uow: UnitOfWork, orders: ResourceTable[Order], clock: Clock) -> None:
         self._uow = uow
@@ -78,6 +109,20 @@ class UserView:
         self._revision = sa.select(_state.c.revision).where(_state.c.id == 1)
         self._upsert = {"postgresql": _upsert(postgresql.Insert), "sqlite": _upsert(sqlite.Insert)}
         self._learn = {"postgresql": _learn(postgresql.Insert), "sqlite": _learn(sqlite.Insert)}
+        self._list_page = {
+            "postgresql": _list_page(postgresql.Insert),
+            "sqlite": _list_page(sqlite.Insert),
+        }
+        self._unlisted = (
+            _users.update()
+            .where(
+                ~_users.c.deleted,
+                _users.c.revision < sa.bindparam("listing"),
+                sa.or_(_users.c.listed.is_(None), _users.c.listed < sa.bindparam("listing")),
+            )
+            .values(deleted=True, revision=sa.bindparam("listing"))
+            .returning(_users.c.id)
+        )
 
     async def revision(self) -> int | None:
         """The user service revision the view is current to; None before the first listing."""
@@ -118,26 +163,37 @@ class UserView:
 
         return await self._uow.write(unit)
 
-    async def replace(self, listed: Sequence[UserChange], revision: int) -> list[Order]:
-        """After a full listing of users taken at `revision`: users the view holds as live
-        but the listing lacks were deleted meanwhile."""
+    async def list_page(self, listed: Sequence[UserChange], listing: int) -> None:
+        """Records a page of a listing of users that began at revision `listing` (the first
+        page's snapshot): each user as live unless the view holds a newer change, and as seen
+        by this listing. One unit per page, so that a listing of a million users holds one
+        page in memory, never the whole."""
+        rows = [
+            {"id": u.user_id, "revision": u.revision, "subject": u.subject, "listed": listing}
+            for u in listed
+        ]
+
+        def unit(tx: Transaction) -> None:
+            if rows:
+                tx.conn.execute(self._list_page[tx.conn.dialect.name], rows)
+
+        await self._uow.write(unit)
+
+    async def end_listing(self, listing: int) -> list[Order]:
+        """After the last page of the listing that began at revision `listing`: the users the
+        view holds as live that no listing since has seen, and whose last change is older than
+        the listing, were deleted meanwhile (a user learned of after the snapshot is newer than
+        it: kept). Their open orders are cancelled, and the view is current to `listing`."""
 
         def unit(tx: Transaction) -> list[Order]:
             self._lock_state(tx.conn)
-            rows = tx.conn.execute(sa.select(_users.c.id, _users.c.deleted, _users.c.subject))
-            known = {row.id: row for row in rows}
-            for user in listed:
-                self._put(tx.conn, user)
-            present = {user.user_id for user in listed}
-            missing = [
-                UserChange(u, revision, deleted=True, subject=row.subject)
-                for u, row in known.items()
-                if not row.deleted and u not in present
+            gone = list(tx.conn.execute(self._unlisted, {"listing": listing}).scalars())
+            cancelled = [
+                order
+                for at in range(0, len(gone), _CANCEL_BATCH)
+                for order in self._cancel_orders_of(tx, gone[at : at + _CANCEL_BATCH])
             ]
-            # A user the view learned of after the listing's snapshot is newer than it: kept.
-            gone = [change.user_id for change in missing if self._put(tx.conn, change)]
-            cancelled = self._cancel_orders_of(tx, gone)
-            self._set_revision(tx.conn, revision)
+            self._set_revision(tx.conn, listing)
             return cancelled
 
         return await self._uow.write(unit)

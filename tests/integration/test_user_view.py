@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy.engine import Connection
 
+import order_svc.user_feed
 import user_svc.schema
 from order_svc import schema
 from order_svc.domain import LineItem, Money, Order, State, new_order
@@ -142,6 +143,12 @@ async def place_learned(parts: ViewParts, user_id: str, revision: int) -> Order:
         return parts.orders.insert(tx, draft)
 
     return await parts.uow.write(place)
+
+
+async def listed(view: UserView, users: list[UserChange], revision: int) -> list[Order]:
+    """A whole listing of `users` taken at `revision`, in one page; the orders it cancelled."""
+    await view.list_page(users, revision)
+    return await view.end_listing(revision)
 
 
 async def read_view(db: Database) -> View:
@@ -472,9 +479,13 @@ async def test_view_catches_up_after_user_svc_restarts(
 
 
 async def test_view_lists_again_after_history_it_missed_was_compacted(
-    databases: Databases, tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+    databases: Databases,
+    tmp_path: pathlib.Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.INFO, logger=FEED_LOGGER)
+    monkeypatch.setattr(order_svc.user_feed, "LIST_PAGE_SIZE", 3)  # listings of two pages
     user_url, order_url = await databases.new_many(2)
     order_dir = tmp_path / "order_svc"
     async with running_user_svc(user_url, tmp_path / "user_svc", feed=QUICK_FEED) as server:
@@ -583,7 +594,7 @@ async def test_an_order_that_learned_its_user_is_cancelled_by_the_deletion_appli
         await migrate(db, schema.MIGRATIONS)
         parts = view_parts(db)
         uow, orders, view = parts.uow, parts.orders, parts.view
-        await view.replace([], 1)
+        await listed(view, [], 1)
         user_id = new_id()
         placed = await place_learned(parts, user_id, 2)
         cancelled = await view.apply(
@@ -611,7 +622,7 @@ async def test_writers_of_two_replicas_queue_on_the_writer_lock_taken_first(
     ):
         await migrate(first, schema.MIGRATIONS)
         replicas = [view_parts(first), view_parts(second)]
-        await replicas[0].view.replace([], 1)
+        await listed(replicas[0].view, [], 1)
         user_ids = [new_id() for _ in range(6)]
         known = [UserChange(u, 2 + n, deleted=False) for n, u in enumerate(user_ids)]
         await replicas[0].view.apply(known, 8)
@@ -669,7 +680,7 @@ async def test_listing_into_the_view_warns_of_nothing(database_url: str) -> None
         view = view_parts(db).view
         with warnings.catch_warnings():
             warnings.simplefilter("error", DeprecationWarning)
-            await view.replace([UserChange(new_id(), 1, deleted=False)], 1)
+            await listed(view, [UserChange(new_id(), 1, deleted=False)], 1)
         assert await view.revision() == 1
 
 
@@ -766,10 +777,50 @@ async def test_a_listing_older_than_what_an_order_learned_cancels_nothing(
         uow, orders, view = parts.uow, parts.orders, parts.view
         user_id = new_id()
         placed = await place_learned(parts, user_id, 5)
-        assert await view.replace([], 3) == []
+        assert await listed(view, [], 3) == []
         assert user_id in (await read_view(db)).live
         stored = await uow.read(lambda conn: orders.get(conn, placed.id))
         assert stored == placed
+
+
+async def test_a_listing_marks_deleted_only_the_live_users_it_did_not_see(
+    database_url: str,
+) -> None:
+    """A listing taken at revision 8, recorded a page at a time: the live user its pages
+    lack was deleted meanwhile (its open order is cancelled), a user learned of after the
+    snapshot is newer than it (kept), and a listed user's newer change is kept."""
+    async with opened(database_url) as db:
+        await migrate(db, schema.MIGRATIONS)
+        parts = view_parts(db)
+        view = parts.view
+        a, b, c, d = (new_id() for _ in range(4))
+        await listed(
+            view, [UserChange(u, n + 1, deleted=False) for n, u in enumerate([a, b, c])], 3
+        )
+        gone_order = await place_learned(parts, b, 2)
+        await place_learned(parts, d, 9)
+        await view.list_page([UserChange(a, 1, deleted=False)], 8)
+        await view.list_page([UserChange(c, 5, deleted=False)], 8)
+        cancelled = await view.end_listing(8)
+        assert [order.id for order in cancelled] == [gone_order.id]
+        assert await read_view(db) == View(live={a: 1, c: 5, d: 9}, deleted={b: 8}, revision=8)
+
+
+async def test_two_listings_at_once_do_not_take_each_others_users_for_deleted(
+    database_url: str,
+) -> None:
+    """Two replicas list at once, from snapshots at revisions 5 and 7; the older listing's
+    page, written last, must not hide from the newer one that it saw the users."""
+    async with opened(database_url) as db:
+        await migrate(db, schema.MIGRATIONS)
+        view = view_parts(db).view
+        users = [UserChange(new_id(), n + 1, deleted=False) for n in range(2)]
+        await listed(view, users, 2)
+        await view.list_page(users, 7)
+        await view.list_page(users, 5)
+        assert await view.end_listing(7) == []
+        assert await view.end_listing(5) == []
+        assert set((await read_view(db)).live) == {u.user_id for u in users}
 
 
 async def view_before_owners(
