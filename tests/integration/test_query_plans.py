@@ -93,7 +93,7 @@ class Loaded:
     doomed: str
     """The user deleted by the cancellation case."""
     light: str
-    """A user with LIGHT_ORDERS orders."""
+    """A user with LIGHT_ORDERS orders, whose subject owned another user (deleted)."""
     order_id: str
     """One of the heavy user's orders."""
 
@@ -167,6 +167,9 @@ def _loaded_rows() -> tuple[Rows, Rows, tuple[str, str, str]]:
         {"id": u, "revision": n + 1, "deleted": False, "subject": subject_of(u)}
         for n, u in enumerate(user_ids)
     ]
+    # The light user's subject owned another user before, deleted since: two users' orders.
+    former = known[USERS // 5]
+    former.update(deleted=True, subject=subject_of(light))
     keys = [
         {
             "scope": f"CreateOrder:{n % 500:048x}",
@@ -576,6 +579,13 @@ async def list_own_orders_after(s: Parts, r: Recorder) -> Any:
         return await s.orders.list(PAGE, token, "", owner)
 
 
+async def list_own_orders_of_two_users(s: Parts, r: Recorder) -> Any:
+    owner = s.owner(s.loaded.light)
+    first = await s.orders.list(LIGHT_ORDERS // 2, "", "", owner)
+    with r.capture():
+        return await s.orders.list(PAGE, first.next_page_token, "", owner)
+
+
 def _items() -> list[LineItem]:
     return [LineItem("TEA-1", 1, Money("EUR", 3_000_000_000))]
 
@@ -641,11 +651,11 @@ async def key_expiry(s: Parts, r: Recorder) -> Any:
 
 
 ORDERS_BY_USER = Rules(by=("orders", "user_id"))
-OWNER = Rules(
+TWO_USERS = Rules(
     by=("orders", "user_id"),
     bounded_sort=(
-        "the subject's users (an index search by subject), then each user's orders after the "
-        "cursor from the (user_id, id) index: the sort holds the subject's orders, not the table's"
+        "a subject that owned two users: each user's orders after the cursor from the "
+        "(user_id, id) index, sorted together: the subject's orders, not the table's"
     ),
 )
 LIVE_USER = Rules(
@@ -676,8 +686,9 @@ CASES: list[tuple[str, Run, Rules]] = [
     ("ListOrders by user_id for its owner", list_orders_of_user_by_owner, ORDERS_BY_USER),
     ("ListOrders all first page", list_all_orders_first, Rules(walk=True)),
     ("ListOrders all after a cursor", list_all_orders_after, Rules(by=("orders", "id"))),
-    ("ListOrders by owner first page", list_own_orders_first, OWNER),
-    ("ListOrders by owner after a cursor", list_own_orders_after, OWNER),
+    ("ListOrders by owner first page", list_own_orders_first, ORDERS_BY_USER),
+    ("ListOrders by owner after a cursor", list_own_orders_after, ORDERS_BY_USER),
+    ("ListOrders by owner of two users", list_own_orders_of_two_users, TWO_USERS),
     ("CreateOrder for the caller's user", create_own_order, LIVE_USER),
     ("CreateOrder for a user_id", create_order_for_user, Rules(by=("known_users", "id"))),
     ("WatchOrders users of a subject", watched_users, Rules(by=("known_users", "subject"))),
