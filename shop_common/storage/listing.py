@@ -55,8 +55,8 @@ class Pages(Generic[R]):
         def unit(conn: Connection) -> Slice[R]:
             if guard is not None:
                 guard(conn)
-            found = where(conn) if callable(where) else where
-            return self._table.slice(conn, after, size, found)
+            narrowed = where(conn) if callable(where) else where
+            return self._table.slice(conn, after, size, narrowed)
 
         found = await self._uow.read(unit)
         token = self._tokens.encode(found.items[-1].id, query=query) if found.more else ""
