@@ -62,8 +62,15 @@ class Ownership:
         row = self._live_user.first(conn, {"subject": subject})
         return None if row is None else row[0]
 
-    @staticmethod
-    def orders_of(subject: str) -> sa.ColumnElement[bool]:
-        """A listing's filter: the orders of every user the subject owns or owned."""
-        owned = sa.select(_users.c.id).where(_users.c.subject == subject)
+    def orders_of(self, conn: Connection, subject: str) -> sa.ColumnElement[bool]:
+        """A listing's filter: the orders of every user the subject owns or owned.
+
+        The users are read first, so that the page's query names them: for a subject's one
+        user (the usual case) it reads a page from the (user_id, id) index in id order, where
+        a subquery (its users unknown to the planner) fetched and sorted all of them for
+        each page. Several users' orders are still fetched and sorted, after the cursor.
+        """
+        owned = sorted(self.users_of(conn, subject))
+        if len(owned) == 1:
+            return _orders.c.user_id == owned[0]
         return _orders.c.user_id.in_(owned)

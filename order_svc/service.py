@@ -152,12 +152,13 @@ class OrderUseCases:
                 guard=None if access.everything else guard,
             )
         # A user's own: the orders of every user their subject owns or owned.
-        assert access.subject is not None
+        subject = access.subject
+        assert subject is not None
         return await self._pages.list(
             size,
             page_token,
-            query=f"orders?owner={access.subject}",
-            where=Ownership.orders_of(access.subject),
+            query=f"orders?owner={subject}",
+            where=lambda conn: self._ownership.orders_of(conn, subject),
         )
 
     async def cancel(self, order_id: str, expected_etag: str, access: Access) -> Order:

@@ -15,6 +15,10 @@ from shop_common.storage.unit_of_work import UnitOfWork
 
 R = TypeVar("R", bound=Resource)
 
+Where = sa.ColumnElement[bool] | Callable[[Connection], sa.ColumnElement[bool]]
+"""A listing's filter, or how to read it in the listing's unit of work (e.g. from a table
+the page's own query would otherwise join, when the plan is better for a known value)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[R]):
@@ -38,7 +42,7 @@ class Pages(Generic[R]):
         page_token: str,
         *,
         query: str,
-        where: sa.ColumnElement[bool] | None = None,
+        where: Where | None = None,
         guard: Callable[[Connection], None] | None = None,
     ) -> Page[R]:
         """One page (`size` from `page_size`); `query` names the filters the token is bound
@@ -51,7 +55,8 @@ class Pages(Generic[R]):
         def unit(conn: Connection) -> Slice[R]:
             if guard is not None:
                 guard(conn)
-            return self._table.slice(conn, after, size, where)
+            narrowed = where(conn) if callable(where) else where
+            return self._table.slice(conn, after, size, narrowed)
 
         found = await self._uow.read(unit)
         token = self._tokens.encode(found.items[-1].id, query=query) if found.more else ""

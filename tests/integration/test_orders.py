@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
@@ -115,6 +115,49 @@ async def test_list_orders_pages_with_a_filter(services: Services) -> None:
     )
     assert [*first.orders, *second.orders] == mine
     assert second.next_page_token == ""
+
+
+async def test_paging_a_users_orders_across_ties_returns_each_once_in_id_order(
+    services: Services,
+) -> None:
+    """Thousands of one user's orders, five at a time sharing a create time, among another
+    user's, paged seven at a time while new orders are placed: the pages hold every stored
+    order once, in id order, and each order placed meanwhile at most once (after them)."""
+    ada = await create_user(services.users)
+    bo = await create_user(services.users)
+    placed = await place(services, order_request(ada.id))  # the view learns of ada
+    now = datetime.now(UTC)
+    codec = OrderRows()
+    line = (domain.LineItem("TEA-1", 1, domain.Money("EUR", 3_000_000_000)),)
+    rows = []
+    for n in range(2_000):
+        at = now + timedelta(milliseconds=n // 5)
+        owner = bo.id if n % 4 == 0 else ada.id
+        order = domain.Order(new_id(), owner, line, domain.State.PENDING, at, at, 1)
+        rows.append(codec.to_row(order))
+    database = Database(services.order_database_url)
+    try:  # stored directly: 2,000 calls would only make the test slow
+        await database.write(lambda conn: conn.execute(order_svc.schema.orders.insert(), rows))
+    finally:
+        await database.close()
+    stored = [placed.id, *sorted(r["id"] for r in rows if r["user_id"] == ada.id)]
+    listed: list[str] = []
+    during: list[str] = []
+    token = ""
+    while True:
+        page = await services.orders.ListOrders(
+            order_pb2.ListOrdersRequest(page_size=7, user_id=ada.id, page_token=token)
+        )
+        listed += [o.id for o in page.orders]
+        token = page.next_page_token
+        if not token:
+            break
+        if len(listed) % 301 < 7:  # now and then, an order placed between two pages
+            during.append((await place(services, order_request(ada.id))).id)
+    assert during
+    assert listed == sorted(set(listed)), "each order once, in id order"
+    assert listed[: len(stored)] == stored
+    assert set(listed[len(stored) :]) <= set(during)
 
 
 async def test_cancel_order(services: Services) -> None:

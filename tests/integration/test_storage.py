@@ -68,6 +68,32 @@ async def test_second_migration_run_applies_nothing(db: Database, schema: Any) -
     assert set(schema.metadata.tables) | {"schema_migrations"} <= tables
 
 
+def indexes(conn: Connection, tables: list[str]) -> dict[str, set[tuple[Any, ...]]]:
+    """Each table's indexes (name and columns), but those of unique constraints."""
+    inspector = sa.inspect(conn)
+    return {
+        t: {
+            (i["name"], *i["column_names"])
+            for i in inspector.get_indexes(t)
+            if "duplicates_constraint" not in i
+        }
+        for t in tables
+    }
+
+
+@pytest.mark.parametrize("schema", SCHEMAS)
+async def test_migrated_indexes_are_those_the_tables_declare(db: Database, schema: Any) -> None:
+    """The tables the code queries describe the migrated database: each migration that
+    changes an index changes the table's declaration too (the plans' tests rely on them)."""
+    await migrate(db, schema.MIGRATIONS)
+    tables = sorted(schema.metadata.tables)
+    declared = {
+        t: {(i.name, *(c.name for c in i.columns)) for i in schema.metadata.tables[t].indexes}
+        for t in tables
+    }
+    assert await db.read(lambda conn: indexes(conn, tables)) == declared
+
+
 @pytest.mark.parametrize("schema", SCHEMAS)
 async def test_concurrent_migrations_apply_once(databases: Databases, schema: Any) -> None:
     # Replicas starting together on a fresh database: the race is short, so it is run
