@@ -63,11 +63,13 @@ class PostgresStore:
 class PostgresTarget:
     name = "postgresql"
 
-    def __init__(self, admin_url: str) -> None:
+    def __init__(self, admin_url: str, prefix: str = "shop_scale") -> None:
         self.admin_url = admin_url
+        self.prefix = prefix
+        """Of the databases' names (tests use their own)."""
 
     def names(self, size: Size) -> tuple[str, str]:
-        return f"shop_scale_{size.name}_user", f"shop_scale_{size.name}_order"
+        return f"{self.prefix}_{size.name}_user", f"{self.prefix}_{size.name}_order"
 
     def urls(self, size: Size) -> tuple[str, str]:
         user, order = self.names(size)
