@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SIZES",
         help="instead of the rows above, the scale benchmark: loads of 10k, 100k or 1m users "
         "(5 orders each on average), comma-separated, measured on SQLite and, with --database, "
-        "on PostgreSQL (databases shop_scale_<size>_user, _order); 5 s runs unless --duration; "
+        "on PostgreSQL (databases shop_scale_<size>_user, _order); 10 s runs unless --duration; "
         "results added to bench/out/scale.json",
     )
     parser.add_argument(
@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def scale_options(args: argparse.Namespace) -> Options:
-    seconds: int = args.duration or (3 if args.quick else 5)
+    seconds: int = args.duration or (3 if args.quick else 10)
     return Options(args.scale, seconds, args.database, args.keep_data, args.no_gateway)
 
 

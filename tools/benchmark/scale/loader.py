@@ -48,8 +48,8 @@ class Loaded:
     reused: bool
     seconds: dict[str, float] = field(default_factory=dict)
     """Of each part of PARTS, and `total`; empty when the load was reused."""
-    bytes: int = 0
-    """Both databases on disk after the load."""
+    bytes: tuple[int, int] = (0, 0)
+    """The user and the order databases on disk (when prepared: after the load)."""
 
     def summary(self) -> dict[str, object]:
         """For the results (JSON): how the data came to be, and its size."""
@@ -58,8 +58,9 @@ class Loaded:
             "orders": self.size.orders,
             "reused": self.reused,
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
-            "bytes": self.bytes,
-            "bytes_per_order_and_its_share_of_users": round(self.bytes / self.size.orders),
+            "bytes": sum(self.bytes),
+            "user_db_bytes_per_user": round(self.bytes[0] / self.size.users),
+            "order_db_bytes_per_order": round(self.bytes[1] / self.size.orders),
         }
 
 
@@ -114,7 +115,8 @@ def prepare(target: Target, size: Size, stack: contextlib.ExitStack, *, keep: bo
     loaded = Loaded(size, target.name, user_url, order_url, the_plan, reused=False,
                     seconds=seconds, bytes=target.used_bytes(size))  # fmt: skip
     parts = ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
-    print(f"loaded {size.name} on {target.name}: {parts}; {loaded.bytes / 1e6:,.0f} MB", flush=True)
+    on_disk = sum(loaded.bytes) / 1e6
+    print(f"loaded {size.name} on {target.name}: {parts}; {on_disk:,.0f} MB", flush=True)
     return loaded
 
 

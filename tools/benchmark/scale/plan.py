@@ -23,6 +23,8 @@ PARETO_ALPHA = 1.16
 """The 80/20 rule's shape: most users hold few orders, a few hold many."""
 MOST_SPREAD = 1_000
 """No user but the heavy ones holds more orders than this."""
+TYPICAL_ORDERS = 3
+"""Orders of the "one user" of ListOrders: the same at every size (about the median)."""
 SAMPLE = 1_000
 """Users cycled over by the write rows (ordinary users, neither heavy nor the typical one)."""
 
@@ -43,7 +45,7 @@ class Plan:
     heavy: list[int]
     """Indexes of the heavy users."""
     typical: int
-    """Index of a user with the median number of orders (the "one user" of ListOrders)."""
+    """Index of a user with TYPICAL_ORDERS orders (else the median number)."""
     sample: list[int]
     """Indexes of the users the write rows cycle over (their orders grow on each run)."""
 
@@ -66,7 +68,10 @@ def plan(size: Size) -> Plan:
         counts[i] = size.heavy_orders
     others = [i for i in range(size.users) if i not in set(heavy)]
     median = sorted(counts[i] for i in others)[len(others) // 2]
-    typical = next(i for i in others if counts[i] == max(1, median))
+    typical = next(
+        (i for i in others if counts[i] == TYPICAL_ORDERS),
+        next(i for i in others if counts[i] == max(1, median)),
+    )
     pool = [i for i in others if i != typical]
     step = max(1, len(pool) // SAMPLE)
     return Plan(size, user_ids, counts, heavy, typical, pool[::step][:SAMPLE])

@@ -105,13 +105,13 @@ class PostgresTarget:
                 return stat.f_bavail * stat.f_frsize
         return None
 
-    def used_bytes(self, size: Size) -> int:
-        total = 0
+    def used_bytes(self, size: Size) -> tuple[int, int]:
+        found = []
         with psycopg.connect(self.admin_url) as conn:
             for name in self.names(size):
                 row = conn.execute(b"SELECT pg_database_size(%s)", [name]).fetchone()
-                total += int(row[0]) if row else 0
-        return total
+                found.append(int(row[0]) if row else 0)
+        return found[0], found[1]
 
     def open(self, url: str) -> PostgresStore:
         return PostgresStore(url)

@@ -68,8 +68,9 @@ def _order(size: str) -> int:
 def markdown(results: dict[str, Any]) -> str:
     """The load times and a table of every row at every size and database held."""
     lines = ["## Scale: loads", "", "| size | database | users | orders | load s "
-             "(schema, users, view, orders, changelog, indexes, analyze) | on disk |",
-             "|---|---|---:|---:|---|---:|"]  # fmt: skip
+             "(schema, users, view, orders, changelog, indexes, analyze) | on disk "
+             "| B per user (user db) | B per order (order db) |",
+             "|---|---|---:|---:|---|---:|---:|---:|"]  # fmt: skip
     sizes = sorted(results["sizes"], key=_order)
     for size in sizes:
         for database, found in sorted(results["sizes"][size].items()):
@@ -81,7 +82,8 @@ def markdown(results: dict[str, Any]) -> str:
             timing = "kept load reused" if load["reused"] else f"{seconds['total']:g} ({parts})"
             lines.append(
                 f"| {size} | {database} | {load['users']:,} | {load['orders']:,} | {timing} "
-                f"| {load['bytes'] / 1e6:,.0f} MB |"
+                f"| {load['bytes'] / 1e6:,.0f} MB | {load.get('user_db_bytes_per_user', '')} "
+                f"| {load.get('order_db_bytes_per_order', '')} |"
             )
     lines += ["", "## Scale: rows", "",
               f"p99 / {BASELINE}: the row's p99 over its {BASELINE} figure on the same database "

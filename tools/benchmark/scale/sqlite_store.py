@@ -90,9 +90,12 @@ class SqliteTarget:
         self.root.mkdir(parents=True, exist_ok=True)
         return shutil.disk_usage(self.root).free
 
-    def used_bytes(self, size: Size) -> int:
-        found = self.dir(size).glob("*.db*")
-        return sum(p.stat().st_size for p in found if p.is_file())
+    def used_bytes(self, size: Size) -> tuple[int, int]:
+        user, order = (
+            sum(p.stat().st_size for p in self.dir(size).glob(f"{name}*") if p.is_file())
+            for name in _FILES
+        )  # each with its -wal and -shm files
+        return user, order
 
     def open(self, url: str) -> SqliteStore:
         return SqliteStore(Path(url.removeprefix("sqlite:///")))

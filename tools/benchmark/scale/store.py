@@ -49,8 +49,8 @@ class Target(Protocol):
     def free_bytes(self) -> int | None:
         """Free disk where the databases grow; None when it cannot be read from here."""
 
-    def used_bytes(self, size: Size) -> int:
-        """What the two databases take on disk."""
+    def used_bytes(self, size: Size) -> tuple[int, int]:
+        """What the user service's and the order service's databases take on disk."""
 
     def open(self, url: str) -> Store: ...
 
