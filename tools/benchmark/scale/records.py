@@ -51,10 +51,22 @@ def subject_of(index: int) -> str:
     return f"scale-user-{index}"
 
 
+_CHANGE_COLUMNS = columns(user_schema.changelog.changes)
+
+
 def _change(revision: int, resource_id: str, row: dict[str, Any], at_us: int) -> Record:
-    # As ResourceTable.insert records it: (revision, seq, resource_id, type, data, prev, time).
-    data = orjson.dumps(row).decode()
-    return (revision, 0, resource_id, int(ChangeType.PUT), data, None, at_us)
+    """A create as `ResourceTable.insert` records it (`Changelog.append`'s values): the row
+    as JSON, no previous row, the first (and only) change of its revision."""
+    values = {
+        "revision": revision,
+        "seq": 0,
+        "resource_id": resource_id,
+        "type": int(ChangeType.PUT),
+        "data": orjson.dumps(row).decode(),
+        "prev": None,
+        "commit_time_us": at_us,
+    }
+    return tuple(values[name] for name in _CHANGE_COLUMNS)
 
 
 def user_batches(plan: Plan, chunk: int = CHUNK) -> Iterator[Batch]:
