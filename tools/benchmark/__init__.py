@@ -40,4 +40,5 @@ their working directory and `python -m`, so they import it the same way.
 - `machine`: the machine's description; `targets`: each target beside what was measured;
   `report`: Markdown and JSON
 - `feed`: the change-feed rows
+- `scale`: the scale mode (`--scale`): the system on loads of 10k to 1M users, its own rows
 """

@@ -24,6 +24,8 @@ from benchmark.postgres import LOCAL_URL, parse_database
 from benchmark.processes import Proc
 from benchmark.references import make_seed_venv, start_echo, start_reference_gateways, start_seed
 from benchmark.report import report
+from benchmark.scale.runner import Options, run_scale
+from benchmark.scale.sizes import parse_sizes
 from benchmark.scenarios import Scenario, measure, scenarios
 from benchmark.session import Session
 from benchmark.settings import OUT, REPO
@@ -58,7 +60,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--watchers", type=int, default=10, help="live feed watchers (10)")
     parser.add_argument("--writers", type=int, default=2, help="live feed writer processes (2)")
+    parser.add_argument(
+        "--scale",
+        type=parse_sizes,
+        metavar="SIZES",
+        help="instead of the rows above, the scale benchmark: loads of 10k, 100k or 1m users "
+        "(5 orders each on average), comma-separated, measured on SQLite and, with --database, "
+        "on PostgreSQL (databases shop_scale_<size>_user, _order); 10 s runs unless --duration; "
+        "results added to bench/out/scale.json",
+    )
+    parser.add_argument(
+        "--keep-data",
+        action="store_true",
+        help="--scale: keep the loads (bench/out/scale-data/, shop_scale_* databases) and reuse "
+        "them next time; without it they are dropped at the end",
+    )
     return parser
+
+
+def scale_options(args: argparse.Namespace) -> Options:
+    seconds: int = args.duration or (3 if args.quick else 10)
+    return Options(args.scale, seconds, args.database, args.keep_data, args.no_gateway)
 
 
 def start(
@@ -136,11 +158,16 @@ def main() -> int:
     args = parser.parse_args()
     if (args.duration is not None and args.duration < 1) or args.rounds < 1:
         parser.error("--duration and --rounds must be at least 1")
+    if args.keep_data and args.scale is None:
+        parser.error("--keep-data goes with --scale")
     if min(args.watchers, args.writers, args.feed_history or 1) < 1 or min(args.write_rates) <= 0:
         parser.error("--watchers, --writers, --feed-history and --write-rates must be positive")
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         with contextlib.ExitStack() as stack:
+            if args.scale is not None:
+                print("\n" + run_scale(scale_options(args), stack))
+                return 0
             result = run(args, stack)
             print("stopping everything", flush=True)
     except (BenchError, FeedError) as error:

@@ -41,10 +41,12 @@ def count_replies(run: Run, ok_http: int, data: int, size: int) -> Run:
     return run
 
 
-def create_order_grpc(system: System, log: Path, seconds: int) -> Run:
+def create_order_grpc(
+    system: System, log: Path, seconds: int, in_flight: int = IN_FLIGHT, rps: int | None = None
+) -> Run:
     before = asyncio.run(create_order(system.order_addr, system.ids[0]))
     url = f"http://{system.order_addr}/shop.order.v1.OrderService/CreateOrder"
-    run, ok_http, data = h2load(url, system.order_frame, seconds, log)
+    run, ok_http, data = h2load(url, system.order_frame, seconds, log, in_flight, rps)
     created = asyncio.run(create_order(system.order_addr, system.ids[0])) - before - 1
     # Replies vary in size (timestamps, etag): count the orders made instead.
     run.errors += max(0, ok_http - created)

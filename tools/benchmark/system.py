@@ -60,7 +60,12 @@ class Storage:
 SQLITE = Storage("SQLite", "", {}, lambda data: view_revision(data / "order_svc.db"))
 
 
-def start_system(session: Session, no_gateway: bool, storage: Storage = SQLITE) -> System:
+def start_system(
+    session: Session, no_gateway: bool, storage: Storage = SQLITE, ids: list[str] | None = None
+) -> System:
+    """Starts the system on `storage` and seeds it with USERS users, or, given the `ids` of
+    users its databases hold already (the scale benchmark's loads), seeds nothing and
+    drives those."""
     env = {f"{s}_LISTEN": "127.0.0.1:0" for s in ("USER_SVC", "ORDER_SVC", "GATEWAY")}
     data = session.tmp / f"data{storage.suffix}"
     env |= {"SHOP_DATA_DIR": str(data), "SHOP_GRACE_SECONDS": "1", **storage.env}
@@ -71,8 +76,9 @@ def start_system(session: Session, no_gateway: bool, storage: Storage = SQLITE) 
         if not storage.suffix:
             session.notes.append("no gateway (absent, or --no-gateway): the REST rows are skipped")
         user_addr, order_addr = _start_services(session, env, storage.suffix)
-    print(f"seeding {USERS} users over gRPC at {user_addr} ({storage.name})", flush=True)
-    ids = asyncio.run(seed_users(user_addr))
+    if ids is None:
+        print(f"seeding {USERS} users over gRPC at {user_addr} ({storage.name})", flush=True)
+        ids = asyncio.run(seed_users(user_addr))
     wait_user_view(session, user_addr, order_addr, storage, data)
     tmp, x = session.tmp, storage.suffix
     system = System(

@@ -1,0 +1,110 @@
+"""The scale benchmark's results: one JSON file that runs add to, and its Markdown table.
+
+    {"sizes": {"10k": {"sqlite": {"load": {...}, "rows": {"get_user_grpc": {...}, ...},
+                                  <other sections>: {...}},
+                       "postgresql": {...}},
+               "100k": {...}},
+     "runs": {"<size>/<database>": {"at": ..., "machine": ..., "postgres": ...}}}
+
+A run replaces the sections it measured for the sizes and databases it ran, and keeps the
+rest: the 1m figures of one run are compared with the 10k figures of an earlier one (each
+row's p99 against its BASELINE figure: the target is at most 1.5 times).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from benchmark.load import Run
+from benchmark.scale.sizes import BASELINE, SIZES
+
+P99_TARGET = 1.5
+"""Each row's p99 at most this many times its figure at BASELINE."""
+
+
+def run_figures(run: Run, label: str) -> dict[str, Any]:
+    figures = asdict(run)
+    figures["label"] = label
+    for key in ("rps", "p50_ms", "p99_ms"):
+        figures[key] = round(figures[key], 3)
+    return figures
+
+
+def read(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {"sizes": {}, "runs": {}}
+    found: dict[str, Any] = json.loads(path.read_text())
+    found.setdefault("sizes", {})
+    found.setdefault("runs", {})
+    return found
+
+
+def put(results: dict[str, Any], size: str, database: str, section: str, value: Any) -> None:
+    results["sizes"].setdefault(size, {}).setdefault(database, {})[section] = value
+
+
+def write(path: Path, results: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def p99_ratio(results: dict[str, Any], size: str, database: str, row: str) -> float | None:
+    """The row's p99 over its BASELINE figure on the same database; None without one."""
+    sizes = results["sizes"]
+    base = sizes.get(BASELINE, {}).get(database, {}).get("rows", {}).get(row)
+    here = sizes.get(size, {}).get(database, {}).get("rows", {}).get(row)
+    if not base or not here or not base["p99_ms"]:
+        return None
+    return float(here["p99_ms"]) / float(base["p99_ms"])
+
+
+def _order(size: str) -> int:
+    return SIZES[size].users if size in SIZES else 0
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The load times and a table of every row at every size and database held."""
+    lines = ["## Scale: loads", "", "| size | database | users | orders | load s "
+             "(schema, users, view, orders, changelog, indexes, analyze) | on disk "
+             "| B per user (user db) | B per order (order db) |",
+             "|---|---|---:|---:|---|---:|---:|---:|"]  # fmt: skip
+    sizes = sorted(results["sizes"], key=_order)
+    for size in sizes:
+        for database, found in sorted(results["sizes"][size].items()):
+            load = found.get("load")
+            if not load:
+                continue
+            seconds = load["seconds"]
+            parts = ", ".join(f"{v:g}" for k, v in seconds.items() if k != "total")
+            timing = "kept load reused" if load["reused"] else f"{seconds['total']:g} ({parts})"
+            lines.append(
+                f"| {size} | {database} | {load['users']:,} | {load['orders']:,} | {timing} "
+                f"| {load['bytes'] / 1e6:,.0f} MB | {load.get('user_db_bytes_per_user', '')} "
+                f"| {load.get('order_db_bytes_per_order', '')} |"
+            )
+    lines += ["", "## Scale: rows", "",
+              f"p99 / {BASELINE}: the row's p99 over its {BASELINE} figure on the same database "
+              f"(target ≤ {P99_TARGET:g}).", "",
+              "| row | size | database | req/s | p50 ms | p99 ms | p99 / 10k | errors |",
+              "|---|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    keys: dict[str, str] = {}
+    for size in sizes:
+        for found in results["sizes"][size].values():
+            keys |= {k: r["label"] for k, r in found.get("rows", {}).items()}
+    for key, label in keys.items():
+        for size in sizes:
+            for database, found in sorted(results["sizes"][size].items()):
+                row = found.get("rows", {}).get(key)
+                if row is None:
+                    continue
+                ratio = p99_ratio(results, size, database, key)
+                over = ratio is not None and ratio > P99_TARGET
+                shown = "" if ratio is None else f"{ratio:.2f}" + (" (over)" if over else "")
+                lines.append(
+                    f"| {label} | {size} | {database} | {row['rps']:,.0f} | {row['p50_ms']:.2f} "
+                    f"| {row['p99_ms']:.2f} | {shown} | {row['errors']} |"
+                )
+    return "\n".join(lines)
