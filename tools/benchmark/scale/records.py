@@ -91,11 +91,18 @@ def user_batches(plan: Plan, chunk: int = CHUNK) -> Iterator[Batch]:
 
 
 def known_users(plan: Plan, batch: Batch) -> list[Record]:
-    """order_svc's view of the batch's users: live, at their revision, with their subject."""
+    """order_svc's view of the batch's users: live, at their revision, with their subject,
+    as the view holds them after following the feed from the start (no listing saw them)."""
     names = columns(user_schema.users)
     ids, revisions, subjects = (names.index(n) for n in ("id", "revision", "subject"))
     values = [
-        {"id": r[ids], "revision": r[revisions], "deleted": False, "subject": r[subjects]}
+        {
+            "id": r[ids],
+            "revision": r[revisions],
+            "deleted": False,
+            "subject": r[subjects],
+            "listed": None,
+        }
         for r in batch.rows
     ]
     return [tuple(v[n] for n in columns(order_schema.known_users)) for v in values]
