@@ -268,11 +268,22 @@ class Feed:
         of COMPACTION_BATCH revisions: each holds the writers back briefly, not the whole."""
         moment = (now or datetime.now(UTC)).timestamp() - self.settings.retention_seconds
         before_us = int(moment * 1e6)
-        target = await self._db.read(lambda conn: self._log.compaction_target(conn, before_us))
         point = self.compact_revision  # maybe behind another replica's: `compact_to` reads it
-        while target is not None and point < target:
+        while True:
+            # The next batch's target, read from the batch's revisions alone: the cost of a
+            # pass is that of the history it forgets, not of all the retention keeps.
+            target = await self._db.read(
+                functools.partial(
+                    self._log.compaction_target,
+                    before_us=before_us,
+                    after=point,
+                    most=COMPACTION_BATCH,
+                )
+            )
+            if target is None or target <= point:
+                break
             point = await self._db.write(
-                lambda conn: self._log.compact_to(conn, target, COMPACTION_BATCH)
+                functools.partial(self._log.compact_to, target=target, most=COMPACTION_BATCH)
             )
         self.compact_revision = max(self.compact_revision, point)
         return point

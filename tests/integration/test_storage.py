@@ -447,10 +447,12 @@ async def test_compaction_goes_in_small_units_and_lets_writes_through_between_th
     written = await uow.write(lambda tx: users.insert(tx, later))
     assert not compacting.done(), "the write waited for the whole compaction"
     point = await compacting
-    assert point == 9  # revisions 1..9: the newest when compaction began (10) stays
-    assert units == [3, 3, 3]
+    # Revisions 1..10: each batch's target is read as it comes, so 10, the newest when
+    # compaction began but no longer once 11 committed, goes too; the newest of all stays.
+    assert point == 10
+    assert units == [3, 3, 3, 3]
     assert written.revision == 11
-    history = await db.read(lambda conn: changelog.read(conn, 9, None, 100))
-    assert [b.revision for b in history] == [10, 11]
+    history = await db.read(lambda conn: changelog.read(conn, 10, None, 100))
+    assert [b.revision for b in history] == [11]
     with pytest.raises(Compacted):
-        await db.read(lambda conn: changelog.read(conn, 8, None, 100))
+        await db.read(lambda conn: changelog.read(conn, 9, None, 100))
