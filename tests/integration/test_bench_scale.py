@@ -1,7 +1,8 @@
-"""The scale benchmark's loader (`tools/benchmark/scale`), on the tiny size and both
-databases: the load is what the services would have written themselves, and they serve it
-as their own (the feed replays it, order_svc's view is current without listing, the heavy
-user pages, a loaded user orders); a kept load is reused, an unfinished one loaded again."""
+"""The scale benchmark (`tools/benchmark/scale`), on the tiny size and both databases: the
+load is what the services would have written themselves, and they serve it as their own
+(the feed replays it, order_svc's view is current without listing, the heavy user pages, a
+loaded user orders); a kept load is reused, an unfinished one loaded again; the feed, cold
+start and compaction sections measure it."""
 
 from __future__ import annotations
 
@@ -16,10 +17,17 @@ import grpc
 import orjson
 import pytest
 import sqlalchemy as sa
+from benchmark.scale import compaction
 from benchmark.scale.completion import marks
 from benchmark.scale.loader import Loaded, prepare
 from benchmark.scale.postgres_store import PostgresTarget
 from benchmark.scale.records import subject_of
+from benchmark.scale.runner import (
+    Options,
+    measure_cold_start,
+    measure_compaction,
+    measure_feed,
+)
 from benchmark.scale.serving import RETENTION_SECONDS
 from benchmark.scale.sizes import TINY
 from benchmark.scale.sqlite_store import SqliteTarget
@@ -236,3 +244,37 @@ def test_an_unfinished_load_is_loaded_again(target: Target) -> None:
     with contextlib.ExitStack() as stack:
         again = prepare(target, TINY, stack, keep=False)
     assert not again.reused
+
+
+def test_the_feed_cold_start_and_compaction_sections_measure_the_load(
+    loaded: Loaded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sections beyond the request rows, run on the tiny load as `make bench --scale`
+    runs them on the big ones: every loaded order replayed without a gap, the view listed
+    from empty with every user, the loaded user history compacted under a writer."""
+    monkeypatch.setattr(compaction, "BEFORE_SECONDS", 1.0)
+    monkeypatch.setattr(compaction, "AFTER_SECONDS", 0.5)
+    admin_url = postgres_admin_url() if loaded.target == "postgresql" else None
+    options = Options(sizes=[TINY], seconds=1, database=admin_url, keep=False, no_gateway=True)
+
+    feed = measure_feed(loaded, options)["feed"]
+    for part in ("replay", "catch_up"):
+        assert feed[part]["events"] == TINY.orders, part
+        assert feed[part]["gaps"] == 0, part
+
+    cold = measure_cold_start(loaded, options)["cold_start"]
+    assert cold["users_listed"] == TINY.users
+    assert 0 < cold["listening_s"] <= cold["serving_s"]
+    assert cold["peak_rss_mb"] >= cold["rss_mb"] > 0
+
+    compacted = measure_compaction(loaded, options)["compaction"]
+    # The loaded history is a year old; the writer's revisions, newer, stay.
+    assert compacted["revisions"] == TINY.users
+    assert compacted["units"] >= 1
+    assert compacted["writes_before"] > 0
+    assert compacted["writer_errors"] == 0
+    # On a copy: the load keeps its history for the other sections.
+    history = _read(
+        loaded.user_url, sa.select(sa.func.count()).select_from(user_schema.changelog.changes)
+    )
+    assert history == [(TINY.users,)]

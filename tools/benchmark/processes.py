@@ -30,7 +30,7 @@ class Proc:
 
     def _pump(self, log_path: Path) -> None:
         assert self.popen.stdout is not None
-        with log_path.open("w") as log:
+        with log_path.open("w") as log, self.popen.stdout:
             for line in self.popen.stdout:
                 log.write(line)
                 with self._changed:

@@ -61,6 +61,14 @@ def p99_ratio(results: dict[str, Any], size: str, database: str, row: str) -> fl
     return float(here["p99_ms"]) / float(base["p99_ms"])
 
 
+COLD_START_TARGET_S = 60.0
+COLD_START_RSS_TARGET_MB = 150.0
+RSS_GROWTH_TARGET = 0.20
+HOLD_TARGET_MS = 100.0
+COMPACTION_P99_TARGET = 2.0
+"""The issue's targets: the cold start, memory after the rows, compaction under writers."""
+
+
 def _order(size: str) -> int:
     return SIZES[size].users if size in SIZES else 0
 
@@ -107,4 +115,62 @@ def markdown(results: dict[str, Any]) -> str:
                     f"| {label} | {size} | {database} | {row['rps']:,.0f} | {row['p50_ms']:.2f} "
                     f"| {row['p99_ms']:.2f} | {shown} | {row['errors']} |"
                 )
-    return "\n".join(lines)
+    return "\n".join(lines + _parts(results, sizes))
+
+
+def _parts(results: dict[str, Any], sizes: list[str]) -> list[str]:
+    """The feed, the cold start and memory, each a table of its own."""
+    held = [
+        (size, database, found)
+        for size in sizes
+        for database, found in sorted(results["sizes"][size].items())
+    ]
+    lines = ["", "## Scale: the order feed", "",
+             "| size | database | replay: events | events/s | catch-up: events | events/s "
+             "| order_svc CPU µs/event | gaps |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for size, database, found in held:
+        if (feed := found.get("feed")) is not None:
+            replay, catch = feed["replay"], feed["catch_up"]
+            lines.append(
+                f"| {size} | {database} | {replay['events']:,} | {replay['events_per_s']:,} "
+                f"| {catch['events']:,} | {catch['events_per_s']:,} "
+                f"| {catch['order_svc_cpu_us_per_event']} | {replay['gaps'] + catch['gaps']} |"
+            )
+    lines += ["", "## Scale: order_svc's cold start (list-then-watch)", "",
+              f"Targets: SERVING within {COLD_START_TARGET_S:g} s, RSS under "
+              f"{COLD_START_RSS_TARGET_MB:g} MB.", "",
+              "| size | database | users listed | SERVING s | peak RSS MB | order_svc CPU s "
+              "| user_svc CPU s |", "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for size, database, found in held:
+        if (cold := found.get("cold_start")) is not None:
+            lines.append(
+                f"| {size} | {database} | {cold['users_listed']:,} | {cold['serving_s']} "
+                f"| {cold['peak_rss_mb']} | {cold['order_svc_cpu_s']} | {cold['user_svc_cpu_s']} |"
+            )
+    lines += ["", "## Scale: the user history compacted while a writer runs", "",
+              f"Targets: each unit holds writers ≤ {HOLD_TARGET_MS:g} ms; writers' p99 during "
+              f"at most {COMPACTION_P99_TARGET:g} times before.", "",
+              "| size | database | revisions | s | units | unit p50 ms | longest unit ms "
+              "| writers p99 before ms | during ms | ratio | writers' longest ms |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for size, database, found in held:
+        if (c := found.get("compaction")) is not None:
+            lines.append(
+                f"| {size} | {database} | {c['revisions']:,} | {c['seconds']} | {c['units']} "
+                f"| {c['unit_p50_ms']} | {c['unit_max_ms']} | {c['writers_p99_before_ms']} "
+                f"| {c['writers_p99_during_ms']} | {c['writers_p99_ratio']} "
+                f"| {c['writers_max_during_ms']} |"
+            )
+    lines += ["", "## Scale: memory (RSS MB, idle on the load → after the rows)", "",
+              f"Target: after within {RSS_GROWTH_TARGET:.0%} of idle.", "",
+              "| size | database | service | idle | after | growth |",
+              "|---|---|---|---:|---:|---:|"]  # fmt: skip
+    for size, database, found in held:
+        if (memory := found.get("memory")) is not None:
+            for name, idle in memory["idle_rss_mb"].items():
+                after = memory["after_rows_rss_mb"].get(name, idle)
+                lines.append(
+                    f"| {size} | {database} | {name} | {idle} | {after} | {after / idle - 1:+.0%} |"
+                )
+    return lines

@@ -4,11 +4,12 @@ each section of SECTIONS measured on it, then its databases dropped unless --kee
 (before the next size is loaded: the disk holds one load at a time). The results are added
 to bench/out/scale.json and printed as Markdown.
 
-A section is a function of the load and the run's options to a JSON-able dict, stored under
-its name beside `load` and `rows`; it starts what it needs in a `Session` of its own (the
-system on the load: `serving.start_on`; order_svc alone for a cold start), stopped when it
-returns. The parts of the issue not measured here (replay and watch catch-up, compaction
-under writers, order_svc's cold start) go in as sections.
+A section is a function of the load and the run's options to JSON-able parts by name, each
+stored beside `load`; it starts what it needs in a `Session` of its own (the system on the
+load: `serving.start_on`; user_svc and an order_svc on an empty database for a cold start),
+stopped when it returns. The sections: the request rows and the services' memory
+(`rows`), the order feed's replay and catch-up (`feed_catchup`), order_svc's cold start
+(`cold_start`), the user history compacted under writers (`compaction`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,11 @@ from typing import Any
 from benchmark import postgres
 from benchmark.load import ensure_tools
 from benchmark.machine import machine
+from benchmark.procfs import rss_mb
 from benchmark.scale import results, rows
+from benchmark.scale.cold_start import cold_start
+from benchmark.scale.compaction import compaction
+from benchmark.scale.feed_catchup import feed_catchup
 from benchmark.scale.loader import Loaded, prepare
 from benchmark.scale.postgres_store import PostgresTarget
 from benchmark.scale.serving import start_on
@@ -54,10 +59,12 @@ Section = Callable[[Loaded, Options], dict[str, Any]]
 
 
 def measure_rows(loaded: Loaded, options: Options) -> dict[str, Any]:
-    """Every row of `rows.ROWS` the started system allows (REST rows need the gateway)."""
+    """Every row of `rows.ROWS` the started system allows (REST rows need the gateway), and
+    each service's RSS idle (started on the load) and after the rows."""
     with contextlib.ExitStack() as stack:
         session = Session(stack)
         system = start_on(session, loaded, options.no_gateway)
+        idle = {name: round(rss_mb(pid), 1) for name, pid in session.roots.items()}
         print("finding the listing pages (paging with the real client)", flush=True)
         target = rows.Target(session, system, rows.find_listings(system, loaded.plan))
         found: dict[str, Any] = {}
@@ -72,11 +79,36 @@ def measure_rows(loaded: Loaded, options: Options) -> dict[str, Any]:
                 f"p50 {run.p50_ms:6.2f} ms  p99 {run.p99_ms:6.2f} ms  errors {run.errors}",
                 flush=True,
             )
+        after = {name: round(rss_mb(pid), 1) for name, pid in session.roots.items()}
         print("stopping the system", flush=True)
-    return found
+    return {"rows": found, "memory": {"idle_rss_mb": idle, "after_rows_rss_mb": after}}
 
 
-SECTIONS: tuple[tuple[str, Section], ...] = (("rows", measure_rows),)
+def measure_feed(loaded: Loaded, options: Options) -> dict[str, Any]:
+    """The order feed's replay and a watch catching up (`feed_catchup`)."""
+    with contextlib.ExitStack() as stack:
+        return {"feed": feed_catchup(Session(stack), loaded)}
+
+
+def measure_cold_start(loaded: Loaded, options: Options) -> dict[str, Any]:
+    """order_svc started against the loaded users with an empty view (`cold_start`)."""
+    with contextlib.ExitStack() as stack:
+        return {"cold_start": cold_start(Session(stack), loaded, options.database)}
+
+
+def measure_compaction(loaded: Loaded, options: Options) -> dict[str, Any]:
+    """The user history compacted while writers run, on a copy of the load (`compaction`)."""
+    with contextlib.ExitStack() as stack:
+        return {"compaction": compaction(Session(stack), loaded, options.database)}
+
+
+SECTIONS: tuple[Section, ...] = (
+    measure_rows,
+    measure_feed,
+    measure_cold_start,
+    measure_compaction,
+)
+"""Each returns its parts of the results by name (stored beside `load`)."""
 
 
 def targets(options: Options) -> list[Target]:
@@ -100,8 +132,9 @@ def run_scale(options: Options, stack: contextlib.ExitStack) -> str:
             with contextlib.ExitStack() as each:
                 loaded = prepare(target, size, each, keep=options.keep)
                 results.put(held, size.name, target.name, "load", loaded.summary())
-                for name, section in SECTIONS:
-                    results.put(held, size.name, target.name, name, section(loaded, options))
+                for section in SECTIONS:
+                    for name, part in section(loaded, options).items():
+                        results.put(held, size.name, target.name, name, part)
                 held["runs"][f"{size.name}/{target.name}"] = about | {"seconds": options.seconds}
                 results.write(options.out, held)
     print(f"written: {options.out.relative_to(REPO)}")
