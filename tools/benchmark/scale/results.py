@@ -9,6 +9,18 @@
 A run replaces the sections it measured for the sizes and databases it ran, and keeps the
 rest: the 1m figures of one run are compared with the 10k figures of an earlier one (each
 row's p99 against its BASELINE figure: the target is at most 1.5 times).
+
+A section other than `rows` gets panels in the picture (plot.py, bench/out/scale.svg) by
+holding figures under PLOT, one number per size and database each (`plotted` builds one):
+
+    "cold_start": {..., "plot": {"serving_s": {"value": 41.2, "unit": "s",
+                                               "label": "order_svc cold start: SERVING",
+                                               "limit": 60}}}
+
+`value` and `unit` are needed; `label` (the panel's title, else "<section>: <metric>") and
+`limit` (an absolute target, drawn dashed) are optional. Each metric is one panel: its value
+against the users of each size, one line per database; a size or database without it is left
+out of its line. The rest of the section is the JSON's alone.
 """
 
 from __future__ import annotations
@@ -23,6 +35,20 @@ from benchmark.scale.sizes import BASELINE, SIZES
 
 P99_TARGET = 1.5
 """Each row's p99 at most this many times its figure at BASELINE."""
+PLOT = "plot"
+"""The key of a section's figures to draw (see above)."""
+
+
+def plotted(
+    value: float, unit: str, label: str | None = None, limit: float | None = None
+) -> dict[str, Any]:
+    """One figure under a section's PLOT: `{"serving_s": plotted(41.2, "s", ..., limit=60)}`."""
+    figure: dict[str, Any] = {"value": round(value, 3), "unit": unit}
+    if label is not None:
+        figure["label"] = label
+    if limit is not None:
+        figure["limit"] = limit
+    return figure
 
 
 def run_figures(run: Run, label: str) -> dict[str, Any]:
