@@ -2,13 +2,16 @@
 database (SQLite, and PostgreSQL with --database): the size loaded (or a kept load reused),
 each section of SECTIONS measured on it, then its databases dropped unless --keep-data
 (before the next size is loaded: the disk holds one load at a time). The results are added
-to bench/out/scale.json and printed as Markdown.
+to bench/out/scale.json and printed as Markdown, and drawn to bench/out/scale.svg (plot.py;
+`make bench ARGS=--plot` draws it again from the JSON alone).
 
 A section is a function of the load and the run's options to a JSON-able dict, stored under
 its name beside `load` and `rows`; it starts what it needs in a `Session` of its own (the
 system on the load: `serving.start_on`; order_svc alone for a cold start), stopped when it
 returns. The parts of the issue not measured here (replay and watch catch-up, compaction
-under writers, order_svc's cold start) go in as sections.
+under writers, order_svc's cold start) go in as sections. A section's numbers that belong in
+the picture go under its `results.PLOT` key, one `results.plotted(value, unit, label, limit)`
+per metric (results.py says how they are drawn).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 from benchmark import postgres
 from benchmark.load import ensure_tools
 from benchmark.machine import machine
-from benchmark.scale import results, rows
+from benchmark.scale import plot, results, rows
 from benchmark.scale.loader import Loaded, prepare
 from benchmark.scale.postgres_store import PostgresTarget
 from benchmark.scale.serving import start_on
@@ -105,4 +108,5 @@ def run_scale(options: Options, stack: contextlib.ExitStack) -> str:
                 held["runs"][f"{size.name}/{target.name}"] = about | {"seconds": options.seconds}
                 results.write(options.out, held)
     print(f"written: {options.out.relative_to(REPO)}")
+    print(plot.plot(options.out))
     return results.markdown(held)
