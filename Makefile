@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml gen/python/pyproject.toml package.json packag
 		$(if $(wildcard node_modules/.package-lock.json),,FORCE)
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e gen/python -e '.[dev]'
+	$(VENV)/bin/pip install -q -e gen/python -e '.[dev,bench]'
 	npm ci --no-audit --no-fund
 	touch $@
 
@@ -59,7 +59,8 @@ migrate: setup
 certs: setup
 	$(PY) tools/certs.py $(ARGS)
 
-## Throughput and latency of the running system (not a test); e.g. make bench ARGS=--quick
+## Throughput and latency of the running system (not a test); e.g. make bench ARGS=--quick;
+## ARGS="--scale 10k,100k,1m": the scale benchmark, drawn to bench/out/scale.svg; ARGS=--plot redraws it
 bench: setup
 	$(PY) tools/bench.py $(ARGS)
 

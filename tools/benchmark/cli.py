@@ -24,6 +24,8 @@ from benchmark.postgres import LOCAL_URL, parse_database
 from benchmark.processes import Proc
 from benchmark.references import make_seed_venv, start_echo, start_reference_gateways, start_seed
 from benchmark.report import report
+from benchmark.scale import plot
+from benchmark.scale.runner import OUT as SCALE_OUT
 from benchmark.scale.runner import Options, run_scale
 from benchmark.scale.sizes import parse_sizes
 from benchmark.scenarios import Scenario, measure, scenarios
@@ -74,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="--scale: keep the loads (bench/out/scale-data/, shop_scale_* databases) and reuse "
         "them next time; without it they are dropped at the end",
+    )
+    parser.add_argument(
+        "--plot",
+        action="store_true",
+        help="only draw bench/out/scale.svg from bench/out/scale.json (a --scale run draws it "
+        "at its end); needs matplotlib, which `make setup` installs (the bench extra)",
     )
     return parser
 
@@ -158,6 +166,11 @@ def main() -> int:
     args = parser.parse_args()
     if (args.duration is not None and args.duration < 1) or args.rounds < 1:
         parser.error("--duration and --rounds must be at least 1")
+    if args.plot:
+        if args.scale is not None:
+            parser.error("--plot draws the held results alone: a --scale run draws them anyway")
+        print(plot.plot(SCALE_OUT))
+        return 0
     if args.keep_data and args.scale is None:
         parser.error("--keep-data goes with --scale")
     if min(args.watchers, args.writers, args.feed_history or 1) < 1 or min(args.write_rates) <= 0:

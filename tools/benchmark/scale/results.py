@@ -9,6 +9,18 @@
 A run replaces the sections it measured for the sizes and databases it ran, and keeps the
 rest: the 1m figures of one run are compared with the 10k figures of an earlier one (each
 row's p99 against its BASELINE figure: the target is at most 1.5 times).
+
+A section other than `rows` gets panels in the picture (plot.py, bench/out/scale.svg) by
+holding figures under PLOT, one number per size and database each (`plotted` builds one):
+
+    "cold_start": {..., "plot": {"serving_s": {"value": 41.2, "unit": "s",
+                                               "label": "order_svc cold start: SERVING",
+                                               "limit": 60}}}
+
+`value` and `unit` are needed; `label` (the panel's title, else "<section>: <metric>") and
+`limit` (an absolute target, drawn dashed) are optional. Each metric is one panel: its value
+against the users of each size, one line per database; a size or database without it is left
+out of its line. The rest of the section is the JSON's alone.
 """
 
 from __future__ import annotations
@@ -23,6 +35,57 @@ from benchmark.scale.sizes import BASELINE, SIZES
 
 P99_TARGET = 1.5
 """Each row's p99 at most this many times its figure at BASELINE."""
+COLD_START_TARGET_S = 60.0
+COLD_START_RSS_TARGET_MB = 150.0
+RSS_GROWTH_TARGET = 0.20
+HOLD_TARGET_MS = 100.0
+COMPACTION_P99_TARGET = 2.0
+"""The issue's targets: the cold start, memory after the rows, compaction under writers."""
+PLOT = "plot"
+"""The key of a section's figures to draw (see above)."""
+
+
+def plotted(
+    value: float, unit: str, label: str | None = None, limit: float | None = None
+) -> dict[str, Any]:
+    """One figure under a section's PLOT: `{"serving_s": plotted(41.2, "s", ..., limit=60)}`."""
+    figure: dict[str, Any] = {"value": round(value, 3), "unit": unit}
+    if label is not None:
+        figure["label"] = label
+    if limit is not None:
+        figure["limit"] = limit
+    return figure
+
+
+OFFERED: dict[str, tuple[tuple[str, str, str, float | None], ...]] = {
+    "feed": (("catch_up.events_per_s", "events/s", "WatchOrders catching up: events/s", None),),
+    "cold_start": (
+        ("serving_s", "s", "order_svc cold start: SERVING after", COLD_START_TARGET_S),
+        ("peak_rss_mb", "MB", "order_svc cold start: peak RSS", COLD_START_RSS_TARGET_MB),
+    ),
+    "compaction": (
+        ("unit_max_ms", "ms", "compaction: longest unit (writers held)", HOLD_TARGET_MS),
+        (
+            "writers_p99_ratio",
+            "x",
+            "compaction: writers' p99, during / before",
+            COMPACTION_P99_TARGET,
+        ),
+    ),
+}
+"""The figures of each part that are drawn: (path in the part, unit, title, target)."""
+
+
+def offered(name: str, part: dict[str, Any]) -> dict[str, Any]:
+    """The part's figures to draw, under PLOT (none for a part OFFERED does not name)."""
+    figures: dict[str, Any] = {}
+    for path, unit, label, limit in OFFERED.get(name, ()):
+        value: Any = part
+        for step in path.split("."):
+            value = value.get(step) if isinstance(value, dict) else None
+        if isinstance(value, int | float):
+            figures[path.replace(".", "_")] = plotted(value, unit, label, limit)
+    return {PLOT: figures} if figures else {}
 
 
 def run_figures(run: Run, label: str) -> dict[str, Any]:
@@ -59,14 +122,6 @@ def p99_ratio(results: dict[str, Any], size: str, database: str, row: str) -> fl
     if not base or not here or not base["p99_ms"]:
         return None
     return float(here["p99_ms"]) / float(base["p99_ms"])
-
-
-COLD_START_TARGET_S = 60.0
-COLD_START_RSS_TARGET_MB = 150.0
-RSS_GROWTH_TARGET = 0.20
-HOLD_TARGET_MS = 100.0
-COMPACTION_P99_TARGET = 2.0
-"""The issue's targets: the cold start, memory after the rows, compaction under writers."""
 
 
 def _order(size: str) -> int:

@@ -2,7 +2,8 @@
 database (SQLite, and PostgreSQL with --database): the size loaded (or a kept load reused),
 each section of SECTIONS measured on it, then its databases dropped unless --keep-data
 (before the next size is loaded: the disk holds one load at a time). The results are added
-to bench/out/scale.json and printed as Markdown.
+to bench/out/scale.json and printed as Markdown, and drawn to bench/out/scale.svg (plot.py;
+`make bench ARGS=--plot` draws it again from the JSON alone).
 
 A section is a function of the load and the run's options to JSON-able parts by name, each
 stored beside `load`; it starts what it needs in a `Session` of its own (the system on the
@@ -10,6 +11,8 @@ load: `serving.start_on`; user_svc and an order_svc on an empty database for a c
 stopped when it returns. The sections: the request rows and the services' memory
 (`rows`), the order feed's replay and catch-up (`feed_catchup`), order_svc's cold start
 (`cold_start`), the user history compacted under writers (`compaction`).
+A part's numbers that belong in the picture are offered under `results.PLOT`
+(`results.offered`: which, with their targets).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from benchmark import postgres
 from benchmark.load import ensure_tools
 from benchmark.machine import machine
 from benchmark.procfs import rss_mb
-from benchmark.scale import results, rows
+from benchmark.scale import plot, results, rows
 from benchmark.scale.cold_start import cold_start
 from benchmark.scale.compaction import compaction
 from benchmark.scale.feed_catchup import feed_catchup
@@ -134,8 +137,10 @@ def run_scale(options: Options, stack: contextlib.ExitStack) -> str:
                 results.put(held, size.name, target.name, "load", loaded.summary())
                 for section in SECTIONS:
                     for name, part in section(loaded, options).items():
+                        part = part | results.offered(name, part)
                         results.put(held, size.name, target.name, name, part)
                 held["runs"][f"{size.name}/{target.name}"] = about | {"seconds": options.seconds}
                 results.write(options.out, held)
     print(f"written: {options.out.relative_to(REPO)}")
+    print(plot.plot(options.out))
     return results.markdown(held)
