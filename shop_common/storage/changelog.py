@@ -364,7 +364,12 @@ class Changelog:
             return compacted
         revision = self._changes.c.revision
         conn.execute(self._changes.delete().where(revision > compacted, revision <= upto))
+        # Forward only: on PostgreSQL compaction runs beside the writers (`Database.maintain`),
+        # and another replica's, committed meanwhile, may have gone further.
+        point = self._compaction.c.revision
         conn.execute(
-            self._compaction.update().where(self._compaction.c.id == 1).values(revision=upto)
+            self._compaction.update()
+            .where(self._compaction.c.id == 1, point < upto)
+            .values(revision=upto)
         )
         return upto

@@ -12,6 +12,12 @@ lock taken before any other; reads in REPEATABLE READ see one snapshot.
 On both, writers are serialized whole: a writer's turn of units commits together (one
 commit, one flush of the log, for the whole turn; see `storage.threads`), and no order of
 row locks between writers can deadlock, since each takes the writer lock first.
+
+Maintenance (compaction: removing history nobody may read any more) is a write of its own
+kind (`maintain`): on PostgreSQL it runs on a connection of its own without the writer lock,
+so that writers never wait for its units, nor their commits; what it removes no writer
+touches, and the point it records only moves forward. On SQLite, which writes one
+transaction at a time anyway, it goes through the writer like any write.
 """
 
 from __future__ import annotations
@@ -159,6 +165,13 @@ class Database:
         self._read_threads = DatabaseThreads(
             self._reader, READERS, "db-read", depth=READ_DEPTH, shared=True, **read
         )
+        self._maintainer: Engine | None = None
+        self._maintain_threads = self._write_threads
+        if self.is_postgres:
+            self._maintainer = sa.create_engine(self.url, pool_size=1, max_overflow=0)
+            self._maintain_threads = DatabaseThreads(
+                self._maintainer, 1, "db-maintain", depth=1, **(write | {"committed": None})
+            )
         if metrics is not None:
             metrics.read_from(writer_queue=lambda: self._write_threads.queued)
 
@@ -184,6 +197,12 @@ class Database:
         finally:
             self._metrics.write.observe(time.perf_counter() - started)
 
+    async def maintain(self, work: Callable[[Connection], T]) -> T:
+        """Runs `work`, which removes what no reader may ask for any more, in one transaction:
+        beside the writers on PostgreSQL (without the writer lock), as a write on SQLite. It
+        must touch no row a writer may write, and record nothing that can move backwards."""
+        return await self._maintain_threads.submit(work)
+
     async def read(self, work: Callable[[Connection], T]) -> T:
         """Runs `work` in one read transaction: one consistent snapshot for its statements."""
         if self._metrics is None:
@@ -198,6 +217,9 @@ class Database:
         """Waits for units of work in flight, then closes every connection."""
 
         def close_all() -> None:
+            if self._maintainer is not None:
+                self._maintain_threads.close()
+                self._maintainer.dispose()
             self._write_threads.close()
             self._read_threads.close()
             self._writer.dispose()

@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 import orjson
+import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -36,8 +37,16 @@ from shop_common.storage import (
     UnitOfWork,
     migrate,
 )
+from shop_common.storage.database import WRITER_LOCK_KEY
 from tests.integration.helpers import create_user, order_request
-from tests.support import Databases, Services, channel_to, eventually, running_user_svc
+from tests.support import (
+    Databases,
+    PostgresDatabases,
+    Services,
+    channel_to,
+    eventually,
+    running_user_svc,
+)
 from user_svc.domain import User, new_user
 from user_svc.store import UserRows, user_table
 
@@ -456,3 +465,45 @@ async def test_compaction_goes_in_small_units_and_lets_writes_through_between_th
     assert [b.revision for b in history] == [11]
     with pytest.raises(Compacted):
         await db.read(lambda conn: changelog.read(conn, 9, None, 100))
+
+
+async def _old_history(db: Database, count: int) -> tuple[Changelog, Feed]:
+    """`count` users written (one revision each) under a feed that keeps no history."""
+    await migrate(db, user_svc.schema.MIGRATIONS)
+    changelog = Changelog(user_svc.schema.changelog)
+    uow = UnitOfWork(db, changelog, IdempotencyStore(user_svc.schema.idempotency_keys))
+    users = user_table(changelog)
+    now = datetime.now(UTC)
+    for n in range(count):
+        draft = new_user(ids.new_id(), f"old{n}@x.example", f"Old {n}", now)
+        await uow.write(functools.partial(users.insert, draft=draft))
+    return changelog, Feed(db, changelog, FeedSettings(retention_seconds=0, poll_seconds=3600))
+
+
+async def test_the_compaction_point_only_moves_forward(db: Database) -> None:
+    """A compaction that read an older point (another replica's, committed meanwhile, went
+    further) forgets what was already gone and leaves the point where it was."""
+    changelog, _ = await _old_history(db, 10)
+    assert await db.maintain(functools.partial(changelog.compact_to, target=8)) == 8
+    stale = Changelog(user_svc.schema.changelog)
+    stale.compact_revision = lambda conn: 0  # type: ignore[method-assign]
+    await db.maintain(functools.partial(stale.compact_to, target=5))
+    assert await db.read(changelog.compact_revision) == 8
+
+
+@pytest.mark.postgres
+async def test_compaction_on_postgresql_does_not_wait_for_the_writer_lock(
+    postgres: PostgresDatabases,
+) -> None:
+    """On PostgreSQL compaction runs beside the writers: with the writer lock held (every
+    write waits), it still forgets the old history. (On SQLite it is a write like any other.)"""
+    db = Database(await postgres.create())
+    try:
+        _, feed = await _old_history(db, 10)
+        async with await psycopg.AsyncConnection.connect(db.libpq_dsn) as holder:
+            await holder.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK_KEY,))
+            later = datetime.now(UTC) + timedelta(seconds=1)
+            assert await asyncio.wait_for(feed.compact(later), 10) == 9  # the newest stays
+            await holder.rollback()
+    finally:
+        await db.close()
