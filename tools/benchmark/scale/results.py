@@ -68,7 +68,7 @@ OFFERED: dict[str, tuple[tuple[str, str, str, float | None], ...]] = {
         (
             "writers_p99_ratio",
             "x",
-            "compaction: writers' p99, during / before",
+            "compaction: writer's p99, during / after",
             COMPACTION_P99_TARGET,
         ),
     ),
