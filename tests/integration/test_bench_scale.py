@@ -17,16 +17,18 @@ import grpc
 import orjson
 import pytest
 import sqlalchemy as sa
-from benchmark.scale import compaction
+from benchmark.scale import cache, compaction
 from benchmark.scale.completion import marks
 from benchmark.scale.loader import Loaded, prepare
 from benchmark.scale.postgres_store import PostgresTarget
 from benchmark.scale.records import subject_of
 from benchmark.scale.runner import (
     Options,
+    measure_cache,
     measure_cold_start,
     measure_compaction,
     measure_feed,
+    measure_footprint,
 )
 from benchmark.scale.serving import RETENTION_SECONDS
 from benchmark.scale.sizes import TINY
@@ -279,3 +281,26 @@ def test_the_feed_cold_start_and_compaction_sections_measure_the_load(
         loaded.user_url, sa.select(sa.func.count()).select_from(user_schema.changelog.changes)
     )
     assert history == [(TINY.users,)]
+
+
+def test_the_footprint_and_cache_sections_measure_the_load(
+    loaded: Loaded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each table's and index's bytes, the services' own index among them; random users read
+    twice (the page cache left alone here: dropping it is the whole machine's)."""
+    options = Options(sizes=[TINY], seconds=1, database=None, keep=False, no_gateway=True)
+    found = measure_footprint(loaded, options)["footprint"]
+    assert {"users", "changes"} <= set(found["user_db"]["relations"])
+    assert "ix_orders_user_id_id" in found["order_db"]["relations"]
+    for database in ("user_db", "order_db"):
+        assert found[database]["tables_bytes"] > 0
+        assert found[database]["indexes_bytes"] > 0
+
+    monkeypatch.setattr(cache, "USERS", 40)
+    monkeypatch.setattr(cache, "drop_caches", lambda: False)
+    read = measure_cache(loaded, options)["cache"]
+    assert read["page_cache_dropped"] is False
+    for run in ("cold", "warm"):
+        for call in ("get_user", "list_orders"):
+            assert read[run][call]["requests"] == 39, (run, call)
+            assert read[run][call]["errors"] == 0, (run, call)

@@ -59,6 +59,11 @@ def plotted(
 
 OFFERED: dict[str, tuple[tuple[str, str, str, float | None], ...]] = {
     "feed": (("catch_up.events_per_s", "events/s", "WatchOrders catching up: events/s", None),),
+    "cache": (
+        ("cold.get_user.p99_ms", "ms", "GetUser, random users, cold cache: p99", None),
+        ("warm.get_user.p99_ms", "ms", "GetUser, random users, warm: p99", None),
+        ("cold.list_orders.p99_ms", "ms", "ListOrders, random users, cold cache: p99", None),
+    ),
     "cold_start": (
         ("serving_s", "s", "order_svc cold start: SERVING after", COLD_START_TARGET_S),
         ("peak_rss_mb", "MB", "order_svc cold start: peak RSS", COLD_START_RSS_TARGET_MB),
@@ -191,6 +196,34 @@ def _parts(results: dict[str, Any], sizes: list[str]) -> list[str]:
                 f"| {size} | {database} | {replay['events']:,} | {replay['events_per_s']:,} "
                 f"| {catch['events']:,} | {catch['events_per_s']:,} "
                 f"| {catch['order_svc_cpu_us_per_event']} | {replay['gaps'] + catch['gaps']} |"
+            )
+    lines += ["", "## Scale: where the bytes are", "",
+              "| size | database | user db: tables | indexes | B per user (tables + indexes) "
+              "| order db: tables | indexes | B per order (tables + indexes) |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for size, database, found in held:
+        if (f := found.get("footprint")) is not None:
+            u, o = f["user_db"], f["order_db"]
+            lines.append(
+                f"| {size} | {database} | {u['tables_bytes'] / 1e6:,.0f} MB "
+                f"| {u['indexes_bytes'] / 1e6:,.0f} MB "
+                f"| {u['per_resource_tables']} + {u['per_resource_indexes']} "
+                f"| {o['tables_bytes'] / 1e6:,.0f} MB | {o['indexes_bytes'] / 1e6:,.0f} MB "
+                f"| {o['per_resource_tables']} + {o['per_resource_indexes']} |"
+            )
+    lines += ["", "## Scale: random users, cold cache and warm (one client, paced)", "",
+              "| size | database | page cache dropped | GetUser p50 / p99 ms cold | warm "
+              "| ListOrders p50 / p99 ms cold | warm |",
+              "|---|---|---|---:|---:|---:|---:|"]  # fmt: skip
+    for size, database, found in held:
+        if (c := found.get("cache")) is not None:
+            cold, warm = c["cold"], c["warm"]
+            lines.append(
+                f"| {size} | {database} | {'yes' if c['page_cache_dropped'] else 'no'} "
+                f"| {cold['get_user']['p50_ms']} / {cold['get_user']['p99_ms']} "
+                f"| {warm['get_user']['p50_ms']} / {warm['get_user']['p99_ms']} "
+                f"| {cold['list_orders']['p50_ms']} / {cold['list_orders']['p99_ms']} "
+                f"| {warm['list_orders']['p50_ms']} / {warm['list_orders']['p99_ms']} |"
             )
     lines += ["", "## Scale: order_svc's cold start (list-then-watch)", "",
               f"Targets: SERVING within {COLD_START_TARGET_S:g} s, RSS under "

@@ -8,11 +8,11 @@ to bench/out/scale.json and printed as Markdown, and drawn to bench/out/scale.sv
 A section is a function of the load and the run's options to JSON-able parts by name, each
 stored beside `load`; it starts what it needs in a `Session` of its own (the system on the
 load: `serving.start_on`; user_svc and an order_svc on an empty database for a cold start),
-stopped when it returns. The sections: the request rows and the services' memory
-(`rows`), the order feed's replay and catch-up (`feed_catchup`), order_svc's cold start
-(`cold_start`), the user history compacted under writers (`compaction`).
-A part's numbers that belong in the picture are offered under `results.PLOT`
-(`results.offered`: which, with their targets).
+stopped when it returns. The sections: each table's and index's bytes (`footprint`), the
+request rows and the services' memory (`rows`), random users read cold and warm (`cache`),
+the order feed's replay and catch-up (`feed_catchup`), order_svc's cold start (`cold_start`),
+the user history compacted under writers (`compaction`). A part's numbers that belong in the
+picture are offered under `results.PLOT` (`results.offered`: which, with their targets).
 """
 
 from __future__ import annotations
@@ -28,9 +28,11 @@ from benchmark.load import ensure_tools
 from benchmark.machine import machine
 from benchmark.procfs import rss_mb
 from benchmark.scale import plot, results, rows
+from benchmark.scale.cache import cache
 from benchmark.scale.cold_start import cold_start
 from benchmark.scale.compaction import compaction
 from benchmark.scale.feed_catchup import feed_catchup
+from benchmark.scale.footprint import footprint
 from benchmark.scale.loader import Loaded, prepare
 from benchmark.scale.postgres_store import PostgresTarget
 from benchmark.scale.serving import start_on
@@ -99,6 +101,17 @@ def measure_cold_start(loaded: Loaded, options: Options) -> dict[str, Any]:
         return {"cold_start": cold_start(Session(stack), loaded, options.database)}
 
 
+def measure_footprint(loaded: Loaded, options: Options) -> dict[str, Any]:
+    """Each table's and index's bytes in both databases (`footprint`)."""
+    return {"footprint": footprint(loaded)}
+
+
+def measure_cache(loaded: Loaded, options: Options) -> dict[str, Any]:
+    """Random users read with the page cache dropped, then again warm (`cache`)."""
+    with contextlib.ExitStack() as stack:
+        return {"cache": cache(Session(stack), loaded)}
+
+
 def measure_compaction(loaded: Loaded, options: Options) -> dict[str, Any]:
     """The user history compacted while writers run, on a copy of the load (`compaction`)."""
     with contextlib.ExitStack() as stack:
@@ -106,7 +119,9 @@ def measure_compaction(loaded: Loaded, options: Options) -> dict[str, Any]:
 
 
 SECTIONS: tuple[Section, ...] = (
+    measure_footprint,
     measure_rows,
+    measure_cache,
     measure_feed,
     measure_cold_start,
     measure_compaction,
