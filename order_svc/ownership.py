@@ -18,6 +18,12 @@ _users = schema.known_users
 _orders = schema.orders
 
 
+NAMED_USERS = 50
+"""Up to this many users a subject owns are named in its listing's query; beyond, a subquery
+finds them (a subject may create users without limit, and SQLite takes at most 32,766 bound
+parameters in a statement)."""
+
+
 class Ownership:
     def __init__(self) -> None:
         self._rows = OrderRows()
@@ -73,4 +79,7 @@ class Ownership:
         owned = sorted(self.users_of(conn, subject))
         if len(owned) == 1:
             return _orders.c.user_id == owned[0]
+        if len(owned) > NAMED_USERS:  # a bound parameter each, on SQLite
+            users = sa.select(_users.c.id).where(_users.c.subject == subject)
+            return _orders.c.user_id.in_(users.scalar_subquery())
         return _orders.c.user_id.in_(owned)

@@ -138,7 +138,9 @@ class UserFeedFollower:
                     raise _Relist
                 if response.header_revision < revision:
                     # The user service is behind the view: its database was restored or
-                    # replaced. Only a new listing tells what exists now.
+                    # replaced. Only a new listing tells what exists now, and the marks of
+                    # listings past its head are of the history it lost.
+                    await self._view.forget_listings_after(response.header_revision)
                     log.warning(
                         "user feed: the user service is at revision %d, the view at %d; "
                         "listing again",
@@ -214,9 +216,12 @@ class UserFeedFollower:
                 listed += len(page.users)
         finally:
             if next_page is not None:
+                # Not `await next_page`: a cancellation of this task, arriving while it waits,
+                # would be taken for the page's and swallowed.
                 next_page.cancel()
-                with contextlib.suppress(BaseException):
-                    await next_page
+                await asyncio.wait([next_page])
+                if not next_page.cancelled():
+                    next_page.exception()  # retrieved: the listing's own error is raised
         assert listing is not None
         cancelled = await self._view.end_listing(listing)
         log.info(

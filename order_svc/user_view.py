@@ -179,6 +179,17 @@ class UserView:
 
         await self._uow.write(unit)
 
+    async def forget_listings_after(self, revision: int) -> None:
+        """The user service is back at `revision` (restored): the marks of listings taken
+        past it are of a history it lost, and would keep the next listing from seeing that
+        users they saw are gone. (A listing of the restored service starts at or below its
+        head, so none of its marks is forgotten.)"""
+
+        def unit(tx: Transaction) -> None:
+            tx.conn.execute(_users.update().where(_users.c.listed > revision).values(listed=None))
+
+        await self._uow.write(unit)
+
     async def end_listing(self, listing: int) -> list[Order]:
         """After the last page of the listing that began at revision `listing`: the users the
         view holds as live that no listing since has seen, and whose last change is older than

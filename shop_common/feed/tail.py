@@ -271,22 +271,19 @@ class Feed:
 
     async def compact(self, now: datetime | None = None) -> int:
         """Forgets history older than the retention; returns the compaction point. In units
-        of COMPACTION_BATCH revisions: each holds the writers back briefly, not the whole."""
+        of COMPACTION_BATCH revisions, each a transaction of its own (`Database.maintain`:
+        beside the writers on PostgreSQL, queued with them on SQLite) and a rest after it."""
         moment = (now or datetime.now(UTC)).timestamp() - self.settings.retention_seconds
         before_us = int(moment * 1e6)
-        point = first = (
-            self.compact_revision
-        )  # maybe behind another replica's: `compact_to` reads it
+        # Read, not remembered: another replica may have gone further.
+        point = first = await self._db.read(self._log.compact_revision)
         began, units, longest = time.perf_counter(), 0, 0.0
         while True:
             # The next batch's target, read from the batch's revisions alone: the cost of a
             # pass is that of the history it forgets, not of all the retention keeps.
             target = await self._db.read(
                 functools.partial(
-                    self._log.compaction_target,
-                    before_us=before_us,
-                    after=point,
-                    most=COMPACTION_BATCH,
+                    self._log.batch_target, before_us=before_us, after=point, most=COMPACTION_BATCH
                 )
             )
             if target is None or target <= point:

@@ -328,21 +328,22 @@ class Changelog:
             return self.compact_revision(conn)
         return self.compact_to(conn, target)
 
-    def compaction_target(
-        self, conn: Connection, before_us: int, after: int | None = None, most: int | None = None
-    ) -> int | None:
+    def compaction_target(self, conn: Connection, before_us: int) -> int | None:
         """The newest revision committed before `before_us` but the newest of all (the one
-        compaction may go up to); None when there is none. With `after` and `most`, only the
-        `most` revisions after `after` are looked at: a read of a few thousand rows however
-        much history the retention still keeps (revisions are committed in time order). A
-        read: needs no writer lock."""
+        compaction may go up to); None when there is none. A read: needs no writer lock."""
         newest = self.current_revision(conn)
         revision, committed = self._changes.c.revision, self._changes.c.commit_time_us
-        if after is None or most is None:
-            point = conn.execute(
-                sa.select(sa.func.max(revision)).where(committed < before_us, revision < newest)
-            ).scalar()
-            return None if point is None else int(point)
+        point = conn.execute(
+            sa.select(sa.func.max(revision)).where(committed < before_us, revision < newest)
+        ).scalar()
+        return None if point is None else int(point)
+
+    def batch_target(self, conn: Connection, before_us: int, after: int, most: int) -> int | None:
+        """`compaction_target` among the `most` changes after revision `after` alone: a read of
+        a few thousand rows however much history the retention keeps (revisions are committed
+        in time order). None when none of them is old enough."""
+        newest = self.current_revision(conn)
+        revision, committed = self._changes.c.revision, self._changes.c.commit_time_us
         window = (
             sa.select(revision, committed)
             .where(revision > after, revision < newest)

@@ -14,9 +14,10 @@ commit, one flush of the log, for the whole turn; see `storage.threads`), and no
 row locks between writers can deadlock, since each takes the writer lock first.
 
 Maintenance (compaction: removing history nobody may read any more) is a write of its own
-kind (`maintain`): on PostgreSQL it runs on a connection of its own without the writer lock,
-so that writers never wait for its units, nor their commits; what it removes no writer
-touches, and the point it records only moves forward. On SQLite, which writes one
+kind (`maintain`): on PostgreSQL it runs on a connection of its own under a lock of its own
+(the replicas' maintenance takes turns), not the writer lock, so that writers never wait for
+its units, nor their commits; what it removes no writer touches, and the point it records
+only moves forward. On SQLite, which writes one
 transaction at a time anyway, it goes through the writer like any write.
 """
 
@@ -51,6 +52,10 @@ WRITER_LOCK_KEY = 0x5E0B_0002
 """The advisory lock every PostgreSQL write transaction takes first (one per database: the
 replicas of a service share it; a migration takes its own lock after it)."""
 _POSTGRES_BEGIN_WRITE = f"BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK_KEY})"
+MAINTAINER_LOCK_KEY = 0x5E0B_0003
+"""The advisory lock every PostgreSQL maintenance transaction (`Database.maintain`) takes
+first: the replicas' compactions take turns, never the writers' lock."""
+_POSTGRES_BEGIN_MAINTAIN = f"BEGIN; SELECT pg_advisory_xact_lock({MAINTAINER_LOCK_KEY})"
 
 
 def driver_url(url: str) -> URL:
@@ -91,15 +96,15 @@ def _sqlite_engine(url: URL, begin: str, pool_size: int) -> Engine:
     return engine
 
 
-def _postgres_writer(url: URL) -> Engine:
-    """The writer's engine: its transactions open with BEGIN and the writer lock, in one
-    round trip (psycopg in autocommit sends no BEGIN of its own; COMMIT and ROLLBACK it
-    sends whenever a transaction is open)."""
+def _postgres_writer(url: URL, begin: str = _POSTGRES_BEGIN_WRITE) -> Engine:
+    """The writer's engine (or the maintainer's, with its own lock): its transactions open
+    with BEGIN and the lock, in one round trip (psycopg in autocommit sends no BEGIN of its
+    own; COMMIT and ROLLBACK it sends whenever a transaction is open)."""
     engine = sa.create_engine(url, pool_size=1, max_overflow=0, isolation_level="AUTOCOMMIT")
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        driver_cursor(connection).execute(_POSTGRES_BEGIN_WRITE)
+        driver_cursor(connection).execute(begin)
 
     return engine
 
@@ -168,7 +173,7 @@ class Database:
         self._maintainer: Engine | None = None
         self._maintain_threads = self._write_threads
         if self.is_postgres:
-            self._maintainer = sa.create_engine(self.url, pool_size=1, max_overflow=0)
+            self._maintainer = _postgres_writer(self.url, _POSTGRES_BEGIN_MAINTAIN)
             self._maintain_threads = DatabaseThreads(
                 self._maintainer, 1, "db-maintain", depth=1, **(write | {"committed": None})
             )

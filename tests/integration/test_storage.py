@@ -423,9 +423,10 @@ async def test_a_database_left_readable_by_an_earlier_version_is_made_private(
 async def test_compaction_goes_in_small_units_and_lets_writes_through_between_them(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """History is forgotten a batch of revisions per write unit (each holds the writers back
-    briefly): a write handed over while compaction runs commits before it ends, and in the
-    end everything past retention is gone but the newest revision."""
+    """History is forgotten a batch of revisions per unit (each a transaction of its own): a
+    write handed over while compaction runs commits before it ends (the later units wait for
+    it, to show it), and in the end everything past retention is gone but the newest
+    revision."""
     monkeypatch.setattr(shop_common.feed.tail, "COMPACTION_BATCH", 3)
     await migrate(db, user_svc.schema.MIGRATIONS)
     changelog = Changelog(user_svc.schema.changelog)
@@ -443,24 +444,33 @@ async def test_compaction_goes_in_small_units_and_lets_writes_through_between_th
     units: list[int] = []
     compact_to = changelog.compact_to
     started = threading.Event()
+    written = asyncio.Event()
+    maintain = db.maintain
 
     def counted(conn: Connection, target: int, most: int | None = None) -> int:
         units.append(most or 0)
         started.set()  # in the database thread: the first unit runs
         return compact_to(conn, target, most)
 
+    async def after_the_write(work: Any) -> Any:
+        if units:  # every unit after the first waits until the write has committed
+            await written.wait()
+        return await maintain(work)
+
     monkeypatch.setattr(changelog, "compact_to", counted)
+    monkeypatch.setattr(db, "maintain", after_the_write)
     later = new_user(ids.new_id(), "new@example.com", "New", now)
     compacting = asyncio.create_task(feed.compact(now + timedelta(seconds=1)))
     assert await asyncio.to_thread(started.wait, 10)
-    written = await uow.write(lambda tx: users.insert(tx, later))
+    written_user = await uow.write(lambda tx: users.insert(tx, later))
     assert not compacting.done(), "the write waited for the whole compaction"
+    written.set()
     point = await compacting
     # Revisions 1..10: each batch's target is read as it comes, so 10, the newest when
     # compaction began but no longer once 11 committed, goes too; the newest of all stays.
     assert point == 10
     assert units == [3, 3, 3, 3]
-    assert written.revision == 11
+    assert written_user.revision == 11
     history = await db.read(lambda conn: changelog.read(conn, 10, None, 100))
     assert [b.revision for b in history] == [11]
     with pytest.raises(Compacted):

@@ -32,6 +32,7 @@ import order_svc.user_feed
 import user_svc.schema
 from order_svc import schema
 from order_svc.domain import LineItem, Money, Order, State, new_order
+from order_svc.ownership import Ownership
 from order_svc.store import OrderRows, order_table
 from order_svc.user_feed import HEALTH_NAME
 from order_svc.user_view import UserChange, UserView
@@ -821,6 +822,43 @@ async def test_two_listings_at_once_do_not_take_each_others_users_for_deleted(
         assert await view.end_listing(7) == []
         assert await view.end_listing(5) == []
         assert set((await read_view(db)).live) == {u.user_id for u in users}
+
+
+async def test_after_a_restore_the_next_listing_is_not_fooled_by_marks_of_the_lost_history(
+    database_url: str,
+) -> None:
+    """The view listed at revision 50; the user service, restored, is back at 40 and deletes
+    user X there. Listings past 40 are forgotten, so the listing at 41 that lacks X marks it
+    deleted (a mark of 50 would have told it a listing since had seen X)."""
+    async with opened(database_url) as db:
+        await migrate(db, schema.MIGRATIONS)
+        view = view_parts(db).view
+        x, y = new_id(), new_id()
+        await listed(view, [UserChange(x, 30, deleted=False), UserChange(y, 31, deleted=False)], 50)
+        await view.forget_listings_after(40)
+        assert await listed(view, [UserChange(y, 31, deleted=False)], 41) == []
+        assert await read_view(db) == View(live={y: 31}, deleted={x: 41}, revision=41)
+
+
+async def test_a_subject_with_more_users_than_a_statement_takes_parameters_lists_its_orders(
+    database_url: str,
+) -> None:
+    """A subject may create users without limit: its own listing must not name each in the
+    query (SQLite takes at most 32,766 bound parameters)."""
+    async with opened(database_url) as db:
+        await migrate(db, schema.MIGRATIONS)
+        parts = view_parts(db)
+        owned = [new_id() for _ in range(66_000)]
+        rows = [{"id": u, "revision": 1, "deleted": False, "subject": "many"} for u in owned]
+        await db.write(lambda conn: conn.execute(schema.known_users.insert(), rows))
+        placed = await place_learned(parts, owned[-1], 1)
+        ownership = Ownership()
+
+        def orders_of(conn: Connection) -> list[str]:
+            query = sa.select(schema.orders.c.id).where(ownership.orders_of(conn, "many"))
+            return list(conn.execute(query).scalars())
+
+        assert await db.read(orders_of) == [placed.id]
 
 
 async def view_before_owners(
