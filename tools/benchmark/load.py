@@ -53,14 +53,18 @@ def h2load(
     log: Path,
     in_flight: int = IN_FLIGHT,
     rps: int | None = None,
+    json_body: Path | None = None,
 ) -> tuple[Run, int, int]:
     """The run, the HTTP 2xx count and the response DATA bytes. With a gRPC `frame`, gRPC over
-    h2c; without, a plain GET over HTTP/1.1. With `rps`, each client sends that many requests
-    per second on a fixed schedule instead of one after another."""
+    h2c; without, a plain GET over HTTP/1.1 (a POST of `json_body`, if given). With `rps`, each
+    client sends that many requests per second on a fixed schedule instead of one after
+    another."""
     argv = f"h2load -t1 -c{in_flight} -m1 -D {seconds} --log-file={log}".split()
     argv += [f"--rps={rps}"] if rps else []
     if frame is not None:
         headers = ["-d", str(frame), "-H", "content-type: application/grpc", "-H", "te: trailers"]
+    elif json_body is not None:
+        headers = ["--h1", "-d", str(json_body), "-H", "content-type: application/json"]
     else:
         headers = ["--h1"]
     log.unlink(missing_ok=True)  # h2load appends to it

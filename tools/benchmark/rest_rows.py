@@ -58,6 +58,20 @@ def create_order_rest(http: httpx.Client, system: System, seconds: int) -> Run:
     return _through_gateway(http, system.gateway, script, "POST", "/v1/orders", body, seconds)
 
 
+def create_order_rest_paced(http: httpx.Client, system: System, log: Path, seconds: int) -> Run:
+    """CreateOrder through the gateway from one client on the paced rows' schedule: h2load,
+    HTTP/1.1, the same order for the same user each time."""
+    assert system.gateway
+    url = f"{system.gateway}/v1/orders"
+    body = f'{{"userId":"{system.ids[0]}","items":{ITEMS_JSON}}}'
+    check_http(http, "POST", url, body)
+    body_file = log.with_name("create_order.json")
+    body_file.write_text(body)
+    run, ok_http, _ = h2load(url, None, seconds, log, MODERATE, MODERATE_RPS, json_body=body_file)
+    run.errors = run.requests - ok_http  # done, not 2xx (h2load's failed among them)
+    return run
+
+
 def get_order_via(http: httpx.Client, url: str, script: Path, seconds: int) -> Run:
     """GET /v1/orders/{id} through one of the reference gateways."""
     path = REF_PATH.format(id=REF_ORDER_ID)

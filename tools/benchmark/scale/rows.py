@@ -115,7 +115,7 @@ def _loaded(in_flight: int, rps: int | None) -> str:
 
 
 def _rows() -> tuple[Row, ...]:
-    """Each row at IN_FLIGHT and paced; CreateOrder REST at IN_FLIGHT only (wrk)."""
+    """Each row at IN_FLIGHT and paced (REST: wrk at IN_FLIGHT, h2load paced)."""
     found: list[Row] = []
     for suffix, in_flight, rps in (("", IN_FLIGHT, None), ("_paced", MODERATE, MODERATE_RPS)):
         how = _loaded(in_flight, rps)
@@ -139,13 +139,18 @@ def _rows() -> tuple[Row, ...]:
                 page("list_users_deep")),
             Row(f"create_order_grpc{suffix}", f"CreateOrder gRPC, {how}", create_order),
         ]  # fmt: skip
-    found.append(
+    found += [
         Row(
             "create_order_rest",
             f"CreateOrder REST, {IN_FLIGHT} in flight",
             lambda t, s: rest_rows.create_order_rest(t.session.http, t.system, s),
-        )
-    )
+        ),
+        Row(
+            "create_order_rest_paced",
+            f"CreateOrder REST, {_loaded(MODERATE, MODERATE_RPS)}",
+            lambda t, s: rest_rows.create_order_rest_paced(t.session.http, t.system, t.h2_log, s),
+        ),
+    ]
     reads = [r for r in found if not r.key.startswith("create_order")]
     return (*reads, *(r for r in found if r.key.startswith("create_order")))
 
