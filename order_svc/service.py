@@ -80,7 +80,8 @@ class OrderUseCases:
                     raise not_your_user(access, user_id)
                 raise user_not_found(user_id)
             order = await self._uow.write(self._placing(draft, key, access, learned=found))
-            assert order is not None, "a user just learned of is known to the view"
+            if order is None:  # deleted since the user service answered (`UserView.learn`)
+                raise user_not_found(user_id, deleted=True)
         return order
 
     def _placing(

@@ -139,7 +139,15 @@ class UserView:
     ) -> None:
         """The user service just said this user exists at `revision`, owned by `subject`.
         Recorded unless the view knows the user already, so that the user's deletion, applied
-        later, finds this user's orders (and a listing that lacks the user marks it gone)."""
+        later, finds this user's orders (and a listing that lacks the user marks it gone).
+
+        Not recorded when the view is current to `revision` or later: it has then seen the
+        user's creation, so if it holds no row for the user (`find`), the user was deleted
+        since the answer (a listing that ended meanwhile did not see it), and recording it
+        live would keep it so: no later change of the feed would remove it."""
+        current = tx.conn.execute(self._revision).scalar()
+        if current is not None and revision <= current:
+            return
         values = {"id": user_id, "revision": revision, "deleted": False, "subject": subject}
         tx.conn.execute(self._learn[tx.conn.dialect.name], values)
 

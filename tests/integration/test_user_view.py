@@ -35,7 +35,7 @@ from order_svc.domain import LineItem, Money, Order, State, new_order
 from order_svc.ownership import Ownership
 from order_svc.store import OrderRows, order_table
 from order_svc.user_feed import HEALTH_NAME
-from order_svc.user_view import UserChange, UserView
+from order_svc.user_view import KnownUser, UserChange, UserView
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_common.domain import new_id, utc_now
@@ -859,6 +859,25 @@ async def test_a_subject_with_more_users_than_a_statement_takes_parameters_lists
             return list(conn.execute(query).scalars())
 
         assert await db.read(orders_of) == [placed.id]
+
+
+async def test_an_answer_older_than_the_view_is_not_learned(database_url: str) -> None:
+    """The user service said the user existed at revision 5; a listing at 10 that lacks it
+    ended before the order's unit: the user was deleted meanwhile, and the view, current to
+    10, would never hear of it again. It is not learned (and the order is refused); an answer
+    newer than the view is."""
+    async with opened(database_url) as db:
+        await migrate(db, schema.MIGRATIONS)
+        parts = view_parts(db)
+        await listed(parts.view, [], 10)
+        gone, new = new_id(), new_id()
+
+        def learning(tx: Transaction) -> tuple[KnownUser | None, KnownUser | None]:
+            parts.view.learn(tx, gone, 5)
+            parts.view.learn(tx, new, 11)
+            return parts.view.find(tx, gone), parts.view.find(tx, new)
+
+        assert await parts.uow.write(learning) == (None, KnownUser(deleted=False, subject=None))
 
 
 async def view_before_owners(
