@@ -17,5 +17,6 @@ rows as `UserRows.to_row` makes them, change rows carrying the orjson of that ro
 Every client runs in a process of its own, apart from user_svc and from the benchmark
 (`python -m benchmark.feed.client replay|watch|write ...` from `tools/`): it prints
 `ready`, starts on a line from stdin, and prints one JSON line with what it saw. `runner`
-starts them and user_svc; `results` holds what they measured and its Markdown and JSON.
+starts them and user_svc; `results` holds what they measured and its Markdown and JSON;
+`stream` reads a watch in revision order (the scale benchmark's feed part reads with it too).
 """

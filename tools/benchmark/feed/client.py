@@ -24,6 +24,7 @@ import grpc
 from google.protobuf import field_mask_pb2
 
 from benchmark.feed.results import ms, percentile
+from benchmark.feed.stream import read_in_order
 from shop.user.v1 import user_pb2, user_pb2_grpc
 
 CLIENT_MAX_MESSAGE = 16 * 1024 * 1024
@@ -59,24 +60,15 @@ async def _client_replay(address: str, events: int) -> None:
         await _stdin_line()
         cpu, start = time.process_time(), time.perf_counter()
         call = stub.WatchUsers(user_pb2.WatchUsersRequest(start_revision=1))
-        got, responses, gaps, expect = 0, 0, 0, 1
-        async for response in call:
-            responses += 1
-            for event in response.events:
-                if event.revision != expect:
-                    gaps += 1
-                expect = event.revision + 1
-            got += len(response.events)
-            if got >= events:
-                break
+        read = await read_in_order(call, 1, events)
         seconds = time.perf_counter() - start
         call.cancel()
     _say(
         {
-            "events": got,
+            "events": read.events,
             "seconds": seconds,
-            "responses": responses,
-            "gaps": gaps,
+            "responses": read.responses,
+            "gaps": read.gaps,
             "cpu_s": time.process_time() - cpu,
         }
     )

@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 
+from benchmark.feed.stream import read_in_order
 from benchmark.procfs import cpu_seconds, rss_mb
 from benchmark.scale.loader import Loaded
 from benchmark.scale.serving import start_on, storage_of
@@ -29,22 +30,14 @@ async def _read(address: str, first: int, count: int) -> dict[str, Any]:
         stub = order_pb2_grpc.OrderServiceStub(channel)
         start = time.perf_counter()
         call = stub.WatchOrders(order_pb2.WatchOrdersRequest(start_revision=first))
-        got, gaps, expect = 0, 0, first
-        async for response in call:
-            for event in response.events:
-                if event.revision != expect:
-                    gaps += 1
-                expect = event.revision + 1
-            got += len(response.events)
-            if got >= count:
-                break
+        read = await read_in_order(call, first, count)
         seconds = time.perf_counter() - start
         call.cancel()
     return {
-        "events": got,
+        "events": read.events,
         "seconds": round(seconds, 2),
-        "events_per_s": round(got / seconds),
-        "gaps": gaps,
+        "events_per_s": round(read.events / seconds),
+        "gaps": read.gaps,
     }
 
 
