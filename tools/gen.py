@@ -8,6 +8,8 @@ Then buf runs buf.gen.ts.yaml: protoc-gen-es (from node_modules, installed by
 `make setup`) writes the TypeScript stubs (`.js` + `.d.ts`) into gen/ts, for the
 contracts, what they import, and google/rpc/error_details.proto (the error
 details every error carries).
+
+Last, the live console's bundle, built on those stubs (tools/console_bundle.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import pathlib
 import shutil
 import subprocess
 import sys
+
+import console_bundle
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PYTHON_OUT = ROOT / "gen" / "python" / "src"
@@ -40,6 +44,7 @@ def main() -> None:
             package = package.parent
     (PYTHON_OUT / "shop" / "py.typed").write_text("")
     generate_ts(buf)
+    console_bundle.build()
 
 
 def generate_ts(buf: str) -> None:
