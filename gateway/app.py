@@ -83,7 +83,11 @@ class Gateway:
         self._streams: set[grpc.aio.Call] = set()
         self._stopping = False
         self._builtins = builtin_routes.BuiltinRoutes(
-            self.router.routes, proto_names=settings.proto_names, docs=settings.docs
+            self.router.routes,
+            proto_names=settings.proto_names,
+            docs=settings.docs,
+            console=settings.console,
+            verified=settings.security.jwt is not None,
         )
         self._builtin_paths = self._builtins.paths
         jwt = settings.security.jwt
