@@ -1,0 +1,181 @@
+"""The live console (`/console`) in a real browser, headless Chromium, against the real
+system: the page loads without an error in its console, a user and an order are created
+through its forms by keyboard alone (over the Connect protocol), an order is cancelled, and
+an order created by another client (the generated Python stub, straight to order_svc)
+arrives through the page's live feed without a reload. A screenshot is kept in
+test-artifacts/console.png (and the test's tmp_path)."""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+import pytest
+from google.type import money_pb2
+from selenium.webdriver import ActionChains, Chrome
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.wait import WebDriverWait
+
+from shop.order.v1 import order_pb2, order_pb2_grpc
+from tests.browser.chromium import headless_chromium
+from tests.browser.shop import Shop, running_shop
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+WAIT_SECONDS = 20
+MAX_TABS = 60
+TIMES = "\N{MULTIPLICATION SIGN}"  # as the page writes quantities
+
+
+@pytest.fixture
+def shop(tmp_path: pathlib.Path) -> Iterator[Shop]:
+    with running_shop(tmp_path / "data") as running:
+        yield running
+
+
+@pytest.fixture
+def browser(tmp_path: pathlib.Path) -> Iterator[Chrome]:
+    with headless_chromium(tmp_path / "profile") as driver:
+        yield driver
+
+
+def wait_for(driver: Chrome, what: str, condition: Callable[[Chrome], Any]) -> Any:
+    """`condition`'s first truthy value; on timeout, fails saying `what` and what the page
+    shows in its error and feed lines."""
+    try:
+        return WebDriverWait(driver, WAIT_SECONDS).until(condition)
+    except Exception as error:
+        shown = {name: driver.find_element(By.ID, name).text for name in ("error", "feed-state")}
+        raise AssertionError(f"the page did not show {what}: {shown}") from error
+
+
+def tab_to(driver: Chrome, element_id: str) -> WebElement:
+    """Presses Tab until `element_id` has the focus: it is reachable by keyboard."""
+    for _ in range(MAX_TABS):
+        focused: WebElement = driver.switch_to.active_element
+        if focused.get_attribute("id") == element_id:
+            return focused
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+    raise AssertionError(f"#{element_id} is not reached by {MAX_TABS} presses of Tab")
+
+
+def type_into(driver: Chrome, element_id: str, text: str) -> None:
+    """Tabs to the field, replaces its value by typing `text`."""
+    tab_to(driver, element_id)
+    keys = ActionChains(driver).key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL)
+    keys.send_keys(Keys.DELETE).send_keys(text).perform()
+
+
+def press(driver: Chrome, key: str) -> None:
+    ActionChains(driver).send_keys(key).perform()
+
+
+def rows(driver: Chrome, table: str) -> list[WebElement]:
+    return driver.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr")
+
+
+def order_row(driver: Chrome, order_id: str) -> WebElement | None:
+    rows = driver.find_elements(By.CSS_SELECTOR, f'#orders tr[data-order-id="{order_id}"]')
+    return rows[0] if rows else None
+
+
+def console_errors(driver: Chrome) -> list[str]:
+    entries: list[dict[str, Any]] = driver.get_log("browser")  # type: ignore[no-untyped-call]
+    return [entry["message"] for entry in entries if entry["level"] == "SEVERE"]
+
+
+def keep_screenshot(driver: Chrome, tmp_path: pathlib.Path) -> None:
+    shot = tmp_path / "console.png"
+    assert driver.save_screenshot(str(shot)), "no screenshot taken"
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copyfile(shot, ARTIFACTS / "console.png")
+
+
+def test_the_console_creates_and_follows_orders_live(
+    shop: Shop, browser: Chrome, tmp_path: pathlib.Path
+) -> None:
+    browser.get(f"{shop.gateway_url}/console")
+    assert browser.title == "Shop console"
+    wait_for(browser, "the live feed", lambda d: "Live" in d.find_element(By.ID, "feed-state").text)
+
+    # A user, by keyboard alone: Tab to each field, type, Enter submits.
+    email = f"ada-{uuid.uuid4().hex[:8]}@example.com"
+    browser.find_element(By.TAG_NAME, "body").click()
+    type_into(browser, "user-email", email)
+    type_into(browser, "user-name", "Ada Lovelace")
+    press(browser, Keys.ENTER)
+    user_row = wait_for(
+        browser,
+        "the new user",
+        lambda d: next((row for row in rows(d, "users") if email in row.text), None),
+    )
+    user_id = user_row.get_attribute("data-user-id")
+    assert user_id
+    # The new user is the one the order form orders for.
+    assert browser.find_element(By.ID, "order-user").get_attribute("value") == user_id
+
+    # An order for them, the same way.
+    type_into(browser, "order-sku", "sku-tea")
+    type_into(browser, "order-quantity", "2")
+    type_into(browser, "order-price", "3.50")
+    press(browser, Keys.ENTER)
+    created = wait_for(
+        browser,
+        "the new order",
+        lambda d: next((row for row in rows(d, "orders") if "sku-tea" in row.text), None),
+    )
+    assert f"2 {TIMES} sku-tea" in created.text
+    assert "7.00 EUR" in created.text
+    assert "pending" in created.text
+
+    # Cancelled from its row's button, by keyboard.
+    created_id = created.get_attribute("data-order-id")
+    assert created_id
+    tab_to(browser, "orders-of")
+    for _ in range(MAX_TABS):
+        focused = browser.switch_to.active_element
+        if focused.get_attribute("aria-label") == f"Cancel order {created_id}":
+            break
+        press(browser, Keys.TAB)
+    else:
+        raise AssertionError("the order's Cancel button is not reached by Tab")
+    press(browser, Keys.ENTER)
+    wait_for(
+        browser,
+        "the order cancelled",
+        lambda d: "cancelled" in (order_row(d, created_id) or created).text,
+    )
+
+    # Another client's order arrives through the feed, without a reload.
+    with grpc.insecure_channel(shop.order_addr) as channel:
+        response = order_pb2_grpc.OrderServiceStub(channel).CreateOrder(
+            order_pb2.CreateOrderRequest(
+                order=order_pb2.Order(
+                    user_id=user_id,
+                    items=[
+                        order_pb2.LineItem(
+                            sku="sku-cake",
+                            quantity=1,
+                            unit_price=money_pb2.Money(currency_code="EUR", units=12, nanos=5),
+                        )
+                    ],
+                )
+            ),
+            timeout=10,
+        )
+    other = response.order.id
+    arrived = wait_for(browser, "the other client's order", lambda d: order_row(d, other))
+    assert f"1 {TIMES} sku-cake" in arrived.text
+    assert "12.000000005 EUR" in arrived.text
+    feed = browser.find_element(By.ID, "feed")
+    assert other in [item.get_attribute("title") for item in feed.find_elements(By.TAG_NAME, "li")]
+
+    assert browser.find_element(By.ID, "error").text == ""
+    keep_screenshot(browser, tmp_path)
+    assert console_errors(browser) == []
