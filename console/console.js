@@ -122,11 +122,12 @@ function parseMoney(text, currencyCode) {
 
 function timeCell(timestamp) {
   const cell = document.createElement("td");
+  cell.className = "time";
   if (timestamp) {
     const when = timestampDate(timestamp);
     const time = document.createElement("time");
     time.dateTime = when.toISOString();
-    time.textContent = when.toLocaleString();
+    time.textContent = when.toLocaleString(undefined, { dateStyle: "short", timeStyle: "short" });
     cell.append(time);
   }
   return cell;
@@ -163,7 +164,7 @@ function addUserRow(user) {
   row.dataset.userId = user.id;
   const show = document.createElement("button");
   show.type = "button";
-  show.textContent = "Show orders";
+  show.textContent = "Orders";
   show.setAttribute("aria-label", `Show orders of ${userLabel(user)}`);
   show.addEventListener("click", () => {
     $("orders-of").value = user.id;
@@ -171,14 +172,18 @@ function addUserRow(user) {
     $("orders-heading").scrollIntoView();
   });
   const actions = document.createElement("td");
+  actions.className = "actions-cell";
   actions.append(show);
-  row.append(
-    cell(user.displayName || "—"),
-    cell(user.email),
-    cell(shortId(user.id), "id"),
-    actions,
-  );
-  row.cells[2].title = user.id;
+  const who = document.createElement("td");
+  const email = document.createElement("span");
+  email.className = "email";
+  email.textContent = user.email;
+  const id = document.createElement("span");
+  id.className = "id";
+  id.textContent = user.id;
+  who.append(user.displayName || "", document.createElement("br"), email);
+  who.append(document.createElement("br"), id);
+  row.append(who, actions);
   $("users").tBodies[0].append(row);
 }
 
@@ -251,6 +256,7 @@ function orderRow(order) {
   const items = order.items.map((item) => `${item.quantity} × ${item.sku}`).join(", ");
   const owner = known.get(order.userId);
   const actions = document.createElement("td");
+  actions.className = "actions-cell";
   if (order.state === Order_State.PENDING) {
     const cancel = document.createElement("button");
     cancel.type = "button";
@@ -261,14 +267,15 @@ function orderRow(order) {
   }
   row.append(
     cell(shortId(order.id), "id"),
-    cell(owner ? userLabel(owner) : shortId(order.userId)),
-    cell(items),
+    cell(owner ? owner.displayName || owner.email : shortId(order.userId)),
+    cell(items, "items"),
     cell(money(order.total), "number"),
     cell(stateName(order.state), `state ${stateName(order.state)}`),
     timeCell(order.createTime),
     actions,
   );
   row.cells[0].title = order.id;
+  row.cells[1].title = owner ? userLabel(owner) : order.userId;
   return row;
 }
 
@@ -416,13 +423,20 @@ function apply(response) {
   }
 }
 
+/** Exponential backoff with full jitter, as the services' own watchers do. */
+function backoff(failures) {
+  return Math.random() * Math.min(MAX_BACKOFF_MS, 250 * 2 ** failures);
+}
+
 function sleep(ms, signal) {
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => {
+    const done = () => {
       clearTimeout(timer);
+      signal.removeEventListener("abort", done);
       resolve();
-    });
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done);
   });
 }
 
@@ -467,7 +481,10 @@ async function watch(signal) {
         failures = 0;
         feedState(`Live: up to revision ${revision}.`);
       }
+      // Ended without an error (a server going away ends it so): resume where it stopped.
+      failures += 1;
       feedState("The feed ended; reconnecting…");
+      await sleep(backoff(failures), signal);
     } catch (error) {
       if (signal.aborted || aborted(error)) {
         return;
@@ -482,8 +499,7 @@ async function watch(signal) {
         return;
       }
       failures += 1;
-      // Exponential backoff with full jitter, as the services' own watchers do.
-      const wait = Math.random() * Math.min(MAX_BACKOFF_MS, 500 * 2 ** failures);
+      const wait = backoff(failures);
       feedState(`Disconnected (${describe(failure)}); retrying in ${Math.ceil(wait / 1000)} s…`);
       await sleep(wait, signal);
     }
