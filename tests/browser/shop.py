@@ -1,6 +1,6 @@
-"""The real system for a browser test: user_svc and order_svc on SQLite and the gateway, on
-ephemeral ports, served by an event loop in a thread of their own, so that the test itself
-may block on the browser (Selenium's calls are synchronous) while they answer it."""
+"""The real system for a browser test, served by an event loop in a thread of its own, so
+that the test itself may block on the browser (Selenium's calls are synchronous) while the
+system answers it: `in_thread(running_shop(...))`, or any other system's context manager."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import asyncio
 import contextlib
 import pathlib
 import threading
-from collections.abc import Awaitable, Iterator
-from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import TypeVar
 
 from gateway import Settings, start
 from gateway.config import services_of
@@ -29,56 +30,45 @@ class Shop:
     order_addr: str
 
 
-class _Loop:
-    """An event loop running in a daemon thread until `close()`."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="shop", daemon=True)
-        self._thread.start()
-
-    def run(self, coroutine: Awaitable[T], timeout: float = START_SECONDS) -> T:
-        async def wrapped() -> T:
-            return await coroutine
-
-        return asyncio.run_coroutine_threadsafe(wrapped(), self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self.loop.close()
+@contextlib.asynccontextmanager
+async def running_shop(data: pathlib.Path) -> AsyncIterator[Shop]:
+    """user_svc and order_svc on SQLite, and the gateway, on ephemeral ports, in development
+    identity (as `make run` starts them)."""
+    async with running_user_svc(f"sqlite:///{data}/user_svc.db", data / "user_svc") as users:
+        user_addr = f"127.0.0.1:{users.port}"
+        async with running_order_svc(
+            f"sqlite:///{data}/order_svc.db", data / "order_svc", user_addr
+        ) as orders:
+            order_addr = f"127.0.0.1:{orders.port}"
+            settings = Settings(
+                backends=services_of(user_pb2.DESCRIPTOR, user_addr)
+                | services_of(order_pb2.DESCRIPTOR, order_addr),
+                listen="127.0.0.1:0",
+                grace_seconds=1,
+            )
+            gateway = await start(settings)
+            try:
+                yield Shop(gateway.url, user_addr, order_addr)
+            finally:
+                await gateway.stop()
 
 
 @contextlib.contextmanager
-def running_shop(data: pathlib.Path, **gateway_settings: Any) -> Iterator[Shop]:
-    """The three parts, in development identity unless `gateway_settings` say otherwise;
-    stopped on leaving."""
-    runner = _Loop()
-    stack = contextlib.AsyncExitStack()
-
-    async def begin() -> Shop:
-        users = await stack.enter_async_context(
-            running_user_svc(f"sqlite:///{data}/user_svc.db", data / "user_svc")
-        )
-        user_addr = f"127.0.0.1:{users.port}"
-        orders = await stack.enter_async_context(
-            running_order_svc(f"sqlite:///{data}/order_svc.db", data / "order_svc", user_addr)
-        )
-        order_addr = f"127.0.0.1:{orders.port}"
-        settings = Settings(
-            backends=services_of(user_pb2.DESCRIPTOR, user_addr)
-            | services_of(order_pb2.DESCRIPTOR, order_addr),
-            listen="127.0.0.1:0",
-            grace_seconds=1,
-        )
-        gateway = await start(replace(settings, **gateway_settings))
-        stack.push_async_callback(gateway.stop)
-        return Shop(gateway.url, user_addr, order_addr)
-
+def in_thread(system: AbstractAsyncContextManager[T]) -> Iterator[T]:
+    """Enters `system` on an event loop running in a daemon thread; leaves it there, then
+    ends the loop."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="system", daemon=True)
+    thread.start()
     try:
-        yield runner.run(begin())
-    finally:
+        entered = asyncio.run_coroutine_threadsafe(system.__aenter__(), loop)
+        value = entered.result(START_SECONDS)
         try:
-            runner.run(stack.aclose())
+            yield value
         finally:
-            runner.close()
+            left = asyncio.run_coroutine_threadsafe(system.__aexit__(None, None, None), loop)
+            left.result(START_SECONDS)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

@@ -3,7 +3,8 @@ system: the page loads without an error in its console, a user and an order are 
 through its forms by keyboard alone (over the Connect protocol), an order is cancelled, and
 an order created by another client (the generated Python stub, straight to order_svc)
 arrives through the page's live feed without a reload. A screenshot is kept in
-test-artifacts/console.png (and the test's tmp_path)."""
+test-artifacts/console.png (and the test's tmp_path). Where tokens are verified, the page
+asks for one, keeps it in the tab's session storage only, and calls with it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 import grpc
 import pytest
 from google.type import money_pb2
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver import ActionChains, Chrome
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -24,7 +26,8 @@ from selenium.webdriver.support.wait import WebDriverWait
 
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from tests.browser.chromium import headless_chromium
-from tests.browser.shop import Shop, running_shop
+from tests.browser.shop import Shop, in_thread, running_shop
+from tests.security.system import JwtSystem, jwt_system
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -35,7 +38,7 @@ TIMES = "\N{MULTIPLICATION SIGN}"  # as the page writes quantities
 
 @pytest.fixture
 def shop(tmp_path: pathlib.Path) -> Iterator[Shop]:
-    with running_shop(tmp_path / "data") as running:
+    with in_thread(running_shop(tmp_path / "data")) as running:
         yield running
 
 
@@ -49,7 +52,11 @@ def wait_for(driver: Chrome, what: str, condition: Callable[[Chrome], Any]) -> A
     """`condition`'s first truthy value; on timeout, fails saying `what` and what the page
     shows in its error and feed lines."""
     try:
-        return WebDriverWait(driver, WAIT_SECONDS).until(condition)
+        # The page replaces a row when it changes: one found may be gone when read.
+        wait = WebDriverWait(
+            driver, WAIT_SECONDS, ignored_exceptions=[StaleElementReferenceException]
+        )
+        return wait.until(condition)
     except Exception as error:
         shown = {name: driver.find_element(By.ID, name).text for name in ("error", "feed-state")}
         raise AssertionError(f"the page did not show {what}: {shown}") from error
@@ -80,9 +87,24 @@ def rows(driver: Chrome, table: str) -> list[WebElement]:
     return driver.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr")
 
 
+def row_with(driver: Chrome, table: str, text: str) -> tuple[str, str] | None:
+    """The key (`data-user-id`, `data-order-id`) and text of the first row showing `text`."""
+    for row in rows(driver, table):
+        shown = row.text
+        if text in shown:
+            key = row.get_attribute(f"data-{table[:-1]}-id")
+            assert key
+            return key, shown
+    return None
+
+
 def order_row(driver: Chrome, order_id: str) -> WebElement | None:
     rows = driver.find_elements(By.CSS_SELECTOR, f'#orders tr[data-order-id="{order_id}"]')
     return rows[0] if rows else None
+
+
+def text_of(element: WebElement | None) -> str:
+    return "" if element is None else element.text
 
 
 def console_errors(driver: Chrome) -> list[str]:
@@ -106,17 +128,10 @@ def test_the_console_creates_and_follows_orders_live(
 
     # A user, by keyboard alone: Tab to each field, type, Enter submits.
     email = f"ada-{uuid.uuid4().hex[:8]}@example.com"
-    browser.find_element(By.TAG_NAME, "body").click()
     type_into(browser, "user-email", email)
     type_into(browser, "user-name", "Ada Lovelace")
     press(browser, Keys.ENTER)
-    user_row = wait_for(
-        browser,
-        "the new user",
-        lambda d: next((row for row in rows(d, "users") if email in row.text), None),
-    )
-    user_id = user_row.get_attribute("data-user-id")
-    assert user_id
+    user_id, _ = wait_for(browser, "the new user", lambda d: row_with(d, "users", email))
     # The new user is the one the order form orders for.
     assert browser.find_element(By.ID, "order-user").get_attribute("value") == user_id
 
@@ -125,18 +140,12 @@ def test_the_console_creates_and_follows_orders_live(
     type_into(browser, "order-quantity", "2")
     type_into(browser, "order-price", "3.50")
     press(browser, Keys.ENTER)
-    created = wait_for(
-        browser,
-        "the new order",
-        lambda d: next((row for row in rows(d, "orders") if "sku-tea" in row.text), None),
-    )
-    assert f"2 {TIMES} sku-tea" in created.text
-    assert "7.00 EUR" in created.text
-    assert "pending" in created.text
+    created_id, created = wait_for(browser, "the new order", lambda d: row_with(d, "orders", "tea"))
+    assert f"2 {TIMES} sku-tea" in created
+    assert "7.00 EUR" in created
+    assert "pending" in created
 
     # Cancelled from its row's button, by keyboard.
-    created_id = created.get_attribute("data-order-id")
-    assert created_id
     tab_to(browser, "orders-of")
     for _ in range(MAX_TABS):
         focused = browser.switch_to.active_element
@@ -147,9 +156,7 @@ def test_the_console_creates_and_follows_orders_live(
         raise AssertionError("the order's Cancel button is not reached by Tab")
     press(browser, Keys.ENTER)
     wait_for(
-        browser,
-        "the order cancelled",
-        lambda d: "cancelled" in (order_row(d, created_id) or created).text,
+        browser, "the order cancelled", lambda d: "cancelled" in text_of(order_row(d, created_id))
     )
 
     # Another client's order arrives through the feed, without a reload.
@@ -162,7 +169,9 @@ def test_the_console_creates_and_follows_orders_live(
                         order_pb2.LineItem(
                             sku="sku-cake",
                             quantity=1,
-                            unit_price=money_pb2.Money(currency_code="EUR", units=12, nanos=5),
+                            unit_price=money_pb2.Money(
+                                currency_code="EUR", units=12, nanos=50_000_000
+                            ),
                         )
                     ],
                 )
@@ -170,12 +179,52 @@ def test_the_console_creates_and_follows_orders_live(
             timeout=10,
         )
     other = response.order.id
-    arrived = wait_for(browser, "the other client's order", lambda d: order_row(d, other))
-    assert f"1 {TIMES} sku-cake" in arrived.text
-    assert "12.000000005 EUR" in arrived.text
+    arrived = wait_for(browser, "the other client's order", lambda d: text_of(order_row(d, other)))
+    assert f"1 {TIMES} sku-cake" in arrived
+    assert "12.05 EUR" in arrived
     feed = browser.find_element(By.ID, "feed")
     assert other in [item.get_attribute("title") for item in feed.find_elements(By.TAG_NAME, "li")]
 
     assert browser.find_element(By.ID, "error").text == ""
     keep_screenshot(browser, tmp_path)
+    assert console_errors(browser) == []
+
+
+def test_where_tokens_are_verified_the_console_asks_for_one(
+    browser: Chrome, tmp_path: pathlib.Path
+) -> None:
+    with in_thread(jwt_system(tmp_path, console=True)) as system:
+        check_the_token_flow(browser, system)
+
+
+def check_the_token_flow(browser: Chrome, system: JwtSystem) -> None:
+    browser.get(f"{system.gateway.url}/console")
+    assert browser.find_element(By.ID, "token-section").is_displayed()
+    assert browser.switch_to.active_element.get_attribute("id") == "token"
+    assert browser.find_element(By.ID, "token").get_attribute("type") == "password"
+    assert "enter yours" in browser.find_element(By.ID, "identity").text
+    assert browser.find_element(By.ID, "feed-state").text == "Not connected."
+
+    # Typed and sent by keyboard; every call carries it from then on.
+    token = system.issuer.admin()
+    ActionChains(browser).send_keys(token).send_keys(Keys.ENTER).perform()
+    wait_for(browser, "the live feed", lambda d: "Live" in d.find_element(By.ID, "feed-state").text)
+    assert browser.find_element(By.ID, "error").text == ""
+    assert browser.find_element(By.ID, "token").get_attribute("value") == ""
+    email = f"grace-{uuid.uuid4().hex[:8]}@example.com"
+    type_into(browser, "user-email", email)
+    press(browser, Keys.ENTER)
+    wait_for(browser, "the new user", lambda d: any(email in r.text for r in rows(d, "users")))
+
+    # Kept for this tab only: back after a reload, never in local storage.
+    assert browser.execute_script("return localStorage.length") == 0
+    assert browser.execute_script("return sessionStorage.getItem('shop-console-token')") == token
+    browser.refresh()
+    wait_for(browser, "the users again", lambda d: any(email in r.text for r in rows(d, "users")))
+
+    # Forgotten: nothing is called any more, and nothing is kept.
+    browser.find_element(By.ID, "forget-token").click()
+    assert browser.execute_script("return sessionStorage.length") == 0
+    assert rows(browser, "users") == []
+    assert browser.find_element(By.ID, "feed-state").text == "Not connected."
     assert console_errors(browser) == []
