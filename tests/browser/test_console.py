@@ -33,6 +33,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 WAIT_SECONDS = 20
 MAX_TABS = 60
+SWITCHES = 6
+"""Times the feed's filter goes back and forth: 12 streams replaced, where one caller may hold
+8 (the gateway's GATEWAY_MAX_STREAMS_PER_CALLER)."""
 TIMES = "\N{MULTIPLICATION SIGN}"  # as the page writes quantities
 
 
@@ -83,6 +86,10 @@ def press(driver: Chrome, key: str) -> None:
     ActionChains(driver).send_keys(key).perform()
 
 
+def live(driver: Chrome) -> bool:
+    return driver.find_element(By.ID, "feed-state").text.startswith("Live")
+
+
 def rows(driver: Chrome, table: str) -> list[WebElement]:
     return driver.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr")
 
@@ -124,7 +131,7 @@ def test_the_console_creates_and_follows_orders_live(
 ) -> None:
     browser.get(f"{shop.gateway_url}/console")
     assert browser.title == "Shop console"
-    wait_for(browser, "the live feed", lambda d: "Live" in d.find_element(By.ID, "feed-state").text)
+    wait_for(browser, "the live feed", live)
 
     # A user, by keyboard alone: Tab to each field, type, Enter submits.
     email = f"ada-{uuid.uuid4().hex[:8]}@example.com"
@@ -158,6 +165,15 @@ def test_the_console_creates_and_follows_orders_live(
     wait_for(
         browser, "the order cancelled", lambda d: "cancelled" in text_of(order_row(d, created_id))
     )
+
+    # The feed follows the filter: each change replaces the one stream (more changes than one
+    # caller may hold streams), and the last one is live.
+    tab_to(browser, "orders-of")
+    for _ in range(SWITCHES):
+        press(browser, Keys.ARROW_DOWN)  # this user's orders
+        press(browser, Keys.ARROW_UP)  # everyone's
+    assert browser.find_element(By.ID, "orders-of").get_attribute("value") == ""
+    wait_for(browser, "the feed live again", lambda d: live(d) and order_row(d, created_id))
 
     # Another client's order arrives through the feed, without a reload.
     with grpc.insecure_channel(shop.order_addr) as channel:
@@ -208,7 +224,7 @@ def check_the_token_flow(browser: Chrome, system: JwtSystem) -> None:
     # Typed and sent by keyboard; every call carries it from then on.
     token = system.issuer.admin()
     ActionChains(browser).send_keys(token).send_keys(Keys.ENTER).perform()
-    wait_for(browser, "the live feed", lambda d: "Live" in d.find_element(By.ID, "feed-state").text)
+    wait_for(browser, "the live feed", live)
     assert browser.find_element(By.ID, "error").text == ""
     assert browser.find_element(By.ID, "token").get_attribute("value") == ""
     email = f"grace-{uuid.uuid4().hex[:8]}@example.com"
