@@ -43,7 +43,7 @@ GENERATED := gen/ gateway/console_assets/
 check-gen: gen
 	@git diff --exit-code --stat -- $(GENERATED) \
 	  && test -z "$$(git status --porcelain -- $(GENERATED))" \
-	  || { echo "$(GENERATED) stale: run 'make gen' and commit"; exit 1; }
+	  || { echo "stale generated files ($(GENERATED)): run 'make gen' and commit"; exit 1; }
 
 ## Fail if protos/ breaks compatibility with the released contracts (contract/baseline.binpb).
 breaking: setup

@@ -119,6 +119,29 @@ def console_errors(driver: Chrome) -> list[str]:
     return [entry["message"] for entry in entries if entry["level"] == "SEVERE"]
 
 
+def set_visibility(driver: Chrome, state: str) -> None:
+    """As the browser does when the tab is hidden or shown (headless, it never is)."""
+    driver.execute_script(
+        "Object.defineProperty(document, 'visibilityState', {value: arguments[0], "
+        "configurable: true});"
+        "document.dispatchEvent(new Event('visibilitychange'));",
+        state,
+    )
+
+
+def order_by_another_client(shop: Shop, user_id: str, sku: str, units: int, nanos: int = 0) -> str:
+    """An order created with the generated Python stub, straight to order_svc: its id."""
+    price = money_pb2.Money(currency_code="EUR", units=units, nanos=nanos)
+    order = order_pb2.Order(
+        user_id=user_id, items=[order_pb2.LineItem(sku=sku, quantity=1, unit_price=price)]
+    )
+    with grpc.insecure_channel(shop.order_addr) as channel:
+        response = order_pb2_grpc.OrderServiceStub(channel).CreateOrder(
+            order_pb2.CreateOrderRequest(order=order), timeout=10
+        )
+    return response.order.id
+
+
 def keep_screenshot(driver: Chrome, tmp_path: pathlib.Path) -> None:
     shot = tmp_path / "console.png"
     assert driver.save_screenshot(str(shot)), "no screenshot taken"
@@ -127,7 +150,7 @@ def keep_screenshot(driver: Chrome, tmp_path: pathlib.Path) -> None:
 
 
 def test_the_console_creates_and_follows_orders_live(
-    shop: Shop, browser: Chrome, tmp_path: pathlib.Path
+    browser: Chrome, shop: Shop, tmp_path: pathlib.Path
 ) -> None:
     browser.get(f"{shop.gateway_url}/console")
     assert browser.title == "Shop console"
@@ -175,26 +198,16 @@ def test_the_console_creates_and_follows_orders_live(
     assert browser.find_element(By.ID, "orders-of").get_attribute("value") == ""
     wait_for(browser, "the feed live again", lambda d: live(d) and order_row(d, created_id))
 
+    # Hidden, the page holds no stream; shown again, it resumes where it stopped: what was
+    # committed meanwhile arrives.
+    set_visibility(browser, "hidden")
+    assert browser.find_element(By.ID, "feed-state").text == "Paused while the page is hidden."
+    meanwhile = order_by_another_client(shop, user_id, "sku-jam", units=4)
+    set_visibility(browser, "visible")
+    wait_for(browser, "the order made while hidden", lambda d: order_row(d, meanwhile))
+
     # Another client's order arrives through the feed, without a reload.
-    with grpc.insecure_channel(shop.order_addr) as channel:
-        response = order_pb2_grpc.OrderServiceStub(channel).CreateOrder(
-            order_pb2.CreateOrderRequest(
-                order=order_pb2.Order(
-                    user_id=user_id,
-                    items=[
-                        order_pb2.LineItem(
-                            sku="sku-cake",
-                            quantity=1,
-                            unit_price=money_pb2.Money(
-                                currency_code="EUR", units=12, nanos=50_000_000
-                            ),
-                        )
-                    ],
-                )
-            ),
-            timeout=10,
-        )
-    other = response.order.id
+    other = order_by_another_client(shop, user_id, "sku-cake", units=12, nanos=50_000_000)
     arrived = wait_for(browser, "the other client's order", lambda d: text_of(order_row(d, other)))
     assert f"1 {TIMES} sku-cake" in arrived
     assert "12.05 EUR" in arrived
