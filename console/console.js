@@ -36,6 +36,10 @@ const TRANSIENT = new Set([
   Code.Aborted,
 ]);
 
+// Refused until the order service's view of users has a user just created, and then not.
+const NEW_USER_LAG = new Set([Code.FailedPrecondition, Code.PermissionDenied]);
+const NEW_USER_PATIENCE_MS = 10_000;
+
 const $ = (id) => document.getElementById(id);
 const verified = document.querySelector('meta[name="shop-identity"]')?.content === "verified";
 
@@ -238,6 +242,11 @@ async function createUser(event) {
       { timeoutMs: CALL_TIMEOUT_MS },
     );
     remember(user);
+    // A caller's first user: their orders may be followed now (`CALLER_HAS_NO_USER` before).
+    patientUntil = Date.now() + NEW_USER_PATIENCE_MS;
+    if (stopped) {
+      followOrders();
+    }
     $("order-user").value = user.id;
     form.reset();
     announce(`Created user ${userLabel(user)}.`);
@@ -377,6 +386,8 @@ async function cancelOrder(order, button) {
 let feed = null; // the AbortController of the one stream
 let revision = 0n; // the last revision applied (listed or watched)
 let listed = false; // the table holds the listing for `filter()` at `revision`
+let stopped = false; // the feed ended on an error that another try would get again
+let patientUntil = 0; // until then, a new user not known yet is waited for
 
 function filter() {
   return $("orders-of").value;
@@ -453,6 +464,7 @@ function followOrders() {
 
 function startFeed() {
   stopFeed();
+  stopped = false;
   const controller = new AbortController();
   feed = controller;
   watch(controller.signal);
@@ -494,8 +506,15 @@ async function watch(signal) {
         listed = false;
         continue;
       }
+      if (NEW_USER_LAG.has(failure.code) && Date.now() < patientUntil) {
+        // The order service learns of a new user from the user feed, milliseconds later.
+        feedState("Waiting for the order service to learn of the new user…");
+        await sleep(backoff(1), signal);
+        continue;
+      }
       if (!TRANSIENT.has(failure.code)) {
         feedState(`Stopped: ${describe(failure)}`);
+        stopped = true;
         return;
       }
       failures += 1;

@@ -9,6 +9,7 @@ asks for one, keeps it in the tab's session storage only, and calls with it."""
 from __future__ import annotations
 
 import pathlib
+import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -155,6 +156,7 @@ def test_the_console_creates_and_follows_orders_live(
     browser.get(f"{shop.gateway_url}/console")
     assert browser.title == "Shop console"
     wait_for(browser, "the live feed", live)
+    assert console_errors(browser) == []
 
     # A user, by keyboard alone: Tab to each field, type, Enter submits.
     email = f"ada-{uuid.uuid4().hex[:8]}@example.com"
@@ -164,6 +166,20 @@ def test_the_console_creates_and_follows_orders_live(
     user_id, _ = wait_for(browser, "the new user", lambda d: row_with(d, "users", email))
     # The new user is the one the order form orders for.
     assert browser.find_element(By.ID, "order-user").get_attribute("value") == user_id
+
+    # A refusal is shown as Connect's code and message, with the details' reason and fields.
+    type_into(browser, "user-email", email)
+    press(browser, Keys.ENTER)
+    refused = wait_for(browser, "the refusal", lambda d: d.find_element(By.ID, "error").text)
+    assert refused == (
+        "Creating the user failed: already_exists: another user has this e-mail address "
+        "(EMAIL_TAKEN). user.email: is already used by another user"
+    )
+    assert browser.find_element(By.ID, "error").get_attribute("role") == "alert"
+    # (Chromium logs the 409 in the page's console; nothing else may be there.)
+    assert [re.sub(r"^\S+ ", "", line) for line in console_errors(browser)] == [
+        "- Failed to load resource: the server responded with a status of 409 (Conflict)"
+    ]
 
     # An order for them, the same way.
     type_into(browser, "order-sku", "sku-tea")
@@ -257,3 +273,45 @@ def check_the_token_flow(browser: Chrome, system: JwtSystem) -> None:
     assert rows(browser, "users") == []
     assert browser.find_element(By.ID, "feed-state").text == "Not connected."
     assert console_errors(browser) == []
+
+
+def test_a_user_follows_their_own_orders_once_they_have_a_user(
+    browser: Chrome, tmp_path: pathlib.Path
+) -> None:
+    with in_thread(jwt_system(tmp_path, console=True)) as system:
+        browser.get(f"{system.gateway.url}/console")
+        ActionChains(browser).send_keys(system.issuer.token("alice")).send_keys(
+            Keys.ENTER
+        ).perform()
+        # Not an admin: no list of users; no user yet, so no orders of theirs to follow.
+        wait_for(
+            browser, "the refusals", lambda d: "Stopped" in d.find_element(By.ID, "feed-state").text
+        )
+        assert browser.find_element(By.ID, "error").text.startswith(
+            "Listing users failed: permission_denied: "
+        )
+        assert "(CALLER_HAS_NO_USER)" in browser.find_element(By.ID, "feed-state").text
+
+        # Their user (for their own subject), then the feed follows its orders.
+        type_into(browser, "user-email", "alice@example.com")
+        press(browser, Keys.ENTER)
+        user_id, _ = wait_for(browser, "alice's user", lambda d: row_with(d, "users", "alice@"))
+        wait_for(browser, "the live feed", live)
+
+        # An order for their own user (the form's default), and one an admin makes for them.
+        type_into(browser, "order-sku", "sku-pen")
+        type_into(browser, "order-price", "1.25")
+        press(browser, Keys.ENTER)
+        wait_for(browser, "alice's order", lambda d: row_with(d, "orders", "sku-pen"))
+        price = money_pb2.Money(currency_code="EUR", units=9)
+        order = order_pb2.Order(
+            user_id=user_id, items=[order_pb2.LineItem(sku="sku-ink", quantity=1, unit_price=price)]
+        )
+        admin = (("authorization", f"Bearer {system.issuer.admin()}"),)
+        with grpc.insecure_channel(f"127.0.0.1:{system.orders.port}") as channel:
+            stub = order_pb2_grpc.OrderServiceStub(channel)
+            made = stub.CreateOrder(
+                order_pb2.CreateOrderRequest(order=order), metadata=admin, timeout=10
+            )
+        wait_for(browser, "the admin's order", lambda d: order_row(d, made.order.id))
+        assert len(rows(browser, "orders")) == 2
