@@ -87,6 +87,18 @@ def cors_cases() -> list[Case]:
             gateway="cors",
         ),
         Case(
+            "cors.preflight.vary",
+            f'{CONNECT_CORS} §Caching preflight responses: "If the CORS preflight response is '
+            "dynamic, all request headers resulting in conditional preflight responses must be "
+            "added to the Vary response header\": the allowed headers follow the request's",
+            preflight("POST", connect_headers),
+            Expect(
+                frozenset({200, 204}),
+                lists={"vary": ("origin", "access-control-request-headers")},
+            ),
+            gateway="cors",
+        ),
+        Case(
             "cors.expose.grpc-web",
             f'{CONNECT_CORS} §gRPC-web: "Access-Control-Expose-Headers: Grpc-Status, '
             'Grpc-Message, Grpc-Status-Details-Bin" (a page reads trailers-only errors there)',

@@ -25,6 +25,7 @@ from tests.gateway.rpc_conformance.table import (
     as_json,
     connect_get,
     error,
+    error_or_nothing,
     json_query,
     user,
 )
@@ -33,6 +34,7 @@ from tests.gateway.rpc_conformance.table import (
 def connect_get_cases() -> list[Case]:
     u1 = user_pb2.GetUserRequest(id="u1")
     u1_proto = u1.SerializeToString()  # 4 bytes: padded base64
+    url_safe = user_pb2.GetUserRequest(id="?~~?")  # its base64 has `_` and `-`
     tagged = user_pb2.GetUserRequest(id="etag-v7")
     return [
         Case(
@@ -54,6 +56,18 @@ def connect_get_cases() -> list[Case]:
             Reached("GetUser", u1),
         ),
         Case(
+            "connect.get.base64-url-alphabet",
+            f'{CONNECT} §Unary-Get-Request: "the RFC 4648 §5 URL-safe base64" (`-` and `_`, '
+            "not `+` and `/`)",
+            connect_get(
+                GET_USER,
+                "connect=v1&encoding=proto&base64=1&message="
+                + wire.b64url(url_safe.SerializeToString()),
+            ),
+            Expect(200, ConnectMessage(user("?~~?"), codec="proto")),
+            Reached("GetUser", url_safe),
+        ),
+        Case(
             "connect.get.base64-padded",
             f'{CONNECT} §Unary-Get-Request: "the base64-encoded message may contain padding '
             'characters, but these characters must be percent-encoded"',
@@ -64,6 +78,32 @@ def connect_get_cases() -> list[Case]:
             ),
             Expect(200, ConnectMessage(user("u1"), codec="proto")),
             Reached("GetUser", u1),
+        ),
+        Case(
+            "connect.get.json-base64",
+            f'{CONNECT} §Unary-Get-Request: "If Base64-Query is specified, the raw binary octets '
+            'will be encoded with … URL-safe base64", whatever the codec (json here)',
+            connect_get(
+                GET_USER, f"connect=v1&encoding=json&base64=1&message={wire.b64url(as_json(u1))}"
+            ),
+            Expect(200, ConnectMessage(user("u1"))),
+            Reached("GetUser", u1),
+        ),
+        Case(
+            "connect.get.base64-other-value-ignored",
+            f'{CONNECT} §Unary-Get-Request: "Other values for the base64 parameter will simply '
+            'be ignored": base64=0 and a percent-encoded JSON message',
+            connect_get(GET_USER, json_query(u1) + "&base64=0"),
+            Expect(200, ConnectMessage(user("u1"))),
+            Reached("GetUser", u1),
+        ),
+        Case(
+            "connect.get.empty-message-not-decompressed",
+            f'{CONNECT} §Unary-Get-Request: "Servers must not attempt to decompress zero-length '
+            'Message-Query" (the empty proto message)',
+            connect_get(GET_USER, "connect=v1&encoding=proto&base64=1&compression=gzip&message="),
+            Expect(200, ConnectMessage(user(""), codec="proto")),
+            Reached("GetUser", user_pb2.GetUserRequest()),
         ),
         Case(
             "connect.get.compressed",
@@ -136,9 +176,10 @@ def connect_get_cases() -> list[Case]:
         Case(
             "connect.get.side-effects",
             f'{CONNECT} §Summary: GET only for RPCs "annotated as such with the '
-            f'IdempotencyLevel option" (NO_SIDE_EFFECTS); {ISSUE}: else 405 (Allow: POST)',
+            f'IdempotencyLevel option" (NO_SIDE_EFFECTS); {ISSUE}: else 405 (Allow: POST); '
+            '§Unary-Response: the body "either omitted or a JSON-serialized Error"',
             connect_get(CREATE_USER, json_query(user_pb2.CreateUserRequest())),
-            Expect(405, lists={"allow": ("POST",)}),
+            Expect(405, error_or_nothing("unimplemented"), lists={"allow": ("POST",)}),
             UNTOUCHED,
         ),
         Case(
@@ -146,7 +187,7 @@ def connect_get_cases() -> list[Case]:
             f"{CONNECT} §Unary-Get-Request: a variant of the unary request; a streaming method "
             "(WatchUsers, though NO_SIDE_EFFECTS) is POST only",
             connect_get(WATCH_USERS, json_query(user_pb2.WatchUsersRequest(start_revision=1))),
-            Expect(405, lists={"allow": ("POST",)}),
+            Expect(405, error_or_nothing("unimplemented"), lists={"allow": ("POST",)}),
             UNTOUCHED,
         ),
         Case(

@@ -16,6 +16,7 @@ from tests.gateway.rpc_conformance.expect import (
     Reached,
 )
 from tests.gateway.rpc_conformance.table import (
+    BROWSER_ENCODINGS,
     CARDINALITY,
     CONNECT,
     GRPC_CODES,
@@ -116,6 +117,14 @@ def connect_stream_cases() -> list[Case]:
             Reached("WatchUsers", full),
         ),
         Case(
+            "connect.stream.encoding-named-flag-clear",
+            f'{CONNECT} §Streaming-Request: "If the least significant bit is 1, the Message is '
+            'compressed": with the bit 0 it is not, whatever Connect-Content-Encoding names',
+            connect_stream(WATCH_USERS, full, headers={"Connect-Content-Encoding": "gzip"}),
+            Expect(200, ConnectStream(watch, watched(1, prev_user=True), metadata=ok_end)),
+            Reached("WatchUsers", full),
+        ),
+        Case(
             "connect.stream.compressed-response",
             f"{CONNECT} §Streaming-Response: [Streaming-Content-Encoding]; with "
             f"Connect-Accept-Encoding: gzip, large messages (4 KB) come compressed (flag 1); "
@@ -126,6 +135,14 @@ def connect_stream_cases() -> list[Case]:
                 ConnectStream(watch, watched(1, prev_user=True), metadata=ok_end, compressed=True),
                 headers={"connect-content-encoding": "gzip"},
             ),
+        ),
+        Case(
+            "connect.stream.browser-accept-encoding",
+            f"{CONNECT} §Streaming-Response: Streaming-Response-Headers hold "
+            "[Streaming-Content-Encoding], no Content-Encoding: a browser's Accept-Encoding "
+            "does not compress the stream's body",
+            connect_stream(WATCH_USERS, full, headers={"Accept-Encoding": BROWSER_ENCODINGS}),
+            Expect(200, ConnectStream(watch, watched(1, prev_user=True), metadata=ok_end)),
         ),
         Case(
             "connect.stream.identity-unless-asked",
@@ -247,10 +264,17 @@ def connect_envelope_cases() -> list[Case]:
         refused(
             "length-over-limit",
             f'{GRPC_CODES}: "Sent or received message was larger than configured limit: '
-            f'RESOURCE_EXHAUSTED"; a length of 2^31-1 over {LIMIT_BYTES} bytes, refused '
-            "before it is read",
+            f'RESOURCE_EXHAUSTED": a length of 2^31-1, its bytes coming past {LIMIT_BYTES}',
+            wire.prefix(0, 2**31 - 1) + payload + b" " * LIMIT_BYTES,
+            "resource_exhausted",
+        ),
+        refused(
+            "length-over-limit-short-body",
+            f"{GRPC_CODES}: a length of 2^31-1 over a body that ends soon after: a message "
+            "over the limit (connect-go: resource_exhausted) or a truncated one (MALFORMED)",
             wire.prefix(0, 2**31 - 1) + payload,
             "resource_exhausted",
+            *MALFORMED,
         ),
         refused(
             "too-large",

@@ -40,17 +40,33 @@ from tests.gateway.rpc_conformance.table import (
     connect_code,
     connect_stream,
     error,
+    error_or_nothing,
     user,
 )
 
 
 def http_status_case(code: grpc.StatusCode) -> Case:
+    """The backend fails with `code`; the Error carries its Connect name and the HTTP status
+    of that name. CANCELLED from a service is the one the gateway's error table (as on REST)
+    turns into unavailable, to be retried: the service cancelled, not the client."""
     name = connect_code(code)
+    spec = (
+        f'{CONNECT} §Error Codes: "each code maps to a specific HTTP status code": {name} → '
+        f"{HTTP_OF_CODE[name]}"
+    )
+    request = connect(GET_USER, user_pb2.GetUserRequest(id=f"code-{code.value[0]}"))
+    if code is grpc.StatusCode.CANCELLED:
+        return Case(
+            f"connect.error.http-status.{name}",
+            f"{spec}; {ISSUE}: the gateway's error table: a service's CANCELLED is "
+            "unavailable (503), to retry",
+            request,
+            Expect(503, error("unavailable")),
+        )
     return Case(
         f"connect.error.http-status.{name}",
-        f'{CONNECT} §Error Codes: "each code maps to a specific HTTP status code": {name} → '
-        f"{HTTP_OF_CODE[name]}",
-        connect(GET_USER, user_pb2.GetUserRequest(id=f"code-{code.value[0]}")),
+        spec,
+        request,
         Expect(HTTP_OF_CODE[name], error(name, message=f"failed with {code.name}")),
     )
 
@@ -190,9 +206,10 @@ def connect_unary_cases() -> list[Case]:
         Case(
             "connect.unary.unknown-method",
             f"{CONNECT} §HTTP to Error Code: 404 → unimplemented; {GRPC_CODES}: method not "
-            "found → UNIMPLEMENTED",
+            'found → UNIMPLEMENTED; §Unary-Response: the body "either omitted or a '
+            'JSON-serialized Error"',
             connect(USERS + "NoSuchMethod", u1),
-            Expect(frozenset({404, 501})),
+            Expect(frozenset({404, 501}), error_or_nothing("unimplemented", "not_found")),
             UNTOUCHED,
         ),
         Case(
@@ -200,7 +217,7 @@ def connect_unary_cases() -> list[Case]:
             f'{CONNECT} §Unary-Request: "Path → … Procedure-Name ; case-sensitive"; an '
             "unknown one is not found",
             connect("/shop.user.v1.userservice/GetUser", u1),
-            Expect(frozenset({404, 501})),
+            Expect(frozenset({404, 501}), error_or_nothing("unimplemented", "not_found")),
             UNTOUCHED,
         ),
         Case(
@@ -318,12 +335,28 @@ def connect_compression_cases() -> list[Case]:
             Reached("GetUser", u1),
         ),
         Case(
+            "connect.compression.identity-named",
+            f'{CONNECT} §Unary-Request: "Content-Coding → identity / gzip / br / zstd / '
+            '{custom}": identity named is no compression',
+            connect(GET_USER, u1, headers={"Content-Encoding": "identity"}),
+            Expect(200, ConnectMessage(user("u1"))),
+            Reached("GetUser", u1),
+        ),
+        Case(
             "connect.compression.gzip-response",
             f'{CONNECT} §Unary-Response: the message "possibly compressed using '
             f'Content-Encoding"; {ISSUE}: Accept-Encoding: gzip → gzipped when large enough',
             connect(GET_USER, big, headers={"Accept-Encoding": "gzip"}),
             Expect(200, ConnectMessage(user(BIG_ID), gzip=True)),
             Reached("GetUser", big),
+            gateway="roomy",
+        ),
+        Case(
+            "connect.compression.accept-list",
+            f'{CONNECT} §Unary-Request: "Servers should treat Accept-Encoding as an ordered '
+            "list, with the client's most preferred encoding first\": br (not offered), gzip",
+            connect(GET_USER, big, headers={"Accept-Encoding": "br, gzip"}),
+            Expect(200, ConnectMessage(user(BIG_ID), gzip=True)),
             gateway="roomy",
         ),
         Case(

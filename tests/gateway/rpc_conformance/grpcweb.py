@@ -18,6 +18,8 @@ from tests.gateway.rpc_conformance.expect import (
     Reached,
 )
 from tests.gateway.rpc_conformance.table import (
+    BIG_ID,
+    BROWSER_ENCODINGS,
     GET_USER,
     GRPC_CODES,
     GRPC_HTTP2,
@@ -41,6 +43,7 @@ def grpc_web_cases() -> list[Case]:
     u1 = user_pb2.GetUserRequest(id="u1")
     full = user_pb2.WatchUsersRequest(start_revision=1, prev_user=True)
     hang = user_pb2.GetUserRequest(id="hang")
+    big = user_pb2.GetUserRequest(id=BIG_ID)
     response = user_pb2.GetUserResponse
     watch = user_pb2.WatchUsersResponse
     ok = {"x-trailer": "done"}
@@ -101,6 +104,15 @@ def grpc_web_cases() -> list[Case]:
             ),
             Expect(200, GrpcWeb(response, "application/grpc-web-text", (user("u1"),))),
             Reached("GetUser", u1),
+        ),
+        Case(
+            "grpc-web.browser-accept-encoding",
+            f'{GRPC_WEB} §Compression: "Full-body compression is supported and expected for all '
+            'unary requests/responses … using standard Content-Encoding headers": what a '
+            "browser's Accept-Encoding gets is readable",
+            grpc_web(GET_USER, big, headers={"Accept-Encoding": BROWSER_ENCODINGS}),
+            Expect(200, GrpcWeb(response, "application/grpc-web+proto", (user(BIG_ID),))),
+            gateway="roomy",
         ),
         Case(
             "grpc-web.metadata",
@@ -301,9 +313,16 @@ def grpc_web_refusal_cases() -> list[Case]:
         refused(
             "length-over-limit",
             f'{GRPC_CODES}: "Sent or received message was larger than configured limit: '
-            'RESOURCE_EXHAUSTED" (a length of 2^31-1, refused before it is read)',
-            wire.prefix(0, 2**31 - 1) + payload,
+            f'RESOURCE_EXHAUSTED": a length of 2^31-1, its bytes coming past {LIMIT_BYTES}',
+            wire.prefix(0, 2**31 - 1) + payload + b"\0" * LIMIT_BYTES,
             frozenset({8}),
+        ),
+        refused(
+            "length-over-limit-short-body",
+            f"{GRPC_CODES}: a length of 2^31-1 over a body that ends soon after: a message "
+            "over the limit (RESOURCE_EXHAUSTED) or a truncated one (MALFORMED)",
+            wire.prefix(0, 2**31 - 1) + payload,
+            frozenset({8}) | MALFORMED_GRPC,
         ),
         refused(
             "too-large",

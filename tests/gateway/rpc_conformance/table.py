@@ -188,6 +188,12 @@ def error(*codes: str, message: str | None = None, mentions: str | None = None) 
     return ConnectError(frozenset(codes), message=message, mentions=mentions)
 
 
+def error_or_nothing(*codes: str) -> ConnectError:
+    """A Connect unary error response's body: "either omitted or a JSON-serialized Error"
+    (Unary-Response)."""
+    return ConnectError(frozenset(codes), may_be_empty=True)
+
+
 MALFORMED = ("invalid_argument", "internal")
 """A body that cannot be read: connect-go answers invalid_argument, gRPC INTERNAL ("Error
 parsing request proto"); either is right, neither spec names one."""
@@ -223,3 +229,5 @@ BIG_ID = "a" * 3000
 """A `GetUser` id whose answer (the id and an email made of it) is 6 KB: large enough to be
 compressed by any threshold."""
 NEVER = "x" * (LIMIT_BYTES * 2)
+BROWSER_ENCODINGS = "gzip, deflate, br, zstd"
+"""What a browser's fetch sends as Accept-Encoding, on every request."""
