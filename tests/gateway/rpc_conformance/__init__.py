@@ -18,8 +18,9 @@ Covered (rule ids `<protocol>.<part>.<rule>`):
 - Compression: gzip request, gzip response when asked and only then, an empty body not
   decompressed, an unsupported encoding (unimplemented listing gzip, Accept-Encoding), a body
   that is not gzip, a decompression bomb.
-- Connect GET: json, proto with base64 (padded and not), compression, parameters in any order
-  and unknown ones, `connect` optional and checked, missing message, unknown encoding,
+- Connect GET: json, proto with base64 (padded and not, the URL-safe alphabet), json in
+  base64, base64 values other than 1 ignored, compression, an empty message not decompressed,
+  parameters in any order and unknown ones, `connect` optional and checked, missing message, unknown encoding,
   unsupported compression, 405 for a method with side effects and for a streaming method,
   Cache-Control, Vary, ETag, 304 on If-None-Match, gzip response, timeout header, errors.
 - Connect streaming: json and proto envelopes, EndStreamResponse with metadata and without
@@ -37,8 +38,8 @@ Covered (rule ids `<protocol>.<part>.<rule>`):
   refusals as 200 with a status: compressed flag without encoding, truncated message and
   prefix, two messages, none, a length over the limit, a body over the limit, bad base64,
   unknown method; 415 for an unserved codec.
-- CORS: preflights with Connect's and gRPC-Web's headers (POST and GET), Grpc-* and Connect-*
-  response headers exposed. The per-caller rate limit in each protocol's error form.
+- CORS: preflights with Connect's and gRPC-Web's headers (POST and GET), their Vary, Grpc-*
+  and Connect-* response headers exposed; a browser's Accept-Encoding on streams and gRPC-Web. The per-caller rate limit in each protocol's error form.
 
 Not covered, and why:
 - Client and bidirectional streaming: no such method in the protos (and bidi needs HTTP/2;
@@ -52,6 +53,8 @@ Not covered, and why:
 - Authentication, the stream and connection caps, metrics and traces: the same machinery
   as the REST routes, tested in tests/gateway (test_caller_limits.py,
   test_connection_limits.py, ...); only the rate limit's error form is protocol-specific here.
+- canceled → 499: only a client's cancellation is canceled, and a client that cancels reads
+  no answer; a service's CANCELLED is unavailable by the gateway's error table (that row).
 - Client-side rules (inferring a code from an HTTP status, deterministic GET encoding, not
   decompressing empty responses): they bind clients, not the gateway.
 - Cancellation by a client that goes away: not a request/response rule (the streaming
