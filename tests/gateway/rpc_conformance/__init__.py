@@ -20,7 +20,8 @@ Covered (rule ids `<protocol>.<part>.<rule>`):
   that is not gzip, a decompression bomb.
 - Connect GET: json, proto with base64 (padded and not, the URL-safe alphabet), json in
   base64, base64 values other than 1 ignored, compression, an empty message not decompressed,
-  parameters in any order and unknown ones, `connect` optional and checked, missing message, unknown encoding,
+  parameters in any order and unknown ones, `connect` optional and checked, missing message,
+  unknown encoding,
   unsupported compression, 405 for a method with side effects and for a streaming method,
   Cache-Control, Vary, ETag, 304 on If-None-Match, gzip response, timeout header, errors.
 - Connect streaming: json and proto envelopes, EndStreamResponse with metadata and without
@@ -39,7 +40,8 @@ Covered (rule ids `<protocol>.<part>.<rule>`):
   prefix, two messages, none, a length over the limit, a body over the limit, bad base64,
   unknown method; 415 for an unserved codec.
 - CORS: preflights with Connect's and gRPC-Web's headers (POST and GET), their Vary, Grpc-*
-  and Connect-* response headers exposed; a browser's Accept-Encoding on streams and gRPC-Web. The per-caller rate limit in each protocol's error form.
+  and Connect-* response headers exposed; a browser's Accept-Encoding on streams and gRPC-Web.
+  The per-caller rate limit in each protocol's error form.
 
 Not covered, and why:
 - Client and bidirectional streaming: no such method in the protos (and bidi needs HTTP/2;
