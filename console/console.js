@@ -45,8 +45,11 @@ const verified = document.querySelector('meta[name="shop-identity"]')?.content =
 
 let token = verified ? (sessionStorage.getItem(TOKEN_KEY) ?? "") : "";
 
+// JSON; reads (the methods without side effects) as Connect GETs, which the browser may keep
+// and revalidate by their ETag.
 const transport = createConnectTransport({
   baseUrl: location.origin,
+  useHttpGet: true,
   interceptors: [
     (next) => (request) => {
       if (token) {
