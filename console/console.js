@@ -1,52 +1,30 @@
 // The live console (served by the gateway at /console): users and their orders through the
-// Connect protocol (JSON), with the generated stubs of gen/ts, and one WatchOrders stream that
-// keeps the orders table current. Plain DOM, no framework; bundled by esbuild (`make gen`,
-// tools/console_bundle.py) into gateway/console_assets/console.js.
-//
-// One stream at a time: a browser opens at most six HTTP/1.1 connections per host, and a
-// stream holds one for as long as it lasts. The feed's stream is replaced (aborted first)
-// when the filter or the token changes, and closed while the page is hidden.
+// Connect protocol (JSON; reads as GETs), with the generated stubs of gen/ts, and one
+// WatchOrders stream (feed.js) that keeps the orders table current. Plain DOM, no framework;
+// bundled with what it imports by esbuild (`make gen`: tools/console_bundle.py) into
+// gateway/console_assets/console.js.
 
-import { create } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 
-import { BadRequestSchema, ErrorInfoSchema } from "../gen/ts/google/rpc/error_details_pb.js";
-import {
-  Order_State,
-  OrderEvent_Type,
-  OrderService,
-  WatchOrdersRequestSchema,
-} from "../gen/ts/shop/order/v1/order_pb.js";
+import { Order_State, OrderEvent_Type, OrderService } from "../gen/ts/shop/order/v1/order_pb.js";
 import { UserService } from "../gen/ts/shop/user/v1/user_pb.js";
+import { describe } from "./errors.js";
+import { OrderFeed } from "./feed.js";
+import { money, parseMoney, shortId, stateName, timeElement } from "./format.js";
 
 const TOKEN_KEY = "shop-console-token";
 const CALL_TIMEOUT_MS = 10_000;
 const PAGE_SIZE = 50;
 const FEED_ITEMS = 50;
-const MAX_BACKOFF_MS = 30_000;
-// Worth another try later; any other error stops the feed until something changes.
-const TRANSIENT = new Set([
-  Code.Unavailable,
-  Code.Unknown,
-  Code.Internal,
-  Code.DeadlineExceeded,
-  Code.ResourceExhausted,
-  Code.Aborted,
-]);
-
-// Refused until the order service's view of users has a user just created, and then not.
-const NEW_USER_LAG = new Set([Code.FailedPrecondition, Code.PermissionDenied]);
-const NEW_USER_PATIENCE_MS = 10_000;
 
 const $ = (id) => document.getElementById(id);
 const verified = document.querySelector('meta[name="shop-identity"]')?.content === "verified";
 
 let token = verified ? (sessionStorage.getItem(TOKEN_KEY) ?? "") : "";
 
-// JSON; reads (the methods without side effects) as Connect GETs, which the browser may keep
-// and revalidate by their ETag.
+// Reads (the methods without side effects) as Connect GETs, which the browser may keep and
+// revalidate by their ETag.
 const transport = createConnectTransport({
   baseUrl: location.origin,
   useHttpGet: true,
@@ -62,29 +40,7 @@ const transport = createConnectTransport({
 const users = createClient(UserService, transport);
 const orders = createClient(OrderService, transport);
 
-// ---- errors -----------------------------------------------------------------------------
-
-/** `invalid_argument`: Connect's name of a code. */
-function codeName(code) {
-  return (Code[code] ?? "unknown").replace(/[A-Z]/g, (c, i) => (i ? "_" : "") + c.toLowerCase());
-}
-
-/** One line: the code, the message, and the details that say more (reason, fields). */
-function describe(error) {
-  const failure = ConnectError.from(error);
-  let text = `${codeName(failure.code)}: ${failure.rawMessage}`;
-  const reasons = failure.findDetails(ErrorInfoSchema).map((info) => info.reason);
-  const fields = failure
-    .findDetails(BadRequestSchema)
-    .flatMap((bad) => bad.fieldViolations.map((v) => `${v.field}: ${v.description}`));
-  if (reasons.length) {
-    text += ` (${reasons.join(", ")})`;
-  }
-  if (fields.length) {
-    text += `. ${fields.join("; ")}`;
-  }
-  return text;
-}
+// ---- messages -----------------------------------------------------------------------------
 
 function showError(what, error) {
   $("error").textContent = `${what} failed: ${describe(error)}`;
@@ -95,49 +51,8 @@ function clearError() {
   $("status").textContent = "";
 }
 
-function aborted(error) {
-  return ConnectError.from(error).code === Code.Canceled;
-}
-
-// ---- formatting ---------------------------------------------------------------------------
-
-/** `12.50 EUR`: exact (no floating point), at least two decimals. */
-function money(value) {
-  if (!value) {
-    return "";
-  }
-  let sign = "";
-  let units = value.units;
-  let nanos = value.nanos;
-  if (units < 0n || nanos < 0) {
-    sign = "-";
-    units = -units;
-    nanos = -nanos;
-  }
-  const fraction = String(nanos).padStart(9, "0").replace(/0+$/, "").padEnd(2, "0");
-  return `${sign}${units}.${fraction} ${value.currencyCode}`;
-}
-
-/** `12.5` → Money {units: 12, nanos: 500000000}; null when not a plain decimal. */
-function parseMoney(text, currencyCode) {
-  const match = /^(\d{1,15})(?:\.(\d{1,9}))?$/.exec(text.trim());
-  if (!match) {
-    return null;
-  }
-  return { currencyCode, units: BigInt(match[1]), nanos: Number((match[2] ?? "").padEnd(9, "0")) };
-}
-
-function timeCell(timestamp) {
-  const cell = document.createElement("td");
-  cell.className = "time";
-  if (timestamp) {
-    const when = timestampDate(timestamp);
-    const time = document.createElement("time");
-    time.dateTime = when.toISOString();
-    time.textContent = when.toLocaleString(undefined, { dateStyle: "short", timeStyle: "short" });
-    cell.append(time);
-  }
-  return cell;
+function announce(text) {
+  $("status").textContent = text;
 }
 
 function cell(text, className) {
@@ -147,14 +62,6 @@ function cell(text, className) {
     td.className = className;
   }
   return td;
-}
-
-function shortId(id) {
-  return id.length > 13 ? `${id.slice(0, 8)}…${id.slice(-4)}` : id;
-}
-
-function stateName(state) {
-  return { [Order_State.PENDING]: "pending", [Order_State.CANCELLED]: "cancelled" }[state] ?? "—";
 }
 
 // ---- users --------------------------------------------------------------------------------
@@ -245,11 +152,7 @@ async function createUser(event) {
       { timeoutMs: CALL_TIMEOUT_MS },
     );
     remember(user);
-    // A caller's first user: their orders may be followed now (`CALLER_HAS_NO_USER` before).
-    patientUntil = Date.now() + NEW_USER_PATIENCE_MS;
-    if (stopped) {
-      followOrders();
-    }
+    feed.userCreated(); // a caller's first user: their orders may be followed now
     $("order-user").value = user.id;
     form.reset();
     announce(`Created user ${userLabel(user)}.`);
@@ -259,6 +162,14 @@ async function createUser(event) {
 }
 
 // ---- orders -------------------------------------------------------------------------------
+
+function timeCell(timestamp) {
+  const td = cell("", "time");
+  if (timestamp) {
+    td.append(timeElement(timestamp));
+  }
+  return td;
+}
 
 let ordersPageToken = "";
 
@@ -384,24 +295,10 @@ async function cancelOrder(order, button) {
   }
 }
 
-// ---- the live feed: list, then watch from the listing's revision + 1 ------------------------
-
-let feed = null; // the AbortController of the one stream
-let revision = 0n; // the last revision applied (listed or watched)
-let listed = false; // the table holds the listing for `filter()` at `revision`
-let stopped = false; // the feed ended on an error that another try would get again
-let patientUntil = 0; // until then, a new user not known yet is waited for
+// ---- the live feed ------------------------------------------------------------------------
 
 function filter() {
   return $("orders-of").value;
-}
-
-function feedState(text) {
-  $("feed-state").textContent = text;
-}
-
-function announce(text) {
-  $("status").textContent = text;
 }
 
 function logEvent(event) {
@@ -421,120 +318,35 @@ function logEvent(event) {
   }
 }
 
-function apply(response) {
-  for (const event of response.events) {
-    if (event.type === OrderEvent_Type.DELETE) {
-      forgetOrder(event.order?.id ?? "");
-    } else if (event.order) {
-      showOrder(event.order);
+const feed = new OrderFeed({
+  orders,
+  list: (userId, signal) => listOrders(userId, signal),
+  apply(response) {
+    for (const event of response.events) {
+      if (event.type === OrderEvent_Type.DELETE) {
+        forgetOrder(event.order?.id ?? "");
+      } else if (event.order) {
+        showOrder(event.order);
+      }
+      logEvent(event);
     }
-    logEvent(event);
-    revision = event.revision;
-  }
-  // A bookmark: nothing else up to it concerns this watch.
-  if (response.progressNotify && response.headerRevision > revision) {
-    revision = response.headerRevision;
-  }
-}
+  },
+  show(text) {
+    $("feed-state").textContent = text;
+  },
+});
 
-/** Exponential backoff with full jitter, as the services' own watchers do. */
-function backoff(failures) {
-  return Math.random() * Math.min(MAX_BACKOFF_MS, 250 * 2 ** failures);
-}
-
-function sleep(ms, signal) {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done);
-  });
-}
-
-function stopFeed() {
-  feed?.abort();
-  feed = null;
-}
-
-/** Lists the orders of the filter, then follows them; the previous stream is closed first. */
+/** Lists the orders of the filter, then follows them (the previous stream closed first). */
 function followOrders() {
-  listed = false;
-  startFeed();
-}
-
-function startFeed() {
-  stopFeed();
-  stopped = false;
-  const controller = new AbortController();
-  feed = controller;
-  watch(controller.signal);
-}
-
-async function watch(signal) {
-  const userId = filter();
-  let failures = 0;
-  while (!signal.aborted) {
-    try {
-      if (!listed) {
-        feedState("Listing orders…");
-        revision = await listOrders(userId, signal);
-        listed = true;
-      }
-      const request = create(WatchOrdersRequestSchema, {
-        startRevision: revision + 1n,
-        userId,
-        progressNotify: true,
-      });
-      for await (const response of orders.watchOrders(request, { signal })) {
-        if (response.compactRevision) {
-          listed = false; // history that far back is gone: list again (OUT_OF_RANGE follows)
-        }
-        apply(response);
-        failures = 0;
-        feedState(`Live: up to revision ${revision}.`);
-      }
-      // Ended without an error (a server going away ends it so): resume where it stopped.
-      failures += 1;
-      feedState("The feed ended; reconnecting…");
-      await sleep(backoff(failures), signal);
-    } catch (error) {
-      if (signal.aborted || aborted(error)) {
-        return;
-      }
-      const failure = ConnectError.from(error);
-      if (failure.code === Code.OutOfRange) {
-        listed = false;
-        continue;
-      }
-      if (NEW_USER_LAG.has(failure.code) && Date.now() < patientUntil) {
-        // The order service learns of a new user from the user feed, milliseconds later.
-        feedState("Waiting for the order service to learn of the new user…");
-        await sleep(backoff(1), signal);
-        continue;
-      }
-      if (!TRANSIENT.has(failure.code)) {
-        feedState(`Stopped: ${describe(failure)}`);
-        stopped = true;
-        return;
-      }
-      failures += 1;
-      const wait = backoff(failures);
-      feedState(`Disconnected (${describe(failure)}); retrying in ${Math.ceil(wait / 1000)} s…`);
-      await sleep(wait, signal);
-    }
-  }
+  feed.follow(filter());
 }
 
 // While hidden, the page holds no connection; back in view, it resumes where it stopped.
 function onVisibility() {
   if (document.visibilityState === "hidden") {
-    stopFeed();
-    feedState("Paused while the page is hidden.");
-  } else if (!feed) {
-    startFeed();
+    feed.pause();
+  } else {
+    feed.resume();
   }
 }
 
@@ -573,11 +385,10 @@ function useToken(event) {
 function forgetToken() {
   token = "";
   sessionStorage.removeItem(TOKEN_KEY);
-  stopFeed();
+  feed.stop();
   resetUsers();
   $("orders").tBodies[0].replaceChildren();
   describeIdentity();
-  feedState("Not connected.");
   $("token").focus();
 }
 

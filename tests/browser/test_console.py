@@ -272,6 +272,9 @@ def check_the_token_flow(browser: Chrome, system: JwtSystem) -> None:
     assert browser.execute_script("return sessionStorage.length") == 0
     assert rows(browser, "users") == []
     assert browser.find_element(By.ID, "feed-state").text == "Not connected."
+    set_visibility(browser, "hidden")
+    set_visibility(browser, "visible")  # no token: nothing resumes
+    assert browser.find_element(By.ID, "feed-state").text == "Not connected."
     assert console_errors(browser) == []
 
 
