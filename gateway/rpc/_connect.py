@@ -68,8 +68,8 @@ def check_version(headers: RequestHeaders) -> None:
         raise invalid_header("connect-protocol-version", "this server speaks version 1")
 
 
-class ConnectUnary:
-    """A unary call over POST."""
+class _ConnectCall:
+    """What a Connect call of either kind is: its procedure, its codec, its deadline."""
 
     __slots__ = ("codec", "procedure")
     kind = KIND
@@ -80,6 +80,12 @@ class ConnectUnary:
 
     def timeout(self, headers: RequestHeaders) -> float | None:
         return connect_timeout(headers)
+
+
+class ConnectUnary(_ConnectCall):
+    """A unary call over POST."""
+
+    __slots__ = ()
 
     async def read(
         self, receive: Receive, headers: RequestHeaders, query: bytes, limit: int
@@ -196,18 +202,10 @@ def _bad_query(name: str, description: str) -> RequestError:
     return RequestError("INVALID_QUERY_PARAMETER", name, f"{name}: {description}")
 
 
-class ConnectStream:
+class ConnectStream(_ConnectCall):
     """A server stream: one enveloped request message in, enveloped messages out."""
 
-    __slots__ = ("codec", "procedure")
-    kind = KIND
-
-    def __init__(self, procedure: Procedure, codec: Codec) -> None:
-        self.procedure = procedure
-        self.codec = codec
-
-    def timeout(self, headers: RequestHeaders) -> float | None:
-        return connect_timeout(headers)
+    __slots__ = ()
 
     async def read(
         self, receive: Receive, headers: RequestHeaders, query: bytes, limit: int
