@@ -1,0 +1,56 @@
+"""Browser protocols from Node: the generated stubs (gen/ts) called through the gateway's
+Connect and gRPC-Web endpoints (`/<package>.<Service>/<Method>`) by connect-es's own
+transports over HTTP/1.1, as a page would call them, in front of the real services.
+
+Starts user_svc and order_svc (SQLite) and the gateway in this process on free ports, then
+runs `node --test tests/node/rpc.test.mjs` with the gateway's URL in SHOP_GATEWAY_URL; node's
+own output is the failure message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+from collections.abc import AsyncIterator
+
+from gateway import RunningGateway, Settings, start
+from gateway.config import services_of
+from shop.order.v1 import order_pb2
+from shop.user.v1 import user_pb2
+from tests.node.test_node_client import ROOT, check_node_tests, node_binary, run_node, shop
+
+RPC_TEST = ROOT / "tests" / "node" / "rpc.test.mjs"
+
+
+@contextlib.asynccontextmanager
+async def gateway_to(user_addr: str, order_addr: str) -> AsyncIterator[RunningGateway]:
+    """The gateway in development identity on an ephemeral port. No rate limit: one caller
+    (127.0.0.1) makes a few hundred calls in a few seconds here; the stream cap stays the
+    default, so that a watch the client aborted must give its slot back."""
+    settings = Settings(
+        backends=services_of(user_pb2.DESCRIPTOR, user_addr)
+        | services_of(order_pb2.DESCRIPTOR, order_addr),
+        listen="127.0.0.1:0",
+        grace_seconds=1,
+        rate_limit_per_second=0,
+    )
+    running = await start(settings)
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+async def test_connect_and_grpc_web_from_node_through_the_gateway(
+    tmp_path: pathlib.Path,
+) -> None:
+    node_binary()  # fails before anything starts when Node.js is not ready
+    name = str(RPC_TEST.relative_to(ROOT))
+    async with (
+        shop(tmp_path) as (user_addr, order_addr),
+        gateway_to(user_addr, order_addr) as gateway,
+    ):
+        env = {**os.environ, "SHOP_GATEWAY_URL": gateway.url}
+        code, output = await run_node("--test", "--test-reporter=spec", name, env=env)
+    check_node_tests(name, code, output)
