@@ -40,6 +40,8 @@ const TIMEOUT_MS = 10_000;
 const WAIT_MS = 5_000;
 const TEST = { timeout: 20_000 };
 const DOMAIN = "shop.dev";
+/** The gateway's max_body_bytes, as tests/node/test_node_rpc.py sets it. */
+const MAX_BODY_BYTES = 64 * 1024;
 /** Watches one caller may hold at once through the gateway (its max_streams_per_caller). */
 const STREAM_CAP = 8;
 
@@ -530,6 +532,7 @@ for (const protocol of PROTOCOLS) {
         "CreateUser with a malformed email",
       );
       assert.equal(bad.code, Code.InvalidArgument, String(bad));
+      assert.equal(bad.rawMessage, "user.email: is not a valid e-mail address");
       assert.deepEqual(
         fieldViolations(bad).map((v) => [v.field, v.reason]),
         [["user.email", "INVALID_EMAIL"]],
@@ -646,6 +649,18 @@ for (const protocol of PROTOCOLS) {
         assert.deepEqual([info?.domain, info?.reason], [DOMAIN, reason], what);
         assertErrorStatus(procedure, code);
       }
+    });
+
+    wireTest("a body over the gateway's limit is ResourceExhausted (BODY_TOO_LARGE)", async () => {
+      const error = await failure(
+        users.createUser(
+          { user: { email: newEmail("Large"), displayName: "x".repeat(2 * MAX_BODY_BYTES) } },
+          { timeoutMs: TIMEOUT_MS },
+        ),
+        `CreateUser with a body over ${MAX_BODY_BYTES} bytes`,
+      );
+      assert.equal(Code[error.code], Code[Code.ResourceExhausted], String(error));
+      assert.equal(errorInfo(error)?.reason, "BODY_TOO_LARGE");
     });
 
     wireTest("a WatchUsers with timeoutMs 300 ends DeadlineExceeded", async () => {

@@ -21,18 +21,21 @@ from shop.user.v1 import user_pb2
 from tests.node.test_node_client import ROOT, check_node_tests, node_binary, run_node, shop
 
 RPC_TEST = ROOT / "tests" / "node" / "rpc.test.mjs"
+MAX_BODY_BYTES = 64 * 1024
+"""Small, so that a body over it is quick to send (rpc.test.mjs has the same figure)."""
 
 
 @contextlib.asynccontextmanager
 async def gateway_to(user_addr: str, order_addr: str) -> AsyncIterator[RunningGateway]:
     """The gateway in development identity on an ephemeral port. No rate limit: one caller
     (127.0.0.1) makes a few hundred calls in a few seconds here; the stream cap stays the
-    default, so that a watch the client aborted must give its slot back."""
+    default (8), so that a watch the client aborted must give its slot back."""
     settings = Settings(
         backends=services_of(user_pb2.DESCRIPTOR, user_addr)
         | services_of(order_pb2.DESCRIPTOR, order_addr),
         listen="127.0.0.1:0",
         grace_seconds=1,
+        max_body_bytes=MAX_BODY_BYTES,
         rate_limit_per_second=0,
     )
     running = await start(settings)
