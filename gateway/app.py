@@ -1,9 +1,12 @@
 """The ASGI application: matches a request to its route, counts it against its caller's
 limits (`ratelimit`, `stream_slots`), has its message built, calls the backend over one
 `grpc.aio` channel per backend, and has the reply written (`reply`, or `streams` for a
-stream). Every error ends here, in `_http`, as one HTTP response; every request is
-recorded there too, by its route's template: in the metrics (`metrics`, when on) and in the
-access log (`gateway.access`).
+stream). A request to a procedure's path (`/package.Service/Method`) speaks an RPC protocol
+instead (`rpc`: Connect, gRPC-Web), served the same way but for its wire format.
+
+Every error ends here, in `_http`, as one HTTP response; every request is recorded there
+too, by its route's template: in the metrics (`metrics`, when on) and in the access log
+(`gateway.access`).
 
 No framework: each request is a route match, a few precomputed setters and one call.
 """
@@ -19,20 +22,28 @@ from typing import Any
 import grpc
 from google.protobuf import descriptor_pool
 from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
 from prometheus_client import CollectorRegistry
 
-from gateway import builtin_routes, streams
+from gateway import builtin_routes, rpc, streams
 from gateway.authentication import EdgeAuthentication
 from gateway.body import ClientGone
 from gateway.callers import caller_key, claimed_subject
 from gateway.config import Settings
 from gateway.cors import Cors
-from gateway.errors import GatewayError, RequestError, internal_error, method_not_allowed
+from gateway.errors import (
+    GatewayError,
+    RequestError,
+    from_rpc_error,
+    internal_error,
+    method_not_allowed,
+    pairs,
+)
 from gateway.headers import RequestHeaders, invalid_header
-from gateway.metadata import Metadata, request_id_of, request_metadata
+from gateway.metadata import Metadata, metadata_headers, request_id_of, request_metadata
 from gateway.metrics import CLIENT_GONE, UNMATCHED, GatewayMetrics, RouteMetrics
 from gateway.ratelimit import RateLimiter
-from gateway.reply import respond, unary_reply
+from gateway.reply import finished, respond, unary_reply
 from gateway.request import build_request
 from gateway.routes import NoRoute, Route, Router, routes_of
 from gateway.semantics import semantics_table
@@ -71,6 +82,8 @@ class Gateway:
         routes = routes_of(services, strict=settings.strict, proto_names=settings.proto_names)
         self.router = Router(routes)
         self._semantics = semantics_table(self.router.routes)
+        self.procedures = rpc.procedures_of(services, self._semantics, strict=settings.strict)
+        """What the RPC protocols serve, by path (`/package.Service/Method`)."""
         self._cors = Cors(settings.cors_origins)
         self._channels: dict[str, grpc.aio.Channel] = {}
         self.metrics: GatewayMetrics | None = None
@@ -78,8 +91,11 @@ class Gateway:
         self.tracing: Tracing | None = None
         """Tracing (requests and the calls to the services), if set before `startup()`."""
         self._http_tracing: HttpTracing | None = None
+        # By gRPC path: messages in and out, and (`_raw_*`) their bytes as they came.
         self._unary: dict[str, Unary] = {}
         self._streaming: dict[str, Streaming] = {}
+        self._raw_unary: dict[str, Unary] = {}
+        self._raw_streaming: dict[str, Streaming] = {}
         self._streams: set[grpc.aio.Call] = set()
         self._stopping = False
         self._builtins = builtin_routes.BuiltinRoutes(
@@ -107,7 +123,9 @@ class Gateway:
         interceptor path costs ~30 µs a call."""
         client = GrpcClientMetrics(registry, self.services)
         routes = [(route, self._semantics[route].status) for route in self.router.routes]
-        self.metrics = GatewayMetrics(registry, client, routes, sorted(self._builtin_paths))
+        self.metrics = GatewayMetrics(
+            registry, client, routes, sorted(self._builtin_paths), self.procedures.values()
+        )
         return self.metrics
 
     async def startup(self) -> None:
@@ -129,12 +147,17 @@ class Gateway:
                 interceptors=interceptors,
             )
         by_service = {name: self._channels[a] for name, a in self.settings.backends.items()}
+        for procedure in self.procedures.values():
+            method = procedure.method
+            channel = by_service[method.containing_service.full_name]
+            typed = (GetMessageClass(method.input_type), GetMessageClass(method.output_type))
+            path, stream = procedure.path, procedure.server_streaming
+            messages, raw = (
+                (self._streaming, self._raw_streaming) if stream else (self._unary, self._raw_unary)
+            )
+            messages[path] = _multicallable(channel, path, typed, stream=stream)
+            raw[path] = _multicallable(channel, path, None, stream=stream)
         for route in self.router.routes:
-            channel = by_service[route.method.containing_service.full_name]
-            if route.server_streaming:
-                self._streaming[route.full_method] = _multicallable(channel, route, stream=True)
-            else:
-                self._unary[route.full_method] = _multicallable(channel, route, stream=False)
             log.debug("route %s", route)
         self._builtins.check_health_on(by_service)
 
@@ -197,6 +220,7 @@ class Gateway:
         template = UNMATCHED  # the route's, once matched
         metrics = self.metrics
         measured: RouteMetrics | None = None
+        exchange: rpc.Exchange | None = None  # the RPC protocol's, once known
 
         async def reply(message: AsgiMessage) -> None:
             nonlocal started
@@ -210,9 +234,30 @@ class Gateway:
                 if asked_id and asked_id.decode("latin-1") != request_id:
                     raise invalid_header("x-request-id", "1 to 128 printable ASCII characters")
                 path: str = scope["path"]
+                procedure = self.procedures.get(path)
                 if path in self._builtin_paths:  # health and docs: not rate limited
                     template = path
                     await self._builtins.answer(method, path, reply)
+                elif procedure is not None and method != "OPTIONS":
+                    template = path
+                    if self._http_tracing is not None:
+                        self._http_tracing.matched_procedure(method, path)
+                    calls = None
+                    if metrics is not None:
+                        measured = metrics.procedure(method, procedure)
+                        calls = measured.calls
+                    exchange = rpc.exchange_for(method, procedure, headers)
+                    await self._call(
+                        procedure,
+                        exchange,
+                        calls,
+                        scope,
+                        headers,
+                        receive,
+                        reply,
+                        request_id,
+                        extra,
+                    )
                 elif method == "OPTIONS":  # preflights: not rate limited
                     template = await self._options(scope, headers, reply)
                 else:
@@ -239,14 +284,13 @@ class Gateway:
                 if metrics is not None and isinstance(error, RequestError):
                     metrics.refused(error.http_status, error.reason)
                 if not started:
-                    await respond(reply, error.http_status, error.body(), error.headers)
+                    await _fail(exchange, reply, error)
             except ClientGone:
                 pass
             except Exception:
                 log.exception("%s %s failed", method, scope["path"])
                 if not started:  # else the status line is out: the connection just ends
-                    failure = internal_error()
-                    await respond(reply, 500, failure.body(), failure.headers)
+                    await _fail(exchange, reply, internal_error())
         except asyncio.CancelledError:
             if not left_mid_call(asyncio.current_task()):
                 raise
@@ -307,23 +351,16 @@ class Gateway:
         )
         conditional = semantics.apply_headers(headers, request)
         metadata, asked = request_metadata(headers, scope.get("client"))
-        if asked is not None and asked <= 0:
-            # gRPC rounds a deadline up on the wire, so the backend could still start it.
-            raise RequestError(
-                "DEADLINE_EXCEEDED",
-                None,
-                "the deadline (Grpc-Timeout) had passed before the call could start",
-                code=grpc.StatusCode.DEADLINE_EXCEEDED,
-            )
+        deadline = self._deadline(asked, route.server_streaming)
         metadata.append(("x-request-id", request_id))
-        cap = self.settings.max_timeout_seconds
-        if route.server_streaming:  # a watch may last: no deadline unless the client sets one
-            deadline = None if asked is None else min(asked, cap)
+        if route.server_streaming:
             writer = streams.writer_for(route, headers, request, self.settings)
+            streaming = self._streaming[route.full_method]
             with self._stream_slots.take(caller_key(subject, scope)):
-                await self._stream(route, request, metadata, deadline, writer, calls, receive, send)
+                await self._stream(
+                    streaming, request, metadata, deadline, writer, calls, receive, send
+                )
         else:
-            deadline = self.settings.timeout_seconds if asked is None else min(asked, cap)
             multicallable = self._unary[route.full_method]
             if calls is None:
                 call = multicallable(request, timeout=deadline, metadata=metadata)
@@ -334,6 +371,68 @@ class Gateway:
             sent_at = time.perf_counter()
             call = multicallable(request, timeout=deadline, metadata=metadata)
             await unary_reply(route, semantics, call, conditional, headers, send, calls, sent_at)
+
+    async def _call(
+        self,
+        procedure: rpc.Procedure,
+        exchange: rpc.Exchange,
+        calls: MethodMetrics | None,
+        scope: Scope,
+        headers: RequestHeaders,
+        receive: Receive,
+        send: Send,
+        request_id: str,
+        response_headers: Headers,
+    ) -> None:
+        """Serves one call of an RPC protocol (`exchange`'s): as `_dispatch` serves a route,
+        but the request and the response (messages, or their bytes) in the protocol's form."""
+        subject = await self._count(scope, headers, response_headers)
+        limit = self.settings.max_body_bytes
+        request = await exchange.read(receive, headers, scope["query_string"], limit)
+        metadata, asked = request_metadata(headers, scope.get("client"))
+        timeout = exchange.timeout(headers)
+        deadline = self._deadline(asked if timeout is None else timeout, procedure.server_streaming)
+        metadata.append(("x-request-id", request_id))
+        raw = exchange.codec.raw
+        if procedure.server_streaming:
+            writer = exchange.writer(headers, self.settings)
+            streaming = (self._raw_streaming if raw else self._streaming)[procedure.path]
+            with self._stream_slots.take(caller_key(subject, scope)):
+                await self._stream(
+                    streaming, request, metadata, deadline, writer, calls, receive, send
+                )
+            return
+        sent_at = 0.0
+        if calls is not None:
+            calls.started.inc()
+            calls.sent.inc()
+            sent_at = time.perf_counter()
+        unary = (self._raw_unary if raw else self._unary)[procedure.path]
+        call = unary(request, timeout=deadline, metadata=metadata)
+        try:
+            response = await finished(call, calls, sent_at)
+        except grpc.aio.AioRpcError as error:
+            extra = metadata_headers(pairs(error.initial_metadata()))
+            raise from_rpc_error(error, extra) from None
+        initial = pairs(await call.initial_metadata())
+        trailing = pairs(await call.trailing_metadata())
+        await exchange.reply(send, response, initial, trailing, headers)
+
+    def _deadline(self, asked: float | None, streaming: bool) -> float | None:
+        """The call's deadline from the one the client asked for (None: none): capped; a
+        unary call's is the default when none was asked, a watch may last (None)."""
+        if asked is not None and asked <= 0:
+            # gRPC rounds a deadline up on the wire, so the backend could still start it.
+            raise RequestError(
+                "DEADLINE_EXCEEDED",
+                None,
+                "the deadline (Grpc-Timeout, Connect-Timeout-Ms) had passed before the call "
+                "could start",
+                code=grpc.StatusCode.DEADLINE_EXCEEDED,
+            )
+        if asked is None:
+            return None if streaming else self.settings.timeout_seconds
+        return min(asked, self.settings.max_timeout_seconds)
 
     async def _count(
         self, scope: Scope, headers: RequestHeaders, response_headers: Headers
@@ -382,6 +481,13 @@ class Gateway:
     async def _options(self, scope: Scope, headers: RequestHeaders, send: Send) -> str:
         """A CORS preflight, or a plain OPTIONS: the methods the path has. Returns the
         template of the path's routes."""
+        procedure = self.procedures.get(scope["path"])
+        if procedure is not None:
+            granted = self._cors.options(
+                procedure.http_methods | {"OPTIONS"}, headers, procedure.path
+            )
+            await respond(send, 204, b"", granted)
+            return procedure.path
         path = _path(scope)
         try:
             allowed = self.router.methods(path)
@@ -407,7 +513,7 @@ class Gateway:
 
     async def _stream(
         self,
-        route: Route,
+        streaming: Streaming,
         request: Message,
         metadata: Metadata,
         deadline: float | None,
@@ -423,7 +529,7 @@ class Gateway:
             calls.started.inc()
             calls.sent.inc()
             sent_at = time.perf_counter()
-        call = self._streaming[route.full_method](request, timeout=deadline, metadata=metadata)
+        call = streaming(request, timeout=deadline, metadata=metadata)
         self._streams.add(call)
         metrics = self.metrics
         open_streams = None if metrics is None else metrics.open_streams[writer.framing.kind]
@@ -464,12 +570,28 @@ def _no_route(scope: Scope) -> RequestError:
     )
 
 
-def _multicallable(channel: grpc.aio.Channel, route: Route, *, stream: bool) -> Any:
+async def _fail(exchange: rpc.Exchange | None, send: Send, error: GatewayError) -> None:
+    """The error response: in the RPC protocol's form once one is known, else as JSON."""
+    if exchange is not None:
+        await exchange.fail(send, error)
+    else:
+        await respond(send, error.http_status, error.body(), error.headers)
+
+
+def _multicallable(
+    channel: grpc.aio.Channel,
+    path: str,
+    messages: tuple[type[Message], type[Message]] | None,
+    *,
+    stream: bool,
+) -> Any:
+    """A method's callable: taking and giving `messages` (request, response classes), or
+    bytes (None)."""
     factory = channel.unary_stream if stream else channel.unary_unary
     return factory(  # type: ignore[call-arg]  # the stubs predate `_registered_method`
-        route.full_method,
-        request_serializer=route.request_class.SerializeToString,
-        response_deserializer=route.response_class.FromString,
+        path,
+        request_serializer=None if messages is None else messages[0].SerializeToString,
+        response_deserializer=None if messages is None else messages[1].FromString,
         # As the generated stubs do: the channel registers the path once, not per call.
         _registered_method=True,
     )

@@ -20,22 +20,31 @@ from gateway.types import Headers
 MAX_AGE_SECONDS = 600
 EXPOSED = (
     b"etag, location, x-request-id, allow, www-authenticate, retry-after, "
-    b"ratelimit, ratelimit-policy"
+    b"ratelimit, ratelimit-policy, grpc-status, grpc-message, grpc-status-details-bin, "
+    b"connect-content-encoding, connect-accept-encoding, accept-encoding, accept-post"
 )
-"""Response headers a page may read beyond the CORS-safelisted ones."""
+"""Response headers a page may read beyond the CORS-safelisted ones (the RPC protocols'
+included: a gRPC-Web client reads a trailers-only error's status from them)."""
 ALLOWED_HEADERS = frozenset(
     {
         "authorization",
+        "content-encoding",
         "content-type",
+        "grpc-accept-encoding",
+        "grpc-encoding",
         "grpc-timeout",
         "idempotency-key",
         "if-match",
         "if-none-match",
         "last-event-id",
+        "x-grpc-web",
         "x-request-id",
+        "x-user-agent",
     }
 )
-"""Request headers a page may send, besides `grpc-metadata-*`."""
+"""Request headers a page may send, besides `grpc-metadata-*` and `connect-*` (the Connect
+protocol's own); `x-grpc-web` and `x-user-agent` are what gRPC-Web clients send."""
+ALLOWED_PREFIXES = ("grpc-metadata-", "connect-")
 
 
 class Cors:
@@ -91,7 +100,7 @@ class Cors:
     def _preflight_headers(self, methods: Iterable[str], requested: bytes) -> Headers:
         asked = [h.strip().lower() for h in requested.decode("latin-1").split(",") if h.strip()]
         for header in asked:
-            if header not in ALLOWED_HEADERS and not header.startswith("grpc-metadata-"):
+            if header not in ALLOWED_HEADERS and not header.startswith(ALLOWED_PREFIXES):
                 raise RequestError(
                     "CORS_HEADER_NOT_ALLOWED",
                     None,

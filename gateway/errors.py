@@ -57,6 +57,9 @@ class GatewayError(Exception):
         self.status = status
         self.http_status = http_status(status.code) if http is None else http
         self.headers: Headers = list(headers or ())
+        self.trailing: MetadataPairs = ()
+        """The backend's trailing metadata, for protocols that carry it as it came (the RPC
+        protocols: `gateway.rpc`); REST carries it in `headers` instead."""
         if status.code == C.UNAUTHENTICATED.value[0] and not any(
             name == b"www-authenticate" for name, _ in self.headers
         ):
@@ -125,7 +128,9 @@ def from_rpc_error(error: grpc.aio.AioRpcError, headers: Headers | None = None) 
             if carried.code == code:  # a mismatch means a broken trailer: keep the code
                 status.details.extend(carried.details)
             break
-    return GatewayError(status, headers=headers)
+    failure = GatewayError(status, headers=headers)
+    failure.trailing = pairs(error.trailing_metadata())
+    return failure
 
 
 def pairs(metadata: object) -> MetadataPairs:
@@ -141,11 +146,12 @@ def status_dict(status: status_pb2.Status) -> dict[str, object]:
     return {
         "code": status.code,
         "message": status.message,
-        "details": [_detail(detail) for detail in status.details],
+        "details": [detail_json(detail) for detail in status.details],
     }
 
 
-def _detail(detail: any_pb2.Any) -> object:
+def detail_json(detail: any_pb2.Any) -> object:
+    """An error detail in its JSON form (an Any's: `@type` and the message's fields)."""
     try:
         return json_format.MessageToDict(detail, always_print_fields_with_no_presence=True)
     except (TypeError, KeyError, json_format.Error):

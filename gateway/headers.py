@@ -15,10 +15,17 @@ from gateway.errors import RequestError
 
 _BY_NAME: Final = (
     b"accept",
+    b"accept-encoding",
     b"access-control-request-headers",
     b"access-control-request-method",
+    b"connect-accept-encoding",
+    b"connect-content-encoding",
+    b"connect-protocol-version",
+    b"connect-timeout-ms",
+    b"content-encoding",
     b"content-length",
     b"content-type",
+    b"grpc-encoding",
     b"host",
     b"if-none-match",
     b"last-event-id",

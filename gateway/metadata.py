@@ -120,11 +120,47 @@ def response_headers(
     trailing: Iterable[tuple[str, MetadataValue]] | None,
 ) -> Headers:
     """The backend's metadata as `Grpc-Metadata-*` and `Grpc-Trailer-*` headers."""
+    return [
+        *metadata_headers(initial, b"grpc-metadata-"),
+        *metadata_headers(trailing, b"grpc-trailer-"),
+    ]
+
+
+_HTTP_OWNED = frozenset(
+    {
+        "cache-control",
+        "connection",
+        "content-encoding",
+        "content-length",
+        "date",
+        "etag",
+        "keep-alive",
+        "server",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "vary",
+        *_GATEWAY_KEYS,
+    }
+)
+"""Keys a backend's metadata may not take as plain response headers (the RPC protocols'
+`Connect`, gRPC-Web): HTTP's own framing, and what the gateway sets itself."""
+
+
+def metadata_headers(
+    pairs: Iterable[tuple[str, MetadataValue]] | None, prefix: bytes = b""
+) -> Headers:
+    """The backend's metadata as headers named `prefix` + key (`-bin` values base64), but
+    gRPC's own keys; with no prefix (as the RPC protocols send it), HTTP's and the
+    gateway's own headers and CORS's are kept out too."""
     headers: Headers = []
-    for prefix, pairs in ((b"grpc-metadata-", initial), (b"grpc-trailer-", trailing)):
-        for key, value in pairs or ():
-            if key.startswith("grpc-") or key in _RESERVED:
-                continue
-            raw = base64.b64encode(value) if isinstance(value, bytes) else value.encode("latin-1")
-            headers.append((prefix + key.encode("latin-1"), raw))
+    for key, value in pairs or ():
+        if key.startswith("grpc-") or key in _RESERVED:
+            continue
+        if not prefix and (
+            key in _HTTP_OWNED or key.startswith(("access-control-", "connect-", "ratelimit"))
+        ):
+            continue
+        raw = base64.b64encode(value) if isinstance(value, bytes) else value.encode("latin-1")
+        headers.append((prefix + key.encode("latin-1"), raw))
     return headers

@@ -2,11 +2,13 @@
 
 - `shop_gateway_requests_total{method, route, status}`: every request the app answers.
   `route` is the route's template as the OpenAPI document spells it (`/v1/users/{id}`),
-  a built-in route's fixed path (`/healthz`), or `unmatched`; never the raw path.
+  a procedure's path for the RPC protocols (`/shop.user.v1.UserService/GetUser`), a
+  built-in route's fixed path (`/healthz`), or `unmatched`; never the raw path.
   `status` is the status sent, `499` when the client left before one was.
 - `shop_gateway_request_duration_seconds{method, route}`: unary requests only, so that a
   watch open for an hour does not swamp the latency of the rest.
-- `shop_gateway_open_streams{kind}`: NDJSON and SSE streams being relayed.
+- `shop_gateway_open_streams{kind}`: NDJSON, SSE, Connect and gRPC-Web streams being
+  relayed.
 - `shop_gateway_refused_total{status, reason}`: the gateway's own refusals (`REFUSALS`),
   the HTTP server's before a request reaches the app included (those are in no route's
   count: no route was looked for).
@@ -25,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gateway.routes import Route
+from gateway.rpc import Procedure
 from shop_common.telemetry import BUCKETS, GrpcClientMetrics, MethodMetrics
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"})
@@ -33,7 +36,7 @@ OTHER_METHOD = "other"
 UNMATCHED = "unmatched"
 CLIENT_GONE = 499
 """The status counted for a request whose client left before a status was sent (nginx's)."""
-STREAM_KINDS = ("ndjson", "sse")
+STREAM_KINDS = ("ndjson", "sse", "connect", "grpc-web")
 
 REFUSALS: tuple[tuple[int, str], ...] = (
     # The HTTP server's, before the app (transport, refusals).
@@ -104,8 +107,10 @@ class GatewayMetrics:
         client: GrpcClientMetrics,
         routes: Iterable[tuple[Route, int]],
         builtin_paths: Iterable[str],
+        procedures: Iterable[Procedure] = (),
     ) -> None:
-        """`routes`: each route with the status its success is answered with."""
+        """`routes`: each route with the status its success is answered with;
+        `procedures`: those the RPC protocols serve."""
         self.client = client
         self.requests = Counter(
             "shop_gateway_requests",
@@ -122,7 +127,7 @@ class GatewayMetrics:
         )
         open_streams = Gauge(
             "shop_gateway_open_streams",
-            "NDJSON and SSE streams the gateway is relaying now.",
+            "Streams the gateway is relaying now, by format (ndjson, sse, connect, grpc-web).",
             ("kind",),
             registry=registry,
         )
@@ -149,6 +154,14 @@ class GatewayMetrics:
             self._routes[route] = measured
             if route.http_method == "GET" and unary:  # HEAD is served by the GET's route
                 self._heads[route] = RouteMetrics(self, "HEAD", route.pattern.template, True, calls)
+        self._procedures: dict[tuple[str, str], RouteMetrics] = {}
+        for procedure in procedures:
+            unary = not procedure.server_streaming
+            calls = client.method(procedure.path, procedure.server_streaming)
+            for method in sorted(procedure.http_methods):
+                measured = RouteMetrics(self, method, procedure.path, unary, calls)
+                measured.counter(200)
+                self._procedures[(method, procedure.path)] = measured
         self.builtin: dict[str, RouteMetrics] = {}
         for path in builtin_paths:
             self.builtin[path] = self.other("GET", path)
@@ -160,6 +173,11 @@ class GatewayMetrics:
             return self._routes[route]
         head = self._heads.get(route)
         return head if head is not None and method == "HEAD" else self.other(method, UNMATCHED)
+
+    def procedure(self, method: str, procedure: Procedure) -> RouteMetrics:
+        """A request's children when its path is a procedure's (the RPC protocols)."""
+        found = self._procedures.get((method, procedure.path))
+        return found if found is not None else self.other(method, procedure.path)
 
     def other(self, method: str, route: str) -> RouteMetrics:
         """The children of a request that matched no route of the services: `route` is a

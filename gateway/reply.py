@@ -4,6 +4,7 @@ backend's metadata as headers) and any other, errors included."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import grpc
 from google.protobuf.message import Message
@@ -46,22 +47,13 @@ async def unary_reply(
     `conditional`: an `If-Match` was applied, so ABORTED means it did not hold (412).
     `calls`: where the call's end is recorded (its start was, at `sent_at`)."""
     try:
-        response = await call
+        response = await finished(call, calls, sent_at)
     except grpc.aio.AioRpcError as error:
-        if calls is not None:
-            _ended(calls, error.code(), sent_at)
         extra = response_headers(pairs(error.initial_metadata()), pairs(error.trailing_metadata()))
         failure = from_rpc_error(error, extra)
         if conditional and error.code() == grpc.StatusCode.ABORTED:
             failure.http_status = 412
         raise failure from None
-    except BaseException:  # cancelled (the client left), or the call failed to run
-        if calls is not None:
-            _ended(calls, ended_code(call), sent_at)
-        raise
-    if calls is not None:
-        _ended(calls, grpc.StatusCode.OK, sent_at)
-        calls.received.inc()
     status = semantics.status
     reply: Headers = []
     if semantics.etag_out or semantics.location is not None:
@@ -87,6 +79,27 @@ async def unary_reply(
     reply += [JSON, (b"content-length", b"%d" % len(body))]
     await send({"type": "http.response.start", "status": status, "headers": reply})
     await send({"type": "http.response.body", "body": body})
+
+
+async def finished(
+    call: grpc.aio.UnaryUnaryCall[Any, Any], calls: MethodMetrics | None, sent_at: float
+) -> Any:
+    """`call`'s response (`AioRpcError` as it came), its end recorded in `calls` (None:
+    nowhere), its start having been at `sent_at`."""
+    try:
+        response = await call
+    except grpc.aio.AioRpcError as error:
+        if calls is not None:
+            _ended(calls, error.code(), sent_at)
+        raise
+    except BaseException:  # cancelled (the client left), or the call failed to run
+        if calls is not None:
+            _ended(calls, ended_code(call), sent_at)
+        raise
+    if calls is not None:
+        _ended(calls, grpc.StatusCode.OK, sent_at)
+        calls.received.inc()
+    return response
 
 
 def _ended(calls: MethodMetrics, code: grpc.StatusCode, sent_at: float) -> None:

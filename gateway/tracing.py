@@ -81,6 +81,13 @@ class HttpTracing:
                     span.set_attribute("error.type", str(status))
                     span.set_status(Status(StatusCode.ERROR))
 
+    def matched_procedure(self, method: str, path: str) -> None:
+        """The current request's span, for an RPC protocol's call: `POST
+        /shop.user.v1.UserService/GetUser`, its route the procedure's path."""
+        span = trace.get_current_span()
+        span.update_name(f"{method} {path}")
+        span.set_attribute("http.route", path)
+
     def matched(self, route: Route) -> None:
         """The current request's span takes its route's name: `POST /v1/orders`."""
         span = trace.get_current_span()

@@ -1,5 +1,6 @@
 """What a stream's format is made of: the interface each framing implements (NDJSON in
-`_ndjson`, Server-Sent Events in `_sse`), and the writer a request gets."""
+`_ndjson`, Server-Sent Events in `_sse`, the RPC protocols' envelopes in `gateway.rpc`), and
+the writer a request gets."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from google.protobuf.message import Message
+from google.rpc import status_pb2
 
 from gateway.codec import ResponseEncoder
+from gateway.types import MetadataPairs
 
 
 class Framing(Protocol):
@@ -17,7 +20,8 @@ class Framing(Protocol):
     headers: tuple[tuple[bytes, bytes], ...]
     """Response headers, content-type first."""
     kind: str
-    """The format's short name (`ndjson`, `sse`): the `kind` label of open streams."""
+    """The format's short name (`ndjson`, `sse`, `connect`, `grpc-web`): the `kind` label
+    of open streams."""
     preamble: bytes
     """Sent once, right after the status line."""
     heartbeat: float | None
@@ -25,11 +29,21 @@ class Framing(Protocol):
     ping: bytes
 
     def message(self, response: Message, value: object) -> bytes:
-        """One response; `value` is its proto3 JSON (after `response_body`)."""
+        """One response; `value` is its proto3 JSON (after `response_body`), or None when
+        the writer has no encoder (the framing encodes `response` itself: it may be the
+        message's bytes, as the backend sent them)."""
         ...
 
-    def error(self, status: dict[str, object]) -> bytes:
-        """The error that ends the stream, as a google.rpc.Status in JSON."""
+    def error(self, status: status_pb2.Status, trailing: MetadataPairs) -> bytes:
+        """The error that ends the stream, with the backend's trailing metadata."""
+        ...
+
+    def metadata_headers(self, initial: MetadataPairs) -> list[tuple[bytes, bytes]]:
+        """The backend's initial metadata as response headers."""
+        ...
+
+    def end(self, trailing: MetadataPairs) -> bytes:
+        """What ends a stream that ended well (may be empty)."""
         ...
 
 
@@ -37,5 +51,6 @@ class Framing(Protocol):
 class Writer:
     """How one stream's messages go out (chosen per request by `writer_for`)."""
 
-    encoder: ResponseEncoder
+    encoder: ResponseEncoder | None
+    """None: `framing.message` is given the response alone."""
     framing: Framing

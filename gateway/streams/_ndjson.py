@@ -7,6 +7,11 @@ from typing import Final
 
 import orjson
 from google.protobuf.message import Message
+from google.rpc import status_pb2
+
+from gateway.errors import status_dict
+from gateway.metadata import response_headers
+from gateway.types import Headers, MetadataPairs
 
 CONTENT_TYPE: Final = b"application/x-ndjson"
 
@@ -25,5 +30,11 @@ class Ndjson:
     def message(self, response: Message, value: object) -> bytes:
         return orjson.dumps({"result": value}) + b"\n"
 
-    def error(self, status: dict[str, object]) -> bytes:
-        return orjson.dumps({"error": status}) + b"\n"
+    def error(self, status: status_pb2.Status, trailing: MetadataPairs) -> bytes:
+        return orjson.dumps({"error": status_dict(status)}) + b"\n"
+
+    def metadata_headers(self, initial: MetadataPairs) -> Headers:
+        return response_headers(initial, None)
+
+    def end(self, trailing: MetadataPairs) -> bytes:
+        return b""

@@ -1,8 +1,9 @@
 """Relaying a server stream to the client until it ends, the client leaves or the gateway
 stops. A stream that fails before its response has started gets the error's own HTTP
-status and JSON body; after that, the framing's error is its last part. A response
-starts at the first message, or after a heartbeat period without one (so that a quiet
-watch is seen open)."""
+status and JSON body (or the protocol's error, `gateway.rpc`); after that, the framing's
+error is its last part, and a stream that ends well gets the framing's end (the RPC
+protocols' trailers). A response starts at the first message, or after a heartbeat period
+without one (so that a quiet watch is seen open)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import grpc
 from google.protobuf.message import Message
 
-from gateway.errors import RequestError, from_rpc_error, internal_error, status_dict
-from gateway.metadata import response_headers
+from gateway.errors import RequestError, from_rpc_error, internal_error, pairs
 from gateway.streams._framing import Writer
 from gateway.types import MetadataPairs, Receive, Send
 
@@ -83,6 +83,9 @@ class _Reads:
         pending, self._pending = self._pending, None
         return pending.result()
 
+    async def trailing_metadata(self) -> MetadataPairs:
+        return await self._call.trailing_metadata()
+
     async def initial_metadata(self, *, wait: bool) -> MetadataPairs:
         """The backend's initial metadata; without `wait`, only if it has come."""
         if self._metadata is None:
@@ -111,7 +114,8 @@ async def _relay(
     try:
         first = await reads.next()
     except grpc.aio.AioRpcError as error:
-        raise from_rpc_error(error, response_headers(error.initial_metadata(), None)) from None
+        extra = framing.metadata_headers(pairs(error.initial_metadata()))
+        raise from_rpc_error(error, extra) from None
     except asyncio.CancelledError:
         if gone.done():
             return
@@ -122,7 +126,7 @@ async def _relay(
     # so that the client and the proxies on the way see it open; then a failure can only
     # be its last event.
     metadata = await reads.initial_metadata(wait=first is not _IDLE)
-    headers = [*framing.headers, _VARY, *response_headers(metadata, None)]
+    headers = [*framing.headers, _VARY, *framing.metadata_headers(metadata)]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     if framing.preamble:
         await _send_body(send, framing.preamble)
@@ -131,7 +135,7 @@ async def _relay(
     except Exception:
         # The status line is sent: the error can only be the last line.
         log.exception("stream of %s failed", call)
-        await _send_body(send, framing.error(status_dict(internal_error().status)))
+        await _send_body(send, framing.error(internal_error().status, ()))
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
@@ -148,23 +152,28 @@ async def _relay_rest(
     while True:
         if message is _IDLE:
             await _send_body(send, framing.ping)
-        elif isinstance(message, Message):
-            await _send_body(send, framing.message(message, encoder.to_dict(message)))
-        else:
-            return  # grpc.aio.EOF
+        elif message is grpc.aio.EOF:  # type: ignore[attr-defined]  # the stubs lack EOF
+            await _send_body(send, framing.end(pairs(await reads.trailing_metadata())))
+            return
+        else:  # a message, or its bytes for a framing without an encoder
+            response = cast(Message, message)
+            value = None if encoder is None else encoder.to_dict(response)
+            await _send_body(send, framing.message(response, value))
         try:
             message = await reads.next()
         except grpc.aio.AioRpcError as error:
-            await _send_body(send, framing.error(status_dict(from_rpc_error(error).status)))
+            trailing = pairs(error.trailing_metadata())
+            await _send_body(send, framing.error(from_rpc_error(error).status, trailing))
             return
         except asyncio.CancelledError:
             if gone.done():
                 return  # the client left: no one to tell
             if not stopping():
                 raise
-            await _send_body(send, framing.error(status_dict(stopping_error().status)))
+            await _send_body(send, framing.error(stopping_error().status, ()))
             return
 
 
 async def _send_body(send: Send, body: bytes) -> None:
-    await send({"type": "http.response.body", "body": body, "more_body": True})
+    if body:  # an empty part is no part (a framing without pings, or without an end)
+        await send({"type": "http.response.body", "body": body, "more_body": True})

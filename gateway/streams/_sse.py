@@ -20,6 +20,11 @@ from typing import Final
 import orjson
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 from google.protobuf.message import Message
+from google.rpc import status_pb2
+
+from gateway.errors import status_dict
+from gateway.metadata import response_headers
+from gateway.types import Headers, MetadataPairs
 
 CONTENT_TYPE: Final = b"text/event-stream"
 RETRY_MILLISECONDS: Final = 1000
@@ -140,5 +145,11 @@ class EventStream:
             return b"data: " + data + b"\n\n"
         return b"id: %d\ndata: %b\n\n" % (event_id, data)
 
-    def error(self, status: dict[str, object]) -> bytes:
-        return b"event: error\ndata: " + orjson.dumps(status) + b"\n\n"
+    def error(self, status: status_pb2.Status, trailing: MetadataPairs) -> bytes:
+        return b"event: error\ndata: " + orjson.dumps(status_dict(status)) + b"\n\n"
+
+    def metadata_headers(self, initial: MetadataPairs) -> Headers:
+        return response_headers(initial, None)
+
+    def end(self, trailing: MetadataPairs) -> bytes:
+        return b""

@@ -33,6 +33,7 @@ SUBPACKAGES = {
         "field_paths",
         "is_plain_message",
     ],
+    "gateway.rpc": ["Codec", "Exchange", "Procedure", "exchange_for", "procedures_of"],
     "gateway.streams": [
         "NDJSON_FORMAT",
         "SSE_FORMAT",

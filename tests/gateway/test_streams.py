@@ -566,6 +566,7 @@ def test_a_stream_that_is_not_resumable_sends_no_ids_and_ignores_last_event_id()
     writer = writer_for(route, headers, request, settings_for("127.0.0.1:1"))
     assert request == health_pb2.HealthCheckRequest(service="s")
     response = health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
+    assert writer.encoder is not None
     framed = writer.framing.message(response, writer.encoder.to_dict(response))
     assert framed == b'data: {"status":"SERVING"}\n\n'
 

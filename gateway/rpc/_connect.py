@@ -1,0 +1,257 @@
+"""The Connect protocol (connectrpc.com/docs/protocol): unary calls over POST (`application/
+json` or `application/proto`) and GET (for methods without side effects: the message in the
+query, a cacheable response), and server streams (`application/connect+json` or `+proto`:
+enveloped messages, then an end-of-stream message holding the error, if any, and the
+trailers).
+
+Errors of unary calls are Connect's error JSON with the status of the code; a stream's are in
+its end-of-stream message, under a 200. Deadlines come as `Connect-Timeout-Ms`; unary bodies
+are compressed with `Content-Encoding` / `Accept-Encoding`, stream messages with
+`Connect-Content-Encoding` / `Connect-Accept-Encoding`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Any, Final
+from urllib.parse import parse_qsl
+
+import orjson
+from google.protobuf.message import Message
+from google.rpc import status_pb2
+
+from gateway.body import read_body
+from gateway.config import Settings
+from gateway.errors import GatewayError, RequestError
+from gateway.headers import RequestHeaders, invalid_header
+from gateway.metadata import metadata_headers
+from gateway.reply import respond
+from gateway.rpc import _compression
+from gateway.rpc._codecs import Codec
+from gateway.rpc._envelope import COMPRESSED, END_STREAM, pack
+from gateway.rpc._exchange import enveloped_message
+from gateway.rpc._procedures import Procedure
+from gateway.rpc._status import connect_error, connect_metadata
+from gateway.semantics import not_modified
+from gateway.streams import Writer
+from gateway.types import Headers, MetadataPairs, Receive, Send
+
+KIND: Final = "connect"
+UNARY_TYPES: Final = {b"application/json": "json", b"application/proto": "proto"}
+STREAM_TYPES: Final = {b"application/connect+json": "json", b"application/connect+proto": "proto"}
+_ERROR_TYPE: Final = (b"content-type", b"application/json")
+_TIMEOUT: Final = re.compile(rb"[0-9]{1,10}\Z")
+CACHE_CONTROL: Final = (b"cache-control", b"private, no-cache")
+"""A GET's response: kept by the browser, revalidated (its `ETag`) before each use."""
+_GET_VARY: Final = (b"vary", b"Accept-Encoding, Authorization")
+
+
+def connect_timeout(headers: RequestHeaders) -> float | None:
+    """`Connect-Timeout-Ms` in seconds (1 to 10 digits), if sent."""
+    value = headers.get(b"connect-timeout-ms")
+    if value is None:
+        return None
+    if not _TIMEOUT.match(value):
+        raise invalid_header("connect-timeout-ms", "must be 1 to 10 digits (milliseconds)")
+    return int(value) / 1000
+
+
+def check_version(headers: RequestHeaders) -> None:
+    version = headers.get(b"connect-protocol-version")
+    if version is not None and version.strip() != b"1":
+        raise invalid_header("connect-protocol-version", "this server speaks version 1")
+
+
+class ConnectUnary:
+    """A unary call over POST."""
+
+    __slots__ = ("codec", "procedure")
+    kind = KIND
+
+    def __init__(self, procedure: Procedure, codec: Codec) -> None:
+        self.procedure = procedure
+        self.codec = codec
+
+    def timeout(self, headers: RequestHeaders) -> float | None:
+        return connect_timeout(headers)
+
+    async def read(
+        self, receive: Receive, headers: RequestHeaders, query: bytes, limit: int
+    ) -> Any:
+        check_version(headers)
+        body = await read_body(headers, receive, limit)
+        encoding = (headers.get(b"content-encoding") or b"").decode("latin-1").strip().lower()
+        return self.codec.decode(_compression.inflate(body, encoding, "content-encoding", limit))
+
+    async def reply(
+        self,
+        send: Send,
+        response: Any,
+        initial: MetadataPairs,
+        trailing: MetadataPairs,
+        headers: RequestHeaders,
+    ) -> None:
+        out = [*metadata_headers(initial), *metadata_headers(trailing, b"trailer-")]
+        await self._send(send, 200, self.codec.encode(response), out, headers)
+
+    async def _send(
+        self, send: Send, status: int, body: bytes, out: Headers, headers: RequestHeaders
+    ) -> None:
+        out.append((b"content-type", b"application/" + self.codec.name.encode()))
+        if len(body) >= _compression.MIN_BYTES and _compression.accepts_gzip(
+            headers.get(b"accept-encoding")
+        ):
+            body = _compression.deflate(body)
+            out.append((b"content-encoding", b"gzip"))
+        await respond(send, status, body, out)
+
+    def writer(self, headers: RequestHeaders, settings: Settings) -> Writer:
+        raise AssertionError("a unary call has no stream")
+
+    async def fail(self, send: Send, error: GatewayError) -> None:
+        out = [_ERROR_TYPE, *error.headers, *metadata_headers(error.trailing, b"trailer-")]
+        await respond(send, error.http_status, orjson.dumps(connect_error(error.status)), out)
+
+
+class ConnectGet(ConnectUnary):
+    """A unary call over GET: `?message=…&encoding=json|proto[&base64=1][&compression=gzip]
+    [&connect=v1]`; the response is cacheable (`Cache-Control`, `ETag`, 304)."""
+
+    __slots__ = ()
+
+    async def read(
+        self, receive: Receive, headers: RequestHeaders, query: bytes, limit: int
+    ) -> Any:
+        params = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+        version = params.get("connect")
+        if version is not None and version != "v1":
+            raise _bad_query("connect", "this server speaks v1")
+        encoding = params.get("encoding")
+        if encoding == "json":
+            self.codec = self.procedure.json
+        elif encoding == "proto":
+            self.codec = self.procedure.proto
+        else:
+            raise _bad_query("encoding", "must be json or proto")
+        text = params.get("message")
+        if text is None:
+            raise _bad_query("message", "the request message is required")
+        if params.get("base64") == "1":
+            try:
+                data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            except (binascii.Error, ValueError):
+                raise _bad_query("message", "base64=1 but the message is not base64url") from None
+        else:
+            data = text.encode()
+        compression = params.get("compression", "").strip().lower()
+        return self.codec.decode(_compression.inflate(data, compression, "compression", limit))
+
+    async def reply(
+        self,
+        send: Send,
+        response: Any,
+        initial: MetadataPairs,
+        trailing: MetadataPairs,
+        headers: RequestHeaders,
+    ) -> None:
+        out = [CACHE_CONTROL, _GET_VARY]
+        out += metadata_headers(initial)
+        out += metadata_headers(trailing, b"trailer-")
+        etag_of = self.procedure.etag_of
+        etag = None if etag_of is None else etag_of(self.codec.message(response))
+        if etag is not None:
+            out.append((b"etag", etag))
+            if not_modified(headers, etag):
+                await send({"type": "http.response.start", "status": 304, "headers": out})
+                await send({"type": "http.response.body", "body": b""})
+                return
+        await self._send(send, 200, self.codec.encode(response), out, headers)
+
+
+def _bad_query(name: str, description: str) -> RequestError:
+    return RequestError("INVALID_QUERY_PARAMETER", name, f"{name}: {description}")
+
+
+class ConnectStream:
+    """A server stream: one enveloped request message in, enveloped messages out."""
+
+    __slots__ = ("codec", "procedure")
+    kind = KIND
+
+    def __init__(self, procedure: Procedure, codec: Codec) -> None:
+        self.procedure = procedure
+        self.codec = codec
+
+    def timeout(self, headers: RequestHeaders) -> float | None:
+        return connect_timeout(headers)
+
+    async def read(
+        self, receive: Receive, headers: RequestHeaders, query: bytes, limit: int
+    ) -> Any:
+        check_version(headers)
+        return await enveloped_message(
+            self.codec, receive, headers, limit, b"connect-content-encoding"
+        )
+
+    async def reply(
+        self,
+        send: Send,
+        response: Any,
+        initial: MetadataPairs,
+        trailing: MetadataPairs,
+        headers: RequestHeaders,
+    ) -> None:
+        raise AssertionError("a stream is written by its writer")
+
+    def writer(self, headers: RequestHeaders, settings: Settings) -> Writer:
+        gzip = _compression.accepts_gzip(headers.get(b"connect-accept-encoding"))
+        framing = ConnectFraming(self.codec, gzip, settings.sse_heartbeat_seconds)
+        return Writer(None, framing)
+
+    async def fail(self, send: Send, error: GatewayError) -> None:
+        framing = ConnectFraming(self.codec, False, None)
+        body = framing.error(error.status, error.trailing)
+        await respond(send, 200, body, [*framing.headers, *error.headers])
+
+
+class ConnectFraming:
+    """A Connect stream's parts: each message enveloped (compressed when accepted and worth
+    it), then the end-of-stream message. A quiet stream starts after `heartbeat` seconds
+    with its headers alone: Connect has no ping."""
+
+    __slots__ = ("_codec", "_gzip", "headers", "heartbeat")
+    kind = KIND
+    preamble = b""
+    ping = b""
+
+    def __init__(self, codec: Codec, gzip: bool, heartbeat: float | None) -> None:
+        self._codec = codec
+        self._gzip = gzip
+        self.heartbeat = heartbeat
+        headers = [(b"content-type", b"application/connect+" + codec.name.encode())]
+        if gzip:
+            headers.append((b"connect-content-encoding", b"gzip"))
+        self.headers = tuple(headers)
+
+    def message(self, response: Message | bytes, value: object) -> bytes:
+        data = self._codec.encode(response)
+        if self._gzip and len(data) >= _compression.MIN_BYTES:
+            return pack(COMPRESSED, _compression.deflate(data))
+        return pack(0, data)
+
+    def metadata_headers(self, initial: MetadataPairs) -> Headers:
+        return metadata_headers(initial)
+
+    def error(self, status: status_pb2.Status, trailing: MetadataPairs) -> bytes:
+        return self._end({"error": connect_error(status)}, trailing)
+
+    def end(self, trailing: MetadataPairs) -> bytes:
+        return self._end({}, trailing)
+
+    def _end(self, message: dict[str, object], trailing: MetadataPairs) -> bytes:
+        metadata = connect_metadata(trailing)
+        if metadata:
+            message["metadata"] = metadata
+        return pack(END_STREAM, orjson.dumps(message))
