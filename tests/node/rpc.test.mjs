@@ -551,6 +551,53 @@ for (const protocol of PROTOCOLS) {
       );
     });
 
+    if (protocol.binary) {
+      // A JSON client cannot send this mask (protobuf-es refuses its lowerCamelCase form).
+      wireTest("an error message in UTF-8 with '%' comes back as it was", async () => {
+        const user = await createUser("Mask");
+        const error = await failure(
+          users.updateUser(
+            { user: { id: user.id, displayName: "x" }, updateMask: { paths: ["ümlaut_50%"] } },
+            { timeoutMs: TIMEOUT_MS },
+          ),
+          "UpdateUser with an unknown mask path",
+        );
+        assert.equal(error.code, Code.InvalidArgument, String(error));
+        // gRPC-Web: percent-encoded in grpc-message, decoded by the client.
+        assert.equal(
+          error.rawMessage,
+          "update_mask: 'ümlaut_50%' is not a field that can be updated",
+        );
+      });
+    }
+
+    wireTest("a watch refused at its start: PermissionDenied, InvalidArgument", async () => {
+      const requestId = `node-rpc-${randomUUID()}`;
+      const asUser = { headers: { ...asSubject(newSubject()), "x-request-id": requestId } };
+      const drain = async (responses) => {
+        for await (const response of responses) {
+          assert.fail(`a response to a refused watch: ${response}`);
+        }
+      };
+      const denied = await failure(drain(users.watchUsers({}, asUser)), "WatchUsers as a user");
+      assert.equal(denied.code, Code.PermissionDenied, String(denied));
+      const info = errorInfo(denied);
+      assert.deepEqual([info?.domain, info?.reason], [DOMAIN, "NOT_ALLOWED"]);
+      assert.equal(denied.metadata.get("x-request-id"), requestId, "the request id comes back");
+      // Both protocols carry a stream's error in its body (end-stream message, trailer frame).
+      assert.equal(lastExchange("/shop.user.v1.UserService/WatchUsers").status, 200);
+
+      const invalid = await failure(
+        drain(orders.watchOrders({ userId: "not-an-id" }, { timeoutMs: TIMEOUT_MS })),
+        "WatchOrders of a malformed user id",
+      );
+      assert.equal(invalid.code, Code.InvalidArgument, String(invalid));
+      assert.deepEqual(
+        fieldViolations(invalid).map((v) => [v.field, v.reason]),
+        [["user_id", "INVALID_ID"]],
+      );
+    });
+
     wireTest("each error code and reason, as this protocol carries it", async () => {
       const subject = newSubject();
       const owner = { headers: asSubject(subject), timeoutMs: TIMEOUT_MS };
