@@ -4,8 +4,9 @@
 // (application/grpc-web+proto, application/grpc-web+json), against the gateway in front of the
 // real services. Twice: with @connectrpc/connect-node (Node's http module, httpVersion "1.1")
 // and with @connectrpc/connect-web, the browsers' transports, on Node's own fetch. Run by
-// tests/node/test_node_rpc.py, which starts them and passes the gateway's URL in
-// SHOP_GATEWAY_URL:
+// tests/node/test_node_rpc.py, which starts them, the gateway without a rate limit, and passes
+// its URL and limits in SHOP_GATEWAY_URL, SHOP_GATEWAY_MAX_BODY_BYTES and
+// SHOP_GATEWAY_STREAMS_PER_CALLER:
 //
 //   node --test tests/node/rpc.test.mjs
 //
@@ -49,10 +50,10 @@ const TEST = { timeout: 20_000 };
 const DOMAIN = "shop.dev";
 /** How soon after a client's abort the gateway gives the stream's slot back, at most. */
 const SLOT_BACK_MS = 1_000;
-/** The gateway's max_body_bytes, as tests/node/test_node_rpc.py sets it. */
-const MAX_BODY_BYTES = 64 * 1024;
+/** The gateway's max_body_bytes (the gateway's default unless given). */
+const MAX_BODY_BYTES = Number(process.env.SHOP_GATEWAY_MAX_BODY_BYTES ?? 4 * 1024 * 1024);
 /** Watches one caller may hold at once through the gateway (its max_streams_per_caller). */
-const STREAM_CAP = 8;
+const STREAM_CAP = Number(process.env.SHOP_GATEWAY_STREAMS_PER_CALLER ?? 8);
 
 /** Connect's error code → HTTP status table (https://connectrpc.com/docs/protocol). */
 const CONNECT_STATUS = {
