@@ -48,6 +48,8 @@ const TIMEOUT_MS = 10_000;
 const WAIT_MS = 5_000;
 const TEST = { timeout: 20_000 };
 const DOMAIN = "shop.dev";
+/** Users a burst creates at once. */
+const BURST = 30;
 /** How soon after a client's abort the gateway gives the stream's slot back, at most. */
 const SLOT_BACK_MS = 1_000;
 /** The gateway's max_body_bytes (the gateway's default unless given). */
@@ -511,6 +513,48 @@ for (const protocol of PROTOCOLS) {
         assert.equal(event.type, UserEvent_Type.PUT);
         assert.equal(event.user.email, user.email);
         assert.ok(event.revision > 0n);
+        await watch.abort();
+      } finally {
+        watch.close();
+      }
+    });
+
+    abortingTest(`WatchUsers: ${BURST} users created at once arrive whole, in order`, async () => {
+      const watch = opened((signal, onHeader) =>
+        users.watchUsers({ progressNotify: true }, { signal, onHeader }),
+      );
+      try {
+        await watch.until("the first progress notification", (r) => r.progressNotify);
+        // Concurrent calls (over HTTP/1.1: a connection each), then updates to long names
+        // of two-byte UTF-8 characters: messages of some size, in a burst.
+        const created = await Promise.all(
+          Array.from({ length: BURST }, (_, i) =>
+            createUser(`Burst${i}`).then((user) =>
+              users.updateUser(
+                {
+                  user: { id: user.id, displayName: `${"é".repeat(190)}${i}`, etag: user.etag },
+                  updateMask: { paths: ["display_name"] },
+                },
+                { timeoutMs: TIMEOUT_MS },
+              ),
+            ),
+          ),
+        );
+        const wanted = new Set(created.map(({ user }) => user.id));
+        const seen = [];
+        await watch.until(`the ${2 * BURST} events of the burst`, (r) => {
+          seen.push(...r.events.filter((e) => wanted.has(e.user?.id)));
+          return seen.length >= 2 * BURST;
+        });
+        assert.equal(seen.length, 2 * BURST, "each creation and update once");
+        for (let i = 1; i < seen.length; i++) {
+          assert.ok(seen[i].revision > seen[i - 1].revision, "in revision order");
+        }
+        for (const { user } of created) {
+          const last = seen.findLast((e) => e.user.id === user.id);
+          assert.equal(last.user.displayName, user.displayName);
+          assert.equal(last.user.etag, user.etag);
+        }
         await watch.abort();
       } finally {
         watch.close();
