@@ -39,7 +39,11 @@ import {
   OrderService,
   Order_State,
 } from "../../gen/ts/shop/order/v1/order_pb.js";
-import { UserEvent_Type, UserService } from "../../gen/ts/shop/user/v1/user_pb.js";
+import {
+  GetUserRequestSchema,
+  UserEvent_Type,
+  UserService,
+} from "../../gen/ts/shop/user/v1/user_pb.js";
 
 const baseUrl = process.env.SHOP_GATEWAY_URL;
 assert.ok(baseUrl, "set SHOP_GATEWAY_URL (the gateway's http://host:port)");
@@ -795,6 +799,28 @@ for (const protocol of PROTOCOLS) {
         const info = errorInfo(error);
         assert.deepEqual([info?.domain, info?.reason], [DOMAIN, reason], what);
         assertErrorStatus(procedure, code);
+      }
+    });
+
+    wireTest("an unknown method or service is Unimplemented", async () => {
+      // GetUser's descriptor under other names: what an out-of-date client would call.
+      const getUser = UserService.method.getUser;
+      const unknownMethod = Object.create(getUser, { name: { value: "GetUserBefore" } });
+      const unknownService = Object.create(getUser, {
+        parent: { value: Object.create(UserService, { typeName: { value: "shop.user.v9.Gone" } }) },
+      });
+      const transport = transportOf(protocol);
+      const request = create(GetUserRequestSchema, { id: unknownId() });
+      for (const [method, path] of [
+        [unknownMethod, "/shop.user.v1.UserService/GetUserBefore"],
+        [unknownService, "/shop.user.v9.Gone/GetUser"],
+      ]) {
+        const error = await failure(
+          transport.unary(method, undefined, TIMEOUT_MS, undefined, request, undefined),
+          path,
+        );
+        assert.equal(Code[error.code], Code[Code.Unimplemented], `${path}: ${error}`);
+        assert.equal(lastExchange(path).method, "POST");
       }
     });
 
