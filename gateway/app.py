@@ -226,6 +226,7 @@ class Gateway:
         if self._cors.enabled:  # else it has nothing to add
             extra += self._cors.response_headers(headers.get(b"origin") or b"")
         started = 0  # the status sent, once sent
+        outcome = 0  # the status of an error the RPC protocols answer 200 (their own form)
         method: str = scope["method"]
         template = UNMATCHED  # the route's, once matched
         metrics = self.metrics
@@ -256,17 +257,18 @@ class Gateway:
                     if metrics is not None:
                         measured = metrics.procedure(method, procedure)
                         calls = measured.calls
+                    subject = await self._count(scope, headers, extra)
                     exchange = rpc.exchange_for(method, procedure, headers)
                     await self._call(
                         procedure,
                         exchange,
+                        subject,
                         calls,
                         scope,
                         headers,
                         receive,
                         reply,
                         request_id,
-                        extra,
                     )
                 elif method == "OPTIONS":  # preflights: not rate limited
                     template = await self._options(scope, headers, reply)
@@ -295,6 +297,9 @@ class Gateway:
                     metrics.refused(error.http_status, error.reason)
                 if not started:
                     await _fail(exchange, scope, headers, reply, error)
+                    outcome = error.http_status
+                    if self._http_tracing is not None and outcome != started:
+                        self._http_tracing.rpc_failed(error)
             except ClientGone:
                 pass
             except Exception:
@@ -305,7 +310,9 @@ class Gateway:
             if not left_mid_call(asyncio.current_task()):
                 raise
             # Nobody to answer: the call in flight was cancelled with this task.
-        status = started or CLIENT_GONE
+        # An RPC protocol's error is counted and logged by the status of its code, though it
+        # may have gone out as a 200 (gRPC-Web, Connect streams): dashboards see it fail.
+        status = outcome or started or CLIENT_GONE
         if metrics is not None:
             if measured is None:
                 measured = metrics.other(method, template)
@@ -376,9 +383,7 @@ class Gateway:
                 call = multicallable(request, timeout=deadline, metadata=metadata)
                 await unary_reply(route, semantics, call, conditional, headers, send)
                 return
-            calls.started.inc()
-            calls.sent.inc()
-            sent_at = time.perf_counter()
+            sent_at = _started(calls)
             call = multicallable(request, timeout=deadline, metadata=metadata)
             await unary_reply(route, semantics, call, conditional, headers, send, calls, sent_at)
 
@@ -386,17 +391,17 @@ class Gateway:
         self,
         procedure: rpc.Procedure,
         exchange: rpc.Exchange,
+        subject: str | None,
         calls: MethodMetrics | None,
         scope: Scope,
         headers: RequestHeaders,
         receive: Receive,
         send: Send,
         request_id: str,
-        response_headers: Headers,
     ) -> None:
-        """Serves one call of an RPC protocol (`exchange`'s): as `_dispatch` serves a route,
-        but the request and the response (messages, or their bytes) in the protocol's form."""
-        subject = await self._count(scope, headers, response_headers)
+        """Serves one call of an RPC protocol (`exchange`'s), for `subject` (counted): as
+        `_dispatch` serves a route, but the request and the response (messages, or their
+        bytes) in the protocol's form."""
         limit = self.settings.max_body_bytes
         request = await exchange.read(receive, headers, scope["query_string"], limit)
         custom = custom_headers(scope["headers"])
@@ -413,11 +418,7 @@ class Gateway:
                     streaming, request, metadata, deadline, writer, calls, receive, send
                 )
             return
-        sent_at = 0.0
-        if calls is not None:
-            calls.started.inc()
-            calls.sent.inc()
-            sent_at = time.perf_counter()
+        sent_at = _started(calls)
         unary = (self._raw_unary if raw else self._unary)[procedure.path]
         call = unary(request, timeout=deadline, metadata=metadata)
         try:
@@ -495,7 +496,7 @@ class Gateway:
         procedure = self.procedures.get(scope["path"])
         if procedure is not None:
             granted = self._cors.options(
-                procedure.http_methods | {"OPTIONS"}, headers, procedure.path
+                procedure.http_methods | {"OPTIONS"}, headers, procedure.path, any_header=True
             )
             await respond(send, 204, b"", granted)
             return procedure.path
@@ -535,11 +536,7 @@ class Gateway:
     ) -> None:
         if self._stopping:
             raise streams.stopping_error()
-        sent_at = 0.0
-        if calls is not None:
-            calls.started.inc()
-            calls.sent.inc()
-            sent_at = time.perf_counter()
+        sent_at = _started(calls)
         call = streaming(request, timeout=deadline, metadata=metadata)
         self._streams.add(call)
         metrics = self.metrics
@@ -579,6 +576,15 @@ def _no_route(scope: Scope) -> RequestError:
         code=grpc.StatusCode.NOT_FOUND,
         metadata={"path": scope["path"]},
     )
+
+
+def _started(calls: MethodMetrics | None) -> float:
+    """Records a call's start in `calls` (None: nowhere); when it started (0: not timed)."""
+    if calls is None:
+        return 0.0
+    calls.started.inc()
+    calls.sent.inc()
+    return time.perf_counter()
 
 
 async def _fail(

@@ -19,16 +19,17 @@ from gateway.types import Headers
 
 MAX_AGE_SECONDS = 600
 EXPOSED = (
-    b"etag, location, x-request-id, allow, www-authenticate, retry-after, "
+    b"*, etag, location, x-request-id, allow, www-authenticate, retry-after, "
     b"ratelimit, ratelimit-policy, grpc-status, grpc-message, grpc-status-details-bin, "
     b"connect-content-encoding, connect-accept-encoding, accept-encoding, accept-post"
 )
 """Response headers a page may read beyond the CORS-safelisted ones (the RPC protocols'
-included: a gRPC-Web client reads a trailers-only error's status from them)."""
+included: a gRPC-Web client reads a trailers-only error's status from them). `*` exposes
+the rest too (the services' metadata, as the RPC protocols send it) to requests without
+credentials, which is how these clients call; the names stay for those with credentials."""
 ALLOWED_HEADERS = frozenset(
     {
         "authorization",
-        "content-encoding",
         "content-type",
         "grpc-accept-encoding",
         "grpc-encoding",
@@ -76,10 +77,18 @@ class Cors:
             ]
         return [(b"vary", b"Origin")]
 
-    def options(self, allowed: Collection[str], headers: RequestHeaders, path: str) -> Headers:
+    def options(
+        self,
+        allowed: Collection[str],
+        headers: RequestHeaders,
+        path: str,
+        *,
+        any_header: bool = False,
+    ) -> Headers:
         """The headers of the 204 that answers an OPTIONS to `path`, whose methods are
         `allowed`: a preflight's grant, or else `Allow`. `RequestError` refuses a
-        preflight from another origin, for another method or with another header."""
+        preflight from another origin, for another method or, unless `any_header` (a
+        procedure's: its custom headers are metadata), with another header."""
         origin = headers.get(b"origin") or b""
         asked = headers.get(b"access-control-request-method") or b""
         if not (asked and origin and self.enabled):
@@ -95,11 +104,15 @@ class Cors:
         if method not in allowed:
             raise method_not_allowed(method, path, allowed)
         requested = headers.get(b"access-control-request-headers") or b""
-        return self._preflight_headers(allowed, requested)
+        return self._preflight_headers(allowed, requested, any_header)
 
-    def _preflight_headers(self, methods: Iterable[str], requested: bytes) -> Headers:
+    def _preflight_headers(
+        self, methods: Iterable[str], requested: bytes, any_header: bool
+    ) -> Headers:
         asked = [h.strip().lower() for h in requested.decode("latin-1").split(",") if h.strip()]
         for header in asked:
+            if any_header:
+                break
             if header not in ALLOWED_HEADERS and not header.startswith(ALLOWED_PREFIXES):
                 raise RequestError(
                     "CORS_HEADER_NOT_ALLOWED",

@@ -5,7 +5,9 @@ RPC protocols also every custom header as it is (`Connect`, gRPC-Web: `X-Tenant:
 metadata `x-tenant: a`; HTTP's, the browser's and the protocols' own headers are not custom),
 `X-Forwarded-For` (with the client appended) and `X-Forwarded-Host` (or `Host`); the
 request's `X-Request-Id` (or a new one), for tracing across the services' logs.
-Out: response header metadata as `Grpc-Metadata-<key>`, trailers as `Grpc-Trailer-<key>`.
+Out: response header metadata as `Grpc-Metadata-<key>`, trailers as `Grpc-Trailer-<key>`;
+for the RPC protocols, as they carry it (headers as they are, Connect's unary trailers as
+`Trailer-<key>`, gRPC-Web's in its trailer block), but the keys HTTP and browsers own.
 """
 
 from __future__ import annotations
@@ -13,12 +15,16 @@ from __future__ import annotations
 import base64
 import binascii
 import itertools
+import logging
 import os
 import re
 from collections.abc import Iterable
 
+from gateway.errors import RequestError
 from gateway.headers import METADATA_PREFIX, RequestHeaders, invalid_header
 from gateway.types import Headers
+
+log = logging.getLogger(__name__)
 
 MetadataValue = str | bytes
 Metadata = list[tuple[str, MetadataValue]]
@@ -60,14 +66,12 @@ def parse_timeout(text: str) -> float:
 
 _NOT_CUSTOM = frozenset(
     {
+        # HTTP's, and what the gateway reads for itself
         b"accept",
         b"accept-encoding",
         b"accept-language",
-        b"authorization",  # forwarded as itself, checked above
-        b"baggage",
+        b"authorization",  # forwarded as itself by `request_metadata`
         b"cache-control",
-        b"cookie",
-        b"dnt",
         b"expect",
         b"forwarded",
         b"idempotency-key",
@@ -76,58 +80,96 @@ _NOT_CUSTOM = frozenset(
         b"if-none-match",
         b"if-range",
         b"if-unmodified-since",
+        b"keep-alive",
         b"last-event-id",
+        b"origin",
         b"pragma",
         b"priority",
         b"range",
         b"referer",
-        b"traceparent",  # the trace is carried by the gateway's own span
-        b"tracestate",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
         b"via",
-        b"x-forwarded-proto",
+        # the browser's
+        b"cookie",
+        b"dnt",
+        b"downlink",
+        b"dpr",
+        b"device-memory",
+        b"ect",
+        b"purpose",
+        b"rtt",
+        b"save-data",
+        b"upgrade-insecure-requests",
+        b"viewport-width",
+        # the trace: carried by the gateway's own span
+        b"baggage",
+        b"traceparent",
+        b"tracestate",
+        # gRPC-Web clients'
         b"x-grpc-web",
-        b"x-real-ip",
         b"x-user-agent",
+        # a client's address, as proxies on the way claim it: the gateway says it itself
+        b"cf-connecting-ip",
+        b"fastly-client-ip",
+        b"true-client-ip",
+        b"x-client-ip",
+        b"x-cluster-client-ip",
+        b"x-real-ip",
         *(key.encode() for key in _RESERVED | _GATEWAY_KEYS),
     }
 )
-"""Request headers that are not metadata: HTTP's, the browser's, the ones the gateway reads
-or sets itself."""
+"""Request headers that are never metadata: HTTP's, the browser's, a proxy's, the ones the
+gateway reads or sets itself."""
 _NOT_CUSTOM_PREFIXES = (
     b"access-control-",
     b"connect-",
     b"content-",
     b"grpc-",
+    b"l5d-",
     b"proxy-",
     b"sec-",
-    b"keep-alive",
-    b"transfer-",
-    b"trailer",
-    b"upgrade",
-    b"origin",
+    b"x-envoy-",
+    b"x-forwarded-",
 )
+"""Families of headers that are never metadata: CORS's, the protocols', HTTP's content
+headers, the browser's `Sec-*`, a mesh's own (Linkerd, Envoy), a proxy's."""
 
 
-def custom_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """The custom headers of a request (as the RPC protocols carry metadata): not HTTP's,
-    the browser's, the protocols' or the gateway's own."""
-    return [
-        (name, value)
-        for name, value in raw
-        if name not in _NOT_CUSTOM and not name.startswith(_NOT_CUSTOM_PREFIXES)
-    ]
+def custom_headers(raw: Iterable[tuple[bytes, bytes]]) -> Metadata:
+    """The custom headers of a request as metadata (the RPC protocols carry metadata so):
+    not HTTP's, the browser's, a proxy's, the protocols' or the gateway's own, nor one that
+    `Connection` names (hop-by-hop). A header that cannot be metadata (its name, or a value
+    that is not printable ASCII, or a `-bin` value that is not base64) is left out, not
+    refused: a client rarely chooses every header its requests carry."""
+    pairs = list(raw)
+    hop = {
+        name.strip().lower()
+        for header, value in pairs
+        if header == b"connection"
+        for name in value.split(b",")
+    }
+    metadata: Metadata = []
+    for name, value in pairs:
+        if name in _NOT_CUSTOM or name.startswith(_NOT_CUSTOM_PREFIXES) or name in hop:
+            continue
+        key = name.decode("latin-1")
+        try:
+            metadata.append(_incoming(key, value, key))
+        except RequestError:
+            continue
+    return metadata
 
 
 def request_metadata(
     headers: RequestHeaders,
     client: tuple[str, int] | None,
-    custom: Iterable[tuple[bytes, bytes]] = (),
+    custom: Metadata | None = None,
 ) -> tuple[Metadata, float | None]:
     """The metadata to send with the call, and the client's `Grpc-Timeout` if any;
     `custom`: headers sent as metadata under their own names (`custom_headers`)."""
-    metadata: Metadata = []
-    for name, value in custom:
-        metadata.append(_incoming(name.decode("latin-1"), value, name.decode("latin-1")))
+    metadata: Metadata = custom or []
     timeout: float | None = None
     for name, value in headers.metadata:
         if name.startswith(METADATA_PREFIX):
@@ -195,39 +237,70 @@ def response_headers(
 
 _HTTP_OWNED = frozenset(
     {
+        "age",
+        "allow",
+        "accept-post",
+        "alt-svc",
         "cache-control",
+        "clear-site-data",
         "connection",
-        "content-encoding",
-        "content-length",
         "date",
         "etag",
+        "expires",
         "keep-alive",
+        "last-modified",
+        "link",
+        "location",
+        "refresh",
+        "retry-after",
         "server",
-        "trailer",
+        "set-cookie",
+        "set-cookie2",
+        "strict-transport-security",
         "transfer-encoding",
         "upgrade",
         "vary",
+        "www-authenticate",
+        "x-content-type-options",
+        "x-frame-options",
         *_GATEWAY_KEYS,
     }
 )
-"""Keys a backend's metadata may not take as plain response headers (the RPC protocols'
-`Connect`, gRPC-Web): HTTP's own framing, and what the gateway sets itself."""
+"""Keys a backend's metadata may not take as plain response headers (the RPC protocols'):
+HTTP's own framing and caching, what a browser acts on (cookies, redirects, security
+policies), and what the gateway sets itself."""
+_HTTP_OWNED_PREFIXES = (
+    "access-control-",
+    "connect-",
+    "content-",
+    "cross-origin-",
+    "proxy-",
+    "ratelimit",
+    "sec-",
+    "trailer",
+)
 
 
 def metadata_headers(
     pairs: Iterable[tuple[str, MetadataValue]] | None, prefix: bytes = b""
 ) -> Headers:
     """The backend's metadata as headers named `prefix` + key (`-bin` values base64), but
-    gRPC's own keys; with no prefix (as the RPC protocols send it), HTTP's and the
-    gateway's own headers and CORS's are kept out too."""
+    gRPC's own keys; with no prefix (as the RPC protocols send it), the keys HTTP and the
+    browser give a meaning to are kept out too (`_HTTP_OWNED`). A value that is not
+    printable ASCII is dropped: it could end a header line, or a gRPC-Web trailer block,
+    and forge what follows."""
     headers: Headers = []
     for key, value in pairs or ():
         if key.startswith("grpc-") or key in _RESERVED:
             continue
-        if not prefix and (
-            key in _HTTP_OWNED or key.startswith(("access-control-", "connect-", "ratelimit"))
-        ):
+        if not prefix and (key in _HTTP_OWNED or key.startswith(_HTTP_OWNED_PREFIXES)):
             continue
-        raw = base64.b64encode(value) if isinstance(value, bytes) else value.encode("latin-1")
+        if isinstance(value, bytes):
+            raw = base64.b64encode(value)
+        elif value.isascii() and value.isprintable():
+            raw = value.encode("ascii")
+        else:
+            log.warning("dropped the metadata %r: its value is not printable ASCII", key)
+            continue
         headers.append((prefix + key.encode("latin-1"), raw))
     return headers

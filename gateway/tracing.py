@@ -16,6 +16,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from gateway.errors import GatewayError
 from gateway.openapi import openapi_path
 from gateway.routes import Route
 from gateway.types import Message, Receive, Scope, Send
@@ -83,10 +84,21 @@ class HttpTracing:
 
     def matched_procedure(self, method: str, path: str) -> None:
         """The current request's span, for an RPC protocol's call: `POST
-        /shop.user.v1.UserService/GetUser`, its route the procedure's path."""
+        /shop.user.v1.UserService/GetUser`, its route the procedure's path, and the
+        service and method as OpenTelemetry's RPC conventions name them."""
         span = trace.get_current_span()
         span.update_name(f"{method} {path}")
-        span.set_attribute("http.route", path)
+        service, _, name = path[1:].partition("/")
+        span.set_attributes({"http.route": path, "rpc.service": service, "rpc.method": name})
+
+    def rpc_failed(self, error: GatewayError) -> None:
+        """An RPC protocol's call that failed under a 200 (gRPC-Web, a Connect stream): its
+        code on the span, and the span an error when the code's HTTP status is a 5xx."""
+        span = trace.get_current_span()
+        span.set_attribute("rpc.grpc.status_code", error.status.code)
+        if error.http_status >= 500:
+            span.set_attribute("error.type", str(error.http_status))
+            span.set_status(Status(StatusCode.ERROR))
 
     def matched(self, route: Route) -> None:
         """The current request's span takes its route's name: `POST /v1/orders`."""

@@ -23,7 +23,7 @@ import orjson
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 
-from gateway.body import read_body
+from gateway.body import read_body, too_large
 from gateway.config import Settings
 from gateway.errors import GatewayError, RequestError
 from gateway.headers import RequestHeaders, invalid_header
@@ -95,7 +95,7 @@ class ConnectUnary(_ConnectCall):
         encoding = headers.get(b"content-encoding")
         if encoding is not None:
             name = encoding.decode("latin-1").strip().lower()
-            body = _compression.inflate(body, name, "content-encoding", limit)
+            body = _compression.inflate(body, name, "content-encoding", limit, b"accept-encoding")
         return self.codec.decode(body)
 
     async def reply(
@@ -120,6 +120,9 @@ class ConnectUnary(_ConnectCall):
         ):
             body = _compression.deflate(body)
             out.append((b"content-encoding", b"gzip"))
+            # Another coding is another representation: its validator may not be the same
+            # strong one (RFC 9110 8.8.3); weak, it still matches If-None-Match.
+            out[:] = [(n, b"W/" + v if n == b"etag" else v) for n, v in out]
         out.append((b"content-length", b"%d" % len(body)))
         await send({"type": "http.response.start", "status": status, "headers": out})
         await send({"type": "http.response.body", "body": body})
@@ -146,15 +149,17 @@ class ConnectGet(ConnectUnary):
     async def read(
         self, receive: Receive, headers: RequestHeaders, query: bytes, limit: int
     ) -> Any:
-        params = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+        # Percent-escapes are bytes (a binary message may be sent without base64): decoded as
+        # latin-1 each stays one byte, and `message` is encoded back to exactly those bytes.
+        params = dict(
+            parse_qsl(query.decode("latin-1"), keep_blank_values=True, encoding="latin-1")
+        )
         version = params.get("connect")
         if version is not None and version != "v1":
             raise _bad_query("connect", "this server speaks v1")
         encoding = params.get("encoding")
-        if encoding == "json":
-            self.codec = self.procedure.json
-        elif encoding == "proto":
-            self.codec = self.procedure.proto
+        if encoding in ("json", "proto"):
+            self.codec = self.procedure.codec(encoding)  # known only now: `_call` reads it after
         else:
             raise RequestError(
                 "UNSUPPORTED_MEDIA_TYPE",
@@ -167,14 +172,20 @@ class ConnectGet(ConnectUnary):
         if text is None:
             raise _bad_query("message", "the request message is required")
         if params.get("base64") == "1":
-            try:
-                data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            padded = text.rstrip("=") + "=" * (-len(text.rstrip("=")) % 4)
+            try:  # the URL-safe alphabet, or the standard one; padding optional
+                urlsafe = padded.replace("+", "-").replace("/", "_").encode("latin-1")
+                data = base64.b64decode(urlsafe, altchars=b"-_", validate=True)
             except (binascii.Error, ValueError):
-                raise _bad_query("message", "base64=1 but the message is not base64url") from None
+                raise _bad_query("message", "base64=1 but the message is not base64") from None
         else:
-            data = text.encode()
+            data = text.encode("latin-1")
+        if len(data) > limit:
+            raise too_large(limit)
         compression = params.get("compression", "").strip().lower()
-        return self.codec.decode(_compression.inflate(data, compression, "compression", limit))
+        return self.codec.decode(
+            _compression.inflate(data, compression, "compression", limit, b"accept-encoding")
+        )
 
     async def reply(
         self,
@@ -212,7 +223,12 @@ class ConnectStream(_ConnectCall):
     ) -> Any:
         check_version(headers)
         return await enveloped_message(
-            self.codec, receive, headers, limit, b"connect-content-encoding"
+            self.codec,
+            receive,
+            headers,
+            limit,
+            b"connect-content-encoding",
+            b"connect-accept-encoding",
         )
 
     async def reply(

@@ -58,10 +58,12 @@ async def enveloped_message(
     headers: RequestHeaders,
     limit: int,
     encoding_header: bytes,
+    accept_header: bytes,
     body: bytes | None = None,
 ) -> Any:
     """The request of a body holding one enveloped message (Connect streams, gRPC-Web),
-    compressed or not as its flag says, with the encoding `encoding_header` names."""
+    compressed or not as its flag says, with the encoding `encoding_header` names (an
+    unsupported one is refused with what is supported, in `accept_header`)."""
     if body is None:
         body = await read_body(headers, receive, limit)
     compressed, data = _envelope.unpack_single(body)
@@ -71,7 +73,7 @@ async def enveloped_message(
     name = encoding_header.decode()
     encoding = (sent or b"").decode("latin-1").strip().lower()
     if encoding not in _compression.SUPPORTED and encoding:
-        raise _compression.unsupported(name, encoding)
+        raise _compression.unsupported(name, encoding, accept_header)
     if compressed:
         if encoding in ("", _compression.IDENTITY):
             raise RequestError(
@@ -79,5 +81,5 @@ async def enveloped_message(
                 name,
                 f"the message is flagged compressed but {name} names no compression",
             )
-        data = _compression.inflate(data, encoding, name, limit)
+        data = _compression.inflate(data, encoding, name, limit, accept_header)
     return codec.decode(data)

@@ -68,7 +68,7 @@ class GrpcWeb:
         if self.text:
             body = decode_text(body)
         return await enveloped_message(
-            self.codec, receive, headers, limit, b"grpc-encoding", body=body
+            self.codec, receive, headers, limit, b"grpc-encoding", b"grpc-accept-encoding", body
         )
 
     async def reply(

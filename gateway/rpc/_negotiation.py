@@ -15,7 +15,6 @@ import grpc
 from gateway.errors import GatewayError, RequestError, method_not_allowed
 from gateway.headers import RequestHeaders
 from gateway.rpc import _connect, _grpc_web
-from gateway.rpc._codecs import Codec
 from gateway.rpc._exchange import Exchange
 from gateway.rpc._procedures import Procedure
 from gateway.types import Send
@@ -39,16 +38,15 @@ def exchange_for(method: str, procedure: Procedure, headers: RequestHeaders) -> 
     web = _grpc_web.TYPES.get(media)
     if web is not None:
         encoding, text = web
-        codec = procedure.json if encoding == "json" else procedure.proto
-        return _grpc_web.GrpcWeb(procedure, codec, media, text)
+        return _grpc_web.GrpcWeb(procedure, procedure.codec(encoding), media, text)
     if procedure.server_streaming:
         streamed = _connect.STREAM_TYPES.get(media)
         if streamed is not None:
-            return _connect.ConnectStream(procedure, _codec(procedure, streamed))
+            return _connect.ConnectStream(procedure, procedure.codec(streamed))
     else:
         unary = _connect.UNARY_TYPES.get(media)
         if unary is not None:
-            return _connect.ConnectUnary(procedure, _codec(procedure, unary))
+            return _connect.ConnectUnary(procedure, procedure.codec(unary))
     supported = _STREAM_TYPES if procedure.server_streaming else _UNARY_TYPES
     raise RequestError(
         "UNSUPPORTED_MEDIA_TYPE",
@@ -57,10 +55,6 @@ def exchange_for(method: str, procedure: Procedure, headers: RequestHeaders) -> 
         http=415,
         headers=[(b"accept-post", supported)],
     )
-
-
-def _codec(procedure: Procedure, encoding: str) -> Codec:
-    return procedure.json if encoding == "json" else procedure.proto
 
 
 def unknown_procedure(path: str) -> RequestError | None:

@@ -35,6 +35,10 @@ class Procedure:
     etag_of: EtagOf | None
     """A response's `ETag` (None: it has none)."""
 
+    def codec(self, encoding: str) -> JsonCodec | ProtoCodec:
+        """The codec the protocols name `encoding` (`json`, else `proto`)."""
+        return self.json if encoding == "json" else self.proto
+
     def __str__(self) -> str:
         return self.path
 

@@ -1,7 +1,9 @@
 """Tiny in-memory stand-ins for the user and order services: they record what they
 receive, echo it back, and fail on demand with rich google.rpc.Status details.
 
-`GetUser` with id `code-N` fails with gRPC code N, with id `say-TEXT` fails INVALID_ARGUMENT
+`GetUser` with id `code-N` fails with gRPC code N, with id `meta-hostile` answers with
+header metadata that HTTP and browsers give a meaning to (`HOSTILE_METADATA`) beside an
+ordinary `x-ok`, with id `say-TEXT` fails INVALID_ARGUMENT
 with the message TEXT (any characters), with id `hang` answers only when cancelled (then
 `Recorder.cancelled` is set), and with id `etag-TAG` answers a user whose etag is TAG;
 `WatchUsers` from revision 0 is UNIMPLEMENTED (as the real services may still answer), from
@@ -83,6 +85,20 @@ async def abort(context: Context, status: grpc.Status) -> None:
     await cast(Any, context).abort_with_status(status)
 
 
+HOSTILE_METADATA = (
+    ("set-cookie", "session=evil; Path=/"),
+    ("location", "https://evil.example/"),
+    ("refresh", "0;url=https://evil.example/"),
+    ("content-security-policy", "script-src *"),
+    ("strict-transport-security", "max-age=0"),
+    ("trailer-x-forged", "a trailer in the headers"),
+    ("access-control-allow-origin", "*"),
+    ("cross-origin-resource-policy", "cross-origin"),
+)
+"""Metadata a service (or whoever controls one) could send to act on a browser, were it
+passed on as plain headers."""
+
+
 async def echo_metadata(context: Context) -> None:
     """Sends `x-echo` back as header metadata and a fixed trailer."""
     echo = dict(context.invocation_metadata() or ()).get("x-echo", "none")
@@ -119,7 +135,10 @@ class FakeUsers(user_pb2_grpc.UserServiceServicer):
                 await asyncio.Event().wait()
             finally:
                 self.recorder.cancelled.set()
-        await echo_metadata(context)
+        if request.id == "meta-hostile":
+            await context.send_initial_metadata((*HOSTILE_METADATA, ("x-ok", "yes")))
+        else:
+            await echo_metadata(context)
         user = user_pb2.User(id=request.id, email=f"{request.id}@example.com")
         if request.id.startswith("etag-"):
             user.etag = request.id[5:]

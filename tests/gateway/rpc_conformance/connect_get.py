@@ -224,6 +224,7 @@ def connect_get_cases() -> list[Case]:
                 headers={"Accept-Encoding": "gzip"},
             ),
             Expect(200, ConnectMessage(user(BIG_ID), gzip=True)),
+            gateway="roomy",  # the message is the request's body: over the default 1 KiB
         ),
         Case(
             "connect.get.timeout-header",
