@@ -246,7 +246,11 @@ class Gateway:
                     if metrics is not None:
                         measured = metrics.procedure(method, procedure)
                         calls = measured.calls
-                    exchange = rpc.exchange_for(method, procedure, headers)
+                    try:
+                        exchange = rpc.exchange_for(method, procedure, headers)
+                    except RequestError:  # 405, 415: counted, as a route's are
+                        await self._count(scope, headers, extra)
+                        raise
                     await self._call(
                         procedure,
                         exchange,
