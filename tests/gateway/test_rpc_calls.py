@@ -16,7 +16,8 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-from google.protobuf import json_format
+from google.protobuf import json_format, symbol_database
+from google.rpc import status_pb2
 
 from gateway.errors import HTTP_STATUS
 from shop.user.v1 import user_pb2
@@ -248,8 +249,6 @@ def rest_details(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 def details_json(outcome: wire.Outcome) -> list[dict[str, Any]]:
     """The details as REST writes them (the same messages), for comparing."""
-    from google.protobuf import symbol_database
-
     found = []
     for detail in outcome.details:
         name = detail.type_url.rpartition("/")[2]
@@ -299,8 +298,6 @@ async def test_grpc_web_details_are_the_services_status_whole(client: httpx.Asyn
     outcome = await get_user(client, wire.GRPC_WEB, {}, "code-5")
     carried = outcome.headers["grpc-status-details-bin"]
     assert carried == outcome.trailers["grpc-status-details-bin"]
-    from google.rpc import status_pb2
-
     status = status_pb2.Status.FromString(base64.b64decode(carried + "=" * (-len(carried) % 4)))
     assert (status.code, status.message) == (5, "failed with NOT_FOUND")
     assert len(status.details) == 2

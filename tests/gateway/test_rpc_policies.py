@@ -80,34 +80,39 @@ def assert_refused(outcome: wire.Outcome, protocol: str, http_status: int) -> No
 # -- the per-caller rate limit ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("protocol", wire.UNARY)
 async def test_a_caller_over_its_rate_is_refused_resource_exhausted_and_rest_shares_its_bucket(
-    backend: Backend, protocol: str
+    backend: Backend,
 ) -> None:
     async with gateway_with(backend, rate_limit_per_second=1, rate_limit_burst=3) as http:
-        rest = await http.get(USER, headers=as_("alice"))
-        assert rest.headers["ratelimit"].startswith('"default";r=2;')
-        for left in (1, 0):
-            served = await get_user(http, protocol, as_("alice"))
-            assert served.code == 0, served
-            assert served.headers["ratelimit-policy"] == '"default";q=3;w=3'
-            assert served.headers["ratelimit"].startswith(f'"default";r={left};t=')
-        refused = await get_user(http, protocol, as_("alice"))
-        assert (refused.code, refused.reason) == (RESOURCE_EXHAUSTED, "RATE_LIMITED"), refused
-        assert_refused(refused, protocol, 429)
-        assert refused.error_info.metadata == {
-            "limit_per_second": "1",
-            "burst": "3",
-            "retry_after_seconds": "1",
-        }
-        assert refused.headers["retry-after"] == "1"
-        assert refused.headers["ratelimit"].startswith('"default";r=0;t=')
-        assert refused.headers["ratelimit-policy"] == '"default";q=3;w=3'
-        # The same bucket for REST; another caller has its own.
-        assert (await http.get(USER, headers=as_("alice"))).status_code == 429
-        assert (await get_user(http, protocol, as_("bob"))).code == 0
+        for protocol in wire.UNARY:  # a caller of its own each: a full bucket
+            alice, bob = as_(f"alice-{protocol}"), as_(f"bob-{protocol}")
+            rest = await http.get(USER, headers=alice)
+            assert rest.headers["ratelimit"].startswith('"default";r=2;')
+            for left in (1, 0):
+                served = await get_user(http, protocol, alice)
+                assert served.code == 0, (protocol, served)
+                assert served.headers["ratelimit-policy"] == '"default";q=3;w=3'
+                assert served.headers["ratelimit"].startswith(f'"default";r={left};t=')
+            refused = await get_user(http, protocol, alice)
+            assert (refused.code, refused.reason) == (RESOURCE_EXHAUSTED, "RATE_LIMITED"), (
+                protocol,
+                refused,
+            )
+            assert_refused(refused, protocol, 429)
+            assert refused.error_info.metadata == {
+                "limit_per_second": "1",
+                "burst": "3",
+                "retry_after_seconds": "1",
+            }
+            assert refused.headers["retry-after"] == "1"
+            assert refused.headers["ratelimit"].startswith('"default";r=0;t=')
+            assert refused.headers["ratelimit-policy"] == '"default";q=3;w=3'
+            # The same bucket for REST; another caller has its own.
+            assert (await http.get(USER, headers=alice)).status_code == 429
+            assert (await get_user(http, protocol, bob)).code == 0
     reached = [call for call in backend.recorder.calls if call.rpc == "GetUser"]
-    assert len(reached) == 4  # alice's 3 and bob's 1: the refused never reached the backend
+    # Per protocol, alice's 3 and bob's 1: the refused never reached the backend.
+    assert len(reached) == 4 * len(wire.UNARY)
 
 
 @pytest.mark.parametrize("protocol", [wire.CONNECT_JSON, wire.GRPC_WEB])
@@ -284,34 +289,36 @@ async def verified(
             await running.stop()
 
 
-@pytest.mark.parametrize("protocol", wire.UNARY)
 async def test_a_verified_token_reaches_the_service_as_its_subject(
-    verified: tuple[httpx.AsyncClient, Issuer, RecordingUsers], protocol: str
+    verified: tuple[httpx.AsyncClient, Issuer, RecordingUsers],
 ) -> None:
     http, issuer, recorder = verified
-    served = await get_user(http, protocol, as_(issuer.token("alice")))
-    assert served.code == 0, served
-    assert recorder.callers == [("GetUser", Caller(subject="alice"))]
-    # Without a token the call goes on, anonymous: the service decides (as for REST).
-    assert (await get_user(http, protocol, {})).code == 0
-    assert recorder.callers[-1] == ("GetUser", Caller(subject=None))
+    for protocol in wire.UNARY:
+        served = await get_user(http, protocol, as_(issuer.token("alice")))
+        assert served.code == 0, (protocol, served)
+        assert recorder.callers[-1] == ("GetUser", Caller(subject="alice")), protocol
+        # Without a token the call goes on, anonymous: the service decides (as for REST).
+        assert (await get_user(http, protocol, {})).code == 0
+        assert recorder.callers[-1] == ("GetUser", Caller(subject=None)), protocol
 
 
-@pytest.mark.parametrize("protocol", wire.STREAMING)
 async def test_a_stream_is_opened_as_the_tokens_subject(
-    verified: tuple[httpx.AsyncClient, Issuer, RecordingUsers], protocol: str
+    verified: tuple[httpx.AsyncClient, Issuer, RecordingUsers],
 ) -> None:
     http, issuer, recorder = verified
     request = user_pb2.WatchUsersRequest(start_revision=1)
-    asked = wire.request(protocol, WATCH_USERS, request, streaming=True).send(
-        http, as_(issuer.admin("root"))
-    )
-    async with contextlib.AsyncExitStack() as held:
-        response = await http.send(asked, stream=True)
-        held.push_async_callback(response.aclose)
-        assert response.status_code == 200
-        await asyncio.wait_for(recorder.called.wait(), 5)
-    assert recorder.callers == [("WatchUsers", Caller(subject="root", admin=True))]
+    for protocol in wire.STREAMING:
+        recorder.callers.clear()
+        recorder.called.clear()
+        asked = wire.request(protocol, WATCH_USERS, request, streaming=True).send(
+            http, as_(issuer.admin("root"))
+        )
+        async with contextlib.AsyncExitStack() as held:
+            response = await http.send(asked, stream=True)
+            held.push_async_callback(response.aclose)
+            assert response.status_code == 200
+            await asyncio.wait_for(recorder.called.wait(), 5)
+        assert recorder.callers == [("WatchUsers", Caller(subject="root", admin=True))], protocol
 
 
 def _bad_tokens(issuer: Issuer) -> dict[str, tuple[str, str, str]]:
@@ -333,33 +340,24 @@ def _bad_tokens(issuer: Issuer) -> dict[str, tuple[str, str, str]]:
     }
 
 
-@pytest.mark.parametrize("protocol", [*wire.UNARY, wire.CONNECT_STREAM])
 async def test_a_bad_token_is_unauthenticated_with_www_authenticate_before_any_call(
-    verified: tuple[httpx.AsyncClient, Issuer, RecordingUsers], protocol: str
+    verified: tuple[httpx.AsyncClient, Issuer, RecordingUsers],
 ) -> None:
     http, issuer, recorder = verified
-    for value, reason, challenge in _bad_tokens(issuer).values():
-        headers = {"authorization": value}
-        if protocol == wire.CONNECT_STREAM:
-            refused = await refused_stream_with(http, protocol, headers)
-        else:
-            refused = await get_user(http, protocol, headers)
-        assert (refused.code, refused.reason) == (UNAUTHENTICATED, reason), refused
-        assert_refused(refused, protocol, 401)
-        assert refused.headers["www-authenticate"].startswith(challenge)
-        assert "ratelimit" not in refused.headers  # nobody's bucket: not a caller yet
-    assert recorder.callers == []
-
-
-@pytest.mark.parametrize("protocol", [wire.GRPC_WEB, wire.GRPC_WEB_TEXT])
-async def test_a_bad_token_refuses_a_grpc_web_stream_too(
-    verified: tuple[httpx.AsyncClient, Issuer, RecordingUsers], protocol: str
-) -> None:
-    http, _, recorder = verified
-    refused = await refused_stream_with(http, protocol, {"authorization": "Bearer not-a-jwt"})
-    assert (refused.code, refused.reason) == (UNAUTHENTICATED, "TOKEN_INVALID")
-    assert_refused(refused, protocol, 401)
-    assert refused.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
+    bad = _bad_tokens(issuer).values()
+    for protocol, streaming in [(p, False) for p in wire.UNARY] + [
+        (p, True) for p in wire.STREAMING
+    ]:
+        for value, reason, challenge in bad:
+            headers = {"authorization": value}
+            if streaming:
+                refused = await refused_stream_with(http, protocol, headers)
+            else:
+                refused = await get_user(http, protocol, headers)
+            assert (refused.code, refused.reason) == (UNAUTHENTICATED, reason), (protocol, refused)
+            assert_refused(refused, protocol, 401)
+            assert refused.headers["www-authenticate"].startswith(challenge)
+            assert "ratelimit" not in refused.headers  # nobody's bucket: not a caller yet
     assert recorder.callers == []
 
 
@@ -409,9 +407,7 @@ async def test_a_preflight_for_a_procedure_grants_the_protocols_headers(
     assert granted.status_code == 204, granted.text
     assert granted.headers["access-control-allow-origin"] == ORIGIN
     assert granted.headers["access-control-allow-methods"] == methods
-    assert granted.headers["access-control-allow-headers"] == RPC_HEADERS.replace(
-        "content-type", "content-type"
-    )
+    assert granted.headers["access-control-allow-headers"] == RPC_HEADERS
     assert int(granted.headers["access-control-max-age"]) > 0
     assert "ratelimit" not in granted.headers  # preflights are not counted
 
@@ -443,9 +439,8 @@ async def test_responses_and_errors_expose_the_grpc_status_headers_to_the_page(
         exposed = {h.strip() for h in outcome.headers["access-control-expose-headers"].split(",")}
         assert {"grpc-status", "grpc-message", "grpc-status-details-bin"} <= exposed
         assert {"x-request-id", "ratelimit", "www-authenticate", "retry-after"} <= exposed
-        assert outcome.headers["vary"].startswith("Origin") or "Origin" in outcome.headers.get_list(
-            "vary"
-        )
+        varies = {v.strip() for v in outcome.headers["vary"].split(",")}
+        assert "Origin" in varies  # a shared cache keeps one origin's answer from another
     elsewhere = await get_user(cors, protocol, {"origin": "https://evil.example"})
     assert "access-control-allow-origin" not in elsewhere.headers
 
