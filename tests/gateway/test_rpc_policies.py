@@ -25,7 +25,7 @@ from shop.user.v1 import user_pb2
 from shop_common.serving import Caller
 from tests import tokens
 from tests.gateway import rpc_wire as wire
-from tests.gateway.conftest import Backend, settings_for
+from tests.gateway.conftest import MAX_BODY_BYTES, Backend, settings_for
 from tests.gateway.rawhttp import connection, exchange
 from tests.gateway.test_connection_limits import open_connections
 from tests.gateway.test_refusals import assert_status_body
@@ -220,6 +220,45 @@ async def test_an_rpc_stream_that_ends_by_itself_gives_its_slot_back(backend: Ba
             response = await http.send(asked)
             ended = wire.read(protocol, user_pb2.WatchUsersResponse, response, response.content)
             assert (ended.code, ended.reason, len(ended.messages)) == (10, "COMPACTED", 3)
+
+
+async def test_a_body_over_the_limit_is_refused_before_any_call(backend: Backend) -> None:
+    huge = user_pb2.GetUserRequest(id="x" * (MAX_BODY_BYTES + 1))
+    async with gateway_with(backend) as http:
+        for protocol in wire.POSTED_UNARY:
+            refused = await wire.call(http, protocol, GET_USER, huge, user_pb2.GetUserResponse)
+            assert (refused.code, refused.reason) == (RESOURCE_EXHAUSTED, "BODY_TOO_LARGE"), (
+                protocol,
+                refused,
+            )
+            assert_refused(refused, protocol, 413)  # REST's, and Connect's own refusal status
+            assert refused.error_info.metadata == {"limit": str(MAX_BODY_BYTES)}
+    assert not backend.recorder.calls
+
+
+@pytest.mark.parametrize("protocol", wire.STREAMING)
+async def test_stopping_the_gateway_ends_open_rpc_streams_with_unavailable(
+    backend: Backend, protocol: str
+) -> None:
+    running = await start(settings_for(backend.address))
+    try:
+        async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+            asked = wire.request(protocol, WATCH_USERS, FOREVER, streaming=True).send(http)
+            async with contextlib.AsyncExitStack() as held:
+                response = await http.send(asked, stream=True)
+                held.push_async_callback(response.aclose)
+                chunks = cast(AsyncGenerator[bytes], response.aiter_raw())
+                held.push_async_callback(chunks.aclose)
+                body = [await anext(chunks)]
+                stopping = asyncio.create_task(running.stop())
+                body += [chunk async for chunk in chunks]
+                await stopping
+    finally:
+        await running.stop()
+    ended = wire.read(protocol, user_pb2.WatchUsersResponse, response, b"".join(body))
+    assert (ended.code, ended.reason) == (14, "GATEWAY_STOPPING")  # UNAVAILABLE: retry
+    assert ended.messages  # the bookmarks before it
+    await asyncio.wait_for(backend.recorder.cancelled.wait(), timeout=10)
 
 
 # -- the connection cap -----------------------------------------------------------------------
