@@ -33,14 +33,17 @@ lint: setup
 	buf lint
 	$(PY) tools/contract.py check
 
-## Regenerate the stubs in gen/ from protos/: Python (buf.gen.yaml), then TypeScript (buf.gen.ts.yaml).
+## Regenerate the stubs in gen/ from protos/: Python (buf.gen.yaml), then TypeScript (buf.gen.ts.yaml);
+## then the console's bundle (console/ → gateway/console_assets/, esbuild).
 gen: setup
 	$(PY) tools/gen.py
 
-## Fail if the committed stubs differ from what `make gen` writes.
+## Fail if the committed stubs or console bundle differ from what `make gen` writes.
+GENERATED := gen/ gateway/console_assets/
 check-gen: gen
-	@git diff --exit-code --stat -- gen/ && test -z "$$(git status --porcelain -- gen/)" \
-	  || { echo "gen/ is stale: run 'make gen' and commit"; exit 1; }
+	@git diff --exit-code --stat -- $(GENERATED) \
+	  && test -z "$$(git status --porcelain -- $(GENERATED))" \
+	  || { echo "stale generated files ($(GENERATED)): run 'make gen' and commit"; exit 1; }
 
 ## Fail if protos/ breaks compatibility with the released contracts (contract/baseline.binpb).
 breaking: setup

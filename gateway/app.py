@@ -40,7 +40,13 @@ from gateway.errors import (
     pairs,
 )
 from gateway.headers import RequestHeaders, invalid_header
-from gateway.metadata import Metadata, metadata_headers, request_id_of, request_metadata
+from gateway.metadata import (
+    Metadata,
+    custom_headers,
+    metadata_headers,
+    request_id_of,
+    request_metadata,
+)
 from gateway.metrics import CLIENT_GONE, UNMATCHED, GatewayMetrics, RouteMetrics
 from gateway.ratelimit import RateLimiter
 from gateway.reply import finished, respond, unary_reply
@@ -99,7 +105,11 @@ class Gateway:
         self._streams: set[grpc.aio.Call] = set()
         self._stopping = False
         self._builtins = builtin_routes.BuiltinRoutes(
-            self.router.routes, proto_names=settings.proto_names, docs=settings.docs
+            self.router.routes,
+            proto_names=settings.proto_names,
+            docs=settings.docs,
+            console=settings.console,
+            verified=settings.security.jwt is not None,
         )
         self._builtin_paths = self._builtins.paths
         jwt = settings.security.jwt
@@ -288,13 +298,13 @@ class Gateway:
                 if metrics is not None and isinstance(error, RequestError):
                     metrics.refused(error.http_status, error.reason)
                 if not started:
-                    await _fail(exchange, reply, error)
+                    await _fail(exchange, scope, headers, reply, error)
             except ClientGone:
                 pass
             except Exception:
                 log.exception("%s %s failed", method, scope["path"])
                 if not started:  # else the status line is out: the connection just ends
-                    await _fail(exchange, reply, internal_error())
+                    await _fail(exchange, scope, headers, reply, internal_error())
         except asyncio.CancelledError:
             if not left_mid_call(asyncio.current_task()):
                 raise
@@ -393,7 +403,8 @@ class Gateway:
         subject = await self._count(scope, headers, response_headers)
         limit = self.settings.max_body_bytes
         request = await exchange.read(receive, headers, scope["query_string"], limit)
-        metadata, asked = request_metadata(headers, scope.get("client"))
+        custom = custom_headers(scope["headers"])
+        metadata, asked = request_metadata(headers, scope.get("client"), custom)
         timeout = exchange.timeout(headers)
         deadline = self._deadline(asked if timeout is None else timeout, procedure.server_streaming)
         metadata.append(("x-request-id", request_id))
@@ -513,7 +524,7 @@ class Gateway:
         except NoRoute as missing:
             if missing.allowed:
                 raise method_not_allowed(method, scope["path"], missing.allowed) from None
-            raise _no_route(scope) from None
+            raise rpc.unknown_procedure(scope["path"]) or _no_route(scope) from None
 
     async def _stream(
         self,
@@ -574,10 +585,21 @@ def _no_route(scope: Scope) -> RequestError:
     )
 
 
-async def _fail(exchange: rpc.Exchange | None, send: Send, error: GatewayError) -> None:
-    """The error response: in the RPC protocol's form once one is known, else as JSON."""
+async def _fail(
+    exchange: rpc.Exchange | None,
+    scope: Scope,
+    headers: RequestHeaders,
+    send: Send,
+    error: GatewayError,
+) -> None:
+    """The error response: in the RPC protocol's form when the request speaks one (its
+    exchange's, or the one its shape and content type name), else as REST's JSON."""
     if exchange is not None:
         await exchange.fail(send, error)
+        return
+    form = rpc.refusal_form(scope["method"], scope["path"], headers, error)
+    if form is not None:
+        await form(send, error)
     else:
         await respond(send, error.http_status, error.body(), error.headers)
 

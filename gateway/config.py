@@ -113,6 +113,8 @@ class Settings:
     one is refused early; `security.tls` is the gateway's identity towards the services."""
     docs: bool = True
     """`/docs` and `/openapi.json` served (by default in dev mode only)."""
+    console: bool = True
+    """The live console served at `/console` (by default in dev mode only)."""
     tls_cert_file: pathlib.Path | None = None
     """HTTPS on the gateway's own listener: its certificate chain (PEM), and key."""
     tls_key_file: pathlib.Path | None = None
@@ -190,6 +192,7 @@ class Settings:
             max_streams_per_caller=_whole(env, "GATEWAY_MAX_STREAMS_PER_CALLER", 8, minimum=1),
             security=security,
             docs=flag(env, "GATEWAY_DOCS", security.mode is AuthMode.DEV),
+            console=flag(env, "GATEWAY_CONSOLE", security.mode is AuthMode.DEV),
             tls_cert_file=pathlib.Path(cert) if cert else None,
             tls_key_file=pathlib.Path(key) if key else None,
             server_names=MappingProxyType(names),

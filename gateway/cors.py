@@ -111,6 +111,8 @@ class Cors:
         headers = [
             (b"access-control-allow-methods", ", ".join(sorted(methods)).encode()),
             (b"access-control-max-age", b"%d" % MAX_AGE_SECONDS),
+            # The grant echoes what was asked: a cache must not reuse it for another ask.
+            (b"vary", b"Access-Control-Request-Method, Access-Control-Request-Headers"),
         ]
         if asked:
             headers.append((b"access-control-allow-headers", ", ".join(asked).encode()))

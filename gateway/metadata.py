@@ -1,6 +1,8 @@
 """HTTP headers ↔ gRPC metadata, and `Grpc-Timeout` → the call's deadline.
 
-In: `Authorization`, every `Grpc-Metadata-<key>` (prefix stripped; `-bin` keys base64),
+In: `Authorization`, every `Grpc-Metadata-<key>` (prefix stripped; `-bin` keys base64), for the
+RPC protocols also every custom header as it is (`Connect`, gRPC-Web: `X-Tenant: a` is the
+metadata `x-tenant: a`; HTTP's, the browser's and the protocols' own headers are not custom),
 `X-Forwarded-For` (with the client appended) and `X-Forwarded-Host` (or `Host`); the
 request's `X-Request-Id` (or a new one), for tracing across the services' logs.
 Out: response header metadata as `Grpc-Metadata-<key>`, trailers as `Grpc-Trailer-<key>`.
@@ -56,16 +58,81 @@ def parse_timeout(text: str) -> float:
     return int(match.group(1)) * _TIMEOUT_UNITS[match.group(2)]
 
 
+_NOT_CUSTOM = frozenset(
+    {
+        b"accept",
+        b"accept-encoding",
+        b"accept-language",
+        b"authorization",  # forwarded as itself, checked above
+        b"baggage",
+        b"cache-control",
+        b"cookie",
+        b"dnt",
+        b"expect",
+        b"forwarded",
+        b"idempotency-key",
+        b"if-match",
+        b"if-modified-since",
+        b"if-none-match",
+        b"if-range",
+        b"if-unmodified-since",
+        b"last-event-id",
+        b"pragma",
+        b"priority",
+        b"range",
+        b"referer",
+        b"traceparent",  # the trace is carried by the gateway's own span
+        b"tracestate",
+        b"via",
+        b"x-forwarded-proto",
+        b"x-grpc-web",
+        b"x-real-ip",
+        b"x-user-agent",
+        *(key.encode() for key in _RESERVED | _GATEWAY_KEYS),
+    }
+)
+"""Request headers that are not metadata: HTTP's, the browser's, the ones the gateway reads
+or sets itself."""
+_NOT_CUSTOM_PREFIXES = (
+    b"access-control-",
+    b"connect-",
+    b"content-",
+    b"grpc-",
+    b"proxy-",
+    b"sec-",
+    b"keep-alive",
+    b"transfer-",
+    b"trailer",
+    b"upgrade",
+    b"origin",
+)
+
+
+def custom_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The custom headers of a request (as the RPC protocols carry metadata): not HTTP's,
+    the browser's, the protocols' or the gateway's own."""
+    return [
+        (name, value)
+        for name, value in raw
+        if name not in _NOT_CUSTOM and not name.startswith(_NOT_CUSTOM_PREFIXES)
+    ]
+
+
 def request_metadata(
-    headers: RequestHeaders, client: tuple[str, int] | None
+    headers: RequestHeaders,
+    client: tuple[str, int] | None,
+    custom: Iterable[tuple[bytes, bytes]] = (),
 ) -> tuple[Metadata, float | None]:
-    """The metadata to send with the call, and the client's `Grpc-Timeout` if any."""
+    """The metadata to send with the call, and the client's `Grpc-Timeout` if any;
+    `custom`: headers sent as metadata under their own names (`custom_headers`)."""
     metadata: Metadata = []
+    for name, value in custom:
+        metadata.append(_incoming(name.decode("latin-1"), value, name.decode("latin-1")))
     timeout: float | None = None
     for name, value in headers.metadata:
         if name.startswith(METADATA_PREFIX):
             key = name[len(METADATA_PREFIX) :].decode("latin-1")
-            metadata.append(_incoming(key, value))
+            metadata.append(_incoming(key, value, f"grpc-metadata-{key}"))
         elif name == b"authorization":
             metadata.append(("authorization", _ascii("authorization", value)))
         else:  # grpc-timeout
@@ -95,8 +162,8 @@ def _add(metadata: Metadata, key: str, value: str) -> int:
     return len(key) + len(value)
 
 
-def _incoming(key: str, value: bytes) -> tuple[str, MetadataValue]:
-    header = f"grpc-metadata-{key}"
+def _incoming(key: str, value: bytes, header: str) -> tuple[str, MetadataValue]:
+    """The metadata pair of the header named `header` that carries `key`."""
     if not _KEY.match(key) or key.startswith("grpc-") or key in _RESERVED | _GATEWAY_KEYS:
         raise invalid_header(header, f"{key!r} cannot be sent as gRPC metadata")
     if key.endswith("-bin"):

@@ -252,6 +252,9 @@ def check_files(root: pathlib.Path) -> None:
     _expect(not (root / "app/.venv/bin/pip").exists(), "no pip in the venv")
     site = next((root / "app/.venv/lib").glob("python3*/site-packages"))
     _expect(not (site / "setuptools").exists(), "no setuptools in the venv")
+    console = [name for name in ("index.html", "console.js", "console.css", "favicon.svg")
+               if not (site / "gateway/console_assets" / name).is_file()]  # fmt: skip
+    _expect(not console, "the console's files shipped with the gateway (package data)")
     dev = [name for name in ("pytest", "mypy", "ruff", "grpc_tools", "hypothesis")
            if (site / name).exists()]  # fmt: skip
     _expect(not dev, "nothing of the dev extra (pytest, mypy, ruff, grpc_tools, hypothesis)")

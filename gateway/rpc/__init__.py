@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from gateway.rpc._codecs import Codec
 from gateway.rpc._exchange import Exchange
-from gateway.rpc._negotiation import exchange_for
+from gateway.rpc._negotiation import exchange_for, refusal_form, unknown_procedure
 from gateway.rpc._procedures import Procedure, procedures_of
 
-__all__ = ["Codec", "Exchange", "Procedure", "exchange_for", "procedures_of"]
+__all__ = [
+    "Codec",
+    "Exchange",
+    "Procedure",
+    "exchange_for",
+    "procedures_of",
+    "refusal_form",
+    "unknown_procedure",
+]

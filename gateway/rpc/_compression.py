@@ -26,8 +26,8 @@ def inflate(data: bytes, encoding: str, header: str, limit: int) -> bytes:
     """`data` as sent with `encoding` (named by the `header` the client set), inflated;
     `RequestError` for an encoding not supported (UNIMPLEMENTED, as both protocols ask),
     data that is not what it says, or more than `limit` bytes once inflated (413)."""
-    if encoding in ("", IDENTITY):
-        return data
+    if encoding in ("", IDENTITY) or not data:
+        return data  # zero-length content is never decompressed (Connect's rule)
     if encoding != GZIP:
         raise unsupported(header, encoding)
     inflater = zlib.decompressobj(wbits=31)

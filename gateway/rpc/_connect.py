@@ -18,6 +18,7 @@ import re
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
+import grpc
 import orjson
 from google.protobuf.message import Message
 from google.rpc import status_pb2
@@ -42,6 +43,9 @@ KIND: Final = "connect"
 UNARY_TYPES: Final = {b"application/json": "json", b"application/proto": "proto"}
 STREAM_TYPES: Final = {b"application/connect+json": "json", b"application/connect+proto": "proto"}
 _ERROR_TYPE: Final = (b"content-type", b"application/json")
+_CONTENT_TYPES: Final = {
+    name: (b"content-type", b"application/" + name.encode()) for name in ("json", "proto")
+}
 _TIMEOUT: Final = re.compile(rb"[0-9]{1,10}\Z")
 CACHE_CONTROL: Final = (b"cache-control", b"private, no-cache")
 """A GET's response: kept by the browser, revalidated (its `ETag`) before each use."""
@@ -64,8 +68,8 @@ def check_version(headers: RequestHeaders) -> None:
         raise invalid_header("connect-protocol-version", "this server speaks version 1")
 
 
-class ConnectUnary:
-    """A unary call over POST."""
+class _ConnectCall:
+    """What a Connect call of either kind is: its procedure, its codec, its deadline."""
 
     __slots__ = ("codec", "procedure")
     kind = KIND
@@ -77,13 +81,22 @@ class ConnectUnary:
     def timeout(self, headers: RequestHeaders) -> float | None:
         return connect_timeout(headers)
 
+
+class ConnectUnary(_ConnectCall):
+    """A unary call over POST."""
+
+    __slots__ = ()
+
     async def read(
         self, receive: Receive, headers: RequestHeaders, query: bytes, limit: int
     ) -> Any:
         check_version(headers)
         body = await read_body(headers, receive, limit)
-        encoding = (headers.get(b"content-encoding") or b"").decode("latin-1").strip().lower()
-        return self.codec.decode(_compression.inflate(body, encoding, "content-encoding", limit))
+        encoding = headers.get(b"content-encoding")
+        if encoding is not None:
+            name = encoding.decode("latin-1").strip().lower()
+            body = _compression.inflate(body, name, "content-encoding", limit)
+        return self.codec.decode(body)
 
     async def reply(
         self,
@@ -93,26 +106,35 @@ class ConnectUnary:
         trailing: MetadataPairs,
         headers: RequestHeaders,
     ) -> None:
-        out = [*metadata_headers(initial), *metadata_headers(trailing, b"trailer-")]
+        out = metadata_headers(initial) if initial else []
+        if trailing:
+            out += metadata_headers(trailing, b"trailer-")
         await self._send(send, 200, self.codec.encode(response), out, headers)
 
     async def _send(
         self, send: Send, status: int, body: bytes, out: Headers, headers: RequestHeaders
     ) -> None:
-        out.append((b"content-type", b"application/" + self.codec.name.encode()))
+        out.append(_CONTENT_TYPES[self.codec.name])
         if len(body) >= _compression.MIN_BYTES and _compression.accepts_gzip(
             headers.get(b"accept-encoding")
         ):
             body = _compression.deflate(body)
             out.append((b"content-encoding", b"gzip"))
-        await respond(send, status, body, out)
+        out.append((b"content-length", b"%d" % len(body)))
+        await send({"type": "http.response.start", "status": status, "headers": out})
+        await send({"type": "http.response.body", "body": body})
 
     def writer(self, headers: RequestHeaders, settings: Settings) -> Writer:
         raise AssertionError("a unary call has no stream")
 
     async def fail(self, send: Send, error: GatewayError) -> None:
-        out = [_ERROR_TYPE, *error.headers, *metadata_headers(error.trailing, b"trailer-")]
-        await respond(send, error.http_status, orjson.dumps(connect_error(error.status)), out)
+        await fail_unary(send, error)
+
+
+async def fail_unary(send: Send, error: GatewayError) -> None:
+    """A unary call's error: Connect's error JSON, under the HTTP status of its code."""
+    out = [_ERROR_TYPE, *error.headers, *metadata_headers(error.trailing, b"trailer-")]
+    await respond(send, error.http_status, orjson.dumps(connect_error(error.status)), out)
 
 
 class ConnectGet(ConnectUnary):
@@ -134,7 +156,13 @@ class ConnectGet(ConnectUnary):
         elif encoding == "proto":
             self.codec = self.procedure.proto
         else:
-            raise _bad_query("encoding", "must be json or proto")
+            raise RequestError(
+                "UNSUPPORTED_MEDIA_TYPE",
+                "encoding",
+                "encoding: must be json or proto",
+                http=415,
+                code=grpc.StatusCode.UNIMPLEMENTED,
+            )
         text = params.get("message")
         if text is None:
             raise _bad_query("message", "the request message is required")
@@ -174,18 +202,10 @@ def _bad_query(name: str, description: str) -> RequestError:
     return RequestError("INVALID_QUERY_PARAMETER", name, f"{name}: {description}")
 
 
-class ConnectStream:
+class ConnectStream(_ConnectCall):
     """A server stream: one enveloped request message in, enveloped messages out."""
 
-    __slots__ = ("codec", "procedure")
-    kind = KIND
-
-    def __init__(self, procedure: Procedure, codec: Codec) -> None:
-        self.procedure = procedure
-        self.codec = codec
-
-    def timeout(self, headers: RequestHeaders) -> float | None:
-        return connect_timeout(headers)
+    __slots__ = ()
 
     async def read(
         self, receive: Receive, headers: RequestHeaders, query: bytes, limit: int
@@ -211,9 +231,23 @@ class ConnectStream:
         return Writer(None, framing)
 
     async def fail(self, send: Send, error: GatewayError) -> None:
-        framing = ConnectFraming(self.codec, False, None)
-        body = framing.error(error.status, error.trailing)
-        await respond(send, 200, body, [*framing.headers, *error.headers])
+        await fail_stream(send, error, self.codec.name)
+
+
+async def fail_stream(send: Send, error: GatewayError, encoding: str) -> None:
+    """A stream's error before its first message: 200, and the end-of-stream message."""
+    body = pack(END_STREAM, orjson.dumps(end_of_stream(error.status, error.trailing)))
+    out = [(b"content-type", b"application/connect+" + encoding.encode()), *error.headers]
+    await respond(send, 200, body, out)
+
+
+def end_of_stream(status: status_pb2.Status | None, trailing: MetadataPairs) -> dict[str, object]:
+    """The end-of-stream message: the error (None: the stream ended well) and trailers."""
+    message: dict[str, object] = {} if status is None else {"error": connect_error(status)}
+    metadata = connect_metadata(trailing)
+    if metadata:
+        message["metadata"] = metadata
+    return message
 
 
 class ConnectFraming:
@@ -245,13 +279,7 @@ class ConnectFraming:
         return metadata_headers(initial)
 
     def error(self, status: status_pb2.Status, trailing: MetadataPairs) -> bytes:
-        return self._end({"error": connect_error(status)}, trailing)
+        return pack(END_STREAM, orjson.dumps(end_of_stream(status, trailing)))
 
     def end(self, trailing: MetadataPairs) -> bytes:
-        return self._end({}, trailing)
-
-    def _end(self, message: dict[str, object], trailing: MetadataPairs) -> bytes:
-        metadata = connect_metadata(trailing)
-        if metadata:
-            message["metadata"] = metadata
-        return pack(END_STREAM, orjson.dumps(message))
+        return pack(END_STREAM, orjson.dumps(end_of_stream(None, trailing)))

@@ -65,8 +65,11 @@ async def enveloped_message(
     if body is None:
         body = await read_body(headers, receive, limit)
     compressed, data = _envelope.unpack_single(body)
+    sent = headers.get(encoding_header)
+    if sent is None and not compressed:
+        return codec.decode(data)
     name = encoding_header.decode()
-    encoding = (headers.get(encoding_header) or b"").decode("latin-1").strip().lower()
+    encoding = (sent or b"").decode("latin-1").strip().lower()
     if encoding not in _compression.SUPPORTED and encoding:
         raise _compression.unsupported(name, encoding)
     if compressed:

@@ -41,6 +41,8 @@ TYPES: Final = {
     b"application/grpc-web-text+proto": ("proto", True),
 }
 _OK: Final = status_pb2.Status(code=0)
+_ENDED_OK: Final = pack(TRAILERS, trailer_block(_OK, ()))
+"""The trailers of a call that ended well with no trailing metadata: made once."""
 _BASE64_RUN = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
 
 
@@ -77,22 +79,31 @@ class GrpcWeb:
         trailing: MetadataPairs,
         headers: RequestHeaders,
     ) -> None:
-        body = pack(0, self.codec.encode(response)) + pack(TRAILERS, trailer_block(_OK, trailing))
+        ended = pack(TRAILERS, trailer_block(_OK, trailing)) if trailing else _ENDED_OK
+        body = pack(0, self.codec.encode(response)) + ended
         if self.text:
             body = base64.b64encode(body)
-        out = [(b"content-type", self._type), *metadata_headers(initial)]
-        await respond(send, 200, body, out)
+        out = metadata_headers(initial) if initial else []
+        out += [(b"content-type", self._type), (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": 200, "headers": out})
+        await send({"type": "http.response.body", "body": body})
 
     def writer(self, headers: RequestHeaders, settings: Settings) -> Writer:
         framing = GrpcWebFraming(self.codec, self._type, self.text, settings.sse_heartbeat_seconds)
         return Writer(None, framing)
 
     async def fail(self, send: Send, error: GatewayError) -> None:
-        body = pack(TRAILERS, trailer_block(error.status, error.trailing))
-        if self.text:
-            body = base64.b64encode(body)
-        out = [(b"content-type", self._type), *error.headers, *grpc_status_headers(error.status)]
-        await respond(send, 200, body, out)
+        await fail(send, error, self._type, self.text)
+
+
+async def fail(send: Send, error: GatewayError, media_type: bytes, text: bool) -> None:
+    """A call's error before its first message: 200, the status in the trailers and, for
+    clients that read a trailers-only response, in the headers too."""
+    body = pack(TRAILERS, trailer_block(error.status, error.trailing))
+    if text:
+        body = base64.b64encode(body)
+    out = [(b"content-type", media_type), *error.headers, *grpc_status_headers(error.status)]
+    await respond(send, 200, body, out)
 
 
 def decode_text(body: bytes) -> bytes:
@@ -137,7 +148,7 @@ class GrpcWebFraming:
         return self._out(pack(TRAILERS, trailer_block(status, trailing)))
 
     def end(self, trailing: MetadataPairs) -> bytes:
-        return self._out(pack(TRAILERS, trailer_block(_OK, trailing)))
+        return self._out(pack(TRAILERS, trailer_block(_OK, trailing)) if trailing else _ENDED_OK)
 
     def _out(self, data: bytes) -> bytes:
         return base64.b64encode(data) if self._text else data

@@ -1,5 +1,6 @@
-"""The README's "Call it from your language" commands, run as written against the system
-`make run` starts (only the addresses are swapped for the test system's ephemeral ports)."""
+"""The README's commands ("Call it from your language", "The REST gateway", "From a browser"),
+run as written against the system `make run` starts (only the addresses are swapped for the
+test system's ephemeral ports)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from tests.e2e.conftest import ROOT, System
 
 pytestmark = pytest.mark.e2e
 
-SECTIONS = ("## Call it from your language", "## The REST gateway")
+SECTIONS = ("## Call it from your language", "## The REST gateway", "## From a browser")
 
 
 def readme_blocks() -> list[str]:

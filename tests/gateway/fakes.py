@@ -1,10 +1,14 @@
 """Tiny in-memory stand-ins for the user and order services: they record what they
 receive, echo it back, and fail on demand with rich google.rpc.Status details.
 
-`GetUser` with id `code-N` fails with gRPC code N, with id `hang` answers only when cancelled
-(then `Recorder.cancelled` is set); `WatchUsers` from revision 0 is
-UNIMPLEMENTED (as the real services may still answer), from revision R streams three
-responses and then fails with ABORTED, and with `progress_notify` streams until cancelled.
+`GetUser` with id `code-N` fails with gRPC code N, with id `say-TEXT` fails INVALID_ARGUMENT
+with the message TEXT (any characters), with id `hang` answers only when cancelled (then
+`Recorder.cancelled` is set), and with id `etag-TAG` answers a user whose etag is TAG;
+`WatchUsers` from revision 0 is UNIMPLEMENTED (as the real services may still answer), from
+revision R streams three responses and then fails with ABORTED, with `progress_notify`
+streams until cancelled, and with `prev_user` streams the three responses, each event with
+a previous user of `BIG_NAME` characters (a message large enough to be compressed), and then
+ends OK with its trailer.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from shop_common.domain import ERROR_DOMAIN
 Context = grpc.aio.ServicerContext[Any, Any]
 CREATED = timestamp_pb2.Timestamp(seconds=1_700_000_000, nanos=5_000_000)
 BIG_REVISION = 2**53 + 1  # not exact in a JSON number: must travel as a string
+BIG_NAME = 4000
 
 
 @dataclass
@@ -106,6 +111,9 @@ class FakeUsers(user_pb2_grpc.UserServiceServicer):
         if request.id.startswith("code-"):
             code = next(c for c in grpc.StatusCode if c.value[0] == int(request.id[5:]))
             await abort(context, rich_status(code, f"failed with {code.name}", code.name, "id"))
+        if request.id.startswith("say-"):
+            status = rich_status(grpc.StatusCode.INVALID_ARGUMENT, request.id[4:], "SAID", "id")
+            await abort(context, status)
         if request.id == "hang":
             try:
                 await asyncio.Event().wait()
@@ -113,6 +121,8 @@ class FakeUsers(user_pb2_grpc.UserServiceServicer):
                 self.recorder.cancelled.set()
         await echo_metadata(context)
         user = user_pb2.User(id=request.id, email=f"{request.id}@example.com")
+        if request.id.startswith("etag-"):
+            user.etag = request.id[5:]
         return user_pb2.GetUserResponse(user=user)
 
     async def ListUsers(
@@ -160,7 +170,11 @@ class FakeUsers(user_pb2_grpc.UserServiceServicer):
                 user=user_pb2.User(id=f"u{step}"),
                 revision=revision,
             )
+            if request.prev_user:
+                event.prev_user.CopyFrom(user_pb2.User(id=f"u{step}", display_name="n" * BIG_NAME))
             yield user_pb2.WatchUsersResponse(events=[event], header_revision=revision)
+        if request.prev_user:
+            return
         await abort(context, rich_status(grpc.StatusCode.ABORTED, "compacted", "COMPACTED"))
 
 

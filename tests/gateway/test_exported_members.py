@@ -33,7 +33,15 @@ SUBPACKAGES = {
         "field_paths",
         "is_plain_message",
     ],
-    "gateway.rpc": ["Codec", "Exchange", "Procedure", "exchange_for", "procedures_of"],
+    "gateway.rpc": [
+        "Codec",
+        "Exchange",
+        "Procedure",
+        "exchange_for",
+        "procedures_of",
+        "refusal_form",
+        "unknown_procedure",
+    ],
     "gateway.streams": [
         "NDJSON_FORMAT",
         "SSE_FORMAT",

@@ -80,17 +80,22 @@ async def run_node(*args: str, env: dict[str, str] | None = None) -> tuple[int, 
     return process.returncode, output.decode(errors="replace")
 
 
+def check_node_tests(name: str, code: int, output: str) -> None:
+    """Fails unless `node --test name` exited 0 having passed at least one test."""
+    if code != 0:
+        pytest.fail(f"node --test {name} failed ({code}):\n{output}")
+    passed = _PASSED.search(output)
+    if passed is None or int(passed.group(1)) == 0:
+        pytest.fail(f"node --test {name} ran no test:\n{output}")
+
+
 async def test_the_node_client_against_the_services(tmp_path: pathlib.Path) -> None:
     node_binary()  # fails before the services start when Node.js is not ready
     name = str(NODE_TEST.relative_to(ROOT))
     async with shop(tmp_path) as (user_addr, order_addr):
         env = {**os.environ, "SHOP_USER_ADDR": user_addr, "SHOP_ORDER_ADDR": order_addr}
         code, output = await run_node("--test", "--test-reporter=spec", name, env=env)
-    if code != 0:
-        pytest.fail(f"node --test {name} failed ({code}):\n{output}")
-    passed = _PASSED.search(output)
-    if passed is None or int(passed.group(1)) == 0:
-        pytest.fail(f"node --test {name} ran no test:\n{output}")
+    check_node_tests(name, code, output)
 
 
 async def test_the_readme_example_runs_as_written(tmp_path: pathlib.Path) -> None:

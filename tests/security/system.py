@@ -160,6 +160,7 @@ async def running_gateway(
         grace_seconds=1,
         security=security,
         docs=security.mode is AuthMode.DEV,
+        console=security.mode is AuthMode.DEV,
         server_names={user_addr: "user-svc", order_addr: "order-svc"},
     )
     running = await start(replace(settings, **overrides))

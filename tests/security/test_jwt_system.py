@@ -157,7 +157,7 @@ async def test_the_gateway_refuses_a_malformed_authorization(system: JwtSystem) 
 
 
 async def test_the_docs_are_off_and_health_is_open_in_jwt_mode(system: JwtSystem) -> None:
-    for path in ("/docs", "/openapi.json"):
+    for path in ("/docs", "/openapi.json", "/console", "/console/console.js"):
         assert (await system.http.get(path)).status_code == 404
     assert (await system.http.get("/healthz")).status_code == 200
 

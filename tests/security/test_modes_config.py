@@ -69,6 +69,12 @@ def test_jwt_mode_listens_anywhere_with_reflection_and_docs_off(jwt_env: dict[st
     assert gateway.config.Settings.from_env(env).docs
 
 
+def test_jwt_mode_has_the_console_off_unless_enabled(jwt_env: dict[str, str]) -> None:
+    assert gateway.config.Settings.from_env({}).console
+    assert not gateway.config.Settings.from_env(jwt_env).console
+    assert gateway.config.Settings.from_env({**jwt_env, "GATEWAY_CONSOLE": "true"}).console
+
+
 def test_nothing_turns_development_identity_on_in_jwt_mode(jwt_env: dict[str, str]) -> None:
     env = {**jwt_env, "SHOP_AUTH_DEV_ANY_ADDRESS": "true"}
     security = user_svc.app.settings(env).common.security

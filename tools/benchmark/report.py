@@ -18,7 +18,7 @@ from benchmark.procfs import rss_mb
 from benchmark.scenarios import Scenario
 from benchmark.session import Session
 from benchmark.settings import IN_FLIGHT, MODERATE, MODERATE_RPS
-from benchmark.targets import gateway_targets, order_target, postgres_targets
+from benchmark.targets import browser_targets, gateway_targets, order_target, postgres_targets
 
 RATIOS = (  # name, row, the row its rate is compared with in the same round, label
     ("get_user_grpc", "get_user_grpc", "echo", "GetUser gRPC / echo"),
@@ -60,10 +60,12 @@ def report(
     lines = _table(scenarios, medians, ratios, seconds, len(rounds))
     order_lines, order_figures = order_target(medians, values.get("create_order_rest"))
     gateway_lines, gateway_figures = gateway_targets(medians, values.get("get_user_rest"), rss)
-    lines += ["", *order_lines, *gateway_lines]
+    browser_lines, browser_figures = browser_targets(medians)
+    lines += ["", *order_lines, *gateway_lines, *browser_lines]
     targets: dict[str, Any] = {
         "create_order_rest_vs_seed": order_figures,
         "gateway": gateway_figures,
+        "browser_protocols": browser_figures,
     }
     if on_postgres is not None:
         postgres_lines, targets["postgresql"] = postgres_targets(medians, values)

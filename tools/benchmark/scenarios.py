@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from benchmark import grpc_rows, rest_rows
+from benchmark import browser_rows, grpc_rows, rest_rows
 from benchmark.load import Run
 from benchmark.pg_system import SUFFIX
 from benchmark.procfs import elsewhere
@@ -21,8 +21,11 @@ ROWS = (  # key, label, serving processes (their CPU time is charged); in the or
     ("echo", "echo (bare grpc.aio)", "echo"),
     ("get_user_grpc", "GetUser gRPC", "user_svc"),
     ("get_user_rest", "GetUser REST", "gateway user_svc"),
+    ("get_user_connect", "GetUser Connect JSON", "gateway user_svc"),
+    ("get_user_grpc_web", "GetUser gRPC-Web binary", "gateway user_svc"),
     ("create_order_grpc", "CreateOrder gRPC", "order_svc user_svc"),
     ("create_order_rest", "CreateOrder REST", "gateway order_svc user_svc"),
+    ("create_order_connect", "CreateOrder Connect JSON", "gateway order_svc user_svc"),
     ("seed_post_order", "seed POST /order", "seed_order seed_user"),
     ("get_user_grpc_moderate", f"GetUser gRPC, {PACED}", "user_svc"),
     ("get_user_rest_moderate", f"GetUser REST, {PACED}", "gateway user_svc"),
@@ -87,6 +90,11 @@ def _measures(
         get_order = session.tmp / "get_order.lua"
         measures |= {
             "get_user_rest": partial(rest_rows.get_user_rest, http, system),
+            "get_user_connect": partial(browser_rows.get_user_connect, http, system, session.tmp),
+            "get_user_grpc_web": partial(browser_rows.get_user_grpc_web, http, system, session.tmp),
+            "create_order_connect": partial(
+                browser_rows.create_order_connect, http, system, session.tmp
+            ),
             "create_order_rest": partial(rest_rows.create_order_rest, http, system),
             "get_user_rest_moderate": partial(rest_rows.get_user_rest_paced, http, system, h1),
             "get_order_ours": partial(

@@ -134,3 +134,34 @@ def postgres_targets(
             "ratio": share, "target_ratio": POSTGRES_GET_USER_SHARE, "met": met,
         }  # fmt: skip
     return lines, figures
+
+
+BROWSER_ROWS = (  # row, the REST row of the same RPC, label
+    ("get_user_connect", "get_user_rest", "GetUser Connect JSON"),
+    ("get_user_grpc_web", "get_user_rest", "GetUser gRPC-Web binary"),
+    ("create_order_connect", "create_order_rest", "CreateOrder Connect JSON"),
+)
+
+
+def browser_targets(medians: dict[str, Run]) -> tuple[list[str], dict[str, Any]]:
+    """The RPC protocols' gateway CPU per request beside REST's for the same RPC: Connect
+    JSON at most REST's, gRPC-Web binary below both (GetUser)."""
+    cpu = {key: run.cpu_us["gateway"] for key, run in medians.items() if "gateway" in run.cpu_us}
+    if not all(row in cpu and rest in cpu for row, rest, _ in BROWSER_ROWS):
+        return ["- browser protocols: not measured (no gateway in this run)"], {}
+    figures: dict[str, Any] = {
+        row: {"gateway_cpu_us": cpu[row], "rest_gateway_cpu_us": cpu[rest]}
+        for row, rest, _ in BROWSER_ROWS
+    }
+    connect, web, rest = cpu["get_user_connect"], cpu["get_user_grpc_web"], cpu["get_user_rest"]
+    connect_met, web_met = connect <= rest, web < min(connect, rest)
+    figures["connect_json_at_most_rest"] = connect_met
+    figures["grpc_web_below_both"] = web_met
+    lines = [
+        f"- GetUser, gateway CPU per request: Connect JSON {connect:.0f} µs, REST {rest:.0f} µs "
+        f"(target: Connect ≤ REST): {'met' if connect_met else '**not met**'}; gRPC-Web binary "
+        f"{web:.0f} µs (target: below both): {'met' if web_met else '**not met**'}",
+        f"- CreateOrder, gateway CPU per request: Connect JSON {cpu['create_order_connect']:.0f} "
+        f"µs, REST {cpu['create_order_rest']:.0f} µs",
+    ]
+    return lines, figures
