@@ -241,30 +241,30 @@ class Gateway:
 
         try:  # the client may leave at any await, an error reply's included
             try:
+                if asked_id and asked_id.decode("latin-1") != request_id:
+                    raise invalid_header("x-request-id", "1 to 128 printable ASCII characters")
                 path: str = scope["path"]
                 procedure = self.procedures.get(path)
-                if procedure is not None and method != "OPTIONS":
-                    # The protocol first: every error after this is answered in its form.
+                if path in self._builtin_paths:  # health and docs: not rate limited
+                    template = path
+                    await self._builtins.answer(method, path, reply)
+                elif procedure is not None and method != "OPTIONS":
                     template = path
                     if self._http_tracing is not None:
                         self._http_tracing.matched_procedure(method, path)
+                    calls = None
                     if metrics is not None:
                         measured = metrics.procedure(method, procedure)
+                        calls = measured.calls
                     try:
                         exchange = rpc.exchange_for(method, procedure, headers)
                     except RequestError:  # 405, 415: counted, as a route's are
                         await self._count(scope, headers, extra)
                         raise
-                if asked_id and asked_id.decode("latin-1") != request_id:
-                    raise invalid_header("x-request-id", "1 to 128 printable ASCII characters")
-                if path in self._builtin_paths:  # health and docs: not rate limited
-                    template = path
-                    await self._builtins.answer(method, path, reply)
-                elif procedure is not None and exchange is not None:
                     await self._call(
                         procedure,
                         exchange,
-                        None if measured is None else measured.calls,
+                        calls,
                         scope,
                         headers,
                         receive,
