@@ -112,6 +112,35 @@ async def test_a_streams_metadata_travels_both_ways_too(
     # (The fake's trailer is replaced by its abort's status: nothing to see at the end.)
 
 
+BROWSER = {
+    "cookie": "session=1",
+    "accept-language": "fr",
+    "origin": "https://app.example",
+    "referer": "https://app.example/page",
+    "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    "x-user-agent": "connect-es/2.1.2",
+}
+"""What a browser and its RPC client send besides the call's own headers: never metadata."""
+
+
+@pytest.mark.parametrize("protocol", wire.UNARY)
+async def test_custom_headers_are_the_calls_metadata_and_the_browsers_are_not(
+    client: httpx.AsyncClient, backend: Backend, protocol: str
+) -> None:
+    """The RPC protocols' metadata is their custom headers (REST takes `Grpc-Metadata-*`
+    only, unchanged)."""
+    served = await get_user(client, protocol, {"x-tenant": "t1", **BROWSER})
+    assert served.code == 0, served
+    received = backend.recorder.last("GetUser").metadata
+    assert received["x-tenant"] == "t1"
+    assert not set(BROWSER) & set(received)
+    rest = await client.get("/v1/users/u-1", headers={"x-tenant": "t1", **BROWSER})
+    assert rest.status_code == 200
+    received = backend.recorder.last("GetUser").metadata
+    assert "x-tenant" not in received
+    assert not set(BROWSER) & set(received)
+
+
 @pytest.mark.parametrize("protocol", wire.UNARY)
 async def test_without_a_request_id_the_gateway_makes_one_and_passes_it_on(
     client: httpx.AsyncClient, backend: Backend, protocol: str
