@@ -143,16 +143,17 @@ def custom_headers(raw: Iterable[tuple[bytes, bytes]]) -> Metadata:
     `Connection` names (hop-by-hop). A header that cannot be metadata (its name, or a value
     that is not printable ASCII, or a `-bin` value that is not base64) is left out, not
     refused: a client rarely chooses every header its requests carry."""
-    pairs = list(raw)
-    hop = {
-        name.strip().lower()
-        for header, value in pairs
-        if header == b"connection"
-        for name in value.split(b",")
-    }
+    candidates: list[tuple[bytes, bytes]] = []
+    hop: set[bytes] = set()
+    for name, value in raw:
+        if name in _NOT_CUSTOM or name.startswith(_NOT_CUSTOM_PREFIXES):
+            if name == b"connection":
+                hop.update(token.strip().lower() for token in value.split(b","))
+            continue
+        candidates.append((name, value))
     metadata: Metadata = []
-    for name, value in pairs:
-        if name in _NOT_CUSTOM or name.startswith(_NOT_CUSTOM_PREFIXES) or name in hop:
+    for name, value in candidates:  # most requests have none
+        if name in hop:
             continue
         key = name.decode("latin-1")
         try:
