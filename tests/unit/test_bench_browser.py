@@ -8,6 +8,7 @@ import re
 
 from benchmark.browser_rows import _lua_bytes
 from benchmark.load import Run
+from benchmark.scenarios import Scenario, round_order
 from benchmark.targets import browser_targets
 
 
@@ -63,3 +64,33 @@ def test_without_the_gateway_rows_nothing_is_claimed() -> None:
     lines, figures = browser_targets({"get_user_rest": _run(200.0)})
     assert figures == {}
     assert "not measured" in lines[0]
+
+
+def _scenario(key: str) -> Scenario:
+    return Scenario(key, key, ("gateway",), lambda seconds: _run(0.0))
+
+
+def test_the_compared_rows_take_turns_in_their_places_round_by_round() -> None:
+    keys = [
+        "echo",
+        "get_user_rest",
+        "get_user_connect",
+        "get_user_grpc_web",
+        "create_order_rest",
+        "create_order_connect",
+        "seed_post_order",
+    ]
+    rows = [_scenario(key) for key in keys]
+    orders = [[s.key for s in round_order(rows, number)] for number in (1, 2, 3, 4)]
+    assert orders[0] == keys
+    assert orders[1][1:4] == ["get_user_connect", "get_user_grpc_web", "get_user_rest"]
+    assert orders[2][1:4] == ["get_user_grpc_web", "get_user_rest", "get_user_connect"]
+    assert orders[3] == [*keys[:4], "create_order_connect", "create_order_rest", "seed_post_order"]
+    assert orders[1][4:6] == ["create_order_connect", "create_order_rest"]
+    for order in orders:  # the other rows keep their places
+        assert (order[0], order[-1]) == ("echo", "seed_post_order")
+
+
+def test_rotating_leaves_rows_without_a_group_alone() -> None:
+    rows = [_scenario(key) for key in ("echo", "get_user_grpc")]
+    assert [s.key for s in round_order(rows, 2)] == ["echo", "get_user_grpc"]

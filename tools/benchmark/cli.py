@@ -28,7 +28,7 @@ from benchmark.scale import plot
 from benchmark.scale.runner import OUT as SCALE_OUT
 from benchmark.scale.runner import Options, run_scale
 from benchmark.scale.sizes import parse_sizes
-from benchmark.scenarios import Scenario, measure, scenarios
+from benchmark.scenarios import Scenario, measure, round_order, scenarios
 from benchmark.session import Session
 from benchmark.settings import OUT, REPO
 from benchmark.system import start_system
@@ -146,7 +146,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]
     rounds: list[dict[str, Run]] = []
     for number in range(1, args.rounds + 1):
         rounds.append({})
-        for s in rows:
+        for s in round_order(rows, number):
             r = rounds[-1][s.key] = measure(session, s, seconds)
             figures = (
                 f"{r.rps:7,.0f}/s  p50 {r.p50_ms:.2f} ms  p99 {r.p99_ms:.2f} ms  errors {r.errors}"
