@@ -87,7 +87,11 @@ class PreparedByKeys:
     `column = ANY(:keys)` on PostgreSQL, the keys bound as one array; on SQLite, which has no
     arrays and binds at most 32,766 parameters, `column IN (SELECT value FROM
     json_each(:keys))`, the keys bound as one JSON text. Each is compiled once (`Prepared`),
-    and both reach the rows through `column`'s index. A key given twice is read once."""
+    and both reach the rows through `column`'s index. A key given twice is read once.
+
+    One key alone is read by `column = :key`, cheaper on both: PostgreSQL plans `= ANY` for
+    each array anew (~50 µs of backend CPU for one key, its generic plan being costed for
+    ten), and SQLite parses the JSON in a virtual table."""
 
     def __init__(
         self,
@@ -106,9 +110,12 @@ class PreparedByKeys:
             "postgresql": (Prepared(select(column == sa.any_(keys))), list),
             "sqlite": (Prepared(select(column.in_(listed.scalar_subquery()))), _json_text),
         }
+        self._one = Prepared(select(column == sa.bindparam("key")))
 
     def execute(self, conn: Connection, keys: Sequence[Any]) -> Any:
         """Runs the statement; returns the driver's cursor (read its rows before the next)."""
+        if len(keys) == 1:
+            return self._one.execute(conn, {"key": keys[0]})
         prepared, bound = self._by_dialect[conn.dialect.name]
         return prepared.execute(conn, {"keys": bound(keys)})
 

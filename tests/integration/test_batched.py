@@ -88,6 +88,48 @@ async def test_concurrent_gets_are_read_together_each_getting_its_own_row(
     assert sorted(harness.batches[0]) == sorted(wanted)
 
 
+def busy(seconds: float) -> None:
+    """The loop busy elsewhere (another request's work) without the GIL: a database thread
+    is free meanwhile to start any unit handed over."""
+    threading.Event().wait(seconds)
+
+
+async def test_while_calls_overlap_those_of_one_turn_of_the_loop_share_a_batch(
+    harness: Harness,
+) -> None:
+    """After a batch of several keys, the opener waits one turn of the loop before handing
+    its unit over: a call made later in that turn joins it, though the database thread was
+    idle and would have started the unit at once."""
+    stored = await harness.users(3)
+    lookup = harness.lookup()
+    together = await asyncio.gather(lookup.get(stored[0].id), lookup.get(stored[1].id))
+    assert list(together) == stored[:2]
+
+    async def later_in_the_turn(key: str) -> User | None:
+        busy(0.1)
+        return await lookup.get(key)
+
+    found = await asyncio.gather(lookup.get(stored[0].id), later_in_the_turn(stored[2].id))
+    assert list(found) == [stored[0], stored[2]]
+    assert harness.batches[1:] == [[stored[0].id, stored[2].id]]
+
+
+async def test_an_opener_cancelled_before_it_handed_its_unit_over_leaves_the_others_answered(
+    harness: Harness,
+) -> None:
+    stored = await harness.users(5)
+    lookup = harness.lookup()
+    assert len(await asyncio.gather(lookup.get(stored[0].id), lookup.get(stored[1].id))) == 2
+    harness.batches.clear()
+    calls = [asyncio.create_task(lookup.get(u.id)) for u in stored]
+    await asyncio.sleep(0)  # the opener waits its turn of the loop; the others have joined
+    calls[0].cancel()
+    outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
+    assert isinstance(outcomes[0], asyncio.CancelledError)
+    assert outcomes[1:] == stored[1:]
+    assert harness.batches == [[u.id for u in stored]], "read once, for the others"
+
+
 async def test_missing_ids_give_none(harness: Harness) -> None:
     [there] = await harness.users(1)
     lookup = harness.lookup()
@@ -107,7 +149,17 @@ async def test_later_calls_open_a_new_batch_and_see_new_rows(harness: Harness) -
     assert len(harness.batches) == 2
 
 
-async def test_a_cancelled_caller_leaves_the_others_answered(harness: Harness) -> None:
+@pytest.mark.parametrize(
+    ("cancelled", "reads"),
+    [
+        pytest.param(2, 1, id="another caller"),
+        # Its unit's result is lost with it: the others' keys are read again.
+        pytest.param(0, 2, id="the opener, which runs the unit"),
+    ],
+)
+async def test_a_cancelled_caller_leaves_the_others_answered(
+    harness: Harness, cancelled: int, reads: int
+) -> None:
     stored = await harness.users(5)
     running, go = threading.Event(), threading.Event()
 
@@ -119,15 +171,15 @@ async def test_a_cancelled_caller_leaves_the_others_answered(harness: Harness) -
     lookup = BatchedLookup(harness.uow, slow)
     calls = [asyncio.create_task(lookup.get(u.id)) for u in stored]
     assert await asyncio.to_thread(running.wait, 10)
-    calls[2].cancel()
+    calls[cancelled].cancel()
     await asyncio.sleep(0)
     go.set()
-    outcomes = await asyncio.gather(*calls, return_exceptions=True)
-    assert isinstance(outcomes[2], asyncio.CancelledError)
+    outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
+    assert isinstance(outcomes[cancelled], asyncio.CancelledError)
     assert [o.id for o in outcomes if isinstance(o, User)] == [
-        u.id for n, u in enumerate(stored) if n != 2
+        u.id for n, u in enumerate(stored) if n != cancelled
     ]
-    assert len(harness.batches) == 1
+    assert len(harness.batches) == reads
 
 
 async def test_a_failing_batch_fails_each_of_its_callers_and_the_next_batch_works(
