@@ -1,10 +1,12 @@
 """Whose an order or a user is, read from the view of users (`user_view`): the subject
 that owns the order's user. Each read rides in the unit of work of the read or write it
-guards: one statement for GetOrder (the order joined with its user's row), one indexed
-lookup for the rest.
+guards: one statement for GetOrder (the order joined with its user's row, for a batch of
+GetOrders at once), one indexed lookup for the rest.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -12,7 +14,7 @@ from sqlalchemy.engine import Connection
 from order_svc import schema
 from order_svc.domain import Order
 from order_svc.store import OrderRows
-from shop_common.storage import Prepared
+from shop_common.storage import Prepared, PreparedByKeys
 
 _users = schema.known_users
 _orders = schema.orders
@@ -27,11 +29,10 @@ parameters in a statement)."""
 class Ownership:
     def __init__(self) -> None:
         self._rows = OrderRows()
-        self._order = Prepared(
-            sa.select(_orders, _users.c.subject.label("owner"))
-            .select_from(_orders.outerjoin(_users, _users.c.id == _orders.c.user_id))
-            .where(_orders.c.id == sa.bindparam("id"))
+        with_owner = sa.select(_orders, _users.c.subject.label("owner")).select_from(
+            _orders.outerjoin(_users, _users.c.id == _orders.c.user_id)
         )
+        self._orders = PreparedByKeys(_orders.c.id, with_owner.where)
         self._subject = Prepared(
             sa.select(_users.c.subject).where(_users.c.id == sa.bindparam("id"))
         )
@@ -49,10 +50,14 @@ class Ownership:
             .limit(1)
         )
 
-    def order(self, conn: Connection, order_id: str) -> tuple[Order, str | None] | None:
-        """The order and the subject that owns it (None: no subject does)."""
-        row = self._order.first_mapping(conn, {"id": order_id})
-        return None if row is None else (self._rows.from_row(row), row["owner"])
+    def orders(
+        self, conn: Connection, order_ids: Sequence[str]
+    ) -> dict[str, tuple[Order, str | None]]:
+        """The orders found among `order_ids`, by id, each with the subject that owns it (None:
+        no subject does), in one statement (GetOrders read together: `storage.batched`)."""
+        from_row = self._rows.from_row
+        found = self._orders.mappings(conn, order_ids)
+        return {row["id"]: (from_row(row), row["owner"]) for row in found}
 
     def subject_of(self, conn: Connection, user_id: str) -> str | None:
         """The subject that owns the user; None when none does or the view has not seen it."""

@@ -22,6 +22,7 @@ from order_svc.user_view import UserView
 from shop_common.domain import Clock, NotFound, check_id, new_id, page_size, utc_now
 from shop_common.serving import Access, Deadline
 from shop_common.storage import (
+    BatchedLookup,
     IdempotencyKey,
     Page,
     Pages,
@@ -46,6 +47,9 @@ class OrderUseCases:
         self._orders = orders
         self._view = view
         self._ownership = ownership
+        # GetOrders arriving together are read by one statement (see `storage.batched`).
+        self._by_id = BatchedLookup(uow, orders.get_many)
+        self._with_owner_by_id = BatchedLookup(uow, ownership.orders)
         self._users = users
         self._pages = pages
         self._clock = clock
@@ -122,12 +126,12 @@ class OrderUseCases:
     async def get(self, order_id: str, access: Access) -> Order:
         check_id(order_id, "id", "order")
         if access.everything:
-            order = await self._uow.read(lambda conn: self._orders.get(conn, order_id))
+            order = await self._by_id.get(order_id)
             if order is None:
                 raise not_found(order_id)
             return order
         # The order with its owner, in one statement; another's and none answer alike.
-        found = await self._uow.read(lambda conn: self._ownership.order(conn, order_id))
+        found = await self._with_owner_by_id.get(order_id)
         if found is None or not access.owns(found[1]):
             raise not_your_order(access, order_id)
         return found[0]

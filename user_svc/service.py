@@ -9,6 +9,7 @@ import orjson
 from shop_common.domain import Clock, NotFound, check_id, new_id, page_size, utc_now
 from shop_common.serving import Access
 from shop_common.storage import (
+    BatchedLookup,
     IdempotencyKey,
     Page,
     Pages,
@@ -36,6 +37,8 @@ class UserUseCases:
     ) -> None:
         self._uow = uow
         self._users = users
+        # GetUsers arriving together are read by one statement (see `storage.batched`).
+        self._by_id = BatchedLookup(uow, users.get_many)
         self._pages = pages
         self._clock = clock
 
@@ -58,7 +61,7 @@ class UserUseCases:
 
     async def get(self, user_id: str, access: Access) -> User:
         check_user_id(user_id)
-        user = await self._uow.read(lambda conn: self._users.get(conn, user_id))
+        user = await self._by_id.get(user_id)
         _check_owner(access, user_id, user)
         if user is None:
             raise not_found(user_id)

@@ -1,6 +1,8 @@
 """Storage: one code path over SQLite and PostgreSQL, units of work run in database threads,
-the changelog each write appends to, idempotency keys, migrations, tables of resources."""
+the changelog each write appends to, idempotency keys, migrations, tables of resources, reads
+by key in batches."""
 
+from shop_common.storage.batched import BatchedLookup
 from shop_common.storage.changelog import (
     NOTIFY_CHANNEL,
     Batch,
@@ -15,7 +17,7 @@ from shop_common.storage.database import Database, driver_url, kind_of
 from shop_common.storage.idempotency import IdempotencyKey, IdempotencyStore, idempotency_table
 from shop_common.storage.listing import Page, Pages
 from shop_common.storage.migrations import Migration, migrate
-from shop_common.storage.prepared import Prepared
+from shop_common.storage.prepared import Prepared, PreparedByKeys
 from shop_common.storage.resource_table import (
     Resource,
     ResourceTable,
@@ -29,6 +31,7 @@ from shop_common.storage.unit_of_work import Transaction, UnitOfWork
 __all__ = [
     "NOTIFY_CHANNEL",
     "Batch",
+    "BatchedLookup",
     "Change",
     "ChangeType",
     "Changelog",
@@ -41,6 +44,7 @@ __all__ = [
     "Page",
     "Pages",
     "Prepared",
+    "PreparedByKeys",
     "Resource",
     "ResourceTable",
     "RowCodec",

@@ -37,7 +37,7 @@ from sqlalchemy.engine import make_url
 
 import order_svc.schema
 import user_svc.schema
-from order_svc.domain import LineItem, Money, State
+from order_svc.domain import LineItem, Money, Order, State
 from order_svc.ownership import Ownership
 from order_svc.service import OrderUseCases
 from order_svc.store import order_table
@@ -52,10 +52,12 @@ from shop_common.storage import (
     Database,
     IdempotencyStore,
     Pages,
+    ResourceTable,
     UnitOfWork,
     migrate,
 )
 from tests.support import POSTGRES_SKIP_REASON, PostgresDatabases, postgres_admin_url
+from user_svc.domain import User
 from user_svc.service import UserUseCases
 from user_svc.store import user_table
 
@@ -429,6 +431,9 @@ class Parts:
     feed: Feed
     order_uow: UnitOfWork
     order_db: Database
+    user_uow: UnitOfWork
+    user_rows: ResourceTable[User]
+    order_rows: ResourceTable[Order]
 
     def owner(self, user_id: str) -> Access:
         return Access("test", Caller(subject=subject_of(user_id)), everything=False)
@@ -475,6 +480,9 @@ async def opened(loaded: Loaded) -> AsyncIterator[Parts]:
             Feed(order_db, changelog, FeedSettings()),
             order_uow,
             order_db,
+            user_uow,
+            users,
+            orders,
         )
     finally:
         await user_db.close()
@@ -524,6 +532,28 @@ async def get_order(s: Parts, r: Recorder) -> Any:
 async def get_order_with_owner(s: Parts, r: Recorder) -> Any:
     with r.capture():
         return await s.orders.get(s.loaded.order_id, s.owner(s.loaded.heavy))
+
+
+# GetUsers and GetOrders arriving together: one statement for all of their ids (the cases
+# above send one, which is read by the primary-key statement).
+
+
+async def get_users_batched(s: Parts, r: Recorder) -> Any:
+    wanted = [s.loaded.heavy, s.loaded.light, s.loaded.doomed, new_id()]
+    with r.capture():
+        return await s.user_uow.read(lambda conn: s.user_rows.get_many(conn, wanted))
+
+
+async def get_orders_batched(s: Parts, r: Recorder) -> Any:
+    wanted = [s.loaded.order_id, new_id(), new_id()]
+    with r.capture():
+        return await s.order_uow.read(lambda conn: s.order_rows.get_many(conn, wanted))
+
+
+async def get_orders_with_owners_batched(s: Parts, r: Recorder) -> Any:
+    wanted = [s.loaded.order_id, new_id(), new_id()]
+    with r.capture():
+        return await s.order_uow.read(lambda conn: Ownership().orders(conn, wanted))
 
 
 def listing(
@@ -680,6 +710,9 @@ CASES: list[tuple[str, Run, Rules]] = [
     ("CreateUser key recall and insert", create_user, Rules()),
     ("GetOrder", get_order, Rules(by=("orders", "id"))),
     ("GetOrder with its owner", get_order_with_owner, Rules(by=("known_users", "id"))),
+    ("GetUser, a batch", get_users_batched, Rules(by=("users", "id"))),
+    ("GetOrder, a batch", get_orders_batched, Rules(by=("orders", "id"))),
+    ("GetOrder with owners, a batch", get_orders_with_owners_batched, Rules(by=("orders", "id"))),
     ("ListOrders by user_id first page", list_orders_of_user_first, ORDERS_BY_USER),
     ("ListOrders by user_id after a cursor", list_orders_of_user_after, ORDERS_BY_USER),
     ("ListOrders by user_id of a light user", list_orders_of_light_user, LIGHT),
