@@ -15,7 +15,7 @@ from shop_common.storage.database import Database, driver_url, kind_of
 from shop_common.storage.idempotency import IdempotencyKey, IdempotencyStore, idempotency_table
 from shop_common.storage.listing import Page, Pages
 from shop_common.storage.migrations import Migration, migrate
-from shop_common.storage.prepared import Prepared
+from shop_common.storage.prepared import ByKeys, Prepared
 from shop_common.storage.resource_table import (
     Resource,
     ResourceTable,
@@ -24,11 +24,13 @@ from shop_common.storage.resource_table import (
     from_us,
     to_us,
 )
+from shop_common.storage.threads import transaction_state
 from shop_common.storage.unit_of_work import Transaction, UnitOfWork
 
 __all__ = [
     "NOTIFY_CHANNEL",
     "Batch",
+    "ByKeys",
     "Change",
     "ChangeType",
     "Changelog",
@@ -54,4 +56,5 @@ __all__ = [
     "kind_of",
     "migrate",
     "to_us",
+    "transaction_state",
 ]
