@@ -12,6 +12,7 @@ from shop_common.storage.changelog import (
     changelog_tables,
 )
 from shop_common.storage.database import Database, driver_url, kind_of
+from shop_common.storage.deferral import transaction_state
 from shop_common.storage.idempotency import IdempotencyKey, IdempotencyStore, idempotency_table
 from shop_common.storage.listing import Page, Pages
 from shop_common.storage.migrations import Migration, migrate
@@ -24,7 +25,6 @@ from shop_common.storage.resource_table import (
     from_us,
     to_us,
 )
-from shop_common.storage.threads import transaction_state
 from shop_common.storage.unit_of_work import Transaction, UnitOfWork
 
 __all__ = [

@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from shop_common.process import private_dir, private_file
+from shop_common.storage.deferral import send_deferred
 from shop_common.storage.prepared import driver_cursor
 from shop_common.storage.threads import DatabaseThreads
 from shop_common.telemetry import StorageMetrics, Tracing
@@ -105,6 +106,10 @@ def _postgres_writer(url: URL, begin: str = _POSTGRES_BEGIN_WRITE) -> Engine:
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         driver_cursor(connection).execute(begin)
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _before(connection: Connection, *_statement: Any) -> None:
+        send_deferred(connection)  # a statement sees what the units before it wrote
 
     return engine
 

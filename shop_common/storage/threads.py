@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from sqlalchemy.engine import Connection, Engine, RootTransaction
 from sqlalchemy.exc import SQLAlchemyError
 
+from shop_common.storage.deferral import allow_deferral, send_deferred, transaction_state
 from shop_common.storage.prepared import driver_cursor
 from shop_common.telemetry import Tracing
 
@@ -40,17 +41,6 @@ Committed = Callable[[int], None] | None
 _STOP = None
 
 log = logging.getLogger(__name__)
-
-_TRANSACTION_STATE = "shop.transaction"
-
-
-def transaction_state(conn: Connection) -> dict[str, Any]:
-    """What units of work keep for the rest of their write transaction (the changelog's last
-    revision, say): emptied when a write transaction begins, and put back as it was when a
-    unit is rolled back to its savepoint, as the database puts back its rows."""
-    state: dict[str, Any] = conn.info.setdefault(_TRANSACTION_STATE, {})
-    return state
-
 
 LONG_UNIT_SECONDS = 0.02
 """A unit running this long (a page of history, say) sends the next units to other threads."""
@@ -187,7 +177,9 @@ class DatabaseThread:
         """The turn's units in one transaction with no savepoint: a savepoint costs a
         statement per unit, and most turns have no unit that fails. None when a unit raised:
         all was rolled back (nothing was committed nor told), and the turn is to run again
-        with a savepoint each (`_run_together`), where that unit is undone alone."""
+        with a savepoint each (`_run_together`), where that unit is undone alone. Its units
+        may leave writes to be sent with the next ones' (`storage.deferral`): what fails when
+        they are sent fails the turn too."""
         results: list[Any] = []
         try:
             tx = conn.begin()
@@ -195,10 +187,12 @@ class DatabaseThread:
             _reset(conn)
             return [(loop, (future, None, error, a)) for loop, _w, future, a in turn]
         transaction_state(conn).clear()
+        allow_deferral(conn)
         try:
             for _loop, work, _future, _abandoned in turn:
                 self._unit_started = time.monotonic()
                 results.append(work(conn))
+            send_deferred(conn)
         except BaseException:
             _roll_back(conn, tx)
             return None

@@ -4,8 +4,6 @@ the transaction keeps them for the others' finds, until a write of the view drop
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +12,7 @@ from order_svc.domain import LineItem, Money, Order, new_order
 from order_svc.user_view import KnownUser, UserChange
 from shop_common.domain import new_id, utc_now
 from shop_common.storage import Transaction, migrate
+from tests.integration.helpers import one_turn
 from tests.integration.test_user_view import ViewParts, listed, opened, view_parts
 
 
@@ -29,24 +28,6 @@ def counting_reads(parts: ViewParts) -> list[list[str]]:
 
     rows.rows = counted  # type: ignore[method-assign,assignment]
     return asked
-
-
-async def one_turn(parts: ViewParts, *writes: Callable[[], Any]) -> list[Any]:
-    """Runs `writes` (each starting one unit of work) in one turn of the writer: queued
-    behind a unit that holds the writer until all of them are handed over."""
-    handed, release = threading.Event(), threading.Event()
-
-    def hold(_tx: Transaction) -> None:
-        handed.set()
-        release.wait(10)
-
-    holder = asyncio.ensure_future(parts.uow.write(hold))
-    await asyncio.to_thread(handed.wait, 10)
-    tasks = [asyncio.ensure_future(write()) for write in writes]
-    await asyncio.sleep(0.05)  # every task has handed its unit over
-    release.set()
-    await holder
-    return await asyncio.gather(*tasks)
 
 
 def placing(parts: ViewParts, user_id: str) -> Callable[[], Any]:
@@ -78,7 +59,7 @@ async def test_a_commit_group_of_orders_reads_the_view_once(database_url: str) -
         users = await known_users(parts, 5)
         asked = counting_reads(parts)
         stranger = new_id()
-        results = await one_turn(parts, *(placing(parts, u) for u in [*users, stranger]))
+        results = await one_turn(parts.uow, *(placing(parts, u) for u in [*users, stranger]))
         assert [known for known, _order in results] == [
             *(KnownUser(deleted=False, subject=None) for _ in users),
             None,  # not in the view: the caller asks the user service
@@ -104,7 +85,7 @@ async def test_a_write_of_the_view_in_the_transaction_drops_the_rows_kept(
 
         with parts.view.wanted(second):  # its order is on its way, so the first read has it
             before, deletion, after = await one_turn(
-                parts, placing(parts, first), delete_second, placing(parts, second)
+                parts.uow, placing(parts, first), delete_second, placing(parts, second)
             )
         assert before[0] == KnownUser(deleted=False, subject=None)
         assert deletion == []
@@ -130,7 +111,7 @@ async def test_learning_a_user_in_the_transaction_drops_the_rows_kept(database_u
 
         with parts.view.wanted(newcomer):
             before, learned, after = await one_turn(
-                parts, placing(parts, known), learn, placing(parts, newcomer)
+                parts.uow, placing(parts, known), learn, placing(parts, newcomer)
             )
         assert before[0] == KnownUser(deleted=False, subject=None)
         assert learned == KnownUser(deleted=False, subject="alice")
