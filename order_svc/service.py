@@ -73,7 +73,8 @@ class OrderUseCases:
             ]
         )
         key = IdempotencyKey.of("CreateOrder", access.subject, request_id, fingerprint)
-        order = await self._uow.write(self._placing(draft, key, access))
+        with self._view.wanted(user_id):
+            order = await self._uow.write(self._placing(draft, key, access))
         if order is None:
             # A user the view has not seen yet (created a moment ago): ask the user service,
             # and record its answer in the view with the order, so that the user's deletion

@@ -10,11 +10,22 @@ that owns the user (`ownership` reads it). CreateOrder's unit reads the user's r
 a deletion applied by another writer comes first (the order is refused) or after the order
 has committed (and cancels it). A user the view has not seen is asked of the user service
 and recorded (`learn`) in that unit.
+
+The rows of every user whose order is on its way to the writer (`wanted`) are read in one
+statement, by the first `find` of a write transaction, and kept with the transaction for
+the finds of its other units: the writer lock keeps every other writer out until it
+commits, and every write of the view in the transaction drops what was kept. A commit group
+of orders reads the view once, where each order read it on its own (on PostgreSQL a
+statement costs the driver and the server ~55 µs each; for 16 users in one, ~15 µs a user).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import collections
+import itertools
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +36,13 @@ from sqlalchemy.engine import Connection
 from order_svc import domain, schema
 from order_svc.domain import Order, State
 from shop_common.domain import Clock
-from shop_common.storage import Prepared, ResourceTable, Transaction, UnitOfWork
+from shop_common.storage import (
+    PreparedByKeys,
+    ResourceTable,
+    Transaction,
+    UnitOfWork,
+    transaction_state,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,14 +115,21 @@ def _list_page(dialect: type[postgresql.Insert] | type[sqlite.Insert]) -> sa.Exe
 _CANCEL_BATCH = 500
 """Users whose open orders one statement cancels, after a listing found them gone."""
 
+_KEPT_ROWS = "user_view.rows"
+"""The view's rows read in this write transaction (`UserView.find`), by user id."""
+_WANTED_AT_ONCE = 256
+"""The most users one read of the view asks for."""
+
 
 class UserView:
     def __init__(self, uow: UnitOfWork, orders: ResourceTable[Order], clock: Clock) -> None:
         self._uow = uow
         self._orders = orders
         self._clock = clock
-        row = sa.select(_users.c.deleted, _users.c.subject).where(_users.c.id == sa.bindparam("id"))
-        self._row = Prepared(row)
+        rows = sa.select(_users.c.id, _users.c.deleted, _users.c.subject)
+        self._rows = PreparedByKeys(_users.c.id, rows.where)
+        self._wanted: collections.Counter[str] = collections.Counter()
+        self._wanted_lock = threading.Lock()  # the loop adds, the writer's thread reads
         self._revision = sa.select(_state.c.revision).where(_state.c.id == 1)
         self._upsert = {"postgresql": _upsert(postgresql.Insert), "sqlite": _upsert(sqlite.Insert)}
         self._learn = {"postgresql": _learn(postgresql.Insert), "sqlite": _learn(sqlite.Insert)}
@@ -128,11 +152,44 @@ class UserView:
         """The user service revision the view is current to; None before the first listing."""
         return await self._uow.read(lambda conn: conn.execute(self._revision).scalar())
 
+    @contextmanager
+    def wanted(self, user_id: str) -> Iterator[None]:
+        """While the unit of work that will `find` this user is on its way to the writer:
+        the transaction that runs it reads this user's row with the others'."""
+        if not user_id:  # the caller's own user, found by its subject (`ownership`)
+            yield
+            return
+        with self._wanted_lock:
+            self._wanted[user_id] += 1
+        try:
+            yield
+        finally:
+            with self._wanted_lock:
+                if self._wanted[user_id] <= 1:
+                    del self._wanted[user_id]
+                else:
+                    self._wanted[user_id] -= 1
+
     def find(self, tx: Transaction, user_id: str) -> KnownUser | None:
         """What the view knows of this user, which no other writer changes before this unit
-        commits; None when it has not seen the user: the view may be behind the user service."""
-        row = self._row.first(tx.conn, {"id": user_id})
-        return None if row is None else KnownUser(deleted=bool(row[0]), subject=row[1])
+        commits; None when it has not seen the user: the view may be behind the user service.
+
+        Read with the rows of the other users `wanted`, and kept with the transaction."""
+        state = transaction_state(tx.conn)
+        kept: dict[str, KnownUser | None] | None = state.get(_KEPT_ROWS)
+        if kept is None or user_id not in kept:
+            with self._wanted_lock:
+                ids = list(
+                    dict.fromkeys([user_id, *itertools.islice(self._wanted, _WANTED_AT_ONCE)])
+                )
+            found = dict.fromkeys(ids, None) | {
+                row[0]: KnownUser(deleted=bool(row[1]), subject=row[2])
+                for row in self._rows.execute(tx.conn, ids).fetchall()
+            }
+            # A new dict, never changed in place: a unit rolled back to its savepoint puts
+            # the transaction's state back as it was (`storage.threads`).
+            kept = state[_KEPT_ROWS] = found if kept is None else kept | found
+        return kept[user_id]
 
     def learn(
         self, tx: Transaction, user_id: str, revision: int, subject: str | None = None
@@ -149,7 +206,7 @@ class UserView:
         if current is not None and revision <= current:
             return
         values = {"id": user_id, "revision": revision, "deleted": False, "subject": subject}
-        tx.conn.execute(self._learn[tx.conn.dialect.name], values)
+        _changing(tx.conn).execute(self._learn[tx.conn.dialect.name], values)
 
     async def apply(self, changes: Sequence[UserChange], revision: int) -> list[Order]:
         """Applies a batch of the feed, up to and including `revision`; returns the orders
@@ -183,7 +240,7 @@ class UserView:
 
         def unit(tx: Transaction) -> None:
             if rows:
-                tx.conn.execute(self._list_page[tx.conn.dialect.name], rows)
+                _changing(tx.conn).execute(self._list_page[tx.conn.dialect.name], rows)
 
         await self._uow.write(unit)
 
@@ -194,7 +251,8 @@ class UserView:
         head, so none of its marks is forgotten.)"""
 
         def unit(tx: Transaction) -> None:
-            tx.conn.execute(_users.update().where(_users.c.listed > revision).values(listed=None))
+            statement = _users.update().where(_users.c.listed > revision).values(listed=None)
+            _changing(tx.conn).execute(statement)
 
         await self._uow.write(unit)
 
@@ -206,7 +264,7 @@ class UserView:
 
         def unit(tx: Transaction) -> list[Order]:
             self._lock_state(tx.conn)
-            gone = list(tx.conn.execute(self._unlisted, {"listing": listing}).scalars())
+            gone = list(_changing(tx.conn).execute(self._unlisted, {"listing": listing}).scalars())
             cancelled = [
                 order
                 for at in range(0, len(gone), _CANCEL_BATCH)
@@ -232,7 +290,7 @@ class UserView:
             "deleted": change.deleted,
             "subject": change.subject,
         }
-        return bool(conn.execute(self._upsert[conn.dialect.name], values).rowcount)
+        return bool(_changing(conn).execute(self._upsert[conn.dialect.name], values).rowcount)
 
     def _set_revision(self, conn: Connection, revision: int) -> None:
         conn.execute(_state.update().where(_state.c.id == 1).values(revision=revision))
@@ -247,3 +305,9 @@ class UserView:
             sa.and_(columns.user_id.in_(user_ids), columns.state == int(State.PENDING)),
             lambda order: domain.cancelled(order, "", now),
         )
+
+
+def _changing(conn: Connection) -> Connection:
+    """`conn`, for a statement that writes the view: the rows `find` kept are dropped."""
+    transaction_state(conn).pop(_KEPT_ROWS, None)
+    return conn

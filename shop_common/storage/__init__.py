@@ -14,6 +14,7 @@ from shop_common.storage.changelog import (
     changelog_tables,
 )
 from shop_common.storage.database import Database, driver_url, kind_of
+from shop_common.storage.deferral import transaction_state
 from shop_common.storage.idempotency import IdempotencyKey, IdempotencyStore, idempotency_table
 from shop_common.storage.listing import Page, Pages
 from shop_common.storage.migrations import Migration, migrate
@@ -58,4 +59,5 @@ __all__ = [
     "kind_of",
     "migrate",
     "to_us",
+    "transaction_state",
 ]

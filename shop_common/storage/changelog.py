@@ -21,11 +21,12 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from shop_common.storage.deferral import defer, may_defer, send_deferred, transaction_state
 from shop_common.storage.prepared import Prepared
-from shop_common.storage.threads import transaction_state
 
 NOTIFY_CHANNEL = "shop_changes"
 _LAST_REVISION = "changelog.last_revision"
+_DEFERRED = "changelog.deferred"
 
 
 class ChangeType(IntEnum):
@@ -126,10 +127,29 @@ class WriteStatement:
     statement: sa.Insert | sa.Update
     alone: Prepared
     """The same statement, on its own."""
+    inserts: tuple[sa.Table, dict[str, str]] | None = None
+    """For an insert of every column: the table, and each column's bind parameter by name
+    (so that the rows of several can go in one statement)."""
 
     @classmethod
     def of(cls, statement: sa.Insert | sa.Update) -> WriteStatement:
         return cls(statement, Prepared(statement))
+
+    @classmethod
+    def insert(cls, table: sa.Table, params: dict[str, str]) -> WriteStatement:
+        """An insert of a row of `table`, each column's value bound as `params[column]`."""
+        statement = table.insert().values({c: sa.bindparam(p) for c, p in params.items()})
+        return cls(statement, Prepared(statement), (table, params))
+
+
+@dataclass(slots=True)
+class _Deferred:
+    """Inserts left to be sent together (`storage.deferral`), each with its change."""
+
+    statement: WriteStatement
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    counted: bool = False
+    """Whether one of them is its revision's first change (which sets the counter)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +215,7 @@ class Changelog:
             {c.name: sa.bindparam(c.name) for c in self._changes.c}
         )
         self._with_writes: dict[tuple[int, bool], Prepared] = {}
+        self._together: dict[tuple[int, bool], Prepared] = {}
         self._insert_change = Prepared(self._change_values)
         self._current = sa.select(self._counter.c.revision).where(self._counter.c.id == 1)
         self._current_revision = Prepared(self._current)
@@ -264,23 +285,79 @@ class Changelog:
             self._insert_change.execute(conn, params)
         elif write is None and seq != 0:
             self._insert_change.execute(conn, params)
+        elif write is not None and write.statement.inserts is not None and may_defer(conn):
+            self._defer(conn, write, params, first=seq == 0)
         else:
-            statement = self._with_writes_of(write, first=seq == 0)
+            statement = self._with_writes_of(None if write is None else write.statement, seq == 0)
             statement.execute(conn, params if write is None else params | write.params)
         return Change(revision, seq, resource_id, change, data, prev, commit_time_us)
 
-    def _with_writes_of(self, write: Write | None, *, first: bool) -> Prepared:
+    def _with_writes_of(self, write: WriteStatement | None, first: bool) -> Prepared:
         """The change's insert with the counter's update (a revision's first change) and the
         write recorded, as data-modifying CTEs (PostgreSQL runs each exactly once)."""
-        key = (0 if write is None else id(write.statement), first)
+        key = (0 if write is None else id(write), first)
         found = self._with_writes.get(key)
         if found is None:
             statement = self._change_values
             if first:
                 statement = statement.add_cte(self._set_counter)
             if write is not None:
-                statement = statement.add_cte(write.statement.statement.cte("write"))
+                statement = statement.add_cte(write.statement.cte("write"))
             found = self._with_writes[key] = Prepared(statement)
+        return found
+
+    def _defer(self, conn: Connection, write: Write, params: dict[str, Any], first: bool) -> None:
+        """Leaves the insert and its change to be sent with the next units' like ones, in one
+        statement (`storage.deferral`)."""
+        state = transaction_state(conn)
+        deferred: _Deferred | None = state.get(_DEFERRED)
+        if deferred is not None and deferred.statement is not write.statement:
+            send_deferred(conn)  # another table's: sent first, in order
+            deferred = None
+        if deferred is None:
+            deferred = state[_DEFERRED] = _Deferred(write.statement)
+            defer(conn, self._send)
+        deferred.rows.append(params | write.params)
+        deferred.counted |= first
+
+    def _send(self, conn: Connection) -> None:
+        deferred: _Deferred = transaction_state(conn).pop(_DEFERRED)
+        rows = deferred.rows
+        if len(rows) == 1:
+            self._with_writes_of(deferred.statement, deferred.counted).execute(conn, rows[0])
+            return
+        statement = self._together_of(deferred.statement, deferred.counted)
+        # Revisions only grow in a transaction: the counter ends at the last one.
+        values = {"rows": orjson.dumps(rows).decode(), "revision": rows[-1]["revision"]}
+        statement.execute(conn, values)
+
+    def _together_of(self, write: WriteStatement, first: bool) -> Prepared:
+        """`_with_writes_of` for many rows in one statement: their values, as one JSON array
+        of objects, read by `json_to_recordset`."""
+        key = (id(write), first)
+        found = self._together.get(key)
+        if found is None:
+            assert write.inserts is not None
+            table, names = write.inserts
+            columns = [sa.column(names[c.name], c.type) for c in table.c]
+            columns += [sa.column(c.name, c.type) for c in self._changes.c]
+            text = sa.cast(sa.bindparam("rows", type_=sa.Text), sa.JSON)
+            rows = sa.select(
+                sa.func.json_to_recordset(text)
+                .table_valued(*columns)
+                .render_derived(name="given", with_types=True)
+            ).cte("rows")
+            into_table = sa.insert(table).from_select(
+                [c.name for c in table.c], sa.select(*(rows.c[names[c.name]] for c in table.c))
+            )
+            changes = self._changes.c
+            statement = sa.insert(self._changes).from_select(
+                [c.name for c in changes], sa.select(*(rows.c[c.name] for c in changes))
+            )
+            statement = statement.add_cte(rows).add_cte(into_table.cte("write"))
+            if first:
+                statement = statement.add_cte(self._set_counter)
+            found = self._together[key] = Prepared(statement)
         return found
 
     def current_revision(self, conn: Connection) -> int:

@@ -12,6 +12,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from shop_common.storage.deferral import send_deferred
+
 _CURSOR = "shop.cursor"
 
 
@@ -54,7 +56,9 @@ class Prepared:
         return found
 
     def execute(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Any:
-        """Runs the statement; returns the driver's cursor (read its rows before the next)."""
+        """Runs the statement, after what was deferred (`storage.deferral`); returns the
+        driver's cursor (read its rows before the next)."""
+        send_deferred(conn)
         sql, names, defaults = self._for(conn.dialect)
         values = {**defaults, **params} if params else defaults
         args = [values[n] for n in names] if names is not None else values

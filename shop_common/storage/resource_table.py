@@ -94,7 +94,7 @@ class ResourceTable(Generic[R]):
         # Sent with the change that records them (see `Changelog.append`).
         self._names = {c.name: f"w_{c.name}" for c in table.c}
         values: dict[str, Any] = {c.name: sa.bindparam(self._names[c.name]) for c in table.c}
-        self._insert = WriteStatement.of(table.insert().values(values))
+        self._insert = WriteStatement.insert(table, self._names)
         self._update = WriteStatement.of(
             table.update().where(table.c.id == sa.bindparam("w__id")).values(values)
         )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -16,6 +18,7 @@ from grpc_status import rpc_status
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_common.domain import is_valid_id
+from shop_common.storage import Transaction, UnitOfWork
 from tests.support import eventually
 
 DOMAIN = "shop.dev"
@@ -160,3 +163,25 @@ async def all_orders(
     response = await orders.ListOrders(order_pb2.ListOrdersRequest(page_size=1000, user_id=user_id))
     assert not response.next_page_token
     return list(response.orders)
+
+
+async def one_turn(uow: UnitOfWork, *writes: Callable[[], Awaitable[Any]]) -> list[Any]:
+    """Runs `writes` (each hands one unit of work to the writer) as one turn of the writer, in
+    this order: queued behind a unit that holds the writer until all of them are handed
+    over. Their results, in order (an exception is returned, not raised)."""
+    handed, release = threading.Event(), threading.Event()
+
+    def hold(_tx: Transaction) -> None:
+        handed.set()
+        release.wait(10)
+
+    holder = asyncio.ensure_future(uow.write(hold))
+    await asyncio.to_thread(handed.wait, 10)
+    tasks = []
+    for write in writes:
+        tasks.append(asyncio.ensure_future(write()))
+        await asyncio.sleep(0)  # this one hands its unit over before the next
+    await asyncio.sleep(0.05)
+    release.set()
+    await holder
+    return await asyncio.gather(*tasks, return_exceptions=True)
