@@ -53,11 +53,6 @@ WRITER_LOCK_KEY = 0x5E0B_0002
 """The advisory lock every PostgreSQL write transaction takes first (one per database: the
 replicas of a service share it; a migration takes its own lock after it)."""
 _POSTGRES_BEGIN_WRITE = f"BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK_KEY})"
-GROUP_LINGER_SECONDS = 0.002
-"""On PostgreSQL, how long a writer under load waits for more units before a turn (see
-`storage.threads`): a commit group costs ~5 statements of the driver's and the server's
-whatever its size, and through the gateway turns were ~6 orders. The README has the figures
-(throughput and latency with and without)."""
 MAINTAINER_LOCK_KEY = 0x5E0B_0003
 """The advisory lock every PostgreSQL maintenance transaction (`Database.maintain`) takes
 first: the replicas' compactions take turns, never the writers' lock."""
@@ -174,9 +169,8 @@ class Database:
             self._reader = _sqlite_engine(self.url, "BEGIN", pool_size=READERS)
         # The one writer: its turn's units commit together. Readers: a turn's units share one
         # read transaction (one snapshot, taken after all of them were handed over).
-        linger = GROUP_LINGER_SECONDS if self.is_postgres else 0.0
         self._write_threads = DatabaseThreads(
-            self._writer, 1, "db-write", depth=1, group=True, linger=linger, **write
+            self._writer, 1, "db-write", depth=1, group=True, **write
         )
         self._read_threads = DatabaseThreads(
             self._reader, READERS, "db-read", depth=READ_DEPTH, shared=True, **read

@@ -58,11 +58,6 @@ class DatabaseThread:
     snapshot, taken after every one of them was handed over, so each still sees all that
     was committed before it was submitted (two round trips saved per unit on PostgreSQL).
 
-    With `linger` (seconds), for a writer under load (its last turn was more than one unit),
-    a turn starts that long after its first unit arrives, so that more units join it: a
-    commit group costs a few statements whatever its size (PostgreSQL's `commit_delay`,
-    for the client's statements).
-
     With `tracing`, a unit submitted within a trace runs as a span of it, in the submitter's
     trace context (`Tracing.unit_of_work`): `span_name`, with `span_attributes`."""
 
@@ -73,7 +68,6 @@ class DatabaseThread:
         *,
         group: bool = False,
         shared: bool = False,
-        linger: float = 0.0,
         committed: Committed = None,
         tracing: Tracing | None = None,
         span_name: str = "db",
@@ -101,8 +95,6 @@ class DatabaseThread:
         self._closed = False
         self._unit_started = 0.0
         """When the unit in progress started (0: none); set by the thread, read on the loop."""
-        self._linger = linger
-        self._last_turn = 0
 
     def stuck(self, now: float) -> bool:
         """Whether the unit in progress has run longer than LONG_UNIT_SECONDS."""
@@ -146,8 +138,6 @@ class DatabaseThread:
                 first = self._units.get()
                 if first is _STOP:
                     return
-                if self._linger and self._last_turn > 1:
-                    time.sleep(self._linger)  # the loop hands over more units meanwhile
                 turn = [first]
                 with contextlib.suppress(queue.Empty):
                     while (unit := self._units.get_nowait()) is not _STOP:
@@ -155,7 +145,6 @@ class DatabaseThread:
                     self._units.put(_STOP)  # seen: stop after this turn
                 if conn is None or conn.closed:
                     conn = self._engine.connect()
-                self._last_turn = len(turn)
                 self._answer(self._run(conn, turn))
                 self._unit_started = 0.0
         finally:
@@ -340,7 +329,6 @@ class DatabaseThreads:
         depth: int,
         group: bool = False,
         shared: bool = False,
-        linger: float = 0.0,
         committed: Committed = None,
         tracing: Tracing | None = None,
         span_name: str = "db",
@@ -352,7 +340,6 @@ class DatabaseThreads:
                 f"{name}-{n}",
                 group=group,
                 shared=shared,
-                linger=linger,
                 committed=committed,
                 tracing=tracing,
                 span_name=span_name,

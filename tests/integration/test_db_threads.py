@@ -350,30 +350,3 @@ async def test_a_turn_whose_transaction_cannot_begin_fails_whole_and_the_thread_
     finally:
         await asyncio.to_thread(thread.close)
         engine.dispose()
-
-
-async def test_a_writer_under_load_lingers_so_that_more_units_join_its_turn(
-    engine: Engine,
-) -> None:
-    """After a turn of more than one unit, the next turn starts `linger` after its first unit
-    arrived: a unit handed over meanwhile commits with it. After a turn of one, no wait."""
-    groups: list[int] = []
-    thread = DatabaseThread(engine, "test-db", group=True, linger=0.3, committed=groups.append)
-    try:
-        busy = thread.submit(sleep_then(0.2, lambda: None))
-        await asyncio.sleep(0.05)
-        await asyncio.gather(busy, thread.submit(insert(1)), thread.submit(insert(2)))
-        assert groups[-1] == 2  # under load
-        first = thread.submit(insert(3))
-        await asyncio.sleep(0.1)  # within the linger: joins the turn of the first
-        second = thread.submit(insert(4))
-        assert list(await asyncio.gather(first, second)) == [3, 4]
-        assert groups[-1] == 2
-        await thread.submit(insert(5))  # the last turn was two: lingers, alone
-        assert groups[-1] == 1
-        started = time.monotonic()
-        await thread.submit(insert(6))  # after a turn of one: at once
-        assert time.monotonic() - started < 0.25
-        assert groups[-2:] == [1, 1]
-    finally:
-        await asyncio.to_thread(thread.close)
