@@ -47,7 +47,8 @@ class Ownership:
             sa.select(_users.c.id)
             .where(_users.c.subject == sa.bindparam("subject"), sa.not_(_users.c.deleted))
             .order_by(_users.c.revision.desc())
-            .limit(1)
+            .limit(1),
+            reads_deferred=False,  # the view: no table of the inserts a writer defers
         )
 
     def orders(

@@ -127,7 +127,8 @@ class UserView:
         self._orders = orders
         self._clock = clock
         rows = sa.select(_users.c.id, _users.c.deleted, _users.c.subject)
-        self._rows = PreparedByKeys(_users.c.id, rows.where)
+        # The view is no table a writer's units leave inserts for (`storage.deferral`).
+        self._rows = PreparedByKeys(_users.c.id, rows.where, reads_deferred=False)
         self._wanted: collections.Counter[str] = collections.Counter()
         self._wanted_lock = threading.Lock()  # the loop adds, the writer's thread reads
         self._revision = sa.select(_state.c.revision).where(_state.c.id == 1)

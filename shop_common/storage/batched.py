@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 import psycopg
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 K = TypeVar("K")
@@ -180,9 +181,15 @@ def _snapshot_from_now(conn: Connection) -> None:
     Outside a transaction each statement reads a snapshot of its own: nothing to do.
     """
     dbapi: Any = conn.connection.dbapi_connection
-    if conn.dialect.name == "postgresql":
-        if dbapi.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+    try:
+        if conn.dialect.name == "postgresql":
+            if dbapi.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                dbapi.rollback()
+        elif dbapi.in_transaction:
             dbapi.rollback()
-    elif dbapi.in_transaction:
-        dbapi.rollback()
-        dbapi.execute("BEGIN")
+            dbapi.execute("BEGIN")
+    except conn.dialect.loaded_dbapi.Error as error:
+        # As SQLAlchemy would raise it: the thread then drops the turn's transaction.
+        raise sa.exc.DBAPIError.instance(
+            "ROLLBACK", None, error, conn.dialect.loaded_dbapi.Error
+        ) from error

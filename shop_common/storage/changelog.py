@@ -21,12 +21,11 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from shop_common.storage.deferral import defer, may_defer, send_deferred, transaction_state
+from shop_common.storage.deferral import defer, json_rows, may_defer, transaction_state
 from shop_common.storage.prepared import Prepared
 
 NOTIFY_CHANNEL = "shop_changes"
 _LAST_REVISION = "changelog.last_revision"
-_DEFERRED = "changelog.deferred"
 
 
 class ChangeType(IntEnum):
@@ -119,7 +118,7 @@ class Batch:
     changes: tuple[Change, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class WriteStatement:
     """A write of a resource's row that a change records, its bind parameters named `w_…`
     (apart from the change's own): sent with the change (`Changelog.append`)."""
@@ -140,16 +139,6 @@ class WriteStatement:
         """An insert of a row of `table`, each column's value bound as `params[column]`."""
         statement = table.insert().values({c: sa.bindparam(p) for c, p in params.items()})
         return cls(statement, Prepared(statement), (table, params))
-
-
-@dataclass(slots=True)
-class _Deferred:
-    """Inserts left to be sent together (`storage.deferral`), each with its change."""
-
-    statement: WriteStatement
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    counted: bool = False
-    """Whether one of them is its revision's first change (which sets the counter)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,8 +203,9 @@ class Changelog:
         self._change_values = self._changes.insert().values(
             {c.name: sa.bindparam(c.name) for c in self._changes.c}
         )
-        self._with_writes: dict[tuple[int, bool], Prepared] = {}
-        self._together: dict[tuple[int, bool], Prepared] = {}
+        # By the write recorded (compared by identity) and whether it sets the counter.
+        self._with_writes: dict[tuple[WriteStatement | None, bool], Prepared] = {}
+        self._together: dict[tuple[WriteStatement, bool], Prepared] = {}
         self._insert_change = Prepared(self._change_values)
         self._current = sa.select(self._counter.c.revision).where(self._counter.c.id == 1)
         self._current_revision = Prepared(self._current)
@@ -268,8 +258,9 @@ class Changelog:
         commit_time_us: int,
         write: Write | None = None,
     ) -> Change:
-        """Records one change; with `write`, also runs the write it records (in the same
-        statement on PostgreSQL, before it elsewhere)."""
+        """Records one change; with `write`, also runs the write it records: on PostgreSQL in
+        the same statement, which for an insert in a writer's turn is left to be sent with the
+        next units' (`send`, `storage.deferral`); elsewhere before it."""
         params = {
             "revision": revision,
             "seq": seq,
@@ -286,7 +277,8 @@ class Changelog:
         elif write is None and seq != 0:
             self._insert_change.execute(conn, params)
         elif write is not None and write.statement.inserts is not None and may_defer(conn):
-            self._defer(conn, write, params, first=seq == 0)
+            # Sent with the next units' (`send`), before anything else runs on `conn`.
+            defer(conn, self, (write.statement, params | write.params, seq == 0))
         else:
             statement = self._with_writes_of(None if write is None else write.statement, seq == 0)
             statement.execute(conn, params if write is None else params | write.params)
@@ -295,7 +287,7 @@ class Changelog:
     def _with_writes_of(self, write: WriteStatement | None, first: bool) -> Prepared:
         """The change's insert with the counter's update (a revision's first change) and the
         write recorded, as data-modifying CTEs (PostgreSQL runs each exactly once)."""
-        key = (0 if write is None else id(write), first)
+        key = (write, first)
         found = self._with_writes.get(key)
         if found is None:
             statement = self._change_values
@@ -306,47 +298,38 @@ class Changelog:
             found = self._with_writes[key] = Prepared(statement)
         return found
 
-    def _defer(self, conn: Connection, write: Write, params: dict[str, Any], first: bool) -> None:
-        """Leaves the insert and its change to be sent with the next units' like ones, in one
-        statement (`storage.deferral`)."""
-        state = transaction_state(conn)
-        deferred: _Deferred | None = state.get(_DEFERRED)
-        if deferred is not None and deferred.statement is not write.statement:
-            send_deferred(conn)  # another table's: sent first, in order
-            deferred = None
-        if deferred is None:
-            deferred = state[_DEFERRED] = _Deferred(write.statement)
-            defer(conn, self._send)
-        deferred.rows.append(params | write.params)
-        deferred.counted |= first
-
-    def _send(self, conn: Connection) -> None:
-        deferred: _Deferred = transaction_state(conn).pop(_DEFERRED)
-        rows = deferred.rows
-        if len(rows) == 1:
-            self._with_writes_of(deferred.statement, deferred.counted).execute(conn, rows[0])
-            return
-        statement = self._together_of(deferred.statement, deferred.counted)
-        # Revisions only grow in a transaction: the counter ends at the last one.
-        values = {"rows": orjson.dumps(rows).decode(), "revision": rows[-1]["revision"]}
-        statement.execute(conn, values)
+    def send(
+        self, conn: Connection, rows: list[tuple[WriteStatement, dict[str, Any], bool]]
+    ) -> None:
+        """Sends the inserts deferred (`storage.deferral`), each with its change: one statement
+        per table written, the counter set by the last to the last revision whose first change
+        is among them (revisions only grow in a transaction)."""
+        by_statement: dict[WriteStatement, list[dict[str, Any]]] = {}
+        counted = 0
+        for statement, params, first in rows:
+            by_statement.setdefault(statement, []).append(params)
+            if first:
+                counted = max(counted, params["revision"])
+        last = len(by_statement) - 1
+        for n, (statement, values) in enumerate(by_statement.items()):
+            count = counted if n == last else 0
+            if len(values) == 1 and count in (0, values[0]["revision"]):
+                self._with_writes_of(statement, count != 0).execute(conn, values[0])
+            else:
+                together = self._together_of(statement, count != 0)
+                together.execute(conn, {"rows": orjson.dumps(values).decode(), "revision": count})
 
     def _together_of(self, write: WriteStatement, first: bool) -> Prepared:
         """`_with_writes_of` for many rows in one statement: their values, as one JSON array
         of objects, read by `json_to_recordset`."""
-        key = (id(write), first)
+        key = (write, first)
         found = self._together.get(key)
         if found is None:
             assert write.inserts is not None
             table, names = write.inserts
             columns = [sa.column(names[c.name], c.type) for c in table.c]
             columns += [sa.column(c.name, c.type) for c in self._changes.c]
-            text = sa.cast(sa.bindparam("rows", type_=sa.Text), sa.JSON)
-            rows = sa.select(
-                sa.func.json_to_recordset(text)
-                .table_valued(*columns)
-                .render_derived(name="given", with_types=True)
-            ).cte("rows")
+            rows = json_rows(columns)
             into_table = sa.insert(table).from_select(
                 [c.name for c in table.c], sa.select(*(rows.c[names[c.name]] for c in table.c))
             )

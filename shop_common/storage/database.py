@@ -109,7 +109,9 @@ def _postgres_writer(url: URL, begin: str = _POSTGRES_BEGIN_WRITE) -> Engine:
 
     @sa.event.listens_for(engine, "before_cursor_execute")
     def _before(connection: Connection, *_statement: Any) -> None:
-        send_deferred(connection)  # a statement sees what the units before it wrote
+        # A statement sees what the units before it wrote (`storage.deferral`): the writer's
+        # thread lets its units defer inserts (`DatabaseThread(defer=True)`) for this.
+        send_deferred(connection)
 
     return engine
 
@@ -170,7 +172,7 @@ class Database:
         # The one writer: its turn's units commit together. Readers: a turn's units share one
         # read transaction (one snapshot, taken after all of them were handed over).
         self._write_threads = DatabaseThreads(
-            self._writer, 1, "db-write", depth=1, group=True, **write
+            self._writer, 1, "db-write", depth=1, group=True, defer=self.is_postgres, **write
         )
         self._read_threads = DatabaseThreads(
             self._reader, READERS, "db-read", depth=READ_DEPTH, shared=True, **read

@@ -6,17 +6,25 @@ request is INVALID_ARGUMENT. Keys are kept for `RETENTION_SECONDS` at least.
 
 Keys belong to the caller that sent them: the same key from two callers is two requests,
 and nobody learns another caller's keys (not even that one is in use).
+
+In a writer's turn a key's insert is left to be sent with the next units' (`storage.
+deferral`), in one statement, and `recall` looks among the keys left so before it reads the
+table: the read alone need not send them (nor the other inserts left, which it does not read).
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from shop_common.domain import FieldViolation, InvalidArgument
+from shop_common.storage.deferral import defer, deferred, json_rows, may_defer
+from shop_common.storage.prepared import Prepared
 
 RETENTION_SECONDS = 48 * 3600
 MAX_REQUEST_ID_LENGTH = 128
@@ -72,37 +80,59 @@ def _scope(operation: str, caller: str | None) -> str:
 class IdempotencyStore:
     def __init__(self, table: sa.Table) -> None:
         self._table = table
+        t = table.c
+        self._recall = Prepared(
+            sa.select(t.fingerprint, t.response).where(
+                t.scope == sa.bindparam("scope"), t.request_id == sa.bindparam("request_id")
+            ),
+            reads_deferred=False,  # this store's own are looked for first (`recall`)
+        )
+        self._insert = Prepared(table.insert().values({c.name: sa.bindparam(c.name) for c in t}))
+        rows = json_rows([sa.column(c.name, c.type) for c in t])
+        names = [c.name for c in t]
+        self._insert_many = Prepared(
+            table.insert().from_select(names, sa.select(*(rows.c[n] for n in names))).add_cte(rows)
+        )
 
     def recall(self, conn: Connection, key: IdempotencyKey) -> str | None:
         """The stored response of an earlier identical request, or None."""
-        t = self._table
-        row = conn.execute(
-            sa.select(t.c.fingerprint, t.c.response).where(
-                t.c.scope == key.scope, t.c.request_id == key.request_id
-            )
-        ).first()
-        if row is None:
+        found: tuple[str, str] | None = None
+        for row in deferred(conn, self):
+            if row["scope"] == key.scope and row["request_id"] == key.request_id:
+                found = (row["fingerprint"], row["response"])
+        if found is None:
+            found = self._recall.first(conn, {"scope": key.scope, "request_id": key.request_id})
+        if found is None:
             return None
-        if row.fingerprint != key.fingerprint:
+        fingerprint, response = found
+        if fingerprint != key.fingerprint:
             raise InvalidArgument.of(
                 FieldViolation(
                     "request_id", "was already used with a different request", "REQUEST_ID_REUSED"
                 ),
                 reason="REQUEST_ID_REUSED",
             )
-        return str(row.response)
+        return str(response)
 
     def remember(self, conn: Connection, key: IdempotencyKey, response: str, now_us: int) -> None:
-        conn.execute(
-            self._table.insert(),
-            {
-                "scope": key.scope,
-                "request_id": key.request_id,
-                "fingerprint": key.fingerprint,
-                "response": response,
-                "create_time_us": now_us,
-            },
-        )
+        row = {
+            "scope": key.scope,
+            "request_id": key.request_id,
+            "fingerprint": key.fingerprint,
+            "response": response,
+            "create_time_us": now_us,
+        }
+        if conn.dialect.name == "postgresql" and may_defer(conn):
+            defer(conn, self, row)
+        else:
+            self._insert.execute(conn, row)
+
+    def send(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Sends the keys deferred (`storage.deferral`), in one statement."""
+        if len(rows) == 1:
+            self._insert.execute(conn, rows[0])
+        else:
+            self._insert_many.execute(conn, {"rows": orjson.dumps(rows).decode()})
 
     def expire(self, conn: Connection, now_us: int) -> int:
         """Deletes keys older than the retention; returns how many."""

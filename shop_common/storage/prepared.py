@@ -35,13 +35,21 @@ class Prepared:
     SQLAlchemy's per-execution work costs more than the database itself.
 
     Results are the driver's: tuples of plain values (a SQLite boolean is 0 or 1).
+
+    The inserts a writer's units left for later (`storage.deferral`) are sent first, unless
+    the statement says it reads no table they are for (`reads_deferred=False`).
     """
 
     def __init__(
-        self, statement: sa.ClauseElement, column_keys: Sequence[str] | None = None
+        self,
+        statement: sa.ClauseElement,
+        column_keys: Sequence[str] | None = None,
+        *,
+        reads_deferred: bool = True,
     ) -> None:
         self._statement = statement
         self._column_keys = list(column_keys) if column_keys is not None else None
+        self._reads_deferred = reads_deferred
         self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
 
     def _for(self, dialect: Any) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
@@ -57,8 +65,10 @@ class Prepared:
 
     def execute(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Any:
         """Runs the statement, after what was deferred (`storage.deferral`); returns the
-        driver's cursor (read its rows before the next)."""
-        send_deferred(conn)
+        driver's cursor (read its rows before the next: whatever is sent next goes on the same
+        cursor, deferred inserts too)."""
+        if self._reads_deferred:
+            send_deferred(conn)
         sql, names, defaults = self._for(conn.dialect)
         values = {**defaults, **params} if params else defaults
         args = [values[n] for n in names] if names is not None else values
@@ -101,8 +111,11 @@ class PreparedByKeys:
         self,
         column: sa.ColumnElement[Any],
         select: Callable[[sa.ColumnElement[bool]], sa.Select[Any]],
+        *,
+        reads_deferred: bool = True,
     ) -> None:
-        """`select(where)`: the statement, for its condition on the keys."""
+        """`select(where)`: the statement, for its condition on the keys; `reads_deferred`:
+        as `Prepared`'s."""
         # Cast to an array of the column's type without its length: a key longer than a
         # VARCHAR(36) column, cast to VARCHAR(36), would be cut to the id it starts with.
         kind = sa.String() if isinstance(column.type, sa.String) else column.type
@@ -111,10 +124,18 @@ class PreparedByKeys:
             sa.func.json_each(sa.bindparam("keys", type_=sa.Text))
         )
         self._by_dialect: dict[str, tuple[Prepared, Callable[[Sequence[Any]], Any]]] = {
-            "postgresql": (Prepared(select(column == sa.any_(keys))), list),
-            "sqlite": (Prepared(select(column.in_(listed.scalar_subquery()))), _json_text),
+            "postgresql": (
+                Prepared(select(column == sa.any_(keys)), reads_deferred=reads_deferred),
+                list,
+            ),
+            "sqlite": (
+                Prepared(
+                    select(column.in_(listed.scalar_subquery())), reads_deferred=reads_deferred
+                ),
+                _json_text,
+            ),
         }
-        self._one = Prepared(select(column == sa.bindparam("key")))
+        self._one = Prepared(select(column == sa.bindparam("key")), reads_deferred=reads_deferred)
 
     def execute(self, conn: Connection, keys: Sequence[Any]) -> Any:
         """Runs the statement; returns the driver's cursor (read its rows before the next)."""

@@ -54,6 +54,13 @@ class DatabaseThread:
     and run again with them, so the units of such a turn up to the failing one run twice
     (their spans too), the first run undone and never told.
 
+    With `defer` too (a PostgreSQL writer, whose engine sends what was deferred before each
+    of SQLAlchemy's statements: `storage.database`), the units of a turn run with no savepoint
+    may leave inserts to be sent together (`storage.deferral`), before the commit at the
+    latest. An insert that fails when sent fails that first run, most often after every unit
+    of the turn ran: then all of them run twice. The statement that sends them belongs to the
+    span of the unit whose statement sent them, or to none when the commit does.
+
     With `shared`, for readers, the units of one turn share one read transaction: one
     snapshot, taken after every one of them was handed over, so each still sees all that
     was committed before it was submitted (two round trips saved per unit on PostgreSQL).
@@ -67,6 +74,7 @@ class DatabaseThread:
         name: str,
         *,
         group: bool = False,
+        defer: bool = False,
         shared: bool = False,
         committed: Committed = None,
         tracing: Tracing | None = None,
@@ -76,6 +84,7 @@ class DatabaseThread:
         self._engine = engine
         self._name = name
         self._group = group
+        self._defer = defer
         self._shared = shared
         # PostgreSQL takes several statements in one round trip (sqlite3 takes one a call).
         self._next_savepoint = (
@@ -187,7 +196,8 @@ class DatabaseThread:
             _reset(conn)
             return [(loop, (future, None, error, a)) for loop, _w, future, a in turn]
         transaction_state(conn).clear()
-        allow_deferral(conn)
+        if self._defer:
+            allow_deferral(conn)
         try:
             for _loop, work, _future, _abandoned in turn:
                 self._unit_started = time.monotonic()
@@ -328,6 +338,7 @@ class DatabaseThreads:
         *,
         depth: int,
         group: bool = False,
+        defer: bool = False,
         shared: bool = False,
         committed: Committed = None,
         tracing: Tracing | None = None,
@@ -339,6 +350,7 @@ class DatabaseThreads:
                 engine,
                 f"{name}-{n}",
                 group=group,
+                defer=defer,
                 shared=shared,
                 committed=committed,
                 tracing=tracing,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from order_svc import schema
-from order_svc.domain import LineItem, Money, Order, new_order
+from order_svc.domain import LineItem, Money, Order, State, new_order
 from order_svc.user_view import KnownUser, UserChange
 from shop_common.domain import new_id, utc_now
 from shop_common.storage import Transaction, migrate
@@ -117,3 +117,47 @@ async def test_learning_a_user_in_the_transaction_drops_the_rows_kept(database_u
         assert learned == KnownUser(deleted=False, subject="alice")
         assert after[0] == KnownUser(deleted=False, subject="alice")
         assert after[1] is not None
+
+
+async def test_a_view_write_rolled_back_to_its_savepoint_puts_back_the_rows_kept(
+    database_url: str,
+) -> None:
+    """A unit deletes a user in the view, finds it deleted, then fails: the turn runs again
+    with a savepoint each, and the next unit finds the user as the database has it."""
+    async with opened(database_url) as db:
+        await migrate(db, schema.MIGRATIONS)
+        parts = view_parts(db)
+        first, second = await known_users(parts, 2)
+
+        def delete_then_fail(tx: Transaction) -> None:
+            parts.view._put(tx.conn, UserChange(second, 30, deleted=True))
+            assert parts.view.find(tx, second) == KnownUser(deleted=True, subject=None)
+            raise RuntimeError("refused after writing the view")
+
+        async def failing() -> None:
+            await parts.uow.write(delete_then_fail)
+
+        with parts.view.wanted(second):
+            _before, failed, after = await one_turn(
+                parts.uow, placing(parts, first), failing, placing(parts, second)
+            )
+        assert isinstance(failed, RuntimeError)
+        assert after[0] == KnownUser(deleted=False, subject=None)
+        assert after[1] is not None
+
+
+async def test_a_deletion_in_the_same_group_cancels_an_order_not_yet_sent(
+    database_url: str,
+) -> None:
+    async with opened(database_url) as db:
+        await migrate(db, schema.MIGRATIONS)
+        parts = view_parts(db)
+        (user,) = await known_users(parts, 1)
+
+        async def delete() -> list[Order]:
+            return await parts.view.apply([UserChange(user, 40, deleted=True)], 40)
+
+        placed, cancelled = await one_turn(parts.uow, placing(parts, user), delete)
+        assert placed[1] is not None
+        assert [o.id for o in cancelled] == [placed[1].id]
+        assert cancelled[0].state == State.CANCELLED
