@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -15,10 +16,11 @@ from google.rpc import error_details_pb2
 from google.type import money_pb2
 from grpc_status import rpc_status
 
+import user_svc.schema
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.user.v1 import user_pb2, user_pb2_grpc
 from shop_common.domain import is_valid_id
-from shop_common.storage import Transaction, UnitOfWork
+from shop_common.storage import Database, Transaction, UnitOfWork, migrate
 from tests.support import eventually
 
 DOMAIN = "shop.dev"
@@ -185,3 +187,14 @@ async def one_turn(uow: UnitOfWork, *writes: Callable[[], Awaitable[Any]]) -> li
     release.set()
     await holder
     return await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def user_database(url: str) -> AsyncIterator[Database]:
+    """The user service's tables in the empty database at `url`, open for units of work."""
+    db = Database(url)
+    try:
+        await migrate(db, user_svc.schema.MIGRATIONS)
+        yield db
+    finally:
+        await db.close()

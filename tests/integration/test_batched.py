@@ -33,6 +33,7 @@ from shop_common.storage import (
 from shop_common.storage.batched import MAX_BATCH
 from shop_common.storage.database import _sqlite_engine
 from shop_common.storage.threads import DatabaseThread
+from tests.integration.helpers import user_database
 from user_svc.domain import User, new_user
 from user_svc.store import user_table
 
@@ -63,12 +64,8 @@ class Harness:
 
 @pytest.fixture
 async def harness(database_url: str) -> AsyncIterator[Harness]:
-    db = Database(database_url)
-    try:
-        await migrate(db, user_svc.schema.MIGRATIONS)
+    async with user_database(database_url) as db:
         yield Harness(db)
-    finally:
-        await db.close()
 
 
 def draft() -> User:

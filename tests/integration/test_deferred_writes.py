@@ -26,9 +26,8 @@ from shop_common.storage import (
     IdempotencyStore,
     Transaction,
     UnitOfWork,
-    migrate,
 )
-from tests.integration.helpers import one_turn
+from tests.integration.helpers import one_turn, user_database
 from user_svc.domain import User, new_user
 from user_svc.store import user_table
 
@@ -55,12 +54,8 @@ class Harness:
 
 @pytest.fixture
 async def harness(database_url: str) -> AsyncIterator[Harness]:
-    db = Database(database_url)
-    try:
-        await migrate(db, user_svc.schema.MIGRATIONS)
+    async with user_database(database_url) as db:
         yield Harness(db)
-    finally:
-        await db.close()
 
 
 def draft(email: str | None = None) -> User:
