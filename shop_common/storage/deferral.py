@@ -82,8 +82,9 @@ def send_deferred(conn: Connection) -> None:
 def json_rows(columns: Sequence[sa.ColumnClause[Any]]) -> sa.CTE:
     """The rows of one JSON array of objects bound as `rows` (their keys the names of
     `columns`, of their types), as a CTE named `rows` to insert from: one text parameter
-    however many rows, which orjson writes in ~1 µs a row (psycopg's adaptation of arrays
-    for `unnest`, a few values at a time, cost ~60 µs an order)."""
+    however many rows (16 orders sent so cost the client ~21 µs an order, their values built
+    included, against ~60 µs with one array a column for `unnest`, which psycopg adapts a
+    value at a time)."""
     text = sa.cast(sa.bindparam("rows", type_=sa.Text), sa.JSON)
     given = sa.func.json_to_recordset(text).table_valued(*columns)
     return sa.select(given.render_derived(name="given", with_types=True)).cte("rows")

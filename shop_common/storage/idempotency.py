@@ -122,7 +122,7 @@ class IdempotencyStore:
             "response": response,
             "create_time_us": now_us,
         }
-        if conn.dialect.name == "postgresql" and may_defer(conn):
+        if may_defer(conn):  # a PostgreSQL writer's turn (`storage.deferral`)
             defer(conn, self, row)
         else:
             self._insert.execute(conn, row)
